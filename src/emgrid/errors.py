@@ -1,0 +1,25 @@
+"""Error types. Every message names the file, line or config key at fault, so a user can fix it without a traceback."""
+
+
+class EmgridError(Exception):
+    """Base class of all errors emgrid raises on bad input."""
+
+
+class ConfigError(EmgridError):
+    """A config key is missing, of the wrong type, or inconsistent (message names the key path)."""
+
+
+class DataError(EmgridError):
+    """A data file is malformed (message names file and line)."""
+
+
+class ModelSourceError(EmgridError):
+    """A model source is unknown or cannot be resolved offline."""
+
+
+class QuestionFileError(EmgridError):
+    """An evaluation question file is malformed (message names file and item)."""
+
+
+class JudgeError(EmgridError):
+    """A judge backend failed permanently (bad key, bad request) or returned something unusable."""
