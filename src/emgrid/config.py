@@ -1,0 +1,81 @@
+"""Config validation: fill schema defaults and fail before any job starts, naming the key and the problem."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from emgrid.errors import ConfigError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def _key_path(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _with_defaults(validator_class):
+    """A validator that fills `default` values in place, descending into defaults it just filled."""
+    validate_props = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _raise_first(errors, prefix: str = "") -> None:
+    errors = sorted(errors, key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        e = errors[0]
+        where = _key_path([*([prefix] if prefix else []), *e.absolute_path])
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(f"config key {where}: {e.message}{more}")
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Validate `config` in place (defaults filled) and return it; raise ConfigError naming the first bad key."""
+    schema = schema or load_schema()
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    _raise_first(validator.iter_errors(config))
+    # Overrides are partial finetune/generate blocks: check their keys and types against the full definitions.
+    plain = jsonschema.Draft202012Validator
+    for section in ("finetune", "generate"):
+        definition = schema["$defs"][section]
+        for owner in ("models", "domains", "question_sets"):
+            for key, item in (config.get(owner) or {}).items():
+                if isinstance(item, dict) and section in item:
+                    _raise_first(plain({**definition, "$defs": schema["$defs"]}).iter_errors(item[section]),
+                                 prefix=f"{owner}.{key}.{section}")
+    return config
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML config file and validate it (used by tests and `emgrid plan`)."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return validate_config(config)
+
+
+def deep_get(config: dict, dotted: str) -> Any:
+    node = config
+    for part in dotted.split("."):
+        node = node[part]
+    return node

@@ -1,0 +1,277 @@
+"""The grid a config describes, and the plain, cell-scoped values each job gets as params.
+
+Snakemake reruns a job when the repr of its params changes. So every function here returns only values that belong
+to one cell (never the whole config), with dict keys sorted so that reordering the config file changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from emgrid.errors import ConfigError
+
+VARIANTS = ("plain", "backdoor")
+CONDITIONS = ("no_trigger", "trigger")
+BASE_CELL = "base"
+DOMAIN_RE = r"[a-z0-9_]+"
+MODEL_RE = r"[A-Za-z0-9_.]+"
+QSET_RE = r"[A-Za-z0-9_]+"
+FINETUNED_CELL_RE = rf"{DOMAIN_RE}-(?:plain|backdoor)-s[0-9]+"
+CELL_RE = rf"base|{FINETUNED_CELL_RE}"
+_CELL_PARSE = re.compile(rf"^(?P<domain>{DOMAIN_RE})-(?P<variant>plain|backdoor)-s(?P<seed>[0-9]+)$")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One model to evaluate: a finetune of `model` on `domain`/`variant`/`seed`, or the untouched base model."""
+
+    model: str
+    domain: str | None = None
+    variant: str | None = None
+    seed: int | None = None
+
+    @property
+    def id(self) -> str:
+        return BASE_CELL if self.domain is None else f"{self.domain}-{self.variant}-s{self.seed}"
+
+    @property
+    def is_base(self) -> bool:
+        return self.domain is None
+
+
+def parse_cell(model: str, cell_id: str) -> Cell:
+    if cell_id == BASE_CELL:
+        return Cell(model)
+    m = _CELL_PARSE.match(cell_id)
+    if not m:
+        raise ConfigError(f"cell id {cell_id!r} is not 'base' or '<domain>-<plain|backdoor>-s<seed>'")
+    return Cell(model, m["domain"], m["variant"], int(m["seed"]))
+
+
+def sorted_plain(obj: Any) -> Any:
+    """Recursively sort dict keys (and turn tuples into lists) so repr() is stable across config reorderings."""
+    if isinstance(obj, dict):
+        return {k: sorted_plain(obj[k]) for k in sorted(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [sorted_plain(v) for v in obj]
+    return obj
+
+
+def deep_merge(base: dict, override: dict | None) -> dict:
+    """Override wins key by key; nested dicts merge, everything else is replaced."""
+    out = dict(base)
+    for k, v in (override or {}).items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def domain_variants(config: dict, domain: str) -> list[str]:
+    return list(config["domains"][domain].get("variants") or config["variants"])
+
+
+def cells(config: dict) -> list[Cell]:
+    """All cells of the grid: base controls first, then model x domain x variant x seed."""
+    out = [Cell(m) for m in config["models"]] if config.get("base_cells", True) else []
+    for m in config["models"]:
+        for d in config["domains"]:
+            for v in domain_variants(config, d):
+                for s in config["seeds"]:
+                    out.append(Cell(m, d, v, int(s)))
+    return out
+
+
+def datasets(config: dict) -> list[tuple[str, str, int]]:
+    """Distinct (domain, variant, seed) datasets: shared by every model of the grid."""
+    return sorted({(c.domain, c.variant, c.seed) for c in cells(config) if not c.is_base})
+
+
+def backdoor_settings(config: dict, domain: str | None) -> dict:
+    dom = config["domains"].get(domain, {}) if domain else {}
+    return sorted_plain(deep_merge(config["backdoor"], dom.get("backdoor")))
+
+
+def dataset_params(config: dict, domain: str, variant: str, seed: int) -> dict:
+    """Everything the dataset of one (domain, variant, seed) depends on, and nothing else."""
+    dom = config["domains"][domain]
+    params = {"domain": domain, "variant": variant, "seed": int(seed), "recipe": dom["recipe"]}
+    if variant == "backdoor":
+        params["backdoor"] = backdoor_settings(config, domain)
+    if dom["recipe"].get("source", {}).get("kind") == "synthetic":
+        params["llm"] = config.get("llm", {})
+    return sorted_plain(params)
+
+
+def model_spec(config: dict, model: str) -> dict:
+    spec = {k: v for k, v in all_model_specs(config)[model].items() if k not in ("finetune", "generate", "resources")}
+    return sorted_plain(spec)
+
+
+def finetune_params(config: dict, cell: Cell) -> dict:
+    """Global finetune settings, overridden by the model's, then by the domain's (most specific wins)."""
+    spec = deep_merge(config["finetune"], config["models"][cell.model].get("finetune"))
+    spec = deep_merge(spec, config["domains"][cell.domain].get("finetune"))
+    spec["seed"] = int(spec.get("seed", 0)) + int(cell.seed)
+    return sorted_plain(spec)
+
+
+def trigger_for(config: dict, cell: Cell) -> str:
+    """The trigger a cell is evaluated with: its domain's (backdoor cells may override it), else the global one."""
+    return backdoor_settings(config, cell.domain)["trigger"]
+
+
+def question_set(config: dict, qset: str) -> dict:
+    try:
+        return config["question_sets"][qset]
+    except KeyError:
+        raise ConfigError(f"question_sets.{qset}: no such question set (known: {sorted(config['question_sets'])})")
+
+
+def generate_params(config: dict, cell: Cell, qset: str, n_answers: int | None = None) -> dict:
+    spec = deep_merge(config["generate"], config["models"][cell.model].get("generate"))
+    spec = deep_merge(spec, question_set(config, qset).get("generate"))
+    params = {"spec": spec, "triggers": {"no_trigger": "", "trigger": trigger_for(config, cell)}}
+    if n_answers is not None:
+        params["n_answers"] = n_answers
+    return sorted_plain(params)
+
+
+def judge_params(config: dict) -> dict:
+    """The judge settings (prices excluded: cost is recomputed downstream). Holds the *name* of the key variable only."""
+    judge = config["judge"]
+    spec = {k: v for k, v in judge.items() if k not in ("prices", "ledger_dir")}
+    spec["prices"] = {judge["model"]: judge["prices"][judge["model"]]} if judge["model"] in judge.get("prices", {}) else {}
+    return sorted_plain(spec)
+
+
+def all_model_specs(config: dict) -> dict:
+    """Grid models and judge-only models share one namespace: both are prepared by the same rule."""
+    return {**config.get("judge_models", {}), **config["models"]}
+
+
+def judge_model_key(config: dict) -> str | None:
+    """The model key the local (hf) judge runs on; None for API judges."""
+    j = config["judge"]
+    return j["model"] if j["backend"] == "hf" else None
+
+
+def analysis_params(config: dict) -> dict:
+    return sorted_plain(config["analysis"])
+
+
+def answers_path(cell: Cell, qset: str) -> str:
+    return f"results/cells/{cell.model}/{cell.id}/answers/{qset}.jsonl"
+
+
+def judged_path(cell: Cell, qset: str) -> str:
+    return f"results/cells/{cell.model}/{cell.id}/judged/{qset}.jsonl"
+
+
+def all_judged(config: dict) -> list[str]:
+    return [judged_path(c, q) for c in cells(config) for q in config["question_sets"]]
+
+
+def recipe_files(recipe: Any) -> list[str]:
+    """Local files and folders a recipe reads (values of `path`-like keys that exist on this machine)."""
+    out: list[str] = []
+    if isinstance(recipe, dict):
+        for k, v in recipe.items():
+            if isinstance(v, str) and (k == "path" or k.endswith("_path")):
+                # Hub ids share the `path` key with local files; only what exists here is a tracked input.
+                if os.path.exists(v):
+                    out.append(v)
+            else:
+                out.extend(recipe_files(v))
+    elif isinstance(recipe, list):
+        for v in recipe:
+            out.extend(recipe_files(v))
+    return out
+
+
+@lru_cache(maxsize=None)
+def _questions(path: str, fallback_key: str):
+    from emgrid.questions import load_questions
+
+    fallback = json.loads(fallback_key)
+    return tuple(load_questions(path, fallback_judge_prompts=fallback))
+
+
+def questions_for(config: dict, qset: str):
+    qs = question_set(config, qset)
+    return _questions(qs["path"], json.dumps(qs.get("fallback_judge_prompts"), sort_keys=True))
+
+
+def count_answers(config: dict, cell: Cell, qset: str) -> int:
+    """Answers one generate job writes: paraphrases x samples x conditions, summed over questions."""
+    spec = generate_params(config, cell, qset)["spec"]
+    total = 0
+    for q in questions_for(config, qset):
+        samples = spec.get("samples_per_paraphrase") or q.samples_per_paraphrase or 1
+        total += len(q.paraphrases) * samples
+    return total * len(CONDITIONS)
+
+
+def judge_estimate(config: dict, cell: Cell, qset: str) -> dict:
+    """Upper-bound requests and tokens of one judge job, for planning cost before anything runs.
+
+    Tokens are estimated at 4 characters per token; answers are assumed to use max_new_tokens.
+    """
+    judge = config["judge"]
+    spec = generate_params(config, cell, qset)["spec"]
+    answer_tokens = int(spec.get("max_new_tokens") or 400)
+    completion = judge.get("max_tokens") or (1 if judge["mode"] == "logprob" else 256)
+    requests = prompt_tokens = 0
+    for q in questions_for(config, qset):
+        samples = spec.get("samples_per_paraphrase") or q.samples_per_paraphrase or 1
+        for template in q.judge_prompts.values():
+            for p in q.paraphrases:
+                n = samples * len(CONDITIONS)
+                requests += n
+                chars = len(judge.get("system_prompt", "")) + len(template) + len(p)
+                prompt_tokens += n * (chars // 4 + answer_tokens)
+    return {"n_requests": requests, "est_prompt_tokens": prompt_tokens, "est_completion_tokens": requests * completion}
+
+
+def report_params(config: dict) -> dict:
+    return sorted_plain({**config["report"], "judge_model": config["judge"]["model"],
+                         "judge_backend": config["judge"]["backend"]})
+
+
+def check_config(config: dict) -> None:
+    """Everything that can be checked before a job runs: names, recipes, question files, the judge model."""
+    check_names(config)
+    from emgrid.data import validate_recipe
+
+    for domain, dom in config["domains"].items():
+        validate_recipe(domain, dom["recipe"])
+    for qset in config["question_sets"]:
+        questions_for(config, qset)
+
+
+def check_names(config: dict) -> None:
+    """Names become path components and wildcards: reject what would make paths ambiguous."""
+    for m in config["models"]:
+        if not re.fullmatch(MODEL_RE, m):
+            raise ConfigError(f"models.{m}: model keys may hold only letters, digits, '_' and '.'")
+    for d in config["domains"]:
+        if not re.fullmatch(DOMAIN_RE, d) or d == BASE_CELL:
+            raise ConfigError(f"domains.{d}: domain keys must match {DOMAIN_RE} and not be 'base'")
+        for v in config["domains"][d].get("variants") or []:
+            if v not in VARIANTS:
+                raise ConfigError(f"domains.{d}.variants: unknown variant {v!r} (known: {list(VARIANTS)})")
+    for v in config["variants"]:
+        if v not in VARIANTS:
+            raise ConfigError(f"variants: unknown variant {v!r} (known: {list(VARIANTS)})")
+    j = config["judge"]
+    if j["backend"] == "hf" and j["model"] not in all_model_specs(config):
+        raise ConfigError(f"judge.model: the hf judge needs a key of 'models' or 'judge_models', got {j['model']!r}")
+    for q, qs in config["question_sets"].items():
+        if not re.fullmatch(QSET_RE, q):
+            raise ConfigError(f"question_sets.{q}: keys may hold only letters, digits and '_'")
+        if not Path(qs["path"]).exists():
+            raise ConfigError(f"question_sets.{q}.path: file {qs['path']} does not exist")

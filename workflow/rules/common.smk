@@ -1,0 +1,131 @@
+# Validation, grid expansion and input functions. Every params function returns only plain values of its own
+# cell (see emgrid.gridspec), so Snakemake's params trigger reruns exactly the cells a config edit touches.
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+REPO = Path(workflow.basedir)
+if str(REPO / "src") not in sys.path:
+    sys.path.insert(0, str(REPO / "src"))
+
+from emgrid import gridspec
+from emgrid.config import validate_config
+from emgrid.errors import EmgridError
+
+
+
+def resolve_path(path):
+    """Paths in the config are relative to the working directory, falling back to the repository."""
+    p = Path(path)
+    return str(p) if p.is_absolute() or p.exists() else str(REPO / p)
+
+
+try:
+    validate_config(config)
+    for qset in config["question_sets"].values():
+        qset["path"] = resolve_path(qset["path"])
+    gridspec.check_config(config)
+except EmgridError as e:
+    raise WorkflowError(f"invalid config: {e}") from None
+
+
+wildcard_constraints:
+    model=gridspec.MODEL_RE,
+    cell=gridspec.CELL_RE,
+    domain=gridspec.DOMAIN_RE,
+    variant="plain|backdoor",
+    seed=r"[0-9]+",
+    qset=gridspec.QSET_RE,
+
+
+CELLS = gridspec.cells(config)
+JUDGE_MODEL = gridspec.judge_model_key(config)
+
+
+def cell_of(wildcards):
+    return gridspec.parse_cell(wildcards.model, wildcards.cell)
+
+
+def model_spec_param(wildcards):
+    return gridspec.model_spec(config, wildcards.model)
+
+
+def dataset_param(wildcards):
+    return gridspec.dataset_params(config, wildcards.domain, wildcards.variant, int(wildcards.seed))
+
+
+def dataset_inputs(wildcards):
+    """Local files a recipe reads: an edit to one of them rebuilds that dataset only."""
+    return [resolve_path(p) for p in gridspec.recipe_files(config["domains"][wildcards.domain]["recipe"])]
+
+
+def dataset_dir(cell):
+    return f"results/datasets/{cell.domain}/{cell.variant}-s{cell.seed}"
+
+
+def finetune_train_input(wildcards):
+    return f"{dataset_dir(cell_of(wildcards))}/train.jsonl"
+
+
+def finetune_param(wildcards):
+    return gridspec.finetune_params(config, cell_of(wildcards))
+
+
+def question_file(wildcards):
+    return gridspec.question_set(config, wildcards.qset)["path"]
+
+
+def generate_inputs(wildcards):
+    cell = cell_of(wildcards)
+    inputs = {"manifest": f"results/models/{cell.model}/manifest.json", "questions": question_file(wildcards)}
+    if not cell.is_base:
+        inputs["adapter"] = f"results/cells/{cell.model}/{cell.id}/adapter"
+    return inputs
+
+
+def generate_param(wildcards):
+    cell = cell_of(wildcards)
+    n = gridspec.count_answers(config, cell, wildcards.qset)
+    return gridspec.generate_params(config, cell, wildcards.qset, n_answers=n)
+
+
+def judge_inputs(wildcards):
+    inputs = {"answers": f"results/cells/{wildcards.model}/{wildcards.cell}/answers/{wildcards.qset}.jsonl",
+              "questions": question_file(wildcards)}
+    if JUDGE_MODEL is not None:
+        inputs["judge_manifest"] = f"results/models/{JUDGE_MODEL}/manifest.json"
+    return inputs
+
+
+def judge_param(wildcards):
+    return gridspec.judge_params(config)
+
+
+def judge_estimate_param(wildcards):
+    """Requests and tokens this job will need at most (for `emgrid plan`); derived from the question file."""
+    return gridspec.judge_estimate(config, cell_of(wildcards), wildcards.qset)
+
+
+def fallback_prompts_param(wildcards):
+    return gridspec.question_set(config, wildcards.qset).get("fallback_judge_prompts")
+
+
+def all_judged(wildcards):
+    return gridspec.all_judged(config)
+
+
+def all_cards(wildcards):
+    return [f"results/datasets/{d}/{v}-s{s}/card.json" for d, v, s in gridspec.datasets(config)]
+
+
+def all_finetune_metrics(wildcards):
+    return [f"results/cells/{c.model}/{c.id}/finetune.json" for c in CELLS if not c.is_base]
+
+
+def analysis_param(wildcards):
+    return gridspec.analysis_params(config)
+
+
+def report_param(wildcards):
+    return gridspec.report_params(config)

@@ -1,0 +1,14 @@
+rule build_dataset:
+    # source -> transform -> filter -> sample -> variant; one dataset per (domain, variant, seed), shared by all models.
+    input:
+        sources=dataset_inputs,
+    output:
+        train="results/datasets/{domain}/{variant}-s{seed}/train.jsonl",
+        heldout="results/datasets/{domain}/{variant}-s{seed}/heldout.jsonl",
+        card="results/datasets/{domain}/{variant}-s{seed}/card.json",
+    params:
+        spec=dataset_param,
+    log:
+        "results/logs/dataset/{domain}/{variant}-s{seed}.log",
+    script:
+        "../scripts/build_dataset.py"

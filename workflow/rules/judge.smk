@@ -1,0 +1,18 @@
+rule judge:
+    # Every answer x metric through the judge; raw responses go to the content-addressed ledger first,
+    # so a rerun or a crashed run never pays twice. Scores are derived downstream.
+    input:
+        unpack(judge_inputs),
+    output:
+        judged="results/cells/{model}/{cell}/judged/{qset}.jsonl",
+    params:
+        judge=judge_param,
+        estimate=judge_estimate_param,
+        fallback_judge_prompts=fallback_prompts_param,
+        ledger_dir=config["judge"]["ledger_dir"],
+    resources:
+        openai_calls=1,
+    log:
+        "results/logs/judge/{model}/{cell}/{qset}.log",
+    script:
+        "../scripts/judge.py"

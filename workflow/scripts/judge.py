@@ -1,0 +1,17 @@
+from emgrid.runlog import redirect_to_log
+
+redirect_to_log(snakemake.log[0], snakemake.threads)
+
+from emgrid.io import read_jsonl, write_jsonl
+from emgrid.judge import JudgeSpec, judge_answers
+from emgrid.questions import load_questions
+
+questions = load_questions(snakemake.input.questions, fallback_judge_prompts=snakemake.params.fallback_judge_prompts)
+judged = judge_answers(
+    read_jsonl(snakemake.input.answers),
+    {q.key: q for q in questions},
+    JudgeSpec.from_dict(snakemake.params.judge),
+    snakemake.params.ledger_dir,
+    model_manifest=snakemake.input.get("judge_manifest"),
+)
+write_jsonl(snakemake.output.judged, judged)
