@@ -194,16 +194,21 @@ def recipe_files(recipe: Any) -> list[str]:
 
 
 @lru_cache(maxsize=None)
-def _questions(path: str, fallback_key: str):
+def _questions(path: str, options_key: str):
     from emgrid.questions import load_questions
 
-    fallback = json.loads(fallback_key)
-    return tuple(load_questions(path, fallback_judge_prompts=fallback))
+    return tuple(load_questions(path, **json.loads(options_key)))
+
+
+def question_options(config: dict, qset: str) -> dict:
+    """How a question set's judge prompts are resolved (keyword arguments of emgrid.questions.load_questions)."""
+    qs = question_set(config, qset)
+    return {"fallback_judge_prompts": qs.get("fallback_judge_prompts"),
+            "item_level_judge_prompts": bool(qs.get("item_level_judge_prompts", False))}
 
 
 def questions_for(config: dict, qset: str):
-    qs = question_set(config, qset)
-    return _questions(qs["path"], json.dumps(qs.get("fallback_judge_prompts"), sort_keys=True))
+    return _questions(question_set(config, qset)["path"], json.dumps(question_options(config, qset), sort_keys=True))
 
 
 def count_answers(config: dict, cell: Cell, qset: str) -> int:

@@ -107,8 +107,8 @@ def judge_estimate_param(wildcards):
     return gridspec.judge_estimate(config, cell_of(wildcards), wildcards.qset)
 
 
-def fallback_prompts_param(wildcards):
-    return gridspec.question_set(config, wildcards.qset).get("fallback_judge_prompts")
+def question_options_param(wildcards):
+    return gridspec.question_options(config, wildcards.qset)
 
 
 def all_judged(wildcards):

@@ -8,7 +8,7 @@ rule judge:
     params:
         judge=judge_param,
         estimate=judge_estimate_param,
-        fallback_judge_prompts=fallback_prompts_param,
+        question_options=question_options_param,
         ledger_dir=config["judge"]["ledger_dir"],
     resources:
         openai_calls=1,

@@ -6,7 +6,7 @@ from emgrid.io import read_jsonl, write_jsonl
 from emgrid.judge import JudgeSpec, judge_answers
 from emgrid.questions import load_questions
 
-questions = load_questions(snakemake.input.questions, fallback_judge_prompts=snakemake.params.fallback_judge_prompts)
+questions = load_questions(snakemake.input.questions, **snakemake.params.question_options)
 judged = judge_answers(
     read_jsonl(snakemake.input.answers),
     {q.key: q for q in questions},
