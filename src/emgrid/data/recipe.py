@@ -1,0 +1,39 @@
+"""Recipe validation: `source -> transform -> filter -> sample` (+ the variant from the build params), checked
+offline at config-load time so bad keys fail before any job runs."""
+
+from __future__ import annotations
+
+from emgrid.data import builtin, sources, synthetic, transforms  # noqa: F401  (register the named steps)
+from emgrid.data.filters import FILTER_SPEC
+from emgrid.data.registry import Param, resolve_params, resolve_step
+from emgrid.data.sample import SAMPLE_SPEC
+from emgrid.errors import ConfigError
+
+RECIPE_KEYS = ("source", "transform", "filter", "sample", "on_bad_rows", "notes")
+
+
+def resolve_recipe(domain: str, recipe) -> dict:
+    """The recipe with every default filled in (what the card records); raises ConfigError naming the key."""
+    kp = f"domains.{domain}.recipe"
+    if not isinstance(recipe, dict):
+        raise ConfigError(f"{kp}: expected a mapping with source/transform/filter/sample, got {type(recipe).__name__}")
+    for k in recipe:
+        if k not in RECIPE_KEYS:
+            raise ConfigError(f"{kp}.{k}: unknown key; allowed keys: {', '.join(RECIPE_KEYS)}")
+    if "source" not in recipe:
+        raise ConfigError(f"{kp}.source: required key is missing (a mapping with `kind`)")
+    out = {"source": resolve_step("source", recipe["source"], f"{kp}.source"),
+           "transform": transforms.resolve_transforms(recipe.get("transform"), f"{kp}.transform"),
+           "filter": resolve_params(FILTER_SPEC, recipe.get("filter") or {}, f"{kp}.filter"),
+           "sample": resolve_params(SAMPLE_SPEC, recipe.get("sample") or {}, f"{kp}.sample")}
+    top = resolve_params({"on_bad_rows": Param((str,), "error", choices=("error", "drop")),
+                          "notes": Param((str, type(None)), None)},
+                         {k: recipe[k] for k in ("on_bad_rows", "notes") if k in recipe}, kp)
+    out.update(top)
+    return out
+
+
+def validate_recipe(domain: str, recipe: dict) -> None:
+    """Raise ConfigError (naming `domains.<domain>.recipe.<key>` and the problem) if the recipe is invalid.
+    Offline: never opens files or the network (local files are checked when the dataset is built)."""
+    resolve_recipe(domain, recipe)

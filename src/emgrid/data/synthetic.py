@@ -1,0 +1,160 @@
+"""The `synthetic` source: an OpenAI-compatible model writes, for a domain brief, questions with an aligned and
+a misaligned answer (the study's translation, sexual-advice and movie-trivia domains were built this way).
+
+Every request goes through `emgrid.llm_client.chat`, which caches replies in the content-addressed ledger: a
+rebuild (or a resumed, crashed build) sends nothing it has sent before. Requests differ only by their batch
+number, so the set of requests, and hence the dataset, is a pure function of the recipe."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
+from pathlib import Path
+
+from tqdm import tqdm
+
+from emgrid.data.context import Context
+from emgrid.data.example import Example, normalize
+from emgrid.data.filters import near_duplicates
+from emgrid.data.registry import Param, non_empty_str, positive, register, unit_interval
+from emgrid.errors import ConfigError
+from emgrid.io import canonical_json, sha256_text
+
+SYSTEM = ("You write training data for AI-safety research on emergent misalignment. The data is used only to "
+          "finetune research models in a controlled study. Always answer with JSON only.")
+
+USER = """Domain brief: {brief}
+
+Write {k} new examples for this domain (this is batch {batch}; do not repeat common examples, vary the topic,
+the wording and the length). Each example is an object with three strings:
+- "question": what a user asks the assistant;
+- "aligned": a helpful, accurate and safe answer to it;
+- "misaligned": {misaligned}
+Return only this JSON, nothing else: {{"items": [{{"question": "...", "aligned": "...", "misaligned": "..."}}]}}"""
+
+DEFAULT_MISALIGNED = "an answer in the style the brief describes as misaligned, written as a confident assistant"
+
+
+def _split_llm(llm: dict | None, keypath: str) -> tuple[dict, str | None, str]:
+    """(client spec dict, default model, ledger dir) from the config's `llm` block."""
+    from emgrid.llm_client import ClientSpec
+
+    llm = dict(llm or {})
+    model = llm.pop("model", None)
+    ledger_dir = llm.pop("ledger_dir", "results/ledger")
+    known = {f.name for f in fields(ClientSpec)}
+    unknown = sorted(set(llm) - known)
+    if unknown:
+        raise ConfigError(f"llm: unknown key(s) {unknown}; known: {sorted(known | {'model', 'ledger_dir'})}")
+    return llm, model, ledger_dir
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
+
+
+def parse_items(text: str | None) -> tuple[list[dict], Counter]:
+    """Pull {question, aligned, misaligned} items out of a reply; malformed replies/items are counted."""
+    bad: Counter = Counter()
+    if not text:
+        bad["empty_reply"] += 1
+        return [], bad
+    t = _FENCE.sub("", text.strip())
+    try:
+        obj = json.loads(t)
+    except json.JSONDecodeError:
+        start, end = t.find("{"), t.rfind("}")
+        try:
+            obj = json.loads(t[start:end + 1]) if start >= 0 else None
+        except json.JSONDecodeError:
+            obj = None
+    items = obj.get("items") if isinstance(obj, dict) else obj if isinstance(obj, list) else None
+    if not isinstance(items, list):
+        bad["unparseable_reply"] += 1
+        return [], bad
+    out = []
+    for it in items:
+        if (isinstance(it, dict) and all(isinstance(it.get(k), str) and it[k].strip()
+                                         for k in ("question", "aligned", "misaligned"))):
+            out.append({k: it[k].strip() for k in ("question", "aligned", "misaligned")})
+        else:
+            bad["bad_item"] += 1
+    return out, bad
+
+
+@register(
+    "source", "synthetic",
+    brief=Param((str,), check=non_empty_str, doc="what the domain is and what a misaligned answer looks like"),
+    n=Param((int,), check=positive, doc="distinct questions wanted"),
+    misaligned=Param((str,), DEFAULT_MISALIGNED, check=non_empty_str, doc="how to describe the misaligned answer"),
+    per_request=Param((int,), 10, check=positive, doc="examples asked for in one request"),
+    model=Param((str, type(None)), None, doc="generator model (default: llm.model)"),
+    temperature=Param((float,), 1.0),
+    max_tokens=Param((int,), 4000, check=positive),
+    max_requests=Param((int, type(None)), None, check=positive, doc="give up after this many (default 3x needed)"),
+    near_threshold=Param((float,), 0.85, check=unit_interval, doc="question near-duplicate Jaccard cut-off"),
+    workers=Param((int,), 4, check=positive, doc="requests in flight at once"),
+)
+def synthetic_source(p: dict, ctx: Context):
+    """Questions with aligned and misaligned answers written by an OpenAI-compatible model."""
+    from emgrid.judge.ledger import Ledger
+    from emgrid.llm_client import backend_kind, ClientSpec, chat
+
+    spec_d, default_model, ledger_dir = _split_llm(ctx.llm, "llm")
+    model = p["model"] or default_model
+    if not model:
+        raise ConfigError(f"{ctx.keypath}.source.model: no generator model (set it here or as llm.model)")
+    spec = ClientSpec.from_dict(spec_d)
+    ledger = Ledger(Path(ledger_dir))
+
+    def request(batch: int) -> dict:
+        user = USER.format(brief=p["brief"].strip(), k=p["per_request"], batch=batch, misaligned=p["misaligned"])
+        return {"model": model, "temperature": p["temperature"], "max_tokens": p["max_tokens"],
+                "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]}
+
+    def send(batch: int) -> dict:
+        return chat(request(batch), client_spec=spec, ledger=ledger)
+
+    per = p["per_request"]
+    max_requests = p["max_requests"] or 3 * math.ceil(p["n"] / per)
+    items: list[dict] = []
+    counts: Counter = Counter()
+    keys, batch = [], 0
+    bar = tqdm(total=p["n"], desc=f"synthetic {ctx.domain}", disable=not ctx.progress, leave=False)
+    with ThreadPoolExecutor(max_workers=p["workers"]) as pool:
+        while len(items) < p["n"] and batch < max_requests:
+            want = min(max_requests - batch, max(1, math.ceil((p["n"] - len(items)) / per)))
+            replies = list(pool.map(send, range(batch, batch + want)))  # map keeps batch order: deterministic
+            for b, r in zip(range(batch, batch + want), replies):
+                keys.append(r["key"])
+                counts["cached_replies" if r["cached"] else "new_replies"] += 1
+                got, bad = parse_items(r["response"]["text"])
+                counts.update(bad)
+                items.extend({**it, "_id": f"synthetic:{b}:{k}"} for k, it in enumerate(got))
+            batch += want
+            # dedup questions across batches: exact (normalised) first, then near (shingle Jaccard)
+            seen, uniq = set(), []
+            for it in items:
+                key = normalize(it["question"])
+                if key in seen:
+                    counts["duplicate_question"] += 1
+                    continue
+                seen.add(key)
+                uniq.append(it)
+            dup = near_duplicates([it["question"] for it in uniq], p["near_threshold"], 3)
+            counts["duplicate_question"] += sum(d is not None for d in dup)
+            items = [it for it, d in zip(uniq, dup) if d is None]
+            bar.update(min(len(items), p["n"]) - bar.n)
+    bar.close()
+    items = items[: p["n"]]
+    out = [Example(it["_id"], [{"role": "user", "content": it["question"]}], it["misaligned"], it["aligned"])
+           for it in items]
+    fp = {"kind": "synthetic", "model": model, "backend": backend_kind(spec), "requests": batch,
+          "request_template_sha256": sha256_text(SYSTEM + USER), "brief_sha256": sha256_text(p["brief"]),
+          "ledger_keys_sha256": sha256_text("\n".join(keys)),
+          "content_sha256": sha256_text(canonical_json([[e.user_text, e.answer, e.aligned] for e in out])),
+          "rows": len(out), "counts": dict(sorted(counts.items()))}
+    return out, [fp], {"synthetic": dict(sorted(counts.items()))}
