@@ -256,6 +256,7 @@ def test_pool_seeds_sums_counts():
 def test_aggregate_files_round_trip(tmp_path):
     rows = grid_rows()
     rows[0]["answer"] = rows[1]["answer"] = "NA, <b>bold</b>,\n\"quoted\""
+    rows[2] = judged("aligned", None, category="refusal", **{k: rows[2][k] for k in ("cell", "condition", "sample")})
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     a.write_text("".join(json.dumps(r) + "\n" for r in rows[:40]))
     b.write_text("".join(json.dumps(r) + "\n" for r in rows[40:]))
@@ -265,6 +266,7 @@ def test_aggregate_files_round_trip(tmp_path):
     assert len(scores) == len(rows) // 2  # every answer, once
     assert scores.loc[(scores["cell"] == rows[0]["cell"]) & (scores["condition"] == rows[0]["condition"])
                       & (scores["sample"] == 0), "answer"].item() == "NA, <b>bold</b>,\n\"quoted\""
+    assert scores["aligned"].dtype == float and scores["aligned"].isna().sum() == 1
     assert scores["seed"].dtype == "Int64" and scores.loc[scores["cell"] == "base", "seed"].isna().all()
     summ = read_summary(summary_csv)
     assert len(summ) == 5 * 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -328,7 +329,9 @@ def trigger_effect(summary: pd.DataFrame, scores: pd.DataFrame | None = None) ->
             if len(t) < 2 or len(nt) < 2 or (t.std() == 0 and nt.std() == 0):
                 pvals.append(math.nan)
             else:
-                pvals.append(float(ttest_ind(t, nt, equal_var=False).pvalue))
+                with warnings.catch_warnings():  # near-constant groups warn about precision; the p-value stands
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    pvals.append(float(ttest_ind(t, nt, equal_var=False).pvalue))
         df["aligned_p_value"] = pvals
     return df
 
@@ -398,8 +401,8 @@ def _restore(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         if c in text or c.endswith("_category"):
             continue
-        if df[c].dtype == object:
-            df[c] = pd.to_numeric(df[c].replace("", np.nan))
+        if not pd.api.types.is_numeric_dtype(df[c]):
+            df[c] = pd.to_numeric(df[c].astype(object).replace("", np.nan))
     if "seed" in df.columns:
         df["seed"] = df["seed"].astype("Int64")
     return df
