@@ -1,0 +1,397 @@
+"""Dry-run planning: which jobs a run would start and why, and what they would cost (GPU/CPU-hours, judge tokens, USD).
+
+Snakemake computes the real job list (rerun triggers, profile-applied resources, params). The library never imports
+snakemake, so the DAG is read in a child process (`python -m emgrid.plan --dump-dag OUT -- <snakemake args>`) that
+parses the arguments exactly like the `snakemake` command (profiles, `--configfile`, `--set-resources` ...), builds
+the DAG as a dry run does, writes one JSON record per job and stops before scheduling. Everything after that
+(`summarize`, `format_table`, `plan_to_json`) is pure and works on those records.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from emgrid.errors import ConfigError, EmgridError
+
+# Job params the planner reads (top level, or one level down inside a dict-valued param).
+PLAN_PARAM_KEYS = ("n_answers", "n_requests", "judge_model", "backend", "est_prompt_tokens", "est_completion_tokens")
+
+# Snakemake's Reason.get_names() strings -> short labels, in the order we pick a job's *primary* reason.
+REASON_LABELS = {
+    "forced": "forced",
+    "output files have to be generated": "new output",
+    "incomplete output files": "incomplete output",
+    "params have changed since last execution": "params changed",
+    "code has changed since last execution": "code changed",
+    "set of input files has changed since last execution": "input set changed",
+    "software environment definition has changed since last execution": "software changed",
+    "updated input files": "input newer (mtime)",
+    "input files updated by another job": "upstream rerun",
+    "neither input nor output": "always runs",
+    "run or shell but no output": "always runs",
+    "pipe output needed by consuming job": "pipe",
+    "provides service for consuming job": "service",
+    "input is yielded by queue that has not been terminated yet": "queue input",
+}
+_REASON_ORDER = list(dict.fromkeys(REASON_LABELS.values()))
+
+# Price-table key spellings: the config schema's short form and the explicit *_per_mtok form.
+_PRICE_KEYS = {
+    "input": ("input", "input_per_mtok"),
+    "output": ("output", "output_per_mtok"),
+    "batch_input": ("batch_input", "batch_input_per_mtok"),
+    "batch_output": ("batch_output", "batch_output_per_mtok"),
+}
+# Judge backends that call a paid API; other backends (e.g. "hf", a local model) cost no tokens.
+PAID_BACKENDS = ("openai",)
+
+
+class PlanError(EmgridError):
+    """Snakemake could not build the DAG (bad config, missing input ...); the message carries snakemake's error."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job of the dry-run DAG, as the child process reports it."""
+
+    rule: str
+    wildcards: dict[str, str]
+    needrun: bool
+    reasons: tuple[str, ...] = ()  # short labels (REASON_LABELS values); empty when the job need not run
+    reason_text: str = ""
+    params: dict[str, Any] = field(default_factory=dict)  # only PLAN_PARAM_KEYS, only for jobs that will run
+    resources: dict[str, Any] = field(default_factory=dict)  # profile-applied, only for jobs that will run
+    threads: int = 1
+    local: bool = False  # declared in `localrules` (runs on the submit host under a cluster executor)
+    log: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DagDump:
+    jobs: list[JobRecord]
+    judge_config: dict  # the effective config's `judge` section (prices, model, backend)
+    localrules: tuple[str, ...]
+    seconds: float  # wall time of the child (snakemake start-up + DAG)
+
+
+@dataclass
+class Totals:
+    """Sums over the jobs that will run (plus counts of the jobs that will not)."""
+
+    jobs: int = 0
+    to_run: int = 0
+    complete: int = 0
+    reasons: Counter = field(default_factory=Counter)  # primary reason -> jobs
+    gpu_hours: float = 0.0
+    cpu_hours: float = 0.0
+    answers: int = 0
+    judge_requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    batch_cost_usd: float = 0.0
+    no_runtime: int = 0  # jobs to run without a `runtime` resource (hours unknown, counted as 0)
+    local: bool = False
+
+    def add(self, other: "Totals") -> None:
+        for name in ("jobs", "to_run", "complete", "gpu_hours", "cpu_hours", "answers", "judge_requests",
+                     "prompt_tokens", "completion_tokens", "cost_usd", "batch_cost_usd", "no_runtime"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.reasons.update(other.reasons)
+
+
+@dataclass
+class Plan:
+    rules: dict[str, Totals]
+    total: Totals
+    cells: int  # (model, cell) pairs in the DAG
+    cells_complete: int  # ... of which no job needs to run
+    unpriced_models: list[str]
+    warnings: list[str]
+    localrules: tuple[str, ...]
+    dag_seconds: float
+
+
+# ----------------------------------------------------------------------------------------------- pure summary
+
+
+def _gpus(resources: dict) -> int:
+    """GPUs a job asks for: the `gpu` resource (the slurm plugin's --gpus), legacy `gpus`, or `gres=gpu[:type]:N`."""
+    for key in ("gpu", "gpus", "nvidia_gpu"):
+        v = resources.get(key)
+        if isinstance(v, (int, float)) and v > 0:
+            return int(v)
+    gres = resources.get("gres")
+    if isinstance(gres, str):
+        for part in gres.split(","):
+            bits = part.strip().split(":")
+            if bits[0] == "gpu":
+                try:
+                    return int(bits[-1]) if len(bits) > 1 else 1
+                except ValueError:
+                    return 1
+    return 0
+
+
+def _cpus(job: JobRecord) -> int:
+    v = job.resources.get("cpus_per_task")
+    if isinstance(v, (int, float)) and v > 0:
+        return int(v)
+    return max(int(job.threads or 1), 1)
+
+
+def _price(prices: dict, model: str) -> dict[str, float] | None:
+    entry = prices.get(model)
+    if not isinstance(entry, dict):
+        return None
+    out = {}
+    for name, keys in _PRICE_KEYS.items():
+        for k in keys:
+            if k in entry:
+                out[name] = float(entry[k])
+                break
+    if "input" not in out or "output" not in out:
+        raise ConfigError(f"judge.prices.{model}: needs 'input' and 'output' (USD per million tokens), got {sorted(entry)}")
+    out.setdefault("batch_input", out["input"])
+    out.setdefault("batch_output", out["output"])
+    return out
+
+
+def _primary(reasons: Sequence[str]) -> str:
+    if not reasons:
+        return "unknown"
+    return min(reasons, key=lambda r: _REASON_ORDER.index(r) if r in _REASON_ORDER else len(_REASON_ORDER))
+
+
+def job_totals(job: JobRecord, prices: dict) -> tuple[Totals, str | None]:
+    """Totals of one job; second value is the judge model when it has no price."""
+    t = Totals(jobs=1, local=job.local)
+    if not job.needrun:
+        t.complete = 1
+        return t, None
+    t.to_run = 1
+    t.reasons[_primary(job.reasons)] += 1
+    runtime = job.resources.get("runtime")
+    if isinstance(runtime, (int, float)):
+        hours = float(runtime) / 60.0
+        t.gpu_hours = hours * _gpus(job.resources)
+        t.cpu_hours = hours * _cpus(job)
+    else:
+        t.no_runtime = 1
+    p = job.params
+    t.answers = int(p.get("n_answers") or 0)
+    t.judge_requests = int(p.get("n_requests") or 0)
+    t.prompt_tokens = int(p.get("est_prompt_tokens") or 0)
+    t.completion_tokens = int(p.get("est_completion_tokens") or 0)
+    unpriced = None
+    if t.prompt_tokens or t.completion_tokens:
+        backend = str(p.get("backend") or "openai")
+        model = str(p.get("judge_model") or "")
+        if backend in PAID_BACKENDS:
+            price = _price(prices, model)
+            if price is None:
+                unpriced = model or "<judge_model param missing>"
+            else:
+                t.cost_usd = (t.prompt_tokens * price["input"] + t.completion_tokens * price["output"]) / 1e6
+                t.batch_cost_usd = (t.prompt_tokens * price["batch_input"]
+                                    + t.completion_tokens * price["batch_output"]) / 1e6
+    return t, unpriced
+
+
+def summarize(dump: DagDump, prices: dict | None = None) -> Plan:
+    """Per-rule and total figures of a dry run. `prices` defaults to the workflow config's `judge.prices`."""
+    if prices is None:
+        prices = dump.judge_config.get("prices") or {}
+    rules: dict[str, Totals] = {}
+    total = Totals()
+    unpriced: set[str] = set()
+    cells: dict[tuple[str, str], bool] = {}
+    for job in dump.jobs:
+        t, missing_price = job_totals(job, prices)
+        if missing_price:
+            unpriced.add(missing_price)
+        rules.setdefault(job.rule, Totals(local=job.local)).add(t)
+        total.add(t)
+        if "model" in job.wildcards and "cell" in job.wildcards:
+            key = (job.wildcards["model"], job.wildcards["cell"])
+            cells[key] = cells.get(key, True) and not job.needrun
+    warnings = []
+    if unpriced:
+        warnings.append(f"no price in judge.prices for judge model(s) {sorted(unpriced)}: their cost is not counted")
+    if total.no_runtime:
+        missing = sorted(r for r, t in rules.items() if t.no_runtime)
+        warnings.append(f"{total.no_runtime} job(s) without a runtime resource (rules {missing}): hours counted as 0")
+    return Plan(rules=rules, total=total, cells=len(cells), cells_complete=sum(cells.values()),
+                unpriced_models=sorted(unpriced), warnings=warnings, localrules=dump.localrules,
+                dag_seconds=dump.seconds)
+
+
+def _reasons_text(c: Counter) -> str:
+    return ", ".join(f"{r} {n}" for r, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def format_table(plan: Plan) -> str:
+    """Human-readable plan: one row per rule, then the total and the cost lines."""
+    head = ("rule", "run", "done", "GPU-h", "CPU-h", "answers", "judge req", "why")
+    rows = []
+    for name in sorted(plan.rules, key=lambda r: (-plan.rules[r].to_run, r)):
+        t = plan.rules[name]
+        rows.append((name + (" (local)" if name in plan.localrules else ""), str(t.to_run), str(t.complete),
+                     f"{t.gpu_hours:.2f}", f"{t.cpu_hours:.2f}", str(t.answers or ""), str(t.judge_requests or ""),
+                     _reasons_text(t.reasons)))
+    t = plan.total
+    rows.append(("total", str(t.to_run), str(t.complete), f"{t.gpu_hours:.2f}", f"{t.cpu_hours:.2f}",
+                 str(t.answers), str(t.judge_requests), ""))
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i in (0, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    lines = [fmt(head), fmt(tuple("-" * w for w in widths))]
+    lines += [fmt(r) for r in rows[:-1]] + [fmt(tuple("-" * w for w in widths)), fmt(rows[-1])]
+    lines.append("")
+    lines.append(f"cells complete: {plan.cells_complete} of {plan.cells}")
+    lines.append(f"judge tokens (estimate): {t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion")
+    lines.append(f"judge cost (estimate): ${t.cost_usd:,.2f} standard API, ${t.batch_cost_usd:,.2f} batch API")
+    lines.append(f"(DAG read in {plan.dag_seconds:.1f}s)")
+    lines += [f"warning: {w}" for w in plan.warnings]
+    return "\n".join(lines)
+
+
+def _totals_json(t: Totals) -> dict:
+    d = asdict(t)
+    d["reasons"] = dict(sorted(t.reasons.items()))
+    d["gpu_hours"] = round(t.gpu_hours, 6)
+    d["cpu_hours"] = round(t.cpu_hours, 6)
+    d["cost_usd"] = round(t.cost_usd, 6)
+    d["batch_cost_usd"] = round(t.batch_cost_usd, 6)
+    return d
+
+
+def plan_to_json(plan: Plan) -> dict:
+    return {
+        "rules": {r: _totals_json(t) for r, t in sorted(plan.rules.items())},
+        "total": _totals_json(plan.total),
+        "cells": plan.cells,
+        "cells_complete": plan.cells_complete,
+        "unpriced_models": plan.unpriced_models,
+        "warnings": plan.warnings,
+        "localrules": list(plan.localrules),
+        "dag_seconds": round(plan.dag_seconds, 3),
+    }
+
+
+# ---------------------------------------------------------------------------------------- reading the DAG
+
+
+def read_dag(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, python: str | None = None) -> DagDump:
+    """Build the dry-run DAG of `snakemake <snakemake_args>` in a child process and return its job records.
+
+    The arguments are the ones you would give `snakemake` for the real run (profile, configfile, targets ...), so the
+    plan sees the same resources and rerun decisions. Raises PlanError with snakemake's message when it fails.
+    """
+    python = python or sys.executable
+    with tempfile.TemporaryDirectory(prefix="emgrid-plan-") as tmp:
+        out = Path(tmp) / "dag.json"
+        cmd = [python, "-m", "emgrid.plan", "--dump-dag", str(out), "--", *snakemake_args]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0 or not out.exists():
+            # snakemake prints its error (often after a long traceback) last
+            tail = "\n".join((proc.stderr + proc.stdout).strip().splitlines()[-12:])
+            raise PlanError(f"snakemake dry run failed (args: {' '.join(snakemake_args) or '<none>'}):\n{tail}")
+        raw = json.loads(out.read_text(encoding="utf-8"))
+    jobs = [JobRecord(rule=j["rule"], wildcards=j["wildcards"], needrun=j["needrun"], reasons=tuple(j["reasons"]),
+                      reason_text=j["reason_text"], params=j["params"], resources=j["resources"],
+                      threads=j["threads"], local=j["local"], log=tuple(j["log"])) for j in raw["jobs"]]
+    return DagDump(jobs=jobs, judge_config=raw["judge"], localrules=tuple(raw["localrules"]), seconds=seconds)
+
+
+def plan(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, prices: dict | None = None) -> Plan:
+    """`read_dag` + `summarize`: the whole dry-run plan of a snakemake invocation."""
+    return summarize(read_dag(snakemake_args, cwd=cwd), prices=prices)
+
+
+# ------------------------------------------------------------------ child process: the only snakemake contact
+
+
+def _plan_params(params) -> dict:
+    """PLAN_PARAM_KEYS found among a job's named params, or one level down in a dict-valued param."""
+    named = dict(params.items())
+    found = {k: named[k] for k in PLAN_PARAM_KEYS if k in named}
+    for v in named.values():
+        if isinstance(v, dict):
+            for k in PLAN_PARAM_KEYS:
+                if k in v and k not in found:
+                    found[k] = v[k]
+    return found
+
+
+def _plain(v: Any) -> Any:
+    return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+
+
+def _dump_dag_child(out_path: str, argv: list[str]) -> int:
+    """Run snakemake's own CLI parsing + DAG construction, dump the DAG and stop before any job is scheduled."""
+    import snakemake.cli as smcli
+    import snakemake.workflow as smwf
+
+    class _Dumped(BaseException):  # BaseException: passes through snakemake's `except Exception` error printing
+        pass
+
+    def dump_instead_of_scheduling(workflow, *args, **kwargs):
+        dag = workflow.dag
+        local = set(getattr(workflow, "_localrules", set()))
+        jobs = []
+        for job in dag.jobs:
+            needrun = bool(dag.needrun(job))
+            rec = {"rule": job.rule.name, "wildcards": {k: str(v) for k, v in job.wildcards_dict.items()},
+                   "needrun": needrun, "reasons": [], "reason_text": "", "params": {}, "resources": {},
+                   "threads": 1, "local": job.rule.name in local or bool(job.rule.norun), "log": []}
+            if needrun:
+                reason = dag.reason(job)
+                rec["reasons"] = sorted({REASON_LABELS.get(n, n) for n in reason.get_names()})
+                rec["reason_text"] = str(reason)
+                rec["params"] = {k: _plain(v) for k, v in _plan_params(job.params).items()}
+                res = job.resources
+                rec["resources"] = {k: _plain(v) for k, v in res.items() if not k.startswith("_")}
+                rec["threads"] = int(res.get("_cores", 1) or 1)
+                rec["log"] = [str(f) for f in job.log]
+            jobs.append(rec)
+        judge = workflow.config.get("judge", {}) if isinstance(workflow.config, dict) else {}
+        payload = {"jobs": jobs, "localrules": sorted(local),
+                   "judge": {k: judge[k] for k in ("prices", "model", "backend") if k in judge}}
+        tmp = out_path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(payload, f)
+        os.replace(tmp, out_path)
+        raise _Dumped()
+
+    smwf.JobScheduler = dump_instead_of_scheduling  # execute() builds the scheduler right after the DAG is final
+    ours = ["--dry-run", "--quiet", "rules", "progress"]
+    # after the user's options (`--quiet` takes several values and would swallow targets placed after it), but
+    # before a `--` (everything after it is a target)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    full = [*argv[:cut], *ours, *argv[cut:]]
+    try:
+        parser, args = smcli.parse_args(full)
+        ok = smcli.args_to_api(args, parser)
+    except _Dumped:
+        return 0
+    return 0 if ok and os.path.exists(out_path) else 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "--dump-dag":
+        rest = sys.argv[3:]
+        if rest[:1] == ["--"]:
+            rest = rest[1:]
+        sys.exit(_dump_dag_child(sys.argv[2], rest))
+    sys.exit("usage: python -m emgrid.plan --dump-dag OUT.json -- <snakemake args>  (use `emgrid plan` instead)")
