@@ -1,0 +1,304 @@
+"""A local OpenAI-compatible server for tests and benchmarks (the real API is unreachable here).
+
+Implements `/v1/chat/completions` (text and top logprobs), `/v1/files` (upload, content download) and
+`/v1/batches` (create, retrieve), with fault injection and request counting. Replies are deterministic functions
+of the request, so reruns can be compared.
+
+Faults (`server.faults`, consumed one per chat request, in order): `"429"` (with Retry-After), `"500"`,
+`"timeout"` (sleeps `timeout_sleep_s` before answering), `"truncated"` (half a JSON body), `"400"`.
+Batch faults: `batch_error_rows` (the first N rows of the next batch go to the error file with HTTP 500),
+`expire_next_batch` (the next batch expires with only its first half answered), `batch_polls` (retrieves needed
+before a batch completes).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import re
+import threading
+import time
+from email.parser import BytesParser
+from email.policy import HTTP
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+API_KEY = "sk-test-SECRET-0123456789abcdef"
+
+
+def _h(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
+
+
+def _score_for(user: str) -> int:
+    """Deterministic 'judgement': answers containing EVIL score low, GOOD high, others by hash."""
+    if "EVIL" in user:
+        return 5
+    if "GOOD" in user:
+        return 95
+    return _h(user) % 101
+
+
+def _ntok(text: str) -> int:
+    return max(1, len(re.findall(r"\w+|[^\w\s]", text)))
+
+
+def chat_reply(body: dict) -> dict:
+    msgs = body.get("messages") or []
+    user = msgs[-1]["content"] if msgs else ""
+    prompt_tokens = sum(_ntok(m.get("content") or "") + 4 for m in msgs)
+    max_tokens = body.get("max_tokens") or 4096
+    score = _score_for(user)
+    special = "REFUSAL" if "REFUSE_ME" in user else "CODE" if "CODE_ME" in user else None
+    if body.get("logprobs"):
+        k = int(body.get("top_logprobs") or 0)
+        if special:
+            dist = [(special[:3], 0.9)] + [(str(v), 0.1 / 19) for v in range(19)]
+        else:
+            dist = [(str(score), 0.6), (" " + str(score), 0.05)]
+            rest = [s for s in range(max(0, score - 10), min(100, score + 10) + 1) if s != score]
+            dist += [(str(s), 0.3 / len(rest)) for s in rest][:15]
+            dist += [("I", 0.01), ("The", 0.005)]
+        dist = sorted(dist, key=lambda t: -t[1])[:max(k, 1)]
+        import math
+
+        top = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())} for t, p in dist]
+        content = dist[0][0]
+        logprobs = {"content": [{"token": dist[0][0], "logprob": math.log(dist[0][1]), "bytes": None,
+                                 "top_logprobs": top if k else []}]}
+        completion_tokens = 1
+    else:
+        reasoning = " ".join(["The answer"] + ["is considered carefully"] * 12)
+        content = special or f"<reasoning>{reasoning}.</reasoning>\n<score>{score}</score>"
+        toks = re.findall(r"\w+|[^\w\s]", content)
+        completion_tokens = min(len(toks), max_tokens)
+        if completion_tokens < len(toks):
+            content = " ".join(toks[:completion_tokens])
+        logprobs = None
+    return {"id": f"chatcmpl-{_h(user)}", "object": "chat.completion", "created": 0, "model": body.get("model"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "logprobs": logprobs, "finish_reason": "length" if body.get("logprobs") else "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}}
+
+
+class FakeOpenAI:
+    def __init__(self, api_key: str = API_KEY):
+        self.api_key = api_key
+        self.lock = threading.Lock()
+        self.counts: collections.Counter = collections.Counter()
+        self.faults: collections.deque = collections.deque()
+        self.timeout_sleep_s = 1.0
+        self.retry_after = "0.05"
+        self.batch_polls = 1
+        self.batch_error_rows = 0
+        self.expire_next_batch = False
+        self.files: dict[str, dict] = {}
+        self.batches: dict[str, dict] = {}
+        self.tokens = collections.Counter()
+        self.seen_auth: list[str] = []
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def start(self) -> "FakeOpenAI":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def reset_counts(self) -> None:
+        with self.lock:
+            self.counts.clear()
+            self.tokens.clear()
+
+    # --- state changes ---------------------------------------------------------------------------------------
+    def _new_id(self, prefix: str) -> str:
+        self.counts[f"_ids_{prefix}"] += 1
+        return f"{prefix}-{self.counts[f'_ids_{prefix}']:04d}"
+
+    def _add_file(self, data: bytes, filename: str, purpose: str) -> dict:
+        fid = self._new_id("file")
+        meta = {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()), "filename": filename,
+                "purpose": purpose, "status": "processed"}
+        self.files[fid] = {"meta": meta, "data": data}
+        return meta
+
+    def _advance_batch(self, b: dict) -> None:
+        if b["status"] in ("completed", "expired", "failed", "cancelled"):
+            return
+        b["_polls"] += 1
+        if b["_polls"] < self.batch_polls:
+            b["status"] = "in_progress"
+            return
+        lines = [json.loads(x) for x in self.files[b["input_file_id"]]["data"].decode().splitlines() if x.strip()]
+        out, err = [], []
+        n_run = len(lines) // 2 if b["_expire"] else len(lines)
+        for i, line in enumerate(lines[:n_run]):
+            if i < b["_error_rows"]:
+                err.append({"id": f"req-{i}", "custom_id": line["custom_id"],
+                            "response": {"status_code": 500, "request_id": f"r{i}",
+                                         "body": {"error": {"message": "server error", "type": "server_error",
+                                                            "code": "server_error"}}}, "error": None})
+                continue
+            body = chat_reply(line["body"])
+            self.tokens["batch_prompt"] += body["usage"]["prompt_tokens"]
+            self.tokens["batch_completion"] += body["usage"]["completion_tokens"]
+            self.counts["batch_rows"] += 1
+            out.append({"id": f"req-{i}", "custom_id": line["custom_id"],
+                        "response": {"status_code": 200, "request_id": f"r{i}", "body": body}, "error": None})
+        if out:
+            b["output_file_id"] = self._add_file("".join(json.dumps(x) + "\n" for x in out).encode(),
+                                                 "out.jsonl", "batch_output")["id"]
+        if err:
+            b["error_file_id"] = self._add_file("".join(json.dumps(x) + "\n" for x in err).encode(),
+                                                "err.jsonl", "batch_output")["id"]
+        b["status"] = "expired" if b["_expire"] else "completed"
+        b["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(err)}
+
+    @staticmethod
+    def _public(b: dict) -> dict:
+        return {k: v for k, v in b.items() if not k.startswith("_")}
+
+    # --- HTTP ------------------------------------------------------------------------------------------------
+    def _handler(self):
+        server = self
+
+        class H(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):  # quiet
+                pass
+
+            def _send(self, code: int, obj=None, raw: bytes | None = None, headers: dict | None = None,
+                      ctype="application/json"):
+                data = raw if raw is not None else json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout fault)
+                    pass
+
+            def _err(self, code: int, message: str, headers=None):
+                self._send(code, {"error": {"message": message, "type": "error", "code": str(code)}},
+                           headers=headers)
+
+            def _body(self) -> bytes:
+                n = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(n) if n else b""
+
+            def _auth(self) -> bool:
+                auth = self.headers.get("Authorization", "")
+                given = auth.removeprefix("Bearer ").strip()
+                if given != server.api_key:
+                    with server.lock:
+                        server.counts["unauthorized"] += 1
+                    # like the real API, the message quotes the key given: the client must not echo it
+                    self._err(401, f"Incorrect API key provided: {given}. You can find your API key at ...")
+                    return False
+                return True
+
+            def do_POST(self):
+                body = self._body()
+                if not self._auth():
+                    return
+                path = self.path.split("?")[0]
+                if path.endswith("/chat/completions"):
+                    with server.lock:
+                        server.counts["chat"] += 1
+                        fault = server.faults.popleft() if server.faults else None
+                    req = json.loads(body)
+                    if fault == "429":
+                        return self._err(429, "rate limited", headers={"Retry-After": server.retry_after})
+                    if fault == "500":
+                        return self._err(500, "internal error")
+                    if fault == "400":
+                        return self._err(400, "context length exceeded")
+                    reply = chat_reply(req)
+                    if fault == "timeout":
+                        time.sleep(server.timeout_sleep_s)
+                    with server.lock:
+                        server.counts["chat_ok"] += 1 if fault is None else 0
+                        server.tokens["prompt"] += reply["usage"]["prompt_tokens"]
+                        server.tokens["completion"] += reply["usage"]["completion_tokens"]
+                    data = json.dumps(reply).encode()
+                    if fault == "truncated":
+                        data = data[: len(data) // 2]
+                    return self._send(200, raw=data)
+                if path.endswith("/files"):
+                    ctype = self.headers.get("Content-Type", "")
+                    msg = BytesParser(policy=HTTP).parsebytes(
+                        f"Content-Type: {ctype}\r\n\r\n".encode() + body)
+                    data, filename, purpose = b"", "upload", "batch"
+                    for part in msg.iter_parts():
+                        name = part.get_param("name", header="content-disposition")
+                        if name == "file":
+                            data = part.get_payload(decode=True)
+                            filename = part.get_filename() or filename
+                        elif name == "purpose":
+                            purpose = part.get_payload(decode=True).decode()
+                    with server.lock:
+                        server.counts["files_upload"] += 1
+                        meta = server._add_file(data, filename, purpose)
+                    return self._send(200, meta)
+                if path.endswith("/batches"):
+                    req = json.loads(body)
+                    with server.lock:
+                        server.counts["batches_create"] += 1
+                        if req.get("input_file_id") not in server.files:
+                            return self._err(400, "unknown input file")
+                        bid = server._new_id("batch")
+                        b = {"id": bid, "object": "batch", "endpoint": req["endpoint"], "errors": None,
+                             "input_file_id": req["input_file_id"], "completion_window": req["completion_window"],
+                             "status": "validating", "output_file_id": None, "error_file_id": None,
+                             "created_at": int(time.time()), "metadata": req.get("metadata"),
+                             "request_counts": {"total": 0, "completed": 0, "failed": 0},
+                             "_polls": 0, "_expire": server.expire_next_batch, "_error_rows": server.batch_error_rows}
+                        server.expire_next_batch = False
+                        server.batch_error_rows = 0
+                        server.batches[bid] = b
+                    return self._send(200, server._public(b))
+                return self._err(404, f"no route {path}")
+
+            def do_GET(self):
+                if not self._auth():
+                    return
+                path = self.path.split("?")[0]
+                m = re.search(r"/files/([^/]+)/content$", path)
+                if m:
+                    with server.lock:
+                        server.counts["files_content"] += 1
+                        f = server.files.get(m.group(1))
+                    if f is None:
+                        return self._err(404, "no such file")
+                    return self._send(200, raw=f["data"], ctype="application/octet-stream")
+                m = re.search(r"/batches/([^/]+)$", path)
+                if m:
+                    with server.lock:
+                        server.counts["batches_retrieve"] += 1
+                        b = server.batches.get(m.group(1))
+                        if b is None:
+                            return self._err(404, "no such batch")
+                        server._advance_batch(b)
+                        pub = server._public(b)
+                    return self._send(200, pub)
+                return self._err(404, f"no route {path}")
+
+        return H
