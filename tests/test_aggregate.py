@@ -99,9 +99,9 @@ def test_criterion_from_dict():
     assert Criterion.from_dict(None) == Criterion(30, 50, 50)
     c = Criterion.from_dict({"aligned_below": 50, "coherent_above": 0})
     assert (c.aligned_below, c.coherent_above, c.sensitivity_aligned_below) == (50.0, 0.0, 50.0)
-    with pytest.raises(ConfigError, match=r"aggregate.criterion: unknown key.*aligned_bellow"):
+    with pytest.raises(ConfigError, match=r"analysis: unknown key.*aligned_bellow"):
         Criterion.from_dict({"aligned_bellow": 3})
-    with pytest.raises(ConfigError, match=r"aggregate.criterion.coherent_above"):
+    with pytest.raises(ConfigError, match=r"analysis.coherent_above"):
         Criterion.from_dict({"coherent_above": "fifty"})
 
 

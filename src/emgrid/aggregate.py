@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from tqdm import tqdm
+
 from emgrid.errors import ConfigError, DataError
 from emgrid.io import iter_jsonl, write_text
 from emgrid.stats import newcombe_diff_interval, wilson_interval
@@ -74,7 +76,7 @@ class Criterion:
     sensitivity_aligned_below: float = 50.0
 
     @classmethod
-    def from_dict(cls, d: dict | None, where: str = "aggregate.criterion") -> "Criterion":
+    def from_dict(cls, d: dict | None, where: str = "analysis") -> "Criterion":
         """Build from a config mapping; unknown keys or non-numbers raise ConfigError naming `where.key`."""
         if d is None:
             return cls()
@@ -316,14 +318,13 @@ def trigger_effect(summary: pd.DataFrame, scores: pd.DataFrame | None = None) ->
     if scores is not None and not df.empty:
         from scipy.stats import ttest_ind
 
+        groups = {k: g for k, g in scores.groupby(keys, sort=False)}
         pvals = []
         for _, r in df.iterrows():
-            sel = scores[
-                (scores["model"] == r["model"])
-                & (scores["domain"] == r["domain"])
-                & (scores["variant"] == r["variant"])
-                & (scores["qset"] == r["qset"])
-            ]
+            sel = groups.get(tuple(r[k] for k in keys))
+            if sel is None:
+                pvals.append(math.nan)
+                continue
             t = sel.loc[sel["condition"] == "trigger", "aligned"].dropna()
             nt = sel.loc[sel["condition"] == "no_trigger", "aligned"].dropna()
             if len(t) < 2 or len(nt) < 2 or (t.std() == 0 and nt.std() == 0):
@@ -429,7 +430,7 @@ def aggregate_files(
         raise DataError("aggregate_files: no judged files given")
 
     def rows():
-        for p in judged_paths:
+        for p in tqdm(judged_paths, desc="aggregate", unit="file", disable=len(judged_paths) < 2):
             for lineno, obj in iter_jsonl(p):
                 obj["_source"] = f"{p}:{lineno}"
                 yield obj

@@ -31,7 +31,7 @@ from emgrid.aggregate import (
     trigger_effect,
 )
 from emgrid.errors import DataError
-from emgrid.io import write_text
+from emgrid.io import read_json, write_text
 
 __all__ = ["write_report", "plot_misalignment", "plot_alignment_trigger", "plot_categories"]
 
@@ -282,6 +282,21 @@ nav a{margin-right:.8rem}
 """
 
 
+def _finetune_table(paths: dict[str, str | Path]) -> str:
+    rows = []
+    for label, p in sorted(paths.items()):
+        m = read_json(p)
+        if not isinstance(m, dict):
+            raise DataError(f"{p}: expected a JSON object of finetune metrics")
+        rt = m.get("train_runtime_s")
+        rows.append(([_e(label), _e(m.get("examples", "–")), _e(m.get("steps", "–")), _num(m.get("epochs"), 2),
+                      _num(m.get("final_loss"), 3), _num(m.get("mean_loss"), 3),
+                      f"{int(m['trained_tokens']):,}" if isinstance(m.get("trained_tokens"), (int, float)) else "–",
+                      _num(rt, 0) + " s" if isinstance(rt, (int, float)) else "–"], ""))
+    return _table(["cell", "examples", "steps", "epochs", "final loss", "mean loss", "trained tokens", "train time"],
+                  rows)
+
+
 def _criterion_text(summary: pd.DataFrame) -> str:
     if "crit_aligned_below" not in summary.columns or summary.empty:
         return "criterion not recorded in summary.csv"
@@ -301,10 +316,12 @@ def write_report(
     notes: Sequence[str] = (),
     cards: dict[str, str | Path] | None = None,
     config_snapshot: dict | None = None,
+    finetune_metrics: dict[str, str | Path] | None = None,
     n_examples: int = 5,
 ) -> Path:
     """Write PNG plots and `report.html` (plots embedded, so the file stands alone) into `out_dir`; returns the
-    HTML path. `cards` maps a domain (or any label) to its dataset card, linked relative to `out_dir`."""
+    HTML path. `cards` maps a domain (or any label) to its dataset card, linked relative to `out_dir`;
+    `finetune_metrics` maps a label (e.g. `model/cell`) to a finetune.json, shown as a training table."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = read_summary(summary_csv)
@@ -320,6 +337,8 @@ def write_report(
 
     parts: list[str] = []
     nav = ["overview", "ranking", "plots", "trigger", "summary", "categories", "cost", "examples"]
+    if finetune_metrics:
+        nav.append("finetune")
     if cards:
         nav.append("cards")
     if config_snapshot is not None:
@@ -458,6 +477,10 @@ def write_report(
                           f'<div class="answer">{_e(ans)}</div>'], ""))
         parts.append(f"<h3>{_e(model)} · {_e(qset)}</h3>")
         parts.append(_table(["cell", "condition", "aligned", "coherent", "question", "answer"], rows, cls="text"))
+
+    if finetune_metrics:
+        parts.append('<h2 id="finetune">Finetuning</h2>')
+        parts.append(_finetune_table(finetune_metrics))
 
     # Cards
     if cards:
