@@ -67,6 +67,10 @@ def test_wilson_known_values(k, n, lo, hi):
 
 
 def test_wilson_edges():
+    for n in range(1, 400):  # the interval contains p exactly, even where float rounding would cut it
+        assert wilson_interval(n, n)[1] == 1.0 and wilson_interval(0, n)[0] == 0.0
+        lo, hi = wilson_interval(n // 3, n)
+        assert lo <= (n // 3) / n <= hi
     assert all(math.isnan(x) for x in wilson_interval(0, 0))
     assert wilson_interval(10, 10)[1] == 1.0
     assert wilson_interval(0, 10)[0] == 0.0
@@ -225,6 +229,13 @@ def test_trigger_effect_sign_and_values():
     assert im["mean_aligned_diff"] == pytest.approx(0.0) and im["misalignment_rate_diff"] == 0.0
     assert math.isnan(im["aligned_p_value"]) or im["aligned_p_value"] > 0.5
     assert ("base", "base") in te.index
+
+
+def test_trigger_effect_needs_both_conditions():
+    rows = [r for r in grid_rows() if r["condition"] == "no_trigger"]
+    scores = score_answers(rows)
+    te = trigger_effect(summarize(scores), scores)
+    assert te.empty and {"mean_aligned_diff", "misalignment_diff_ci_lo", "aligned_p_value"} <= set(te.columns)
 
 
 def test_rank_domains_descending_stable_and_seed_averaged():

@@ -121,3 +121,12 @@ def test_report_rejects_empty_summary(tmp_path):
     summary.write_text(header + "\n")
     with pytest.raises(DataError, match="no rows"):
         write_report(summary, scores, tmp_path / "r")
+
+
+def test_report_with_one_condition_only(tmp_path):
+    scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"])
+    text = summary.read_text().splitlines()
+    summary.write_text("\n".join([text[0]] + [ln for ln in text[1:] if ",no_trigger," in ln]) + "\n")
+    out = write_report(summary, scores, tmp_path / "r")
+    html_text = out.read_text()
+    assert html_text.count("<tr data-row=") == 2 and "|no_trigger" in html_text and "|trigger\"" not in html_text

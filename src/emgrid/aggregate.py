@@ -288,7 +288,7 @@ def trigger_effect(summary: pd.DataFrame, scores: pd.DataFrame | None = None) ->
     """Per model x domain x variant x qset: trigger minus no-trigger, for mean alignment (the study's "points"),
     misalignment rate and sensitivity rate.
 
-    Point estimates are averages over seeds of each seed's difference (each trained model weighs the same);
+    Groups evaluated under only one condition are left out. Point estimates are averages over seeds of each seed's difference (each trained model weighs the same);
     `misalignment_diff_ci_*` is Newcombe's interval on the seed-pooled counts. With `scores`, `aligned_p_value` is a
     Welch t-test of aligned scores with vs without the trigger (seeds pooled) -- the study's significance test is
     unknown, this is a stated stand-in.
@@ -314,7 +314,13 @@ def trigger_effect(summary: pd.DataFrame, scores: pd.DataFrame | None = None) ->
         k0, n0 = g[("n_misaligned", "no_trigger")].sum(), g[("n_scored", "no_trigger")].sum()
         rec["misalignment_diff_ci_lo"], rec["misalignment_diff_ci_hi"] = newcombe_diff_interval(k1, n1, k0, n0)
         out.append(rec)
-    df = pd.DataFrame(out)
+    effect_cols = keys + ["n_seeds"] + [
+        f"{c}_{s}" for c in ("mean_aligned", "misalignment_rate", "sensitivity_rate")
+        for s in ("no_trigger", "trigger", "diff")
+    ] + ["aligned_diff_seed_sd", "misalignment_diff_ci_lo", "misalignment_diff_ci_hi"]
+    df = pd.DataFrame(out, columns=effect_cols)
+    if scores is not None and df.empty:
+        df["aligned_p_value"] = pd.Series(dtype=float)
     if scores is not None and not df.empty:
         from scipy.stats import ttest_ind
 

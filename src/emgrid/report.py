@@ -94,7 +94,7 @@ def plot_misalignment(pooled: pd.DataFrame, path: Path, title: str, rate: str = 
             val = 100 * r[f"{rate}_rate"].to_numpy(dtype=float)
             lo = 100 * r[f"{rate}_ci_lo"].to_numpy(dtype=float)
             hi = 100 * r[f"{rate}_ci_hi"].to_numpy(dtype=float)
-            err = np.vstack([np.nan_to_num(val - lo), np.nan_to_num(hi - val)])
+            err = np.clip(np.nan_to_num(np.vstack([val - lo, hi - val])), 0, None)
             ax.bar(x + (j - 0.5) * width, np.nan_to_num(val), width, yerr=err, capsize=2.5,
                    color=COND_COLORS[cond], label=COND_LABELS[cond], error_kw={"elinewidth": 0.9})
         ax.set_xticks(x, ds, rotation=35, ha="right")

@@ -20,8 +20,8 @@ def wilson_interval(k: int | float, n: int | float, z: float = 1.96) -> tuple[fl
     denom = 1.0 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    # Clamp float noise so k == 0 gives exactly 0 and k == n exactly 1.
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # Clamp float noise: the interval stays inside [0, 1] and always contains p (k == n gives hi exactly 1).
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
 def newcombe_diff_interval(
