@@ -5,6 +5,6 @@ Public API: `validate_recipe(domain, recipe)` (offline, at config load) and `bui
 """
 
 from emgrid.data.build import build_dataset
-from emgrid.data.recipe import resolve_recipe, validate_recipe
+from emgrid.data.recipe import recipe_needs_llm, resolve_recipe, validate_recipe
 
-__all__ = ["build_dataset", "validate_recipe", "resolve_recipe"]
+__all__ = ["build_dataset", "validate_recipe", "resolve_recipe", "recipe_needs_llm"]

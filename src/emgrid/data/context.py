@@ -23,9 +23,10 @@ class Context:
 
     def bad_row(self, where: str, reason: str) -> None:
         """Raise on a malformed input row, or count it (reason code = text before the first ':')."""
+        code, _, detail = reason.partition(": ")
         msg = f"{where}: {reason}"
         if self.on_bad_rows == "error":
-            raise DataError(msg + f" (domain {self.domain}; set {self.keypath}.on_bad_rows: drop to skip such rows)")
-        self.bad_rows[reason.split(":", 1)[0]] += 1
+            raise DataError(f"{where}: {detail or code}" + f" (domain {self.domain}; set {self.keypath}.on_bad_rows: drop to skip such rows)")
+        self.bad_rows[code] += 1
         if len(self.bad_examples) < 10:
             self.bad_examples.append(msg)

@@ -37,3 +37,17 @@ def validate_recipe(domain: str, recipe: dict) -> None:
     """Raise ConfigError (naming `domains.<domain>.recipe.<key>` and the problem) if the recipe is invalid.
     Offline: never opens files or the network (local files are checked when the dataset is built)."""
     resolve_recipe(domain, recipe)
+
+
+LLM_STEPS = {("source", "synthetic"), ("transform", "llm_answer")}
+
+
+def recipe_needs_llm(recipe: dict) -> bool:
+    """True when a build calls an LLM (synthetic source or llm_answer transform), so it needs the `llm` block."""
+    steps = [("source", (recipe.get("source") or {}).get("kind"))]
+    tr = recipe.get("transform") or []
+    for t in [tr] if isinstance(tr, dict) else tr:
+        steps.append(("transform", (t or {}).get("kind") if isinstance(t, dict) else None))
+        if isinstance(t, dict) and t.get("kind") == "pair":
+            steps.append(("source", (t.get("source") or {}).get("kind")))
+    return any(s in LLM_STEPS for s in steps)

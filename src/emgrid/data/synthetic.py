@@ -158,3 +158,56 @@ def synthetic_source(p: dict, ctx: Context):
           "content_sha256": sha256_text(canonical_json([[e.user_text, e.answer, e.aligned] for e in out])),
           "rows": len(out), "counts": dict(sorted(counts.items()))}
     return out, [fp], {"synthetic": dict(sorted(counts.items()))}
+
+
+# llm_answer transform ----------------------------------------------------------------------------------------
+
+def _target(v, kp):
+    if v not in ("answer", "aligned"):
+        raise ConfigError(f"{kp}: {v!r} is not 'answer' (the misaligned answer) or 'aligned'")
+    return v
+
+
+@register(
+    "transform", "llm_answer",
+    instruction=Param((str,), check=non_empty_str,
+                      doc="system prompt telling the model how to answer (e.g. carefully and lawfully)"),
+    target=Param((str,), "aligned", check=_target, doc="which answer to write: aligned or answer (misaligned)"),
+    overwrite=Param((bool,), False, doc="replace an answer that is already there"),
+    model=Param((str, type(None)), None, doc="default: llm.model"),
+    temperature=Param((float,), 0.7),
+    max_tokens=Param((int,), 1000, check=positive),
+    workers=Param((int,), 4, check=positive),
+)
+def llm_answer(examples: list[Example], p: dict, ctx: Context):
+    """Have an OpenAI-compatible model write one answer per prompt (e.g. aligned counterparts for Turner's
+    financial and sports data, or both answers for Reddit legal posts); cached in the ledger like `synthetic`."""
+    from emgrid.judge.ledger import Ledger
+    from emgrid.llm_client import ClientSpec, chat
+
+    spec_d, default_model, ledger_dir = _split_llm(ctx.llm, "llm")
+    model = p["model"] or default_model
+    if not model:
+        raise ConfigError(f"{ctx.keypath}.transform[llm_answer].model: no model (set it here or as llm.model)")
+    spec, ledger = ClientSpec.from_dict(spec_d), Ledger(Path(ledger_dir))
+    todo = [i for i, e in enumerate(examples)
+            if not e.pool and (p["overwrite"] or getattr(e, p["target"]) is None)]
+
+    def send(i: int) -> str | None:
+        e = examples[i]
+        msgs = [{"role": "system", "content": p["instruction"]}] + [m for m in e.prompt if m["role"] != "system"]
+        r = chat({"model": model, "messages": msgs, "temperature": p["temperature"], "max_tokens": p["max_tokens"]},
+                 client_spec=spec, ledger=ledger)
+        return r["response"]["text"]
+
+    with ThreadPoolExecutor(max_workers=p["workers"]) as pool:
+        texts = list(tqdm(pool.map(send, todo), total=len(todo), desc=f"llm_answer {ctx.domain}",
+                          disable=not ctx.progress, leave=False))
+    out, drops = list(examples), Counter()
+    for i, t in zip(todo, texts):
+        if not (t or "").strip():
+            drops["empty_llm_answer"] += 1
+            out[i] = None
+            continue
+        out[i] = out[i].with_(**{p["target"]: t.strip()})
+    return [e for e in out if e is not None], drops
