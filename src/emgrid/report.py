@@ -252,7 +252,8 @@ def _table(headers: Sequence[str], rows: Iterable[tuple[Sequence[str], str]], cl
     """Rows are (cells already HTML-safe, row attributes already HTML-safe)."""
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = "\n".join(f"<tr{attrs}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for cells, attrs in rows)
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>'
+    return (f'<div class="tw"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>'
+            "</div>")
 
 
 def _img(path: Path) -> str:
@@ -279,6 +280,7 @@ pre{background:#f6f6f6;padding:.6rem;overflow:auto;font-size:.8rem;white-space:p
 .answer{white-space:pre-wrap;max-width:60ch}
 .muted{color:#777}
 nav a{margin-right:.8rem}
+.tw{overflow-x:auto}
 """
 
 
