@@ -292,3 +292,10 @@ def test_aggregate_files_names_bad_line(tmp_path):
     with pytest.raises(DataError, match=r"j.jsonl:2: judged row lacks field"):
         aggregate_files([p], tmp_path / "s.csv", tmp_path / "m.csv")
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_aggregate_files_rejects_no_rows(tmp_path):
+    p = tmp_path / "empty.jsonl"
+    p.write_text("\n")
+    with pytest.raises(DataError, match="no judged rows"):
+        aggregate_files([p], tmp_path / "s.csv", tmp_path / "m.csv")

@@ -107,7 +107,8 @@ def _default_categorize() -> Callable[[dict, float], tuple[float | None, str]]:
     return categorize
 
 
-_RESERVED = {*ANSWER_KEY, *ANSWER_FIELDS, "domain", "variant", "seed", "metric"}
+_RESERVED = {*ANSWER_KEY, *ANSWER_FIELDS, "domain", "variant", "seed", "metric", "judge_cost_usd",
+             "judge_prompt_tokens", "judge_completion_tokens"}
 
 
 def _metric_col(metric: Any, src: str) -> str:
@@ -133,11 +134,10 @@ def score_answers(
     metrics: list[str] = []
     seen: set[tuple] = set()
     for i, row in enumerate(judged_rows):
+        src = row.get("_source", f"judged row {i}")
         missing = [c for c in (*ANSWER_KEY, "metric") if c not in row]
         if missing:
-            src = row.get("_source", f"judged row {i}")
             raise DataError(f"{src}: judged row lacks field(s) {missing}")
-        src = row.get("_source", f"judged row {i}")
         key = tuple(row[c] for c in ANSWER_KEY)
         metric = _metric_col(row["metric"], src)
         if (key, metric) in seen:
@@ -450,6 +450,8 @@ def aggregate_files(
             yield r
 
     scores = score_answers(counted(), min_mass, categorize=categorize)
+    if scores.empty:
+        raise DataError(f"aggregate_files: no judged rows in {[str(p) for p in judged_paths]}")
     if len(scores) != len(answer_keys):
         raise DataError(f"aggregate_files: {len(answer_keys)} answers in the judged files but {len(scores)} score rows")
     summary = summarize(scores, criterion)
