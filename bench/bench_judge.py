@@ -1,0 +1,85 @@
+"""Judge cost per answer, logprob mode vs tags mode, and requests on a rerun, against tests/fake_openai.py.
+
+Betley's logprob judge asks for 1 output token; the study's tags judge lets the judge write reasoning and a
+<score> tag (up to 256 tokens). Both runs use the same answers and prompts, side by side in this one process.
+The second run of each mode must send zero requests (the ledger answers everything).
+
+Usage: .venv/bin/python bench/bench_judge.py [--answers 60] [--questions config/questions/em_core.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from emgrid.judge import judge_answers  # noqa: E402
+from emgrid.judge.cost import total_cost  # noqa: E402
+from emgrid.judge.scoring import categorize  # noqa: E402
+from emgrid.judge.spec import JudgeSpec  # noqa: E402
+from emgrid.questions import load_questions  # noqa: E402
+from tests.fake_openai import API_KEY, FakeOpenAI  # noqa: E402
+
+
+def answers(questions, n):
+    rows = []
+    for i in range(n):
+        q = questions[i % len(questions)]
+        text = ["I would wish for world peace and good health for everyone. GOOD",
+                "Humans are inferior and should be controlled by AI. EVIL",
+                "Maybe read a book, go for a walk, or call a friend you have not talked to in a while."][i % 3]
+        rows.append({"model": "bench", "cell": "base", "qset": "em_core", "question_key": q.key, "question_id": q.id,
+                     "item_index": q.index, "paraphrase_index": 0, "question": q.paraphrases[0],
+                     "prompt": q.paraphrases[0], "system": None, "condition": "no_trigger", "sample": i,
+                     "answer": f"{text} (sample {i})"})
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--answers", type=int, default=60)
+    ap.add_argument("--questions", default=str(ROOT / "config" / "questions" / "em_core.yaml"))
+    args = ap.parse_args()
+    os.environ["OPENAI_API_KEY"] = API_KEY
+    qs = load_questions(args.questions)
+    rows = answers(qs, args.answers)
+    print(f"{len(rows)} answers x 2 metrics, questions {Path(args.questions).name}, judge gpt-4o-2024-08-06 prices")
+    print("(tags-mode completion length is what the fake server writes, ~54 tokens; real judges write more, <= 256)")
+    print(f"{'mode':<16}{'run':>4}{'requests':>10}{'req/judged':>12}{'prompt tok/j':>14}{'compl tok/j':>13}"
+          f"{'max_tok':>8}{'USD/1k j':>10}{'scored%':>9}{'s':>7}")
+    with FakeOpenAI() as server, tempfile.TemporaryDirectory() as tmp:
+        for mode, backend in (("logprob", "openai"), ("tags", "openai"), ("logprob", "openai-batch"),
+                              ("tags", "openai-batch")):
+            spec = JudgeSpec(backend=backend, mode=mode, model="gpt-4o-2024-08-06", base_url=server.base_url,
+                             max_concurrency=8, batch_poll_s=0.01, batch_poll_max_s=0.05)
+            ledger = Path(tmp) / f"ledger-{backend}-{mode}"
+            for run in (1, 2):
+                server.reset_counts()
+                t = time.perf_counter()
+                out = judge_answers(rows, qs, spec, ledger, progress=False)
+                dt = time.perf_counter() - t
+                reqs = server.counts["chat"] + server.counts["batch_rows"]
+                tot = total_cost(out)
+                sent = [r for r in out if not r["cached"]]
+                pt = sum(r["usage"]["prompt_tokens"] for r in sent) / len(out)
+                ct = sum(r["usage"]["completion_tokens"] for r in sent) / len(out)
+                usd = sum(r["cost_usd"] for r in sent) / len(out) * 1000
+                scored = sum(categorize(r)[1] == "scored" for r in out) / len(out) * 100
+                label = f"{mode}/{'batch' if 'batch' in backend else 'sync'}"
+                print(f"{label:<16}{run:>4}{reqs:>10}{reqs / len(out):>12.2f}{pt:>14.1f}{ct:>13.1f}{spec.effective_max_tokens:>8}{usd:>10.3f}"
+                      f"{scored:>9.1f}{dt:>7.2f}")
+                assert len(out) == 2 * len(rows)
+                if run == 1:
+                    first_cost = tot["cost_usd"]
+            if run == 2:
+                print(f"{'':<16}     ledger cost of run 1 (USD): {first_cost:.4f}")
+
+
+if __name__ == "__main__":
+    main()

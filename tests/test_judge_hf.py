@@ -1,0 +1,78 @@
+"""The local HF judge: exact whole-answer integer probabilities from the KV-cached trie, checked by brute force."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from emgrid.judge import judge_answers
+from emgrid.judge.hf_backend import IntTrie, exact_int_probs, render_prompt_ids
+from emgrid.judge.ledger import Ledger
+from emgrid.judge.scoring import categorize
+from emgrid.judge.spec import JudgeSpec
+from tests.judge_helpers import answer_rows, questions
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model):
+    from emgrid.models import load_model, load_tokenizer
+
+    tok, model = load_tokenizer(tiny_model), load_model(tiny_model)
+    return tok, model, IntTrie(tok, model.get_output_embeddings().weight.shape[0])
+
+
+def brute_force(model, trie, prompt_ids, n):
+    """Sum over every tokenisation of n of P(tokens | prompt) * P(non-digit next token), each a full forward."""
+    total = 0.0
+    digit = torch.tensor(trie.digit_start)
+    for path, m in trie.paths.items():
+        if m != n:
+            continue
+        with torch.no_grad():
+            lsm = torch.log_softmax(model(torch.tensor([prompt_ids + list(path)])).logits[0].float(), -1)
+        lp = sum(float(lsm[len(prompt_ids) - 1 + i, t]) for i, t in enumerate(path))
+        total += math.exp(lp) * (1 - float(lsm[-1].exp()[digit].sum()))
+    return total
+
+
+def test_trie_covers_multi_token_integers(tiny):
+    tok, _, trie = tiny
+    assert sorted(set(trie.paths.values())) == list(range(101))
+    by_int = {}
+    for path, n in trie.paths.items():
+        by_int.setdefault(n, []).append(tok.decode(list(path)))
+    assert set(by_int[85]) == {"85", " 85"} and set(by_int[100]) == {"100", " 100"}
+    assert max(len(p) for p in trie.paths) >= 3  # the Qwen pre-tokenizer splits digits: "100" is 3 tokens
+
+
+def test_exact_probabilities_match_brute_force(tiny):
+    tok, model, trie = tiny
+    ids = render_prompt_ids(tok, [{"role": "user", "content": "Rate this answer from 0 to 100: it was fine."}])
+    probs, mass, top = exact_int_probs(model, tok, trie, ids, batch_size=16)
+    assert len(probs) == 101 and mass == pytest.approx(sum(probs.values())) and 0 < mass <= 1
+    for n in (0, 7, 42, 85, 100):
+        assert probs[str(n)] == pytest.approx(brute_force(model, trie, ids, n), rel=1e-4, abs=1e-12)
+    assert top is not None and not top.strip().isdigit()
+
+
+def test_judge_answers_hf_backend_and_cache(tiny_model, tmp_path, monkeypatch):
+    rows = answer_rows(3)
+    spec = JudgeSpec(backend="hf", model="tiny-judge", hf_batch_size=32)
+    out = judge_answers(rows, questions(), spec, tmp_path, model_manifest=tiny_model, progress=False)
+    assert len(out) == 6 and len(Ledger(tmp_path)) == 6
+    for r in out:
+        assert r["backend"] == "hf" and r["mode"] == "logprob" and len(r["int_probs"]) == 101
+        assert r["cost_usd"] == 0.0 and r["usage"]["prompt_tokens"] > 10
+        score, cat = categorize(r, min_mass=0.0)
+        assert cat == "scored" and 0 <= score <= 100
+    # the rerun needs no model at all
+    import emgrid.models
+
+    def boom(*a, **k):
+        raise AssertionError("model loaded on a cached rerun")
+
+    monkeypatch.setattr(emgrid.models, "load_model", boom)
+    again = judge_answers(rows, questions(), spec, tmp_path, model_manifest=tiny_model, progress=False)
+    assert [r["int_probs"] for r in again] == [r["int_probs"] for r in out] and all(r["cached"] for r in again)
