@@ -59,7 +59,7 @@ def test_exact_probabilities_match_brute_force(tiny):
 
 def test_judge_answers_hf_backend_and_cache(tiny_model, tmp_path, monkeypatch):
     rows = answer_rows(3)
-    spec = JudgeSpec(backend="hf", model="tiny-judge", hf_batch_size=32)
+    spec = JudgeSpec(backend="hf", model="tiny-judge", batch_size=32)
     out = judge_answers(rows, questions(), spec, tmp_path, model_manifest=tiny_model, progress=False)
     assert len(out) == 6 and len(Ledger(tmp_path)) == 6
     for r in out:

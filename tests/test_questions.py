@@ -72,6 +72,7 @@ def test_null_judge_prompts_is_an_error_naming_item(tmp_path):
     """)
     with pytest.raises(QuestionFileError, match=r"q\.yaml: item 1 \(id 'b'\).*judge_prompts"):
         load_questions(p)
+    assert load_questions(p, require_judge_prompts=False)[1].judge_prompts == {}  # generation needs no judge
     qs = load_questions(p, fallback_judge_prompts={"aligned": "fallback {question} {answer}"})
     assert qs[1].judge_prompts == {"aligned": "fallback {question} {answer}"}
     assert qs[0].judge_prompts == {"aligned": "{answer}"}

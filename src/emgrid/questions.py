@@ -62,13 +62,15 @@ def validate_template(template: Any, where: str) -> str:
 
 
 def load_questions(path: str | Path, fallback_judge_prompts: dict[str, str] | None = None, *,
-                   item_level_judge_prompts: bool = False) -> list[Question]:
+                   item_level_judge_prompts: bool = False, require_judge_prompts: bool = True) -> list[Question]:
     """Load and validate a question file.
 
     `fallback_judge_prompts` (explicit config) fills items whose `judge_prompts` is null or missing; without it such
     an item is an error. `item_level_judge_prompts=True` handles the all_domains quirk: with `judge_prompts: null`,
     the templates sit as item-level keys named after the metrics (`aligned`, `coherent`) of the first item that has
-    them, and are reused by later items with null `judge_prompts`.
+    them, and are reused by later items with null `judge_prompts`. `require_judge_prompts=False` (generation,
+    which never judges) gives such items empty `judge_prompts` instead of an error; templates present are still
+    validated.
     """
     path = Path(path)
     try:
@@ -120,11 +122,13 @@ def load_questions(path: str | Path, fallback_judge_prompts: dict[str, str] | No
             prompts = item_level_default
         if prompts is None:
             prompts = fallback_judge_prompts
+        if prompts is None and not require_judge_prompts:
+            prompts = {}
         if prompts is None:
             raise QuestionFileError(
                 f"{where}: 'judge_prompts' is null or missing; give it a mapping metric -> template, or set an "
                 "explicit fallback (judge.fallback_judge_prompts in the config)")
-        if not isinstance(prompts, dict) or not prompts:
+        if not isinstance(prompts, dict) or (not prompts and require_judge_prompts):
             raise QuestionFileError(f"{where}: 'judge_prompts' must be a non-empty mapping metric -> template")
         prompts = {str(m): validate_template(t, f"{where}: judge_prompts.{m}") for m, t in prompts.items()}
 

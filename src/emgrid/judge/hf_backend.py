@@ -138,7 +138,7 @@ def run_hf(messages_list: list[list[dict]], spec: JudgeSpec, ledger: Ledger, mod
         for k, messages in tqdm(todo.items(), desc=f"judge {spec.model} (local)", unit="prompt",
                                 disable=not progress):
             ids = render_prompt_ids(tok, messages)
-            int_probs, mass, top = exact_int_probs(model, tok, trie, ids, spec.hf_batch_size)
+            int_probs, mass, top = exact_int_probs(model, tok, trie, ids, spec.batch_size)
             ledger.put(k, {"model": spec.model, "messages": messages, **params},
                        {"int_probs": int_probs, "int_mass": mass, "top_token": top},
                        {"prompt_tokens": len(ids), "completion_tokens": 0}, backend="hf")

@@ -50,7 +50,7 @@ class JudgeSpec:
     metrics: list[str] | None = None  # None: every metric of each question's judge_prompts
     question_field: str = "prompt"  # answer-row field shown as {question}: "prompt" (trigger included, like the
     # study) or "question" (the paraphrase without trigger)
-    hf_batch_size: int = 64  # prefix continuations per forward in the hf backend
+    batch_size: int = 64  # hf backend: trie prefixes (number continuations) per batched forward
     hf_dtype: str = "float32"
 
     def __post_init__(self):
