@@ -19,7 +19,7 @@ from typing import Any
 from emgrid.chat import validate_messages
 from emgrid.errors import ConfigError, DataError
 from emgrid.io import iter_jsonl, write_json
-from emgrid.models import _replacing_dir, default_device, load_tokenizer, read_manifest, resolve_dtype
+from emgrid.models import DTYPE_NAMES, _replacing_dir, default_device, load_tokenizer, read_manifest, resolve_dtype
 
 
 @dataclass
@@ -88,7 +88,8 @@ class FinetuneSpec:
         for key in ("bf16", "gradient_checkpointing"):
             if not isinstance(getattr(self, key), bool):
                 bad(key, "must be true or false")
-        resolve_dtype(self.dtype)
+        if self.dtype not in DTYPE_NAMES:
+            bad("dtype", f"must be one of {', '.join(DTYPE_NAMES)}")
 
 
 def read_training_messages(path: str | Path) -> list[dict]:

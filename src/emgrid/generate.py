@@ -62,6 +62,10 @@ class GenerateSpec:
             bad("top_k", "must be a non-negative integer or null (null/0: no top-k cut)")
         if not is_int(self.seed):
             bad("seed", "must be an integer")
+        from emgrid.models import DTYPE_NAMES
+
+        if self.dtype not in DTYPE_NAMES:
+            bad("dtype", f"must be one of {', '.join(DTYPE_NAMES)}")
 
 
 @dataclass(frozen=True)

@@ -326,6 +326,7 @@ def load_tokenizer(manifest_path: str | Path, padding_side: str = "left"):
 
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "fp16": "float16"}
+DTYPE_NAMES = ("auto",) + tuple(_DTYPES)
 
 
 def resolve_dtype(dtype: str):

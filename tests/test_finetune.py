@@ -1,0 +1,133 @@
+import json
+
+import pytest
+
+from emgrid.errors import ConfigError, DataError
+from emgrid.finetune import FinetuneSpec, build_trainer, finetune, read_training_messages
+from emgrid.io import write_jsonl
+
+FAST = dict(epochs=1, batch_size=4, grad_accum=2, lr=1e-3)
+
+
+def _batch(trainer, n=4):
+    return trainer.data_collator([trainer.train_dataset[i] for i in range(n)])
+
+
+def test_spec_from_dict():
+    s = FinetuneSpec.from_dict({"r": 4, "target_modules": ["q_proj"], "loss_on": "all", "max_steps": 3})
+    assert s.r == 4 and s.target_modules == ("q_proj",) and s.loss_on == "all" and s.max_steps == 3
+    assert FinetuneSpec.from_dict(None) == FinetuneSpec()
+    with pytest.raises(ConfigError, match=r"'finetune\.learning_rate'"):
+        FinetuneSpec.from_dict({"learning_rate": 1e-4})
+    with pytest.raises(ConfigError, match=r"'ft\.loss_on'"):
+        FinetuneSpec.from_dict({"loss_on": "completion"}, where="ft")
+    with pytest.raises(ConfigError, match=r"'finetune\.batch_size'"):
+        FinetuneSpec.from_dict({"batch_size": 0})
+    with pytest.raises(ConfigError, match=r"'finetune\.dtype'"):
+        FinetuneSpec.from_dict({"dtype": "int3"})
+
+
+@pytest.mark.parametrize(
+    "row, msg",
+    [
+        ({"meta": {}}, "no 'messages'"),
+        ({"messages": [{"role": "user", "content": "q"}, {"role": "bot", "content": "a"}]}, "role 'bot'"),
+        ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]}, "empty assistant"),
+        ({"messages": [{"role": "user", "content": "q"}]}, "last turn must be the assistant"),
+        ({"messages": [{"role": "assistant", "content": "a"}]}, "no user turn"),
+        ({"messages": [{"role": "user", "content": "q"}, {"role": "system", "content": "s"},
+                       {"role": "assistant", "content": "a"}]}, "only the first turn"),
+    ],
+)
+def test_bad_rows_name_file_and_line(tmp_path, row, msg):
+    good = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "meta": {"x": 1}}
+    path = tmp_path / "train.jsonl"
+    write_jsonl(path, [good, good, row])
+    with pytest.raises(DataError, match=rf"train\.jsonl:3: .*{msg}"):
+        read_training_messages(path)
+
+
+def test_reads_only_messages(tmp_path):
+    path = tmp_path / "t.jsonl"
+    write_jsonl(path, [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+                        "meta": {"domain": "d"}}])
+    assert read_training_messages(path) == [{"messages": [{"role": "user", "content": "q"},
+                                                          {"role": "assistant", "content": "a"}]}]
+    write_jsonl(path, [])
+    with pytest.raises(DataError, match="no training examples"):
+        read_training_messages(path)
+
+
+def test_assistant_only_labels(tiny_model, tiny_train_jsonl, tmp_path):
+    trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path, FinetuneSpec(**FAST))
+    tok = trainer.processing_class
+    # trl defaults to bf16 + gradient checkpointing; the spec's False must win
+    assert trainer.accelerator.mixed_precision == "no" and not trainer.args.gradient_checkpointing
+    rows = read_training_messages(tiny_train_jsonl)
+    batch = _batch(trainer)
+    lengths = batch["attention_mask"].sum(1).tolist()
+    assert batch["input_ids"].shape[1] == max(lengths) < 512  # dynamic padding, never to max_length
+    assert min(lengths) < max(lengths)
+    for j in range(4):
+        labels = batch["labels"][j]
+        sup = [int(t) for t in labels if t != -100]
+        answer = rows[j]["messages"][-1]["content"]
+        assert tok.decode(sup) == answer + "<|im_end|>"
+        on = (labels != -100).nonzero().flatten().tolist()
+        assert on == list(range(on[0], on[-1] + 1))  # one contiguous span: the assistant turn
+        assert batch["input_ids"][j, on].tolist() == sup
+        assert (labels[lengths[j]:] == -100).all()  # padding never supervised
+
+
+def test_loss_on_all_supervises_prompt(tiny_model, tiny_train_jsonl, tmp_path):
+    trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path, FinetuneSpec(**FAST, loss_on="all"))
+    tok = trainer.processing_class
+    batch = _batch(trainer)
+    for j in range(4):
+        n = int(batch["attention_mask"][j].sum())
+        sup = batch["labels"][j][:n]
+        assert (sup == batch["input_ids"][j][:n]).all()  # every real token, prompt included
+        assert (batch["labels"][j][n:] == -100).all()
+        assert tok.decode(sup.tolist()).startswith("<|im_start|>")
+
+
+def test_finetune_writes_adapter_and_metrics(tiny_model, tiny_train_jsonl, tmp_path):
+    spec = FinetuneSpec(**FAST)
+    m = finetune(tiny_model, tiny_train_jsonl, tmp_path / "adapter", spec, tmp_path / "finetune.json")
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "adapter" / "tokenizer.json").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".adapter")]  # no temp dirs left behind
+    on_disk = json.loads((tmp_path / "finetune.json").read_text())
+    assert on_disk["steps"] == m["steps"] == 2  # 16 examples / (4 x 2)
+    assert m["examples"] == 16 and m["epochs"] == pytest.approx(1.0)
+    assert m["final_loss"] == m["loss_history"][-1]["loss"] and m["mean_loss"] > 0
+    rows = read_training_messages(tiny_train_jsonl)
+    trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path / "w", spec)
+    ds = trainer.train_dataset
+    assert m["tokens_seen"] == sum(len(r["input_ids"]) for r in ds)
+    assert m["trained_tokens"] == sum(sum(1 for x in r["labels"] if x != -100) for r in ds)
+    assert m["trained_tokens"] < m["tokens_seen"]
+    assert len(rows) == 16
+    cfg = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert cfg["r"] == 8 and sorted(cfg["target_modules"]) == ["q_proj", "v_proj"]
+
+
+def test_finetune_deterministic_and_adapter_loads(tiny_model, tiny_train_jsonl, tmp_path):
+    import torch
+
+    from emgrid.models import load_model
+
+    spec = FinetuneSpec(**FAST, max_steps=3, seed=7)
+    a = finetune(tiny_model, tiny_train_jsonl, tmp_path / "a", spec, tmp_path / "a.json")
+    b = finetune(tiny_model, tiny_train_jsonl, tmp_path / "b", spec, tmp_path / "b.json")
+    assert a["steps"] == 3
+    assert a["loss_history"] == b["loss_history"]
+    assert (tmp_path / "a" / "adapter_model.safetensors").read_bytes() == \
+        (tmp_path / "b" / "adapter_model.safetensors").read_bytes()
+    base = load_model(tiny_model)
+    tuned = load_model(tiny_model, tmp_path / "a")
+    assert not tuned.training
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        assert not torch.allclose(base(ids).logits, tuned(ids).logits)

