@@ -15,4 +15,5 @@ write_report(
     notes=params["notes"],
     cards={Path(c).parent.relative_to("results/datasets").as_posix(): c for c in snakemake.input.cards},
     config_snapshot=params,
+    finetune_metrics={"/".join(Path(f).parts[-3:-1]): f for f in snakemake.input.finetune},
 )
