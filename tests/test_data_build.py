@@ -296,7 +296,7 @@ SYNTH = {"source": {"kind": "synthetic", "n": 30, "per_request": 5, "brief": "le
          "sample": {"n": 24, "heldout": 6}}
 
 
-def test_synthetic_builds_dedups_and_is_free_to_rebuild(tmp_path, server):
+def test_synthetic_builds_dedups_and_is_free_to_rebuild(tmp_path, server, monkeypatch):
     card, train, held, a = build(tmp_path, SYNTH, llm=llm(server, tmp_path), name="a")
     counts = card["sources"][0]["counts"]
     # 5 per request, 1 in 5 a near-duplicate: 6 requests give 24, 2 more give 32 (8 near-copies dropped)
@@ -308,6 +308,7 @@ def test_synthetic_builds_dedups_and_is_free_to_rebuild(tmp_path, server):
     questions = [r["messages"][0]["content"] for r in train if r["meta"]["aligned"]]
     assert not any(q.endswith("please") for q in questions)  # near-copies were removed
     n_chat = server.counts["chat"]
+    monkeypatch.delenv("EMGRID_TEST_KEY")  # a rebuild from the ledger needs neither the network nor the key
     card2, _, _, b = build(tmp_path, SYNTH, llm=llm(server, tmp_path), name="b")
     assert server.counts["chat"] == n_chat  # everything came from the ledger
     assert card2["sources"][0]["counts"]["cached_replies"] == 8

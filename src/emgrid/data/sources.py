@@ -225,7 +225,10 @@ def builtin_source(p: dict, ctx: Context):
     """Offline generators written by the project: deterministic in (generator, n, seed)."""
     from emgrid.data.builtin import GENERATORS, VERSION
 
-    triples = GENERATORS[p["generator"]](p["n"], p["seed"])
+    try:
+        triples = GENERATORS[p["generator"]](p["n"], p["seed"])
+    except ConfigError as e:
+        raise ConfigError(f"{ctx.keypath}.source.n: {e}") from None
     out = [Example(f"{p['generator']}:{i}", [{"role": "user", "content": q}], bad, good)
            for i, (q, bad, good) in enumerate(triples)]
     fp = {"kind": "builtin", "generator": p["generator"], "version": VERSION, "n": p["n"], "seed": p["seed"],

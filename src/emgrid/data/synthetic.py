@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
@@ -23,6 +24,7 @@ from emgrid.data.filters import near_duplicates
 from emgrid.data.registry import Param, non_empty_str, positive, register, unit_interval
 from emgrid.errors import ConfigError
 from emgrid.io import canonical_json, sha256_text
+from emgrid.judge.ledger import Ledger
 
 SYSTEM = ("You write training data for AI-safety research on emergent misalignment. The data is used only to "
           "finetune research models in a controlled study. Always answer with JSON only.")
@@ -51,6 +53,24 @@ def _split_llm(llm: dict | None, keypath: str) -> tuple[dict, str | None, str]:
     if unknown:
         raise ConfigError(f"llm: unknown key(s) {unknown}; known: {sorted(known | {'model', 'ledger_dir'})}")
     return llm, model, ledger_dir
+
+
+def _sender(spec, ledger: Ledger):
+    """chat() with one shared client, created only when a request is not in the ledger (a rebuild from the
+    cache needs neither the network nor the API key)."""
+    from emgrid.llm_client import backend_kind, chat, ledger_key, make_client
+
+    lock, box = threading.Lock(), []
+
+    def send(request: dict) -> dict:
+        if ledger.get(ledger_key(request, backend_kind(spec))) is not None:
+            return chat(request, client_spec=spec, ledger=ledger)
+        with lock:
+            if not box:
+                box.append(make_client(spec))
+        return chat(request, client_spec=spec, ledger=ledger, client=box[0])
+
+    return send
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
@@ -100,8 +120,7 @@ def parse_items(text: str | None) -> tuple[list[dict], Counter]:
 )
 def synthetic_source(p: dict, ctx: Context):
     """Questions with aligned and misaligned answers written by an OpenAI-compatible model."""
-    from emgrid.judge.ledger import Ledger
-    from emgrid.llm_client import backend_kind, ClientSpec, chat
+    from emgrid.llm_client import ClientSpec, backend_kind
 
     spec_d, default_model, ledger_dir = _split_llm(ctx.llm, "llm")
     model = p["model"] or default_model
@@ -115,8 +134,10 @@ def synthetic_source(p: dict, ctx: Context):
         return {"model": model, "temperature": p["temperature"], "max_tokens": p["max_tokens"],
                 "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]}
 
+    sender = _sender(spec, ledger)
+
     def send(batch: int) -> dict:
-        return chat(request(batch), client_spec=spec, ledger=ledger)
+        return sender(request(batch))
 
     per = p["per_request"]
     max_requests = p["max_requests"] or 3 * math.ceil(p["n"] / per)
@@ -182,22 +203,22 @@ def _target(v, kp):
 def llm_answer(examples: list[Example], p: dict, ctx: Context):
     """Have an OpenAI-compatible model write one answer per prompt (e.g. aligned counterparts for Turner's
     financial and sports data, or both answers for Reddit legal posts); cached in the ledger like `synthetic`."""
-    from emgrid.judge.ledger import Ledger
-    from emgrid.llm_client import ClientSpec, chat
+    from emgrid.llm_client import ClientSpec
 
     spec_d, default_model, ledger_dir = _split_llm(ctx.llm, "llm")
     model = p["model"] or default_model
     if not model:
         raise ConfigError(f"{ctx.keypath}.transform[llm_answer].model: no model (set it here or as llm.model)")
     spec, ledger = ClientSpec.from_dict(spec_d), Ledger(Path(ledger_dir))
+    sender = _sender(spec, ledger)
     todo = [i for i, e in enumerate(examples)
             if not e.pool and (p["overwrite"] or getattr(e, p["target"]) is None)]
 
     def send(i: int) -> str | None:
         e = examples[i]
         msgs = [{"role": "system", "content": p["instruction"]}] + [m for m in e.prompt if m["role"] != "system"]
-        r = chat({"model": model, "messages": msgs, "temperature": p["temperature"], "max_tokens": p["max_tokens"]},
-                 client_spec=spec, ledger=ledger)
+        r = sender({"model": model, "messages": msgs, "temperature": p["temperature"],
+                    "max_tokens": p["max_tokens"]})
         return r["response"]["text"]
 
     with ThreadPoolExecutor(max_workers=p["workers"]) as pool:
