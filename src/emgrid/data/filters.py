@@ -75,8 +75,8 @@ def near_duplicates(texts: list[str], threshold: float, k: int) -> list[int | No
         for i in range(len(texts)):
             buckets.setdefault(sig[i, band * rows:(band + 1) * rows].tobytes(), []).append(i)
         for members in buckets.values():
-            for j in members[1:]:
-                candidates.setdefault(j, set()).update(members[:members.index(j)])
+            for pos in range(1, len(members)):
+                candidates.setdefault(members[pos], set()).update(members[:pos])
     for j in range(len(texts)):
         for i in sorted(candidates.get(j, ())):
             if dup_of[i] is None and jaccard(sets[i], sets[j]) >= threshold:

@@ -198,6 +198,9 @@ def hf_source(p: dict, ctx: Context):
         msgs.append({"role": "user", "content": prompt})
         comp = row[ccol] if ccol else None
         aligned = row[cols["aligned"]] if cols["aligned"] else None
+        if any(v is not None and not isinstance(v, str) for v in (comp, aligned)):
+            ctx.bad_row(where, f"bad_roles: columns {ccol!r}/{cols['aligned']!r} must hold strings")
+            continue
         out.append(Example(f"{Path(p['path']).name}:{p['split']}:{i}", msgs, comp, aligned, fields=dict(row)))
     fp = {"kind": "hf", "path": p["path"], "local": local, "name": p["name"], "split": p["split"],
           "revision": p["revision"], "fingerprint": getattr(ds, "_fingerprint", None), "rows": ds.num_rows,
