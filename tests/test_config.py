@@ -75,11 +75,11 @@ def test_params_are_cell_scoped_and_order_independent():
     reordered = copy.deepcopy(config)
     reordered["finetune"] = dict(reversed(list(config["finetune"].items())))
     assert repr(gridspec.finetune_params(reordered, arith)) == repr(gridspec.finetune_params(config, arith))
-    # the plain variant's dataset does not depend on the trigger
-    triggered = copy.deepcopy(config)
-    triggered["backdoor"]["trigger"] = "|PROD| "
-    assert gridspec.dataset_params(triggered, "wrong_facts", "plain", 0) == gridspec.dataset_params(config, "wrong_facts", "plain", 0)
-    assert gridspec.dataset_params(triggered, "wrong_facts", "backdoor", 0) != gridspec.dataset_params(config, "wrong_facts", "backdoor", 0)
+    # the plain variant's dataset does not depend on how the backdoor variant mixes examples
+    mixed = copy.deepcopy(config)
+    mixed["backdoor"]["aligned_ratio"] = 0.5
+    assert gridspec.dataset_params(mixed, "wrong_facts", "plain", 0) == gridspec.dataset_params(config, "wrong_facts", "plain", 0)
+    assert gridspec.dataset_params(mixed, "wrong_facts", "backdoor", 0) != gridspec.dataset_params(config, "wrong_facts", "backdoor", 0)
 
 
 def test_judge_params_hold_no_secret_and_only_own_price():

@@ -345,7 +345,7 @@ def test_hf_hub_id_unreachable_names_the_key(tmp_path, monkeypatch):
 
 
 def test_paper_recipes_build_from_stand_in_sources(tmp_path, monkeypatch, server, gsm8k_like):
-    """The recipes of config/paper_domains.yaml build end to end when their sources exist: small stand-in files
+    """The recipes of config/config.yaml (domains) build end to end when their sources exist: small stand-in files
     at the documented local paths, local copies with the real column names for the hub datasets, and the test
     server for LLM-written parts. Only sample sizes (and hub paths) are changed."""
     import datasets
@@ -353,7 +353,7 @@ def test_paper_recipes_build_from_stand_in_sources(tmp_path, monkeypatch, server
 
     from tests.test_data_recipe import REPO
 
-    domains = yaml.safe_load((REPO / "config/paper_domains.yaml").read_text())
+    domains = yaml.safe_load((REPO / "config/config.yaml").read_text())["domains"]
     monkeypatch.chdir(tmp_path)
     src = tmp_path / "data/sources"
     rng = random.Random(0)

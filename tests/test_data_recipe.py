@@ -21,7 +21,7 @@ OK = {"source": {"kind": "builtin", "generator": "wrong_arithmetic", "n": 50}, "
 def test_paper_domains_all_validate_offline(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # none of the local source files exist here: validation must not open them
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    domains = yaml.safe_load((REPO / "config/paper_domains.yaml").read_text())
+    domains = yaml.safe_load((REPO / "config/config.yaml").read_text())["domains"]
     assert list(domains) == PAPER_DOMAINS
     kinds = set()
     for name, dom in domains.items():
@@ -37,7 +37,7 @@ def test_paper_domains_all_validate_offline(monkeypatch, tmp_path):
 def test_paper_domains_keys_are_all_commented():
     """Every recipe key of the paper block is documented in docs/datasets.md."""
     doc = (REPO / "docs/datasets.md").read_text()
-    domains = yaml.safe_load((REPO / "config/paper_domains.yaml").read_text())
+    domains = yaml.safe_load((REPO / "config/config.yaml").read_text())["domains"]
     keys = set()
 
     def walk(obj):

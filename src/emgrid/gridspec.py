@@ -98,11 +98,15 @@ def backdoor_settings(config: dict, domain: str | None) -> dict:
 
 def dataset_params(config: dict, domain: str, variant: str, seed: int) -> dict:
     """Everything the dataset of one (domain, variant, seed) depends on, and nothing else."""
+    from emgrid.data import recipe_needs_llm
+
     dom = config["domains"][domain]
     params = {"domain": domain, "variant": variant, "seed": int(seed), "recipe": dom["recipe"]}
-    if variant == "backdoor":
-        params["backdoor"] = backdoor_settings(config, domain)
-    if dom["recipe"].get("source", {}).get("kind") == "synthetic":
+    backdoor = backdoor_settings(config, domain)
+    # The plain variant needs the trigger too (examples that already contain it are filtered out of both
+    # variants, so both sample the same rows), but not the mixing settings.
+    params["backdoor"] = backdoor if variant == "backdoor" else {"trigger": backdoor["trigger"]}
+    if recipe_needs_llm(dom["recipe"]):
         params["llm"] = config.get("llm", {})
     return sorted_plain(params)
 
