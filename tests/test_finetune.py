@@ -128,6 +128,6 @@ def test_finetune_deterministic_and_adapter_loads(tiny_model, tiny_train_jsonl, 
     base = load_model(tiny_model)
     tuned = load_model(tiny_model, tmp_path / "a")
     assert not tuned.training
-    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    ids = torch.tensor([[5, 6, 7, 8, 9]], device=base.device)
     with torch.no_grad():
         assert not torch.allclose(base(ids).logits, tuned(ids).logits)

@@ -27,7 +27,7 @@ class FinetuneSpec:
     """LoRA + optimiser settings; defaults are the study's (r 8, alpha 16, q/v proj, lr 2e-4, 3 epochs, 4x4 batch)."""
 
     r: int = 8
-    alpha: int = 16
+    alpha: float = 16
     dropout: float = 0.05
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     lr: float = 2e-4
@@ -67,7 +67,9 @@ class FinetuneSpec:
         def bad(key, msg):
             raise ConfigError(f"config key '{where}.{key}' {msg}, got {getattr(self, key)!r}")
 
-        for key in ("r", "alpha", "batch_size", "grad_accum", "max_length", "logging_steps"):
+        if not isinstance(self.alpha, (int, float)) or isinstance(self.alpha, bool) or self.alpha <= 0:
+            bad("alpha", "must be a positive number")
+        for key in ("r", "batch_size", "grad_accum", "max_length", "logging_steps"):
             v = getattr(self, key)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 bad(key, "must be a positive integer")
