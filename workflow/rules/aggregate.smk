@@ -8,6 +8,8 @@ rule aggregate:
         summary="results/summary/summary.csv",
     params:
         analysis=analysis_param,
+    conda:
+        "../../envs/analysis.yaml"
     log:
         "results/logs/aggregate.log",
     script:
@@ -24,6 +26,8 @@ rule report:
         html="results/report/report.html",
     params:
         report=report_param,
+    conda:
+        "../../envs/analysis.yaml"
     log:
         "results/logs/report.log",
     script:

@@ -8,6 +8,8 @@ rule build_dataset:
         card="results/datasets/{domain}/{variant}-s{seed}/card.json",
     params:
         spec=dataset_param,
+    conda:
+        "../../envs/analysis.yaml"
     log:
         "results/logs/dataset/{domain}/{variant}-s{seed}.log",
     script:

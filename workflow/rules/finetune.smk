@@ -10,6 +10,8 @@ rule finetune:
         spec=finetune_param,
     wildcard_constraints:
         cell=gridspec.FINETUNED_CELL_RE,
+    conda:
+        "../../envs/train.yaml"
     log:
         "results/logs/finetune/{model}/{cell}.log",
     script:

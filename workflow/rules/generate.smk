@@ -6,6 +6,8 @@ rule generate:
         answers="results/cells/{model}/{cell}/answers/{qset}.jsonl",
     params:
         gen=generate_param,
+    conda:
+        "../../envs/train.yaml"
     log:
         "results/logs/generate/{model}/{cell}/{qset}.log",
     script:

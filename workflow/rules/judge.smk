@@ -12,6 +12,8 @@ rule judge:
         ledger_dir=config["judge"]["ledger_dir"],
     resources:
         openai_calls=1,
+    conda:
+        "../../envs/train.yaml"
     log:
         "results/logs/judge/{model}/{cell}/{qset}.log",
     script:

@@ -4,6 +4,8 @@ rule prepare_model:
         manifest="results/models/{model}/manifest.json",
     params:
         spec=model_spec_param,
+    conda:
+        "../../envs/train.yaml"
     log:
         "results/logs/prepare_model/{model}.log",
     script:
