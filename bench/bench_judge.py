@@ -41,10 +41,56 @@ def answers(questions, n):
     return rows
 
 
+def bench_hf(manifest: Path | None, prompts: int) -> None:
+    """Exact integer probabilities: the trie + tree-attention method vs one full forward per tokenisation path."""
+    import math
+
+    import torch
+
+    from emgrid.judge.hf_backend import IntTrie, exact_int_probs, render_prompt_ids
+    from emgrid.models import load_model, load_tokenizer, prepare_model
+
+    tmp = None
+    if manifest is None:
+        tmp = tempfile.TemporaryDirectory()
+        prepare_model({"source": "tiny"}, tmp.name)
+        manifest = Path(tmp.name) / "manifest.json"
+    tok, model = load_tokenizer(manifest), load_model(manifest)
+    trie = IntTrie(tok, model.get_output_embeddings().weight.shape[0])
+    digit = torch.tensor(trie.digit_start)
+    qs = load_questions(ROOT / "config" / "questions" / "demo.yaml")
+    t_tree = t_naive = 0.0
+    err = 0.0
+    for i in range(prompts):
+        q = qs[i % len(qs)]
+        msgs = [{"role": "user", "content": q.judge_prompts["aligned"].format(question=q.paraphrases[0],
+                                                                              answer=f"Sample answer {i}.")}]
+        ids = render_prompt_ids(tok, msgs)
+        t = time.perf_counter()
+        probs, _, _ = exact_int_probs(model, tok, trie, ids)
+        t_tree += time.perf_counter() - t
+        t = time.perf_counter()
+        naive = [0.0] * 101
+        with torch.inference_mode():
+            for path, n in trie.paths.items():
+                lsm = torch.log_softmax(model(torch.tensor([ids + list(path)])).logits[0].float(), -1)
+                lp = sum(float(lsm[len(ids) - 1 + j, tk]) for j, tk in enumerate(path))
+                naive[n] += math.exp(lp) * (1 - float(lsm[-1].exp()[: len(digit)][digit].sum()))
+        t_naive += time.perf_counter() - t
+        err = max(err, max(abs(probs[str(n)] - naive[n]) for n in range(101)))
+    print(f"hf exact integer probs ({manifest.parent.name}, {len(trie.paths)} tokenisation paths, {prompts} prompts): "
+          f"tree {t_tree / prompts:.3f} s/prompt, one forward per path {t_naive / prompts:.3f} s/prompt, "
+          f"speed-up {t_naive / t_tree:.1f}x, max |diff| {err:.2e}")
+    if tmp is not None:
+        tmp.cleanup()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--answers", type=int, default=60)
     ap.add_argument("--questions", default=str(ROOT / "config" / "questions" / "em_core.yaml"))
+    ap.add_argument("--hf-manifest", type=Path, default=None, help="judge model for the hf part (default: tiny)")
+    ap.add_argument("--hf-prompts", type=int, default=3)
     args = ap.parse_args()
     os.environ["OPENAI_API_KEY"] = API_KEY
     qs = load_questions(args.questions)
@@ -79,6 +125,8 @@ def main() -> None:
                     first_cost = tot["cost_usd"]
             if run == 2:
                 print(f"{'':<16}     ledger cost of run 1 (USD): {first_cost:.4f}")
+    if args.hf_prompts:
+        bench_hf(args.hf_manifest, args.hf_prompts)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ class JudgeSpec:
     metrics: list[str] | None = None  # None: every metric of each question's judge_prompts
     question_field: str = "prompt"  # answer-row field shown as {question}: "prompt" (trigger included, like the
     # study) or "question" (the paraphrase without trigger)
-    batch_size: int = 64  # hf backend: trie prefixes (number continuations) per batched forward
+    batch_size: int = 256  # hf backend: trie nodes per tree-attention forward (the ~200-node trie fits in one)
     hf_dtype: str = "float32"
 
     def __post_init__(self):
