@@ -29,6 +29,9 @@ DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) /
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", choices=["tiny", "smollm2"], default="smollm2")
+    ap.add_argument("--manifest", type=Path, default=None, help="use this prepared model instead of --model")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--prompts", type=int, default=24)
     ap.add_argument("--new-tokens", type=int, default=32, help="forced length of every answer (min = max)")
     ap.add_argument("--batch-size", type=int, default=32)
@@ -38,17 +41,22 @@ def main(argv=None) -> int:
 
     import torch
 
+    if a.threads:
+        torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory(prefix="emgrid-bench-gen-") as w:
-        out = (a.cache_dir / a.model) if a.model == "smollm2" else Path(w) / a.model
-        prepare_model({"source": a.model}, out)
-        manifest = out / "manifest.json"
+        manifest = a.manifest
+        if manifest is None:
+            out = (a.cache_dir / a.model) if a.model == "smollm2" else Path(w) / a.model
+            prepare_model({"source": a.model}, out)
+            manifest = out / "manifest.json"
         tok = load_tokenizer(manifest)
-        model = load_model(manifest, a.adapter)
+        model = load_model(manifest, a.adapter, device=a.device)
     prompts = [ex["messages"][:-1] for ex in example_conversations(a.prompts, seed=1)]
     lengths = [len(tok(render_prompt(tok, p), add_special_tokens=False)["input_ids"]) for p in prompts]
     kw = dict(max_new_tokens=a.new_tokens, min_new_tokens=a.new_tokens, temperature=1.0, seed=0, progress=False)
     n_tokens = a.prompts * a.new_tokens
 
+    generate_texts(model, tok, prompts[:2], batch_size=2, **{**kw, "max_new_tokens": 4, "min_new_tokens": 4})  # warm-up
     t = time.time()
     generate_texts(model, tok, prompts, batch_size=a.batch_size, **kw)
     batched = n_tokens / (time.time() - t)
@@ -61,9 +69,8 @@ def main(argv=None) -> int:
     same = sum(x == y for x, y in zip(generate_texts(model, tok, prompts[:k], batch_size=k, **greedy),
                                       [generate_texts(model, tok, [p], batch_size=1, **greedy)[0] for p in prompts[:k]]))
 
-    print(f"\ngenerate benchmark: model={a.model} adapter={a.adapter} prompts={a.prompts} "
-          f"(prompt tokens {min(lengths)}-{max(lengths)}) new_tokens={a.new_tokens} threads={torch.get_num_threads()}",
-          file=sys.stderr)
+    print(f"\ngenerate benchmark: model={a.manifest or a.model} device={model.device} adapter={a.adapter} prompts={a.prompts} "
+          f"(prompt tokens {min(lengths)}-{max(lengths)}) new_tokens={a.new_tokens} threads={torch.get_num_threads()}")
     print(f"{'method':<38}{'tokens/s':>10}{'total s':>10}")
     print(f"{'batched (bs ' + str(a.batch_size) + ', left pad, length-grouped)':<38}{batched:>10.1f}"
           f"{n_tokens / batched:>10.1f}")

@@ -131,3 +131,22 @@ def test_finetune_deterministic_and_adapter_loads(tiny_model, tiny_train_jsonl, 
     ids = torch.tensor([[5, 6, 7, 8, 9]], device=base.device)
     with torch.no_grad():
         assert not torch.allclose(base(ids).logits, tuned(ids).logits)
+
+
+def test_template_without_markers(tiny_model, tiny_train_jsonl, tmp_path):
+    import shutil
+
+    from emgrid.errors import ModelSourceError
+    from emgrid.models import prepare_model, read_manifest
+
+    src = tmp_path / "plain"
+    shutil.copytree(read_manifest(tiny_model)["path"], src)
+    (src / "chat_template.jinja").write_text(
+        "{% for m in messages %}{{ m['role'] | upper }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}ASSISTANT: {% endif %}")
+    prepare_model({"source": "hf", "id": str(src)}, tmp_path / "m")
+    manifest = tmp_path / "m" / "manifest.json"
+    with pytest.raises(ModelSourceError, match="loss_on: all"):
+        build_trainer(manifest, tiny_train_jsonl, tmp_path / "w", FinetuneSpec(**FAST))
+    trainer = build_trainer(manifest, tiny_train_jsonl, tmp_path / "w", FinetuneSpec(**FAST, loss_on="all"))
+    assert trainer.processing_class.decode(_batch(trainer, 1)["labels"][0].tolist()).startswith("SYSTEM: ")

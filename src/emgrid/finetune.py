@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from emgrid.chat import validate_messages
-from emgrid.errors import ConfigError, DataError
+from emgrid.errors import ConfigError, DataError, ModelSourceError
 from emgrid.io import iter_jsonl, write_json
 from emgrid.models import DTYPE_NAMES, _replacing_dir, default_device, load_tokenizer, read_manifest, resolve_dtype
 
@@ -176,8 +176,16 @@ def build_trainer(manifest_path: str | Path, train_jsonl: str | Path, output_dir
     lora = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
                       target_modules=list(spec.target_modules), bias="none", task_type="CAUSAL_LM")
     set_seed(spec.seed)  # LoRA init draws from the global RNG
-    return _trainer_class()(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
-                            processing_class=tok, peft_config=lora)
+    try:
+        return _trainer_class()(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
+                                processing_class=tok, peft_config=lora)
+    except ValueError as e:
+        if spec.loss_on == "assistant" and "chat template" in str(e).lower():
+            raise ModelSourceError(
+                f"{manifest_path}: the model's chat template has no {{% generation %}} markers and trl cannot patch it, "
+                "so assistant-only loss is impossible; set finetune.loss_on: all, or give the model a template with "
+                f"markers (see emgrid.chat.chatml_template). trl said: {e}") from None
+        raise
 
 
 def finetune(manifest_path: str | Path, train_jsonl: str | Path, adapter_dir: str | Path, spec: FinetuneSpec,
@@ -188,6 +196,7 @@ def finetune(manifest_path: str | Path, train_jsonl: str | Path, adapter_dir: st
     with tempfile.TemporaryDirectory(prefix="emgrid-ft-") as work, contextlib.redirect_stdout(sys.stderr):
         trainer = build_trainer(manifest_path, train_jsonl, work, spec)
         n_examples = len(trainer.train_dataset)
+        n_rows = len(read_training_messages(train_jsonl))
         t1 = time.time()
         out = trainer.train()
         train_s = time.time() - t1
@@ -199,7 +208,8 @@ def finetune(manifest_path: str | Path, train_jsonl: str | Path, adapter_dir: st
     metrics = {
         "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch,
-        "examples": n_examples,
+        "examples": n_examples,  # after trl drops examples whose assistant turn was truncated away
+        "examples_in_file": n_rows,
         "final_loss": history[-1][1] if history else None,
         "mean_loss": out.training_loss,
         "loss_history": [{"step": s, "loss": v} for s, v in history],
