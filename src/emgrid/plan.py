@@ -25,6 +25,10 @@ from emgrid.errors import ConfigError, EmgridError
 # Job params the planner reads (top level, or one level down inside a dict-valued param).
 PLAN_PARAM_KEYS = ("n_answers", "n_requests", "judge_model", "backend", "est_prompt_tokens", "est_completion_tokens")
 
+# Resources the planner evaluates: what hours and GPUs are computed from. The others (mem_mb, partition ...) are
+# skipped: each evaluation costs snakemake ~0.3 ms, and disk_mb's default stats every input file.
+PLAN_RESOURCES = frozenset({"_cores", "runtime", "gpu", "gpus", "nvidia_gpu", "gres", "cpus_per_task"})
+
 # Snakemake's Reason.get_names() strings -> short labels, in the order we pick a job's *primary* reason.
 REASON_LABELS = {
     "forced": "forced",
@@ -52,7 +56,7 @@ _PRICE_KEYS = {
     "batch_output": ("batch_output", "batch_output_per_mtok"),
 }
 # Judge backends that call a paid API; other backends (e.g. "hf", a local model) cost no tokens.
-PAID_BACKENDS = ("openai",)
+PAID_BACKENDS = ("openai", "openai-batch")
 
 
 class PlanError(EmgridError):
@@ -172,8 +176,12 @@ def _primary(reasons: Sequence[str]) -> str:
     return min(reasons, key=lambda r: _REASON_ORDER.index(r) if r in _REASON_ORDER else len(_REASON_ORDER))
 
 
-def job_totals(job: JobRecord, prices: dict) -> tuple[Totals, str | None]:
-    """Totals of one job; second value is the judge model when it has no price."""
+def job_totals(job: JobRecord, prices: dict, judge_defaults: dict | None = None) -> tuple[Totals, str | None]:
+    """Totals of one job; second value is the judge model when it has no price.
+
+    `judge_defaults` (the config's judge section) supplies `model`/`backend` when the job's params do not.
+    """
+    judge_defaults = judge_defaults or {}
     t = Totals(jobs=1, local=job.local)
     if not job.needrun:
         t.complete = 1
@@ -194,8 +202,8 @@ def job_totals(job: JobRecord, prices: dict) -> tuple[Totals, str | None]:
     t.completion_tokens = int(p.get("est_completion_tokens") or 0)
     unpriced = None
     if t.prompt_tokens or t.completion_tokens:
-        backend = str(p.get("backend") or "openai")
-        model = str(p.get("judge_model") or "")
+        backend = str(p.get("backend") or judge_defaults.get("backend") or "openai")
+        model = str(p.get("judge_model") or judge_defaults.get("model") or "")
         if backend in PAID_BACKENDS:
             price = _price(prices, model)
             if price is None:
@@ -216,7 +224,7 @@ def summarize(dump: DagDump, prices: dict | None = None) -> Plan:
     unpriced: set[str] = set()
     cells: dict[tuple[str, str], bool] = {}
     for job in dump.jobs:
-        t, missing_price = job_totals(job, prices)
+        t, missing_price = job_totals(job, prices, dump.judge_config)
         if missing_price:
             unpriced.add(missing_price)
         rules.setdefault(job.rule, Totals(local=job.local)).add(t)
@@ -360,8 +368,12 @@ def _dump_dag_child(out_path: str, argv: list[str]) -> int:
                 rec["reasons"] = sorted({REASON_LABELS.get(n, n) for n in reason.get_names()})
                 rec["reason_text"] = str(reason)
                 rec["params"] = {k: _plain(v) for k, v in _plan_params(job.params).items()}
-                res = job.resources
-                rec["resources"] = {k: _plain(v) for k, v in res.items() if not k.startswith("_")}
+                # Evaluate only the resources the plan reads: snakemake's full default set includes
+                # disk_mb = f(input size), which stats every input and took most of the time on big grids.
+                skip = {k for k in job.rule.resources.keys() if k not in PLAN_RESOURCES}
+                res = job.rule.expand_resources(job.wildcards_dict, job.input, job.attempt, skip_evaluation=skip)
+                rec["resources"] = {k: _plain(v) for k, v in res.items()
+                                    if not k.startswith("_") and type(v).__name__ != "TBDString"}
                 rec["threads"] = int(res.get("_cores", 1) or 1)
                 rec["log"] = [str(f) for f in job.log]
             jobs.append(rec)
