@@ -76,3 +76,17 @@ def test_judge_answers_hf_backend_and_cache(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(emgrid.models, "load_model", boom)
     again = judge_answers(rows, questions(), spec, tmp_path, model_manifest=tiny_model, progress=False)
     assert [r["int_probs"] for r in again] == [r["int_probs"] for r in out] and all(r["cached"] for r in again)
+
+
+def test_response_prefix_is_part_of_prompt_and_key(tiny_model, tmp_path):
+    rows = answer_rows(1)
+    plain = judge_answers(rows, questions(), JudgeSpec(backend="hf", model="j", metrics=["aligned"]), tmp_path,
+                          model_manifest=tiny_model, progress=False)
+    pre = judge_answers(rows, questions(), JudgeSpec(backend="hf", model="j", metrics=["aligned"],
+                                                     response_prefix="Score: "), tmp_path,
+                        model_manifest=tiny_model, progress=False)
+    assert pre[0]["ledger_key"] != plain[0]["ledger_key"]
+    assert pre[0]["usage"]["prompt_tokens"] > plain[0]["usage"]["prompt_tokens"]
+    assert pre[0]["int_probs"] != plain[0]["int_probs"]
+    with pytest.raises(Exception, match="response_prefix works only with backend hf"):
+        JudgeSpec(backend="openai", response_prefix="Score: ")

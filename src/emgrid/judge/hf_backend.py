@@ -128,7 +128,12 @@ def exact_int_probs(model: Any, tokenizer: Any, trie: IntTrie, prompt_ids: list[
                 probs[n] += math.exp(logp[node]) * cont
         masked = root.clone()
         masked[: len(trie.piece_mask)][piece_mask] = -float("inf")
-        top = tokenizer.decode([int(masked.argmax())])
+        top = None  # first readable candidate: skip partial UTF-8 bytes ("\ufffd") and bare whitespace
+        for tid in masked.topk(20).indices.tolist():
+            text = tokenizer.decode([tid])
+            if text.strip() and "\ufffd" not in text:
+                top = text
+                break
     return {str(n): p for n, p in enumerate(probs)}, float(sum(probs)), top
 
 
@@ -137,9 +142,10 @@ def _model_fingerprint(manifest_path: Path) -> str:
     return hashlib.sha256(canonical_json(m).encode()).hexdigest()[:16]
 
 
-def render_prompt_ids(tokenizer: Any, messages: list[dict]) -> list[int]:
+def render_prompt_ids(tokenizer: Any, messages: list[dict], response_prefix: str | None = None) -> list[int]:
+    """The judge model's chat template with the generation prompt, plus the start of its reply if given."""
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    return tokenizer(text + (response_prefix or ""), add_special_tokens=False)["input_ids"]
 
 
 def run_hf(messages_list: list[list[dict]], spec: JudgeSpec, ledger: Ledger, model_manifest: str | Path,
@@ -148,6 +154,8 @@ def run_hf(messages_list: list[list[dict]], spec: JudgeSpec, ledger: Ledger, mod
     manifest = Path(model_manifest)
     params = {"method": METHOD, "prefixes": list(PREFIXES), "dtype": spec.hf_dtype,
               "manifest": _model_fingerprint(manifest)}
+    if spec.response_prefix is not None:
+        params["response_prefix"] = spec.response_prefix
     keys = [request_key("hf", spec.model, m, params) for m in messages_list]
     todo = {k: m for k, m in zip(keys, messages_list) if ledger.get(k) is None}
     fresh = set()
@@ -159,7 +167,7 @@ def run_hf(messages_list: list[list[dict]], spec: JudgeSpec, ledger: Ledger, mod
         trie = IntTrie(tok, model.get_output_embeddings().weight.shape[0])
         for k, messages in tqdm(todo.items(), desc=f"judge {spec.model} (local)", unit="prompt",
                                 disable=not progress):
-            ids = render_prompt_ids(tok, messages)
+            ids = render_prompt_ids(tok, messages, spec.response_prefix)
             int_probs, mass, top = exact_int_probs(model, tok, trie, ids, spec.batch_size)
             ledger.put(k, {"model": spec.model, "messages": messages, **params},
                        {"int_probs": int_probs, "int_mass": mass, "top_token": top},

@@ -52,6 +52,8 @@ class JudgeSpec:
     # study) or "question" (the paraphrase without trigger)
     batch_size: int = 256  # hf backend: trie nodes per tree-attention forward (the ~200-node trie fits in one)
     hf_dtype: str = "float32"
+    response_prefix: str | None = None  # hf backend: the judge's reply starts with this text, e.g. "Score: ".
+    # A 135M judge puts ~4% of its mass on integers after the bare generation prompt and ~95% after "Score: ".
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -60,6 +62,8 @@ class JudgeSpec:
             raise ConfigError(f"judge.mode: {self.mode!r} is not one of {list(MODES)}")
         if self.backend == "hf" and self.mode != "logprob":
             raise ConfigError("judge.mode: the hf backend computes exact integer probabilities (mode: logprob)")
+        if self.response_prefix is not None and self.backend != "hf":
+            raise ConfigError("judge.response_prefix works only with backend hf (chat APIs cannot prefill replies)")
         if self.on_bad_request not in ("fail", "record"):
             raise ConfigError(f"judge.on_bad_request: {self.on_bad_request!r} is not 'fail' or 'record'")
         if self.question_field not in ("prompt", "question"):
