@@ -15,6 +15,8 @@ import os
 import time
 from typing import Any, Callable
 
+from tqdm import tqdm
+
 from emgrid.errors import JudgeError
 from emgrid.io import canonical_json, sha256_text
 from emgrid.judge.ledger import Ledger
@@ -83,6 +85,22 @@ class _Api:
         return _parse_jsonl(self.call(f"batch file download {file_id}", lambda: self.client.files.content(file_id).text))
 
 
+def _resume_open_batches(ledger: Ledger, pending: list[str]) -> list[tuple[str, dict]]:
+    """Submitted-but-unmerged batches whose requests are all still pending (e.g. the job was killed while waiting)."""
+    pset, covered, out = set(pending), set(), []
+    state_dir = ledger.root / "state"
+    for path in sorted(state_dir.glob("batch-*.json")) if state_dir.is_dir() else []:
+        st = ledger.read_state(path.stem)
+        if not st or st.get("merged") or not st.get("keys"):
+            continue
+        keys = set(st["keys"])
+        if keys <= pset and not keys & covered:
+            log.info("resuming batch %s (%d requests)", st["batch_id"], len(keys))
+            covered |= keys
+            out.append((path.stem, st))
+    return out
+
+
 def run_batch(messages_list: list[list[dict]], spec: JudgeSpec, ledger: Ledger, progress: bool = True,
               client: Any = None, sleep: Callable[[float], None] = time.sleep) -> list[dict]:
     """Same result shape as `run_sync`, with `"batch": True` for rows answered by a batch."""
@@ -95,59 +113,68 @@ def run_batch(messages_list: list[list[dict]], spec: JudgeSpec, ledger: Ledger, 
     pending = sorted(k for k in by_key if ledger.get(k) is None)
     api = _Api(spec, None, sleep)
     resubmits = 0
+    bar = tqdm(total=len(pending), desc=f"judge batch {spec.model}", unit="req", disable=not progress or not pending)
     while pending:
         api.client = api.client or client or make_client(spec.client_spec())
-        name = _state_name(pending)
-        state = ledger.read_state(name)
-        if state is None or state.get("merged"):
-            state = api.submit({k: by_key[k] for k in pending}, name)
+        groups = _resume_open_batches(ledger, pending)  # a killed job's batches: wait on them, never resubmit
+        covered = {k for _, st in groups for k in st["keys"]}
+        rest = [k for k in pending if k not in covered]
+        for i in range(0, len(rest), spec.batch_max_requests):
+            chunk = rest[i:i + spec.batch_max_requests]
+            name = _state_name(chunk)
+            state = api.submit({k: by_key[k] for k in chunk}, name)
             ledger.write_state(name, state)  # persisted BEFORE waiting: a killed job resumes this batch
-            log.info("submitted batch %s with %d requests", state["batch_id"], len(pending))
-        else:
-            log.info("resuming batch %s (%d requests)", state["batch_id"], len(pending))
-        batch = api.wait(state["batch_id"])
-        if batch.status == "failed":
-            errs = getattr(getattr(batch, "errors", None), "data", None) or []
-            msg = "; ".join(f"{getattr(e, 'code', '')}: {getattr(e, 'message', '')}" for e in errs[:5])
-            ledger.write_state(name, {**state, "status": "failed", "merged": True})
-            raise JudgeError(redact(f"batch {state['batch_id']} failed validation: {msg or 'no details'}",
-                                    api.secret))
-        for line in api.download(getattr(batch, "output_file_id", None)) + api.download(
-                getattr(batch, "error_file_id", None)):
-            k = line.get("custom_id")
-            if k not in by_key or ledger.get(k) is not None:
-                continue
-            resp = line.get("response") or {}
-            status = resp.get("status_code")
-            if status == 200 and not line.get("error"):
-                try:
-                    response, usage = normalize_body(resp.get("body") or {})
-                except (MalformedResponse, KeyError, TypeError) as e:
-                    ledger.put_error(k, by_key[k], f"malformed batch result: {e}", permanent=False)
+            log.info("submitted batch %s with %d requests", state["batch_id"], len(chunk))
+            groups.append((name, state))
+        statuses = []
+        for name, state in groups:
+            batch = api.wait(state["batch_id"])
+            statuses.append(f"{state['batch_id']} {batch.status}")
+            if batch.status == "failed":
+                errs = getattr(getattr(batch, "errors", None), "data", None) or []
+                msg = "; ".join(f"{getattr(e, 'code', '')}: {getattr(e, 'message', '')}" for e in errs[:5])
+                ledger.write_state(name, {**state, "status": "failed", "merged": True})
+                raise JudgeError(redact(f"batch {state['batch_id']} failed validation: {msg or 'no details'}",
+                                        api.secret))
+            n_before = len(fresh)
+            for line in api.download(getattr(batch, "output_file_id", None)) + api.download(
+                    getattr(batch, "error_file_id", None)):
+                k = line.get("custom_id")
+                if k not in by_key or ledger.get(k) is not None:
                     continue
-                ledger.put(k, by_key[k], response, usage, backend=kind, batch=True, batch_id=state["batch_id"])
-                fresh.add(k)
-                continue
-            err = line.get("error") or ((resp.get("body") or {}).get("error")) or {}
-            msg = redact(f"HTTP {status}: {err.get('code', '')} {err.get('message', '')}".strip(), api.secret)
-            permanent = status in PERMANENT_STATUS
-            ledger.put_error(k, by_key[k], msg, permanent=permanent, status=status, batch_id=state["batch_id"])
-            if permanent:
-                if spec.on_bad_request == "record" and status in RECORDABLE_STATUS:
-                    failed[k] = f"batch request {k[:12]}: {msg}"
-                else:
-                    raise JudgeError(f"batch {state['batch_id']} request {k[:12]} was rejected ({msg}); "
-                                     "fix the request or set judge.on_bad_request: record")
-        ledger.write_state(name, {**state, "status": batch.status, "merged": True})
+                resp = line.get("response") or {}
+                status = resp.get("status_code")
+                if status == 200 and not line.get("error"):
+                    try:
+                        response, usage = normalize_body(resp.get("body") or {})
+                    except (MalformedResponse, KeyError, TypeError) as e:
+                        ledger.put_error(k, by_key[k], f"malformed batch result: {e}", permanent=False)
+                        continue
+                    ledger.put(k, by_key[k], response, usage, backend=kind, batch=True, batch_id=state["batch_id"])
+                    fresh.add(k)
+                    continue
+                err = line.get("error") or ((resp.get("body") or {}).get("error")) or {}
+                msg = redact(f"HTTP {status}: {err.get('code', '')} {err.get('message', '')}".strip(), api.secret)
+                permanent = status in PERMANENT_STATUS
+                ledger.put_error(k, by_key[k], msg, permanent=permanent, status=status, batch_id=state["batch_id"])
+                if permanent:
+                    if spec.on_bad_request == "record" and status in RECORDABLE_STATUS:
+                        failed[k] = f"batch request {k[:12]}: {msg}"
+                    else:
+                        raise JudgeError(f"batch {state['batch_id']} request {k[:12]} was rejected ({msg}); "
+                                         "fix the request or set judge.on_bad_request: record")
+            ledger.write_state(name, {**state, "status": batch.status, "merged": True})
+            bar.update(len(fresh) - n_before)
         pending = sorted(k for k in pending if k not in failed and ledger.get(k) is None)
         if pending:
             resubmits += 1
             if resubmits > spec.batch_max_resubmits:
+                bar.close()
                 raise JudgeError(f"{len(pending)} batch request(s) still unanswered after {spec.batch_max_resubmits} "
-                                 f"resubmission(s) (last batch {state['batch_id']}, status {batch.status}); "
-                                 "see the ledger's errors/ dir; a rerun resubmits only these")
-            log.info("batch %s %s: resubmitting %d unanswered request(s)", state["batch_id"], batch.status,
-                     len(pending))
+                                 f"resubmission(s) (last: {', '.join(statuses)}); see the ledger's errors/ dir; "
+                                 "a rerun resubmits only these")
+            log.info("%s: resubmitting %d unanswered request(s)", ", ".join(statuses), len(pending))
+    bar.close()
     out = []
     for k in keys:
         if k in failed:
