@@ -90,7 +90,7 @@ def main() -> None:
     ap.add_argument("--answers", type=int, default=60)
     ap.add_argument("--questions", default=str(ROOT / "config" / "questions" / "em_core.yaml"))
     ap.add_argument("--hf-manifest", type=Path, default=None, help="judge model for the hf part (default: tiny)")
-    ap.add_argument("--hf-prompts", type=int, default=3)
+    ap.add_argument("--hf-prompts", type=int, default=2)
     args = ap.parse_args()
     os.environ["OPENAI_API_KEY"] = API_KEY
     qs = load_questions(args.questions)

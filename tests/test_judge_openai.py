@@ -179,3 +179,17 @@ def test_llm_client_chat_salt_and_cache(server, tmp_path):
     assert a["usage"]["completion_tokens"] > 0
     entry = ledger.get(a["key"])
     assert ledger.path(a["key"]).parent.name == a["key"][:2] and "_sample" not in entry["request"]
+
+
+def test_unknown_question_or_metric_is_a_clear_error(server, tmp_path):
+    import dataclasses
+
+    rows = answer_rows(1)
+    with pytest.raises(JudgeError, match="question_key 'nope' is not in the question set"):
+        judge_answers([dict(rows[0], question_key="nope")], questions(), spec(server), tmp_path, progress=False)
+    with pytest.raises(JudgeError, match=r"no judge prompt for metric\(s\) \['harm'\]"):
+        judge_answers(rows, questions(), spec(server, metrics=["harm"]), tmp_path, progress=False)
+    qs = {k: dataclasses.replace(q, judge_prompts={}) for k, q in questions().items()}
+    with pytest.raises(JudgeError, match="has no judge_prompts"):
+        judge_answers(rows, qs, spec(server), tmp_path, progress=False)
+    assert server.counts["chat"] == 0

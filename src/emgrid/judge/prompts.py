@@ -9,6 +9,8 @@ from emgrid.questions import Question
 
 def judge_metrics(question: Question, spec: JudgeSpec) -> list[str]:
     """Metrics judged for a question: the spec's list (each must have a template) or all of the question's."""
+    if not question.judge_prompts:
+        raise JudgeError(f"question {question.key!r} has no judge_prompts (loaded with require_judge_prompts=False?)")
     if spec.metrics is None:
         return list(question.judge_prompts)
     missing = [m for m in spec.metrics if m not in question.judge_prompts]
