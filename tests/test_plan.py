@@ -209,6 +209,35 @@ def test_repository_profiles_parse_and_grow_with_attempt(wf):
     assert recs["default"]["generate"].resources["runtime"] == 60
 
 
+def test_real_workflow_tiny_grid(tmp_path):
+    """The real Snakefile on the tiny test grid, judged through the API (so it has a price), default profile.
+
+    By hand: 2 domains x 2 variants x 1 seed = 4 finetuned cells + base = 5 cells; question set `demo` has 5
+    questions x 1 paraphrase, samples_per_paraphrase 1 (tiny.yaml), 2 conditions -> 10 answers per cell, 50 in all;
+    2 metrics (aligned, coherent) -> 100 judge requests; logprob mode -> 1 completion token per request.
+    GPU-hours (default profile): finetune 4 x 120 min + generate 5 x 60 min = 13.
+    """
+    from tests.workflow_helpers import tiny_config, write_config
+
+    config = tiny_config()
+    config["judge"] = {"backend": "openai", "model": "gpt-4o-mini", "api_key_env": "OPENAI_API_KEY",
+                       "prices": {"gpt-4o-mini": {"input": 0.15, "output": 0.60, "batch_input": 0.075,
+                                                  "batch_output": 0.30}}}
+    cfg = write_config(tmp_path, config)
+    p = plan(["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg),
+              "--profile", str(PROFILES / "default")], cwd=tmp_path)
+    counts = {r: t.to_run for r, t in p.rules.items()}
+    assert counts == {"prepare_model": 1, "build_dataset": 4, "finetune": 4, "generate": 5, "judge": 5,
+                      "aggregate": 1, "report": 1, "all": 1}
+    assert (p.cells, p.cells_complete) == (5, 0)
+    assert p.total.gpu_hours == pytest.approx(13.0)
+    assert p.total.answers == 50 and p.total.judge_requests == 100
+    assert p.total.completion_tokens == 100 and p.total.prompt_tokens > 100 * 8  # each prompt holds an answer
+    assert p.total.cost_usd == pytest.approx((p.total.prompt_tokens * 0.15 + 100 * 0.60) / 1e6)
+    assert p.total.batch_cost_usd == pytest.approx(p.total.cost_usd / 2)
+    assert p.warnings == []
+
+
 def _rec(rule, needrun=True, **kw) -> JobRecord:
     return JobRecord(rule=rule, wildcards=kw.pop("wildcards", {}), needrun=needrun,
                      reasons=kw.pop("reasons", ("new output",)), **kw)

@@ -89,10 +89,11 @@ def _squeue(jobid: int) -> tuple[str, str, str]:
 
 
 def _grid() -> dict:
-    """The tiny test grid, one domain (both variants, base cell): 3 cells, enough for every rule to run."""
+    """The tiny test grid cut to one domain, backdoor variant only: the base cell and one finetuned cell, enough
+    for every rule to run (a SLURM job costs seconds of start-up and polling, so fewer cells keep CI fast)."""
     config = tiny_config()
     first = next(iter(config["domains"]))
-    config["domains"] = {first: config["domains"][first]}
+    config["domains"] = {first: {**config["domains"][first], "variants": ["backdoor"]}}
     return config
 
 
@@ -168,7 +169,7 @@ def _judged_equal(a: dict, b: dict) -> bool:
 def test_slurm_results_equal_a_local_run(slurm_run, local_run):
     wd, _ = slurm_run
     answers = sorted(p.relative_to(local_run) for p in (local_run / "results/cells").glob("*/*/answers/*.jsonl"))
-    assert len(answers) == 3 * len(_grid()["question_sets"])
+    assert len(answers) == 2 * len(_grid()["question_sets"])
     for rel in answers:
         assert (wd / rel).read_bytes() == (local_run / rel).read_bytes(), f"answers differ: {rel}"
         jrel = Path(str(rel).replace("/answers/", "/judged/"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmgridError as e:
         print(f"emgrid {cmd.name}: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `emgrid plan | head`: the reader left; not an error worth a traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
