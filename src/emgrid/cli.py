@@ -35,7 +35,7 @@ DEFAULT_PROFILE = Path("workflow/profiles/default")
 
 def _plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
-    p.add_argument("--configfile", action="append", default=[], metavar="FILE",
+    p.add_argument("--configfile", action="extend", nargs="+", default=[], metavar="FILE",
                    help="workflow config file(s), passed on to snakemake")
     p.epilog = ("Any other argument goes to snakemake as for a real run (e.g. --profile workflow/profiles/slurm, "
                 "--config key=value, --forcerun finetune, targets). Without --profile, "

@@ -386,6 +386,9 @@ def _dump_dag_child(out_path: str, argv: list[str]) -> int:
         os.replace(tmp, out_path)
         raise _Dumped()
 
+    if not hasattr(smwf, "JobScheduler"):  # the one snakemake internal this relies on (checked with 9.27)
+        sys.exit("emgrid plan: this snakemake version has no snakemake.workflow.JobScheduler; "
+                 "emgrid plan supports snakemake 9.x")
     smwf.JobScheduler = dump_instead_of_scheduling  # execute() builds the scheduler right after the DAG is final
     ours = ["--dry-run", "--quiet", "rules", "progress"]
     # after the user's options (`--quiet` takes several values and would swallow targets placed after it), but
