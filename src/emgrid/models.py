@@ -352,8 +352,10 @@ def load_model(manifest_path: str | Path, adapter_dir: str | Path | None = None,
 
     m = read_manifest(manifest_path)
     path, kw = _source_args(m)
+    device = device or default_device()
     with _offline_if_local(bool(kw)):
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype), **kw)
+        # device_map puts weights straight on the GPU: a 7B model never has to fit in host RAM in fp32
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype), device_map=device, **kw)
     if adapter_dir is not None:
         from peft import PeftModel
 
@@ -361,5 +363,5 @@ def load_model(manifest_path: str | Path, adapter_dir: str | Path | None = None,
         if not (adapter_dir / "adapter_config.json").is_file():
             raise ModelSourceError(f"adapter dir {adapter_dir} has no adapter_config.json")
         model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=train)
-    model.to(device or default_device())
+    model.to(device)
     return model.train() if train else model.eval()
