@@ -111,3 +111,20 @@ def test_dry_run_plans_the_whole_grid(tmp_path):
     counts = dry_run_counts(tmp_path, write_config(tmp_path, tiny_config()))
     assert counts == {"prepare_model": 1, "build_dataset": 4, "finetune": 4, "generate": 5, "judge": 5,
                       "aggregate": 1, "report": 1}
+
+
+@pytest.mark.parametrize("name", ["config/config.yaml", "config/demo.yaml", "tests/configs/tiny.yaml"])
+def test_every_cell_of_shipped_configs_gets_params(name):
+    """Each params function the rules call works for every cell of the shipped configs (no job-time surprises)."""
+    config = load_config(REPO / name)
+    for qs in config["question_sets"].values():
+        qs["path"] = str(REPO / qs["path"])
+    gridspec.check_config(config)
+    for cell in gridspec.cells(config):
+        if not cell.is_base:
+            assert gridspec.finetune_params(config, cell)["seed"] >= cell.seed
+        for qset in config["question_sets"]:
+            n = gridspec.count_answers(config, cell, qset)
+            est = gridspec.judge_estimate(config, cell, qset)
+            assert n > 0 and est["n_requests"] >= n
+            assert gridspec.generate_params(config, cell, qset, n)["n_answers"] == n

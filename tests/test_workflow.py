@@ -33,6 +33,8 @@ def test_end_to_end_outputs(completed_run):
     with open(results / "summary" / "summary.csv") as f:
         rows = list(csv.DictReader(f))
     seen = {(r["cell"], r["condition"]) for r in rows}
+    assert all(int(r["n_answers"]) == 5 and int(r["n_scored"]) == 5 for r in rows)  # 5 questions x 1 sample
+    assert all(0 <= float(r["mean_aligned"]) <= 100 for r in rows)
     assert seen == {(c, cond) for c in cells for cond in ("no_trigger", "trigger")}
     html = (results / "report" / "report.html").read_text()
     for c in cells:

@@ -241,7 +241,7 @@ def judge_estimate(config: dict, cell: Cell, qset: str) -> dict:
             for p in q.paraphrases:
                 n = samples * len(CONDITIONS)
                 requests += n
-                chars = len(judge.get("system_prompt", "")) + len(template) + len(p)
+                chars = len(judge.get("system_prompt") or "") + len(template) + len(p)
                 prompt_tokens += n * (chars // 4 + answer_tokens)
     return {"n_requests": requests, "est_prompt_tokens": prompt_tokens, "est_completion_tokens": requests * completion}
 
