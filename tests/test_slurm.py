@@ -45,8 +45,15 @@ def _cluster() -> str | None:
     return None
 
 
-_WHY = _cluster()
-pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_WHY is not None, reason=str(_WHY))]
+pytestmark = pytest.mark.slurm
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _need_cluster():
+    """Skip with the reason; checked when the tests run, not at collection (sinfo can take 10 s to give up)."""
+    why = _cluster()
+    if why:
+        pytest.skip(why)
 
 
 def _env() -> dict:
