@@ -205,6 +205,7 @@ def test_repository_profiles_parse_and_grow_with_attempt(wf):
         assert ft.reasons == ("forced",) and ft.resources["gpu"] == 1, name
     assert recs["slurm"]["finetune"].resources["runtime"] == 240  # "240 * attempt" at attempt 1
     assert recs["slurm"]["finetune"].resources["cpus_per_task"] == 8
+    assert recs["slurm"]["finetune"].threads == 8  # set-threads, not capped at the dry run's 1 core
     assert recs["slurm-ci"]["generate"].resources["runtime"] == 15
     assert recs["default"]["generate"].resources["runtime"] == 60
 

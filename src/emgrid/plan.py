@@ -397,6 +397,11 @@ def _dump_dag_child(out_path: str, argv: list[str]) -> int:
     full = [*argv[:cut], *ours, *argv[cut:]]
     try:
         parser, args = smcli.parse_args(full)
+        if args.cores is None:
+            # A dry run caps every job's threads at 1 core unless told otherwise; the real run does not: remote jobs
+            # get their own nodes (uncapped), local runs use the machine (`--cores all`).
+            remote = args.executor not in (None, "local", "dryrun", "touch")
+            args.cores = 1_000_000 if remote else (os.cpu_count() or 1)
         ok = smcli.args_to_api(args, parser)
     except _Dumped:
         return 0
