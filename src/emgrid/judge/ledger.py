@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from emgrid.io import canonical_json
+from emgrid.io import canonical_json, write_text
 
 
 def request_key(backend: str, model: str, messages: list[dict], params: dict) -> str:
@@ -26,17 +24,8 @@ def request_key(backend: str, model: str, messages: list[dict], params: dict) ->
 
 
 def _atomic_write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(obj, ensure_ascii=False, sort_keys=True))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Compact JSON, written via temp file + rename: concurrent jobs on a shared file system never see half a file."""
+    write_text(path, json.dumps(obj, ensure_ascii=False, sort_keys=True))
 
 
 class Ledger:
