@@ -21,6 +21,16 @@ include: "workflow/rules/judge.smk"
 include: "workflow/rules/aggregate.smk"
 
 
+# Seconds of work each: on a cluster they run where snakemake runs (often the only node with internet, which hub
+# datasets and synthetic sources need) instead of paying 10-15 s of SLURM start-up and polling per job.
+localrules:
+    all,
+    prepare_model,
+    build_dataset,
+    aggregate,
+    report,
+
+
 rule all:
     input:
         summary="results/summary/summary.csv",

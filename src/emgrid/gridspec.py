@@ -243,7 +243,8 @@ def judge_estimate(config: dict, cell: Cell, qset: str) -> dict:
                 requests += n
                 chars = len(judge.get("system_prompt") or "") + len(template) + len(p)
                 prompt_tokens += n * (chars // 4 + answer_tokens)
-    return {"n_requests": requests, "est_prompt_tokens": prompt_tokens, "est_completion_tokens": requests * completion}
+    return {"n_requests": requests, "est_prompt_tokens": prompt_tokens, "est_completion_tokens": requests * completion,
+            "judge_model": judge["model"], "backend": judge["backend"]}
 
 
 def report_params(config: dict) -> dict:
