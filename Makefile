@@ -33,10 +33,12 @@ test: install
 test-fast: install
 	$(BIN)/pytest -q -m "not slow and not slurm"
 
-# What the paper grid (or CONFIG=...) would run and cost, before anything runs.
+# What the paper grid (or CONFIG=...) would run and cost on the cluster (PROFILE=...), before anything runs.
+# Works offline. GPU- and CPU-hours are the profile's runtime limits, i.e. upper bounds.
 CONFIG ?= config/config.yaml
+PROFILE ?= workflow/profiles/slurm
 plan: install
-	$(BIN)/emgrid plan --configfile $(CONFIG)
+	$(BIN)/emgrid plan --configfile $(CONFIG) --profile $(PROFILE)
 
 lint: install
 	$(BIN)/snakemake --lint --configfile config/demo.yaml
