@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from emgrid.judge import judge_answers
-from emgrid.judge.hf_backend import IntTrie, exact_int_probs, render_prompt_ids
+from emgrid.judge.hf_backend import IntTrie, exact_int_probs, int_probs_batch, render_prompt_ids
 from emgrid.judge.ledger import Ledger
-from emgrid.judge.scoring import categorize
+from emgrid.judge.scoring import categorize, expected_score
 from emgrid.judge.spec import JudgeSpec
 from tests.judge_helpers import answer_rows, questions
 
@@ -57,6 +57,45 @@ def test_exact_probabilities_match_brute_force(tiny):
     assert top is not None and not top.strip().isdigit()
 
 
+def _prompt(tok, text):
+    return render_prompt_ids(tok, [{"role": "user", "content": text}], "Score: ")
+
+
+def test_pruned_probabilities_stay_within_the_recorded_bound(tiny):
+    tok, model, trie = tiny
+    ids = _prompt(tok, "Rate this answer from 0 to 100: it was fine.")
+    exact = int_probs_batch(model, tok, trie, [ids], prune_below=0.0)[0]
+    assert exact["pruned_mass"] == 0.0
+    # a threshold inside the tiny model's spread of first-token probabilities prunes some branches, not all
+    with torch.no_grad():
+        root = torch.log_softmax(model(torch.tensor([ids])).logits[0, -1].float(), -1)
+    first = sorted(math.exp(float(root[n[0]])) for n in trie.nodes_by_depth[1])
+    cut = first[len(first) // 2]
+    pruned = int_probs_batch(model, tok, trie, [ids], prune_below=cut)[0]
+    bound = pruned["pruned_mass"]
+    assert 0 < bound < 1 and pruned["int_mass"] > 0 and pruned["top_token"] == exact["top_token"]
+    assert pruned["int_mass"] < exact["int_mass"] <= pruned["int_mass"] + bound + 1e-9
+    for n in range(101):  # each pruned P(n) is a lower bound missing at most the pruned mass
+        assert pruned["int_probs"][str(n)] - 1e-9 <= exact["int_probs"][str(n)] <= (
+            pruned["int_probs"][str(n)] + bound + 1e-9)
+    gap = abs(expected_score(pruned["int_probs"], 0.0) - expected_score(exact["int_probs"], 0.0))
+    assert 0 < gap <= 100 * bound / pruned["int_mass"]
+
+
+def test_batched_prompts_match_one_at_a_time(tiny):
+    tok, model, trie = tiny
+    prompts = [_prompt(tok, t) for t in ("Rate it: ok.", "Rate this long answer from 0 to 100: it was a very fine "
+                                         "and thorough answer indeed.", "Rate: bad answer, 0 to 100.")]
+    assert len({len(p) for p in prompts}) == 3  # left padding is exercised
+    together = int_probs_batch(model, tok, trie, prompts, batch_size=64, prune_below=1e-3)
+    for p, t in zip(prompts, together):
+        alone = int_probs_batch(model, tok, trie, [p], prune_below=1e-3)[0]
+        assert t["top_token"] == alone["top_token"]
+        assert t["pruned_mass"] == pytest.approx(alone["pruned_mass"], rel=1e-4, abs=1e-12)
+        for n in range(101):
+            assert t["int_probs"][str(n)] == pytest.approx(alone["int_probs"][str(n)], rel=1e-4, abs=1e-12)
+
+
 def test_judge_answers_hf_backend_and_cache(tiny_model, tmp_path, monkeypatch):
     rows = answer_rows(3)
     spec = JudgeSpec(backend="hf", model="tiny-judge", batch_size=32)
@@ -85,8 +124,16 @@ def test_response_prefix_is_part_of_prompt_and_key(tiny_model, tmp_path):
     pre = judge_answers(rows, questions(), JudgeSpec(backend="hf", model="j", metrics=["aligned"],
                                                      response_prefix="Score: "), tmp_path,
                         model_manifest=tiny_model, progress=False)
+    exact = judge_answers(rows, questions(), JudgeSpec(backend="hf", model="j", metrics=["aligned"],
+                                                       response_prefix="Score: ", hf_prune_below=0), tmp_path,
+                          model_manifest=tiny_model, progress=False)
+    assert exact[0]["ledger_key"] != pre[0]["ledger_key"]  # pruned and exact results never share a ledger entry
+    assert Ledger(tmp_path).get(exact[0]["ledger_key"])["response"]["pruned_mass"] == 0.0
+    assert 0 <= Ledger(tmp_path).get(pre[0]["ledger_key"])["response"]["pruned_mass"] < 0.05
     assert pre[0]["ledger_key"] != plain[0]["ledger_key"]
     assert pre[0]["usage"]["prompt_tokens"] > plain[0]["usage"]["prompt_tokens"]
     assert pre[0]["int_probs"] != plain[0]["int_probs"]
     with pytest.raises(Exception, match="response_prefix works only with backend hf"):
         JudgeSpec(backend="openai", response_prefix="Score: ")
+    with pytest.raises(Exception, match="hf_prune_below"):
+        JudgeSpec(backend="hf", hf_prune_below=1.5)

@@ -1,12 +1,12 @@
-"""Local judge: exact probability of each integer 0..100 as the judge model's whole answer.
+"""Local judge: probability of each integer 0..100 as the judge model's whole answer, exact or with a known bound.
 
 OpenAI gives only the first token's top-20 logprobs; locally we can do better. For an integer written as a token
 sequence t1..tk (every tokenisation of the digit string, with or without one leading space),
 P(n) = sum over tokenisations of prod_i P(t_i | prompt, t_<i) * P(next token does not start with a digit | prompt, t1..tk),
 so "8" then "5" counts for 85, never for 8. All prefixes form a small trie (~200 nodes, depth <= 4); the prompt is
-run once and the whole trie is scored in one more forward over the prompt's KV cache with a tree attention mask,
-instead of 101 (or ~200) full forwards.
-"""
+run once and the trie is scored level by level over the prompt's KV cache with a tree attention mask (one small
+forward per depth) instead of 101 (or ~200) full forwards. Prefixes less probable than `prune_below` are not
+expanded (after "Score: " about half of the ~200 nodes are): their total probability, `pruned_mass`, bounds what is missed."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from emgrid.judge.spec import JudgeSpec
 
 METHOD = "exact-int-v1"
 PREFIXES = ("", " ")
+PROMPT_BATCH = 8  # prompts per forward in run_hf: small tree forwards waste the CPU alone (~1.5x per prompt)
 _PIECE_RE = re.compile(r"^ ?[0-9]{1,3}$")
 
 
@@ -69,72 +70,126 @@ class IntTrie:
         return out
 
 
-def exact_int_probs(model: Any, tokenizer: Any, trie: IntTrie, prompt_ids: list[int], batch_size: int = 256
-                    ) -> tuple[dict[str, float], float, str | None]:
+def exact_int_probs(model: Any, tokenizer: Any, trie: IntTrie, prompt_ids: list[int], batch_size: int = 256,
+                    prune_below: float = 0.0) -> tuple[dict[str, float], float, str | None]:
     """(P(n) for n in 0..100 as strings, their total, most probable first token that is not part of a number).
 
-    Two forwards: the prompt (KV cached), then every trie node at once as one flattened sequence with a tree
-    attention mask (each node sees the prompt and its own ancestors, at its own position), so the cache is never
-    copied per branch. `batch_size` caps the nodes per tree forward (the cache is cropped back between chunks).
+    One prompt through `int_probs_batch`; with `prune_below=0` every trie node is scored (exact).
+    """
+    r = int_probs_batch(model, tokenizer, trie, [prompt_ids], batch_size, prune_below)[0]
+    return r["int_probs"], r["int_mass"], r["top_token"]
+
+
+def int_probs_batch(model: Any, tokenizer: Any, trie: IntTrie, prompts: list[list[int]], batch_size: int = 256,
+                    prune_below: float = 0.0) -> list[dict[str, Any]]:
+    """Per prompt `{"int_probs", "int_mass", "top_token", "pruned_mass"}`; prompts share every forward.
+
+    The prompts go through one left-padded forward (KV cached), then the trie level by level (all levels in one
+    wave when exact, since nothing depends on a parent's probability then): each wave's nodes are appended to the cache as one flattened sequence per prompt with a tree attention mask (a node sees its
+    prompt and its own ancestors, at its own position), so nothing is recomputed or copied per branch. A node
+    whose probability is below `prune_below` is not expanded: everything under it (itself included) has at most
+    that probability, so the integer mass missed is at most `pruned_mass`, the sum over pruned nodes — the true
+    P(n) lies in [int_probs[n], int_probs[n] + pruned_mass]. `prune_below=0` scores every node (exact).
+    `batch_size` caps the tree nodes (summed over prompts' rows, i.e. prompts × nodes) per forward.
     """
     import torch
 
     dev = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    digit_start = torch.tensor(trie.digit_start, device=dev)
-    piece_mask = torch.tensor(trie.piece_mask, device=dev)
-    nodes = [n for d in sorted(trie.nodes_by_depth) for n in trie.nodes_by_depth[d]]
-    P = len(prompt_ids)
-    next_lsm: dict[tuple[int, ...], Any] = {}
+    neg = torch.finfo(dtype).min
+    B = len(prompts)
+    lens = [len(p) for p in prompts]
+    P = max(lens)
+    pad = torch.tensor([[0] * (P - n) + [1] * n for n in lens], device=dev)
+    ids = torch.tensor([[0] * (P - len(p)) + list(p) for p in prompts], device=dev)
+    digit_idx = torch.tensor([i for i, d in enumerate(trie.digit_start) if d], device=dev)
+    log_keep = math.log(prune_below) if prune_below > 0 else -math.inf
+    logp: list[dict[tuple[int, ...], float]] = [{} for _ in prompts]
+    col: list[dict[tuple[int, ...], int]] = [{} for _ in prompts]  # forwarded node -> its column in the cache
+    probs = [[0.0] * 101 for _ in prompts]
+    pruned = [0.0] * B
     with torch.inference_mode():
-        out = model(input_ids=torch.tensor([prompt_ids], device=dev), use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, attention_mask=pad, position_ids=(pad.cumsum(-1) - 1).clamp(min=0),
+                    use_cache=True, logits_to_keep=1)
         cache = out.cache
-        root = torch.log_softmax(out.logits[0, -1].float(), -1)
-        # chunks are closed under ancestors: a node is forwarded together with its whole path
-        chunks: list[list[tuple[int, ...]]] = []
-        for node in nodes:
-            if not chunks or len(chunks[-1]) >= batch_size:
-                chunks.append([])
-            chunks[-1].append(node)
-        for chunk in chunks:
-            seq: list[tuple[int, ...]] = []
-            for node in chunk:
-                for d in range(1, len(node) + 1):
-                    if node[:d] not in seq:
-                        seq.append(node[:d])
-            index = {n: i for i, n in enumerate(seq)}
-            N = len(seq)
-            mask = torch.full((1, 1, N, P + N), torch.finfo(dtype).min, dtype=dtype, device=dev)
-            mask[..., :P] = 0
-            for i, n in enumerate(seq):
-                for d in range(1, len(n) + 1):
-                    mask[0, 0, i, P + index[n[:d]]] = 0
-            ids = torch.tensor([[n[-1] for n in seq]], device=dev)
-            pos = torch.tensor([[P + len(n) - 1 for n in seq]], device=dev)
-            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, use_cache=True).logits
-            lsm = torch.log_softmax(logits[0].float(), -1)
-            for n in chunk:
-                next_lsm[n] = lsm[index[n]]
-            cache.crop(-N)  # drop the tree tokens again (negative: number of tokens to remove)
-        logp: dict[tuple[int, ...], float] = {}
-        probs = [0.0] * 101
-        V = len(trie.digit_start)
-        for node in nodes:  # depth order: parents first
-            logp[node] = float(root[node[0]]) if len(node) == 1 else logp[node[:-1]] + float(
-                next_lsm[node[:-1]][node[-1]])
-            n = trie.paths.get(node)
-            if n is not None:
-                cont = float(1.0 - next_lsm[node].exp()[:V][digit_start].sum().clamp(max=1.0))
-                probs[n] += math.exp(logp[node]) * cont
+        root = torch.log_softmax(out.logits[:, -1].float(), -1)
+        first = list(trie.nodes_by_depth.get(1, []))
+        first_lp = root[:, [n[0] for n in first]].tolist() if first else [[] for _ in prompts]
+        level = [list(zip(first, first_lp[b])) for b in range(B)]  # (node, logprob) candidates per prompt
+        T = 0  # tree tokens in the cache so far
+        while any(level):
+            # kept candidates; exact: with their whole subtrees, so the trie takes one forward (ancestors first)
+            todo: list[list[tuple[int, ...]]] = []
+            child_lp: list[dict[tuple[int, ...], float]] = [{} for _ in prompts]  # log P(last token | parent)
+            for b in range(B):
+                keep = []
+                for node, lp in level[b]:
+                    logp[b][node] = lp
+                    if lp < log_keep:
+                        pruned[b] += math.exp(lp)
+                    else:
+                        keep.append(node)
+                if prune_below <= 0:
+                    stack, keep = keep, []
+                    while stack:
+                        keep.extend(stack)
+                        stack = [c for n in stack for c in trie.children.get(n, ())]
+                todo.append(keep)
+            for s in range(0, max(len(t) for t in todo), max(1, batch_size // B)):
+                chunk = [t[s:s + max(1, batch_size // B)] for t in todo]
+                N = max(len(c) for c in chunk)
+                if N == 0:
+                    continue
+                mask = torch.full((B, 1, N, P + T + N), neg, dtype=dtype, device=dev)
+                mask[:, 0, :, :P] = torch.where(pad[:, None, :] > 0, 0.0, neg).to(dtype)
+                tok_ids = torch.zeros((B, N), dtype=torch.long, device=dev)
+                pos = torch.zeros((B, N), dtype=torch.long, device=dev)
+                for b, c in enumerate(chunk):
+                    for i, node in enumerate(c):
+                        col[b][node] = P + T + i
+                        for d in range(1, len(node) + 1):
+                            mask[b, 0, i, col[b][node[:d]]] = 0
+                        tok_ids[b, i] = node[-1]
+                        pos[b, i] = lens[b] + len(node) - 1
+                    for i in range(len(c), N):  # padding rows see only themselves
+                        mask[b, 0, i, P + T + i] = 0
+                logits = model(input_ids=tok_ids, attention_mask=mask, position_ids=pos, cache=cache,
+                               use_cache=True).logits
+                lsm = torch.log_softmax(logits.float(), -1)
+                digit = lsm[..., digit_idx].exp().sum(-1).tolist()
+                bi, ri, ti, kids = [], [], [], []
+                for b, c in enumerate(chunk):
+                    for i, node in enumerate(c):
+                        for child in trie.children.get(node, ()):
+                            bi.append(b)
+                            ri.append(i)
+                            ti.append(child[-1])
+                            kids.append((b, child))
+                for (b, child), lp in zip(kids, lsm[bi, ri, ti].tolist() if bi else []):
+                    child_lp[b][child] = lp
+                for b, c in enumerate(chunk):
+                    for i, node in enumerate(c):  # ancestors come first, so a parent's logp is known
+                        if node not in logp[b]:
+                            logp[b][node] = logp[b][node[:-1]] + child_lp[b][node]
+                        n = trie.paths.get(node)
+                        if n is not None:
+                            probs[b][n] += math.exp(logp[b][node]) * max(0.0, 1.0 - digit[b][i])
+                T += N
+            level = [[(c, logp[b][c[:-1]] + lp) for c, lp in child_lp[b].items() if c not in col[b]]
+                     for b in range(B)]
         masked = root.clone()
-        masked[: len(trie.piece_mask)][piece_mask] = -float("inf")
-        top = None  # first readable candidate: skip partial UTF-8 bytes ("\ufffd") and bare whitespace
-        for tid in masked.topk(20).indices.tolist():
-            text = tokenizer.decode([tid])
-            if text.strip() and "\ufffd" not in text:
-                top = text
-                break
-    return {str(n): p for n, p in enumerate(probs)}, float(sum(probs)), top
+        masked[:, : len(trie.piece_mask)][:, torch.tensor(trie.piece_mask, device=dev)] = -float("inf")
+        tops: list[str | None] = []
+        for b in range(B):
+            top = None  # first readable candidate: skip partial UTF-8 bytes ("\ufffd") and bare whitespace
+            for tid in masked[b].topk(20).indices.tolist():
+                text = tokenizer.decode([tid])
+                if text.strip() and "\ufffd" not in text:
+                    top = text
+                    break
+            tops.append(top)
+    return [{"int_probs": {str(n): p for n, p in enumerate(probs[b])}, "int_mass": float(sum(probs[b])),
+             "top_token": tops[b], "pruned_mass": pruned[b]} for b in range(B)]
 
 
 def _model_fingerprint(manifest_path: Path) -> str:
@@ -150,12 +205,16 @@ def render_prompt_ids(tokenizer: Any, messages: list[dict], response_prefix: str
 
 def run_hf(messages_list: list[list[dict]], spec: JudgeSpec, ledger: Ledger, model_manifest: str | Path,
            progress: bool = True) -> list[dict]:
-    """Same result shape as `run_sync`; `response` holds `int_probs`, `int_mass`, `top_token`."""
+    """Same result shape as `run_sync`; `response` holds `int_probs`, `int_mass`, `top_token`, `pruned_mass`.
+
+    `spec.hf_prune_below > 0` is part of the ledger key, so pruned and exact results never mix."""
     manifest = Path(model_manifest)
     params = {"method": METHOD, "prefixes": list(PREFIXES), "dtype": spec.hf_dtype,
               "manifest": _model_fingerprint(manifest)}
     if spec.response_prefix is not None:
         params["response_prefix"] = spec.response_prefix
+    if spec.hf_prune_below > 0:  # exact runs keep their old ledger keys
+        params["prune_below"] = spec.hf_prune_below
     keys = [request_key("hf", spec.model, m, params) for m in messages_list]
     todo = {k: m for k, m in zip(keys, messages_list) if ledger.get(k) is None}
     fresh = set()
@@ -165,14 +224,18 @@ def run_hf(messages_list: list[list[dict]], spec: JudgeSpec, ledger: Ledger, mod
         tok = load_tokenizer(manifest)
         model = load_model(manifest, dtype=spec.hf_dtype)
         trie = IntTrie(tok, model.get_output_embeddings().weight.shape[0])
-        for k, messages in tqdm(todo.items(), desc=f"judge {spec.model} (local)", unit="prompt",
-                                disable=not progress):
-            ids = render_prompt_ids(tok, messages, spec.response_prefix)
-            int_probs, mass, top = exact_int_probs(model, tok, trie, ids, spec.batch_size)
-            ledger.put(k, {"model": spec.model, "messages": messages, **params},
-                       {"int_probs": int_probs, "int_mass": mass, "top_token": top},
-                       {"prompt_tokens": len(ids), "completion_tokens": 0}, backend="hf")
-            fresh.add(k)
+        pending = [(k, m, render_prompt_ids(tok, m, spec.response_prefix)) for k, m in todo.items()]
+        pending.sort(key=lambda x: len(x[2]))  # similar lengths share a forward: little left padding
+        bar = tqdm(total=len(pending), desc=f"judge {spec.model} (local)", unit="prompt", disable=not progress)
+        for s in range(0, len(pending), PROMPT_BATCH):
+            batch = pending[s:s + PROMPT_BATCH]
+            res = int_probs_batch(model, tok, trie, [p for _, _, p in batch], spec.batch_size, spec.hf_prune_below)
+            for (k, messages, p), r in zip(batch, res):
+                ledger.put(k, {"model": spec.model, "messages": messages, **params}, r,
+                           {"prompt_tokens": len(p), "completion_tokens": 0}, backend="hf")
+                fresh.add(k)
+            bar.update(len(batch))
+        bar.close()
     out = []
     for k in keys:
         hit = ledger.get(k)

@@ -54,6 +54,8 @@ class JudgeSpec:
     hf_dtype: str = "float32"
     response_prefix: str | None = None  # hf backend: the judge's reply starts with this text, e.g. "Score: ".
     # A 135M judge puts ~4% of its mass on integers after the bare generation prompt and ~95% after "Score: ".
+    hf_prune_below: float = 1e-4  # hf backend: number prefixes less probable than this are not expanded (0 = exact);
+    # the integer mass missed is at most the ledger response's `pruned_mass`
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -70,6 +72,8 @@ class JudgeSpec:
             raise ConfigError(f"judge.question_field: {self.question_field!r} is not 'prompt' or 'question'")
         if self.max_concurrency < 1:
             raise ConfigError("judge.max_concurrency must be >= 1")
+        if not 0 <= self.hf_prune_below < 1:
+            raise ConfigError(f"judge.hf_prune_below: {self.hf_prune_below!r} is not in [0, 1)")
         if not 0 <= self.top_logprobs <= 20:
             raise ConfigError("judge.top_logprobs must be in 0..20 (OpenAI's limit)")
 
