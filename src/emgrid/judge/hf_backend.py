@@ -6,7 +6,8 @@ P(n) = sum over tokenisations of prod_i P(t_i | prompt, t_<i) * P(next token doe
 so "8" then "5" counts for 85, never for 8. All prefixes form a small trie (~200 nodes, depth <= 4); the prompt is
 run once and the trie is scored level by level over the prompt's KV cache with a tree attention mask (one small
 forward per depth) instead of 101 (or ~200) full forwards. Prefixes less probable than `prune_below` are not
-expanded (after "Score: " about half of the ~200 nodes are): their total probability, `pruned_mass`, bounds what is missed."""
+expanded (after "Score: " about half of the ~200 nodes are): their total probability, `pruned_mass`, bounds
+what is missed."""
 
 from __future__ import annotations
 
@@ -85,8 +86,9 @@ def int_probs_batch(model: Any, tokenizer: Any, trie: IntTrie, prompts: list[lis
     """Per prompt `{"int_probs", "int_mass", "top_token", "pruned_mass"}`; prompts share every forward.
 
     The prompts go through one left-padded forward (KV cached), then the trie level by level (all levels in one
-    wave when exact, since nothing depends on a parent's probability then): each wave's nodes are appended to the cache as one flattened sequence per prompt with a tree attention mask (a node sees its
-    prompt and its own ancestors, at its own position), so nothing is recomputed or copied per branch. A node
+    wave when exact, since nothing depends on a parent's probability then): each wave's nodes are appended to
+    the cache as one flattened sequence per prompt with a tree attention mask (a node sees its prompt and its own
+    ancestors, at its own position), so nothing is recomputed or copied per branch. A node
     whose probability is below `prune_below` is not expanded: everything under it (itself included) has at most
     that probability, so the integer mass missed is at most `pruned_mass`, the sum over pruned nodes — the true
     P(n) lies in [int_probs[n], int_probs[n] + pruned_mass]. `prune_below=0` scores every node (exact).
