@@ -24,7 +24,8 @@ def _judged_row(row: dict, metric: str, result: dict, spec: JudgeSpec) -> dict:
     if resp is None:
         return out
     if spec.backend == "hf":
-        out.update(int_probs=resp["int_probs"], int_mass=resp["int_mass"], top_token=resp["top_token"])
+        out.update(int_probs=resp["int_probs"], int_mass=resp["int_mass"], top_token=resp["top_token"],
+                   pruned_mass=resp.get("pruned_mass"))
         return out
     out["text"] = resp.get("text")
     if spec.mode == "logprob":
