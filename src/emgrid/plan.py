@@ -1,7 +1,7 @@
 """Dry-run planning: which jobs a run would start and why, and what they would cost (GPU/CPU-hours, judge tokens, USD).
 
 Snakemake computes the real job list (rerun triggers, profile-applied resources, params). The library never imports
-snakemake, so the DAG is read in a child process (`python -m emgrid.plan --dump-dag OUT -- <snakemake args>`) that
+snakemake, so the DAG is read in a child process (`python workflow/dag_dump.py OUT -- <snakemake args>`) that
 parses the arguments exactly like the `snakemake` command (profiles, `--configfile`, `--set-resources` ...), builds
 the DAG as a dry run does, writes one JSON record per job and stops before scheduling. Everything after that
 (`summarize`, `format_table`, `plan_to_json`) is pure and works on those records.
@@ -10,7 +10,6 @@ the DAG as a dry run does, writes one JSON record per job and stops before sched
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -18,9 +17,12 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from emgrid.errors import ConfigError, EmgridError
+
+# The one place that imports snakemake (outside the library, beside the Snakefile's rules).
+DAG_DUMP_SCRIPT = Path(__file__).resolve().parents[2] / "workflow" / "dag_dump.py"
 
 # Job params the planner reads (top level, or one level down inside a dict-valued param).
 PLAN_PARAM_KEYS = ("n_answers", "n_requests", "judge_model", "backend", "est_prompt_tokens", "est_completion_tokens")
@@ -307,7 +309,7 @@ def read_dag(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, 
     python = python or sys.executable
     with tempfile.TemporaryDirectory(prefix="emgrid-plan-") as tmp:
         out = Path(tmp) / "dag.json"
-        cmd = [python, "-m", "emgrid.plan", "--dump-dag", str(out), "--", *snakemake_args]
+        cmd = [python, str(DAG_DUMP_SCRIPT), str(out), "--", *snakemake_args]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
         seconds = time.perf_counter() - t0
@@ -325,93 +327,3 @@ def read_dag(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, 
 def plan(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, prices: dict | None = None) -> Plan:
     """`read_dag` + `summarize`: the whole dry-run plan of a snakemake invocation."""
     return summarize(read_dag(snakemake_args, cwd=cwd), prices=prices)
-
-
-# ------------------------------------------------------------------ child process: the only snakemake contact
-
-
-def _plan_params(params) -> dict:
-    """PLAN_PARAM_KEYS found among a job's named params, or one level down in a dict-valued param."""
-    named = dict(params.items())
-    found = {k: named[k] for k in PLAN_PARAM_KEYS if k in named}
-    for v in named.values():
-        if isinstance(v, dict):
-            for k in PLAN_PARAM_KEYS:
-                if k in v and k not in found:
-                    found[k] = v[k]
-    return found
-
-
-def _plain(v: Any) -> Any:
-    return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
-
-
-def _dump_dag_child(out_path: str, argv: list[str]) -> int:
-    """Run snakemake's own CLI parsing + DAG construction, dump the DAG and stop before any job is scheduled."""
-    import snakemake.cli as smcli
-    import snakemake.workflow as smwf
-
-    class _Dumped(BaseException):  # BaseException: passes through snakemake's `except Exception` error printing
-        pass
-
-    def dump_instead_of_scheduling(workflow, *args, **kwargs):
-        dag = workflow.dag
-        local = set(getattr(workflow, "_localrules", set()))
-        jobs = []
-        for job in dag.jobs:
-            needrun = bool(dag.needrun(job))
-            rec = {"rule": job.rule.name, "wildcards": {k: str(v) for k, v in job.wildcards_dict.items()},
-                   "needrun": needrun, "reasons": [], "reason_text": "", "params": {}, "resources": {},
-                   "threads": 1, "local": job.rule.name in local or bool(job.rule.norun), "log": []}
-            if needrun:
-                reason = dag.reason(job)
-                rec["reasons"] = sorted({REASON_LABELS.get(n, n) for n in reason.get_names()})
-                rec["reason_text"] = str(reason)
-                rec["params"] = {k: _plain(v) for k, v in _plan_params(job.params).items()}
-                # Evaluate only the resources the plan reads: snakemake's full default set includes
-                # disk_mb = f(input size), which stats every input and took most of the time on big grids.
-                skip = {k for k in job.rule.resources.keys() if k not in PLAN_RESOURCES}
-                res = job.rule.expand_resources(job.wildcards_dict, job.input, job.attempt, skip_evaluation=skip)
-                rec["resources"] = {k: _plain(v) for k, v in res.items()
-                                    if not k.startswith("_") and type(v).__name__ != "TBDString"}
-                rec["threads"] = int(res.get("_cores", 1) or 1)
-                rec["log"] = [str(f) for f in job.log]
-            jobs.append(rec)
-        judge = workflow.config.get("judge", {}) if isinstance(workflow.config, dict) else {}
-        payload = {"jobs": jobs, "localrules": sorted(local),
-                   "judge": {k: judge[k] for k in ("prices", "model", "backend") if k in judge}}
-        tmp = out_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(payload, f)
-        os.replace(tmp, out_path)
-        raise _Dumped()
-
-    if not hasattr(smwf, "JobScheduler"):  # the one snakemake internal this relies on (checked with 9.27)
-        sys.exit("emgrid plan: this snakemake version has no snakemake.workflow.JobScheduler; "
-                 "emgrid plan supports snakemake 9.x")
-    smwf.JobScheduler = dump_instead_of_scheduling  # execute() builds the scheduler right after the DAG is final
-    ours = ["--dry-run", "--quiet", "rules", "progress"]
-    # after the user's options (`--quiet` takes several values and would swallow targets placed after it), but
-    # before a `--` (everything after it is a target)
-    cut = argv.index("--") if "--" in argv else len(argv)
-    full = [*argv[:cut], *ours, *argv[cut:]]
-    try:
-        parser, args = smcli.parse_args(full)
-        if args.cores is None:
-            # A dry run caps every job's threads at 1 core unless told otherwise; the real run does not: remote jobs
-            # get their own nodes (uncapped), local runs use the machine (`--cores all`).
-            remote = args.executor not in (None, "local", "dryrun", "touch")
-            args.cores = 1_000_000 if remote else (os.cpu_count() or 1)
-        ok = smcli.args_to_api(args, parser)
-    except _Dumped:
-        return 0
-    return 0 if ok and os.path.exists(out_path) else 1
-
-
-if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "--dump-dag":
-        rest = sys.argv[3:]
-        if rest[:1] == ["--"]:
-            rest = rest[1:]
-        sys.exit(_dump_dag_child(sys.argv[2], rest))
-    sys.exit("usage: python -m emgrid.plan --dump-dag OUT.json -- <snakemake args>  (use `emgrid plan` instead)")
