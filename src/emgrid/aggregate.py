@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -18,7 +18,7 @@ import pandas as pd
 
 from tqdm import tqdm
 
-from emgrid.errors import ConfigError, DataError
+from emgrid.errors import ConfigError, DataError, reject_unknown_keys
 from emgrid.io import iter_jsonl, write_text
 from emgrid.stats import newcombe_diff_interval, wilson_interval
 
@@ -82,10 +82,7 @@ class Criterion:
             return cls()
         if not isinstance(d, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+        reject_unknown_keys(d, cls, where)
         kw = {}
         for k, v in d.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):

@@ -23,3 +23,14 @@ class QuestionFileError(EmgridError):
 
 class JudgeError(EmgridError):
     """A judge backend failed permanently (bad key, bad request) or returned something unusable."""
+
+
+def reject_unknown_keys(d: dict, spec_cls, where: str) -> None:
+    """A typo in a config block fails loudly, naming the full key path, instead of being silently ignored."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(spec_cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        paths = ", ".join(f"'{where}.{k}'" for k in unknown)
+        raise ConfigError(f"{where}: unknown key(s) {unknown} ({paths}); allowed: {sorted(known)}")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from emgrid.chat import validate_messages
-from emgrid.errors import ConfigError, DataError, ModelSourceError
+from emgrid.errors import ConfigError, DataError, ModelSourceError, reject_unknown_keys
 from emgrid.io import iter_jsonl, write_json
 from emgrid.models import DTYPE_NAMES, _replacing_dir, default_device, load_tokenizer, read_manifest, resolve_dtype
 
@@ -48,10 +48,7 @@ class FinetuneSpec:
     def from_dict(cls, d: dict[str, Any] | None, where: str = "finetune") -> "FinetuneSpec":
         """Build from a config mapping; unknown keys and bad values raise ConfigError naming `where.key`."""
         d = dict(d or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        for k in d:
-            if k not in names:
-                raise ConfigError(f"unknown config key '{where}.{k}'; allowed: {', '.join(sorted(names))}")
+        reject_unknown_keys(d, cls, where)
         if "target_modules" in d:
             tm = d["target_modules"]
             if isinstance(tm, str):

@@ -6,7 +6,6 @@ the same config always gives the same answers, whatever else runs in the process
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import sys
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from emgrid.chat import render_prompt, user_messages
-from emgrid.errors import ConfigError
+from emgrid.errors import ConfigError, reject_unknown_keys
 
 
 @dataclass
@@ -33,10 +32,7 @@ class GenerateSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None, where: str = "generate") -> "GenerateSpec":
         d = dict(d or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        for k in d:
-            if k not in names:
-                raise ConfigError(f"unknown config key '{where}.{k}'; allowed: {', '.join(sorted(names))}")
+        reject_unknown_keys(d, cls, where)
         spec = cls(**d)
         spec.validate(where)
         return spec

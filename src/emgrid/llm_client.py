@@ -14,10 +14,10 @@ import os
 import random
 import re
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from emgrid.errors import ConfigError, JudgeError
+from emgrid.errors import ConfigError, JudgeError, reject_unknown_keys
 from emgrid.judge.ledger import Ledger, request_key
 
 PERMANENT_STATUS = {400, 401, 403, 404, 422}
@@ -37,10 +37,7 @@ class ClientSpec:
     @classmethod
     def from_dict(cls, d: dict | None) -> "ClientSpec":
         d = dict(d or {})
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"llm client: unknown key(s) {unknown}; known: {sorted(names)}")
+        reject_unknown_keys(d, cls, "llm")
         return cls(**d)
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from emgrid.errors import ConfigError
+from emgrid.errors import ConfigError, reject_unknown_keys
 from emgrid.llm_client import ClientSpec
 
 BACKENDS = ("hf", "openai", "openai-batch")
@@ -83,10 +83,7 @@ class JudgeSpec:
         d.pop("ledger_dir", None)  # a workflow setting that lives beside the spec in the config
         d.pop("fallback_judge_prompts", None)
         d.pop("min_mass", None)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"judge: unknown key(s) {unknown}; known: {sorted(names)}")
+        reject_unknown_keys(d, cls, "judge")
         if d.get("metrics") is not None:
             d["metrics"] = list(d["metrics"])
         return cls(**d)
