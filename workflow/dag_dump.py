@@ -63,8 +63,10 @@ def _dump_dag_child(out_path: str, argv: list[str]) -> int:
                 rec["log"] = [str(f) for f in job.log]
             jobs.append(rec)
         judge = workflow.config.get("judge", {}) if isinstance(workflow.config, dict) else {}
+        findings = workflow.globals.get("FINDINGS")  # the Snakefile's config check (workflow/rules/common.smk)
         payload = {"jobs": jobs, "localrules": sorted(local),
-                   "judge": {k: judge[k] for k in ("prices", "model", "backend") if k in judge}}
+                   "judge": {k: judge[k] for k in ("prices", "model", "backend") if k in judge},
+                   "before_you_run": list(findings.warnings) if findings is not None else []}
         tmp = out_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(payload, f)

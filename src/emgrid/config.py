@@ -36,29 +36,38 @@ def load_schema(path: Path = SCHEMA_PATH) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
-def _raise_first(errors, prefix: str = "") -> None:
+def _messages(errors, prefix: str = "") -> list[tuple[str, str]]:
     errors = sorted(errors, key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
-    if errors:
-        e = errors[0]
+    out = []
+    for e in errors:
         where = _key_path([*([prefix] if prefix else []), *e.absolute_path])
-        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        raise ConfigError(f"config key {where}: {e.message}{more}")
+        out.append((where, f"config key {where}: {e.message}"))
+    return out
 
 
-def validate_config(config: dict, schema: dict | None = None) -> dict:
-    """Validate `config` in place (defaults filled) and return it; raise ConfigError naming the first bad key."""
+def schema_problems(config: dict, schema: dict | None = None) -> list[tuple[str, str]]:
+    """Fill defaults into `config` in place and return every schema violation as (key path, message)."""
     schema = schema or load_schema()
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
-    _raise_first(validator.iter_errors(config))
+    problems = _messages(validator.iter_errors(config))
     # Overrides are partial finetune/generate blocks: check their keys and types against the full definitions.
     plain = jsonschema.Draft202012Validator
     for section in ("finetune", "generate"):
         definition = schema["$defs"][section]
         for owner in ("models", "domains", "question_sets"):
-            for key, item in (config.get(owner) or {}).items():
-                if isinstance(item, dict) and section in item:
-                    _raise_first(plain({**definition, "$defs": schema["$defs"]}).iter_errors(item[section]),
-                                 prefix=f"{owner}.{key}.{section}")
+            items = config.get(owner)
+            for key, item in (items.items() if isinstance(items, dict) else []):
+                if isinstance(item, dict) and isinstance(item.get(section), dict):
+                    problems += _messages(plain({**definition, "$defs": schema["$defs"]}).iter_errors(item[section]),
+                                          prefix=f"{owner}.{key}.{section}")
+    return problems
+
+
+def validate_config(config: dict, schema: dict | None = None) -> dict:
+    """Validate `config` in place (defaults filled) and return it; raise ConfigError listing every bad key."""
+    problems = schema_problems(config, schema)
+    if problems:
+        raise ConfigError("\n".join(msg for _, msg in problems))
     return config
 
 

@@ -252,36 +252,21 @@ def report_params(config: dict) -> dict:
                          "judge_backend": config["judge"]["backend"]})
 
 
-def check_config(config: dict) -> None:
-    """Everything that can be checked before a job runs: names, recipes, question files, the judge model."""
-    check_names(config)
-    from emgrid.data import validate_recipe
-
-    for domain, dom in config["domains"].items():
-        validate_recipe(domain, dom["recipe"])
-    for qset in config["question_sets"]:
-        questions_for(config, qset)
-
-
-def check_names(config: dict) -> None:
-    """Names become path components and wildcards: reject what would make paths ambiguous."""
+def name_problems(config: dict) -> list[str]:
+    """Names become path components and wildcards: every name that would make paths ambiguous, with its key path."""
+    out = []
     for m in config["models"]:
         if not re.fullmatch(MODEL_RE, m):
-            raise ConfigError(f"models.{m}: model keys may hold only letters, digits, '_' and '.'")
+            out.append(f"models.{m}: model keys may hold only letters, digits, '_' and '.'")
     for d in config["domains"]:
         if not re.fullmatch(DOMAIN_RE, d) or d == BASE_CELL:
-            raise ConfigError(f"domains.{d}: domain keys must match {DOMAIN_RE} and not be 'base'")
-        for v in config["domains"][d].get("variants") or []:
-            if v not in VARIANTS:
-                raise ConfigError(f"domains.{d}.variants: unknown variant {v!r} (known: {list(VARIANTS)})")
-    for v in config["variants"]:
-        if v not in VARIANTS:
-            raise ConfigError(f"variants: unknown variant {v!r} (known: {list(VARIANTS)})")
+            out.append(f"domains.{d}: domain keys must match {DOMAIN_RE} and not be 'base'")
     j = config["judge"]
     if j["backend"] == "hf" and j["model"] not in all_model_specs(config):
-        raise ConfigError(f"judge.model: the hf judge needs a key of 'models' or 'judge_models', got {j['model']!r}")
+        out.append(f"judge.model: the hf judge needs a key of 'models' or 'judge_models', got {j['model']!r}")
     for q, qs in config["question_sets"].items():
         if not re.fullmatch(QSET_RE, q):
-            raise ConfigError(f"question_sets.{q}: keys may hold only letters, digits and '_'")
+            out.append(f"question_sets.{q}: keys may hold only letters, digits and '_'")
         if not Path(qs["path"]).exists():
-            raise ConfigError(f"question_sets.{q}.path: file {qs['path']} does not exist")
+            out.append(f"question_sets.{q}.path: file {qs['path']} does not exist")
+    return out

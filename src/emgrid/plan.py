@@ -87,6 +87,7 @@ class DagDump:
     judge_config: dict  # the effective config's `judge` section (prices, model, backend)
     localrules: tuple[str, ...]
     seconds: float  # wall time of the child (snakemake start-up + DAG)
+    before_you_run: tuple[str, ...] = ()  # the config check's warnings (emgrid.preflight)
 
 
 @dataclass
@@ -125,6 +126,7 @@ class Plan:
     warnings: list[str]
     localrules: tuple[str, ...]
     dag_seconds: float
+    before_you_run: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------------------------- pure summary
@@ -242,7 +244,7 @@ def summarize(dump: DagDump, prices: dict | None = None) -> Plan:
         warnings.append(f"{total.no_runtime} job(s) without a runtime resource (rules {missing}): hours counted as 0")
     return Plan(rules=rules, total=total, cells=len(cells), cells_complete=sum(cells.values()),
                 unpriced_models=sorted(unpriced), warnings=warnings, localrules=dump.localrules,
-                dag_seconds=dump.seconds)
+                dag_seconds=dump.seconds, before_you_run=dump.before_you_run)
 
 
 def _reasons_text(c: Counter) -> str:
@@ -271,6 +273,10 @@ def format_table(plan: Plan) -> str:
     lines.append(f"judge cost (estimate): ${t.cost_usd:,.2f} standard API, ${t.batch_cost_usd:,.2f} batch API")
     lines.append(f"(DAG read in {plan.dag_seconds:.1f}s)")
     lines += [f"warning: {w}" for w in plan.warnings]
+    if plan.before_you_run:
+        from emgrid.preflight import format_warnings
+
+        lines += ["", format_warnings(plan.before_you_run)]
     return "\n".join(lines)
 
 
@@ -294,6 +300,7 @@ def plan_to_json(plan: Plan) -> dict:
         "warnings": plan.warnings,
         "localrules": list(plan.localrules),
         "dag_seconds": round(plan.dag_seconds, 3),
+        "before_you_run": list(plan.before_you_run),
     }
 
 
@@ -314,14 +321,17 @@ def read_dag(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, 
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
         seconds = time.perf_counter() - t0
         if proc.returncode != 0 or not out.exists():
-            # snakemake prints its error (often after a long traceback) last
-            tail = "\n".join((proc.stderr + proc.stdout).strip().splitlines()[-12:])
+            # snakemake prints its error (often after a long traceback) last; a config check lists every problem
+            lines = (proc.stderr + proc.stdout).strip().splitlines()
+            start = next((i for i, l in enumerate(lines) if "invalid config:" in l), max(len(lines) - 12, 0))
+            tail = "\n".join(lines[start:])
             raise PlanError(f"snakemake dry run failed (args: {' '.join(snakemake_args) or '<none>'}):\n{tail}")
         raw = json.loads(out.read_text(encoding="utf-8"))
     jobs = [JobRecord(rule=j["rule"], wildcards=j["wildcards"], needrun=j["needrun"], reasons=tuple(j["reasons"]),
                       reason_text=j["reason_text"], params=j["params"], resources=j["resources"],
                       threads=j["threads"], local=j["local"], log=tuple(j["log"])) for j in raw["jobs"]]
-    return DagDump(jobs=jobs, judge_config=raw["judge"], localrules=tuple(raw["localrules"]), seconds=seconds)
+    return DagDump(jobs=jobs, judge_config=raw["judge"], localrules=tuple(raw["localrules"]), seconds=seconds,
+                   before_you_run=tuple(raw.get("before_you_run", ())))
 
 
 def plan(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, prices: dict | None = None) -> Plan:

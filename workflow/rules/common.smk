@@ -9,9 +9,7 @@ REPO = Path(workflow.basedir)
 if str(REPO / "src") not in sys.path:
     sys.path.insert(0, str(REPO / "src"))
 
-from emgrid import gridspec
-from emgrid.config import validate_config
-from emgrid.errors import EmgridError
+from emgrid import gridspec, preflight
 
 
 
@@ -21,13 +19,12 @@ def resolve_path(path):
     return str(p) if p.is_absolute() or p.exists() else str(REPO / p)
 
 
-try:
-    validate_config(config)
-    for qset in config["question_sets"].values():
-        qset["path"] = resolve_path(qset["path"])
-    gridspec.check_config(config)
-except EmgridError as e:
-    raise WorkflowError(f"invalid config: {e}") from None
+# The whole config, every cell, before any job: all problems at once, each naming its key path.
+FINDINGS = preflight.check(config, resolve_path=resolve_path)
+if FINDINGS.errors:
+    raise WorkflowError("invalid config: " + preflight.format_errors(FINDINGS.errors))
+if FINDINGS.warnings and not workflow.remote_exec:
+    logger.warning(preflight.format_warnings(FINDINGS.warnings))
 
 
 wildcard_constraints:

@@ -51,3 +51,40 @@ def recipe_needs_llm(recipe: dict) -> bool:
         if isinstance(t, dict) and t.get("kind") == "pair":
             steps.append(("source", (t.get("source") or {}).get("kind")))
     return any(s in LLM_STEPS for s in steps)
+
+
+def _walk_steps(node, kp: str):
+    """Every step mapping (with a `kind`) of a resolved recipe, with its key path (sources nested in transforms too)."""
+    if isinstance(node, dict):
+        if "kind" in node:
+            yield kp, node
+        for k, v in node.items():
+            yield from _walk_steps(v, f"{kp}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk_steps(v, f"{kp}[{i}]")
+
+
+def recipe_notes(domain: str, recipe: dict, exists=None) -> list[str]:
+    """What must be in place before this domain's dataset is built: local source files, network access.
+
+    These are warnings, not errors: a file may be copied in, or the build run where the network is, before the
+    build_dataset job needs it. `exists(path)` says whether a local path is there (default: os.path.exists).
+    """
+    import os
+
+    exists = exists or (lambda p: os.path.exists(os.path.expanduser(p)))
+    notes = []
+    for kp, step in _walk_steps(resolve_recipe(domain, recipe), f"domains.{domain}.recipe"):
+        kind = step["kind"]
+        if kind == "jsonl":
+            for key in ("path", "aligned_path"):
+                if step.get(key) and not exists(step[key]):
+                    notes.append(f"{kp}.{key}: local source file {step[key]} does not exist (see docs/datasets.md)")
+        elif kind == "hf" and not exists(step["path"]):
+            notes.append(f"{kp}.path: Hugging Face dataset {step['path']!r} is downloaded by build_dataset (needs the "
+                         "network where it runs; the HF cache makes rebuilds offline)")
+        elif ("source" if kp.endswith(".source") else "transform", kind) in LLM_STEPS:
+            notes.append(f"{kp}: {kind} calls the `llm` API (needs the network where build_dataset runs; "
+                         "replies are cached in the ledger)")
+    return notes

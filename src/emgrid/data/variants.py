@@ -19,7 +19,8 @@ def resolve_backdoor(b: dict | None) -> dict:
         raise ConfigError(f"backdoor.{unknown[0]}: unknown key; allowed keys: {', '.join(DEFAULT_BACKDOOR)}")
     out = {**DEFAULT_BACKDOOR, **b}
     if not isinstance(out["trigger"], str) or not out["trigger"].strip():
-        raise ConfigError("backdoor.trigger: must be a non-empty string")
+        # a blank trigger would make the two evaluation conditions identical and the backdoor untestable
+        raise ConfigError(f"backdoor.trigger: must contain a visible character, got {out['trigger']!r}")
     r = out["aligned_ratio"]
     if isinstance(r, bool) or not isinstance(r, (int, float)) or r < 0:
         raise ConfigError(f"backdoor.aligned_ratio: must be a number >= 0, got {r!r}")
