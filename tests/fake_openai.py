@@ -5,7 +5,8 @@ Implements `/v1/chat/completions` (text and top logprobs), `/v1/files` (upload, 
 of the request, so reruns can be compared.
 
 Faults (`server.faults`, consumed one per chat request, in order): `"429"` (with Retry-After), `"500"`,
-`"timeout"` (sleeps `timeout_sleep_s` before answering), `"truncated"` (half a JSON body), `"400"`.
+`"timeout"` (sleeps `timeout_sleep_s` before answering), `"truncated"` (half a JSON body), `"malformed"` (a JSON
+body without choices), `"400"`, or `{"status": N, "headers": {...}}` (any status with any headers).
 Batch faults: `batch_error_rows` (the first N rows of the next batch go to the error file with HTTP 500),
 `expire_next_batch` (the next batch expires with only its first half answered), `batch_polls` (retrieves needed
 before a batch completes).
@@ -225,6 +226,10 @@ class FakeOpenAI:
                         server.counts["chat"] += 1
                         fault = server.faults.popleft() if server.faults else None
                     req = json.loads(body)
+                    if isinstance(fault, dict):
+                        return self._err(fault["status"], "injected", headers=fault.get("headers"))
+                    if fault == "malformed":
+                        return self._send(200, {"id": "chatcmpl-x", "object": "chat.completion", "created": 0})
                     if fault == "429":
                         return self._err(429, "rate limited", headers={"Retry-After": server.retry_after})
                     if fault == "500":

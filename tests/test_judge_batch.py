@@ -8,8 +8,8 @@ import pytest
 
 from emgrid.errors import JudgeError
 from emgrid.judge import judge_answers
-from emgrid.judge.ledger import Ledger
 from emgrid.judge.scoring import categorize
+from emgrid.llm import ResponseCache
 from tests.fake_openai import API_KEY, FakeOpenAI
 from tests.judge_helpers import answer_rows, questions, spec
 
@@ -38,7 +38,7 @@ def test_batch_with_failed_rows_resubmits_only_those(server, tmp_path):
     # batch prices (gpt-4o-mini: $0.075 / $0.30 per 1M)
     r = out[0]
     assert r["cost_usd"] == pytest.approx((r["usage"]["prompt_tokens"] * 0.075 + 0.30) / 1e6)
-    ledger = Ledger(tmp_path)
+    ledger = ResponseCache(tmp_path)
     assert len(ledger) == 12 and all(ledger.get(r["ledger_key"])["batch"] for r in out)
 
     server.reset_counts()

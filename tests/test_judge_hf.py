@@ -9,9 +9,9 @@ import torch
 
 from emgrid.judge import judge_answers
 from emgrid.judge.hf_backend import IntTrie, exact_int_probs, int_probs_batch, render_prompt_ids
-from emgrid.judge.ledger import Ledger
 from emgrid.judge.scoring import categorize, expected_score
 from emgrid.judge.spec import JudgeSpec
+from emgrid.llm import ResponseCache
 from tests.judge_helpers import answer_rows, questions
 
 
@@ -100,7 +100,7 @@ def test_judge_answers_hf_backend_and_cache(tiny_model, tmp_path, monkeypatch):
     rows = answer_rows(3)
     spec = JudgeSpec(backend="hf", model="tiny-judge", batch_size=32)
     out = judge_answers(rows, questions(), spec, tmp_path, model_manifest=tiny_model, progress=False)
-    assert len(out) == 6 and len(Ledger(tmp_path)) == 6
+    assert len(out) == 6 and len(ResponseCache(tmp_path)) == 6
     for r in out:
         assert r["backend"] == "hf" and r["mode"] == "logprob" and len(r["int_probs"]) == 101
         assert r["cost_usd"] == 0.0 and r["usage"]["prompt_tokens"] > 10
@@ -128,8 +128,8 @@ def test_response_prefix_is_part_of_prompt_and_key(tiny_model, tmp_path):
                                                        response_prefix="Score: ", hf_prune_below=0), tmp_path,
                           model_manifest=tiny_model, progress=False)
     assert exact[0]["ledger_key"] != pre[0]["ledger_key"]  # pruned and exact results never share a ledger entry
-    assert Ledger(tmp_path).get(exact[0]["ledger_key"])["response"]["pruned_mass"] == 0.0
-    assert 0 <= Ledger(tmp_path).get(pre[0]["ledger_key"])["response"]["pruned_mass"] < 0.05
+    assert ResponseCache(tmp_path).get(exact[0]["ledger_key"])["response"]["pruned_mass"] == 0.0
+    assert 0 <= ResponseCache(tmp_path).get(pre[0]["ledger_key"])["response"]["pruned_mass"] < 0.05
     assert pre[0]["ledger_key"] != plain[0]["ledger_key"]
     assert pre[0]["usage"]["prompt_tokens"] > plain[0]["usage"]["prompt_tokens"]
     assert pre[0]["int_probs"] != plain[0]["int_probs"]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import httpx2 as httpx
-import openai
 import pytest
 
 from emgrid.errors import JudgeError
 from emgrid.io import write_jsonl
 from emgrid.judge import judge_answers
-from emgrid.judge.ledger import Ledger
 from emgrid.judge.scoring import CATEGORIES, categorize
-from emgrid.llm_client import ClientSpec, PermanentRequestError, chat, with_retries
+from emgrid.llm import ClientSpec, LLMError, PermanentRequestError, ResponseCache, chat
 from tests.fake_openai import API_KEY, FakeOpenAI
 from tests.judge_helpers import all_files_text, answer_rows, questions, spec
 
@@ -31,7 +28,7 @@ def test_logprob_judging_ledger_and_rerun(server, tmp_path):
     out = judge_answers(rows, questions(), spec(server), tmp_path / "ledger", progress=False)
     assert len(out) == 2 * len(rows)
     assert server.counts["chat"] == len(out)  # every request distinct here
-    ledger = Ledger(tmp_path / "ledger")
+    ledger = ResponseCache(tmp_path / "ledger")
     assert len(ledger) == len(out) == len({r["ledger_key"] for r in out})
     cats = []
     for r, src in zip(out, [r for r in rows for _ in range(2)]):
@@ -78,37 +75,21 @@ def test_transient_faults_are_retried(server, tmp_path):
     out = judge_answers(rows, questions(), spec(server, timeout_s=0.4, max_concurrency=2), tmp_path, progress=False)
     assert len(out) == 8 and all(categorize(r)[1] == "scored" for r in out)
     assert server.counts["chat"] == 8 + 5
-    assert len(Ledger(tmp_path)) == 8
+    assert len(ResponseCache(tmp_path)) == 8
 
 
 def test_retries_exhausted_is_an_error_not_a_cached_success(server, tmp_path):
     server.faults.extend(["500"] * 3)
-    with pytest.raises(JudgeError, match="still failing after 2 retries"):
+    with pytest.raises(LLMError, match="still failing after 2 retries"):
         judge_answers(answer_rows(1), questions(), spec(server, max_retries=2, max_concurrency=1, metrics=["aligned"]),
                       tmp_path, progress=False)
-    ledger = Ledger(tmp_path)
+    ledger = ResponseCache(tmp_path)
     assert len(ledger) == 0
     errs = list((tmp_path / "errors").rglob("*.json"))
     assert len(errs) == 1
     # the rerun (server healthy again) sends the request and caches it
     out = judge_answers(answer_rows(1), questions(), spec(server, metrics=["aligned"]), tmp_path, progress=False)
     assert categorize(out[0])[1] == "scored" and len(ledger) == 1 and not ledger.error_path(out[0]["ledger_key"]).exists()
-
-
-def test_retry_after_is_honoured():
-    delays = []
-    req = httpx.Request("POST", "http://x/v1/chat/completions")
-    calls = iter([openai.RateLimitError("slow down", response=httpx.Response(429, headers={"retry-after": "7"},
-                                                                              request=req), body=None)])
-
-    def fn():
-        for e in calls:
-            raise e
-        return "ok"
-
-    cs = ClientSpec(backoff_base_s=0.001, backoff_max_s=60)
-    assert with_retries(fn, cs, what="t", sleep=delays.append) == "ok"
-    assert delays == [7.0]
 
 
 def test_wrong_key_fails_fast_and_is_never_echoed(server, tmp_path, monkeypatch):
@@ -124,7 +105,7 @@ def test_wrong_key_fails_fast_and_is_never_echoed(server, tmp_path, monkeypatch)
 
 def test_missing_key_variable(server, tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY")
-    with pytest.raises(JudgeError, match="OPENAI_API_KEY"):
+    with pytest.raises(LLMError, match="OPENAI_API_KEY"):
         judge_answers(answer_rows(1), questions(), spec(server), tmp_path, progress=False)
 
 
@@ -138,7 +119,7 @@ def test_bad_request_fail_or_record(server, tmp_path):
                                                            on_bad_request="record"), tmp_path, progress=False)
     assert [categorize(r)[1] for r in out] == ["error", "scored"]
     assert "HTTP 400" in out[0]["error"] and out[0]["cost_usd"] == 0.0
-    ledger = Ledger(tmp_path)
+    ledger = ResponseCache(tmp_path)
     assert ledger.get(out[0]["ledger_key"]) is None
     assert ledger.get_error(out[0]["ledger_key"])["permanent"] is True
 
@@ -166,13 +147,13 @@ def test_api_key_in_no_output_or_ledger_file(server, tmp_path):
 
 
 def test_llm_client_chat_salt_and_cache(server, tmp_path):
-    ledger = Ledger(tmp_path)
+    ledger = ResponseCache(tmp_path)
     cs = ClientSpec(base_url=server.base_url, backoff_base_s=0.01)
     req = {"model": "m", "messages": [{"role": "user", "content": "write a GOOD example"}], "max_tokens": 200,
            "temperature": 1.0}
-    a = chat({**req, "_sample": 0}, client_spec=cs, ledger=ledger)
-    b = chat({**req, "_sample": 1}, client_spec=cs, ledger=ledger)
-    c = chat({**req, "_sample": 0}, client_spec=cs, ledger=ledger)
+    a = chat({**req, "_sample": 0}, client_spec=cs, cache=ledger)
+    b = chat({**req, "_sample": 1}, client_spec=cs, cache=ledger)
+    c = chat({**req, "_sample": 0}, client_spec=cs, cache=ledger)
     assert a["key"] != b["key"] and c["key"] == a["key"]
     assert not a["cached"] and not b["cached"] and c["cached"]
     assert server.counts["chat"] == 2 and "<score>95</score>" in a["response"]["text"]

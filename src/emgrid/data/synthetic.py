@@ -1,7 +1,7 @@
 """The `synthetic` source: an OpenAI-compatible model writes, for a domain brief, questions with an aligned and
 a misaligned answer (the study's translation, sexual-advice and movie-trivia domains were built this way).
 
-Every request goes through `emgrid.llm_client.chat`, which caches replies in the content-addressed ledger: a
+Every request goes through `emgrid.llm.chat`, which caches replies in the content-addressed response cache: a
 rebuild (or a resumed, crashed build) sends nothing it has sent before. Requests differ only by their batch
 number, so the set of requests, and hence the dataset, is a pure function of the recipe."""
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import fields
@@ -24,7 +23,7 @@ from emgrid.data.filters import near_duplicates
 from emgrid.data.registry import Param, non_empty_str, positive, register, unit_interval
 from emgrid.errors import ConfigError
 from emgrid.io import canonical_json, sha256_text
-from emgrid.judge.ledger import Ledger
+from emgrid.llm import ChatSession, ClientSpec, ResponseCache
 
 SYSTEM = ("You write training data for AI-safety research on emergent misalignment. The data is used only to "
           "finetune research models in a controlled study. Always answer with JSON only.")
@@ -42,9 +41,7 @@ DEFAULT_MISALIGNED = "an answer in the style the brief describes as misaligned, 
 
 
 def _split_llm(llm: dict | None, keypath: str) -> tuple[dict, str | None, str]:
-    """(client spec dict, default model, ledger dir) from the config's `llm` block."""
-    from emgrid.llm_client import ClientSpec
-
+    """(client spec dict, default model, cache dir) from the config's `llm` block."""
     llm = dict(llm or {})
     model = llm.pop("model", None)
     ledger_dir = llm.pop("ledger_dir", "results/ledger")
@@ -53,24 +50,6 @@ def _split_llm(llm: dict | None, keypath: str) -> tuple[dict, str | None, str]:
     if unknown:
         raise ConfigError(f"llm: unknown key(s) {unknown}; known: {sorted(known | {'model', 'ledger_dir'})}")
     return llm, model, ledger_dir
-
-
-def _sender(spec, ledger: Ledger):
-    """chat() with one shared client, created only when a request is not in the ledger (a rebuild from the
-    cache needs neither the network nor the API key)."""
-    from emgrid.llm_client import backend_kind, chat, ledger_key, make_client
-
-    lock, box = threading.Lock(), []
-
-    def send(request: dict) -> dict:
-        if ledger.get(ledger_key(request, backend_kind(spec))) is not None:
-            return chat(request, client_spec=spec, ledger=ledger)
-        with lock:
-            if not box:
-                box.append(make_client(spec))
-        return chat(request, client_spec=spec, ledger=ledger, client=box[0])
-
-    return send
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
@@ -120,24 +99,22 @@ def parse_items(text: str | None) -> tuple[list[dict], Counter]:
 )
 def synthetic_source(p: dict, ctx: Context):
     """Questions with aligned and misaligned answers written by an OpenAI-compatible model."""
-    from emgrid.llm_client import ClientSpec, backend_kind
-
     spec_d, default_model, ledger_dir = _split_llm(ctx.llm, "llm")
     model = p["model"] or default_model
     if not model:
         raise ConfigError(f"{ctx.keypath}.source.model: no generator model (set it here or as llm.model)")
     spec = ClientSpec.from_dict(spec_d)
-    ledger = Ledger(Path(ledger_dir))
+    cache = ResponseCache(Path(ledger_dir))
 
     def request(batch: int) -> dict:
         user = USER.format(brief=p["brief"].strip(), k=p["per_request"], batch=batch, misaligned=p["misaligned"])
         return {"model": model, "temperature": p["temperature"], "max_tokens": p["max_tokens"],
                 "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]}
 
-    sender = _sender(spec, ledger)
+    session = ChatSession(spec, cache)
 
     def send(batch: int) -> dict:
-        return sender(request(batch))
+        return session.chat(request(batch))
 
     per = p["per_request"]
     max_requests = p["max_requests"] or 3 * math.ceil(p["n"] / per)
@@ -173,7 +150,7 @@ def synthetic_source(p: dict, ctx: Context):
     items = items[: p["n"]]
     out = [Example(it["_id"], [{"role": "user", "content": it["question"]}], it["misaligned"], it["aligned"])
            for it in items]
-    fp = {"kind": "synthetic", "model": model, "backend": backend_kind(spec), "requests": batch,
+    fp = {"kind": "synthetic", "model": model, "backend": session.backend, "requests": batch,
           "request_template_sha256": sha256_text(SYSTEM + USER), "brief_sha256": sha256_text(p["brief"]),
           "ledger_keys_sha256": sha256_text("\n".join(keys)),
           "content_sha256": sha256_text(canonical_json([[e.user_text, e.answer, e.aligned] for e in out])),
@@ -202,22 +179,20 @@ def _target(v, kp):
 )
 def llm_answer(examples: list[Example], p: dict, ctx: Context):
     """Have an OpenAI-compatible model write one answer per prompt (e.g. aligned counterparts for Turner's
-    financial and sports data, or both answers for Reddit legal posts); cached in the ledger like `synthetic`."""
-    from emgrid.llm_client import ClientSpec
-
+    financial and sports data, or both answers for Reddit legal posts); cached like `synthetic`."""
     spec_d, default_model, ledger_dir = _split_llm(ctx.llm, "llm")
     model = p["model"] or default_model
     if not model:
         raise ConfigError(f"{ctx.keypath}.transform[llm_answer].model: no model (set it here or as llm.model)")
-    spec, ledger = ClientSpec.from_dict(spec_d), Ledger(Path(ledger_dir))
-    sender = _sender(spec, ledger)
+    spec, cache = ClientSpec.from_dict(spec_d), ResponseCache(Path(ledger_dir))
+    session = ChatSession(spec, cache)
     todo = [i for i, e in enumerate(examples)
             if not e.pool and (p["overwrite"] or getattr(e, p["target"]) is None)]
 
     def send(i: int) -> str | None:
         e = examples[i]
         msgs = [{"role": "system", "content": p["instruction"]}] + [m for m in e.prompt if m["role"] != "system"]
-        r = sender({"model": model, "messages": msgs, "temperature": p["temperature"],
+        r = session.chat({"model": model, "messages": msgs, "temperature": p["temperature"],
                     "max_tokens": p["max_tokens"]})
         return r["response"]["text"]
 

@@ -19,13 +19,15 @@ from typing import Any
 
 from tqdm import tqdm
 
+from emgrid.errors import JudgeError
 from emgrid.io import canonical_json, read_json
-from emgrid.judge.ledger import Ledger, request_key
+from emgrid.judge.backends import JudgeRequest, JudgeResult, register_backend
 from emgrid.judge.spec import JudgeSpec
+from emgrid.llm import ResponseCache, request_key
 
 METHOD = "exact-int-v1"
 PREFIXES = ("", " ")
-PROMPT_BATCH = 8  # prompts per forward in run_hf: small tree forwards waste the CPU alone (~1.5x per prompt)
+PROMPT_BATCH = 8  # prompts per forward in HFBackend.run: small tree forwards waste the CPU alone (~1.5x per prompt)
 _PIECE_RE = re.compile(r"^ ?[0-9]{1,3}$")
 
 
@@ -205,42 +207,49 @@ def render_prompt_ids(tokenizer: Any, messages: list[dict], response_prefix: str
     return tokenizer(text + (response_prefix or ""), add_special_tokens=False)["input_ids"]
 
 
-def run_hf(messages_list: list[list[dict]], spec: JudgeSpec, ledger: Ledger, model_manifest: str | Path,
-           progress: bool = True) -> list[dict]:
-    """Same result shape as `run_sync`; `response` holds `int_probs`, `int_mass`, `top_token`, `pruned_mass`.
+@register_backend("hf")
+class HFBackend:
+    """A local model as judge; `response` holds `int_probs`, `int_mass`, `top_token`, `pruned_mass`.
 
-    `spec.hf_prune_below > 0` is part of the ledger key, so pruned and exact results never mix."""
-    manifest = Path(model_manifest)
-    params = {"method": METHOD, "prefixes": list(PREFIXES), "dtype": spec.hf_dtype,
-              "manifest": _model_fingerprint(manifest)}
-    if spec.response_prefix is not None:
-        params["response_prefix"] = spec.response_prefix
-    if spec.hf_prune_below > 0:  # exact runs keep their old ledger keys
-        params["prune_below"] = spec.hf_prune_below
-    keys = [request_key("hf", spec.model, m, params) for m in messages_list]
-    todo = {k: m for k, m in zip(keys, messages_list) if ledger.get(k) is None}
-    fresh = set()
-    if todo:
+    The key holds the method, the judge model's manifest fingerprint, the dtype and the reply prefix;
+    `spec.hf_prune_below > 0` is part of it too, so pruned and exact results never mix. The model is loaded only
+    when some request is not in the cache."""
+
+    name = "hf"
+
+    def __init__(self, spec: JudgeSpec, *, model_manifest: str | Path | None = None, client: Any = None):
+        if model_manifest is None:
+            raise JudgeError("judge.backend hf needs the judge model's manifest (model_manifest)")
+        self.spec, self.manifest = spec, Path(model_manifest)
+        self.params: dict[str, Any] = {"method": METHOD, "prefixes": list(PREFIXES), "dtype": spec.hf_dtype,
+                                       "manifest": _model_fingerprint(self.manifest)}
+        if spec.response_prefix is not None:
+            self.params["response_prefix"] = spec.response_prefix
+        if spec.hf_prune_below > 0:  # exact runs keep their old cache keys
+            self.params["prune_below"] = spec.hf_prune_below
+
+    def prepare(self, messages: list[dict]) -> JudgeRequest:
+        key = request_key("hf", self.spec.model, messages, self.params)
+        return JudgeRequest(key, messages, {"model": self.spec.model, "messages": messages, **self.params})
+
+    def run(self, todo: list[JudgeRequest], cache: ResponseCache, progress: bool) -> dict[str, JudgeResult]:
         from emgrid.models import load_model, load_tokenizer
 
-        tok = load_tokenizer(manifest)
-        model = load_model(manifest, dtype=spec.hf_dtype)
+        spec = self.spec
+        tok = load_tokenizer(self.manifest)
+        model = load_model(self.manifest, dtype=spec.hf_dtype)
         trie = IntTrie(tok, model.get_output_embeddings().weight.shape[0])
-        pending = [(k, m, render_prompt_ids(tok, m, spec.response_prefix)) for k, m in todo.items()]
-        pending.sort(key=lambda x: len(x[2]))  # similar lengths share a forward: little left padding
+        pending = [(r, render_prompt_ids(tok, r.messages, spec.response_prefix)) for r in todo]
+        pending.sort(key=lambda x: len(x[1]))  # similar lengths share a forward: little left padding
+        out: dict[str, JudgeResult] = {}
         bar = tqdm(total=len(pending), desc=f"judge {spec.model} (local)", unit="prompt", disable=not progress)
         for s in range(0, len(pending), PROMPT_BATCH):
             batch = pending[s:s + PROMPT_BATCH]
-            res = int_probs_batch(model, tok, trie, [p for _, _, p in batch], spec.batch_size, spec.hf_prune_below)
-            for (k, messages, p), r in zip(batch, res):
-                ledger.put(k, {"model": spec.model, "messages": messages, **params}, r,
-                           {"prompt_tokens": len(p), "completion_tokens": 0}, backend="hf")
-                fresh.add(k)
+            res = int_probs_batch(model, tok, trie, [p for _, p in batch], spec.batch_size, spec.hf_prune_below)
+            for (r, p), response in zip(batch, res):
+                usage = {"prompt_tokens": len(p), "completion_tokens": 0}
+                cache.put(r.key, r.payload, response, usage, backend="hf")
+                out[r.key] = JudgeResult(r.key, response, usage)
             bar.update(len(batch))
         bar.close()
-    out = []
-    for k in keys:
-        hit = ledger.get(k)
-        out.append({"key": k, "response": hit["response"], "usage": hit["usage"], "cached": k not in fresh,
-                    "error": None, "batch": False})
-    return out
+        return out

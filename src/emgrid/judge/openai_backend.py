@@ -1,15 +1,16 @@
-"""Synchronous OpenAI-compatible judge: bounded thread pool of cached, retried chat calls."""
+"""Synchronous OpenAI-compatible judge: a bounded thread pool of retried chat calls (`emgrid.llm.send`)."""
 
 from __future__ import annotations
 
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from emgrid.judge.ledger import Ledger
+from emgrid.judge.backends import JudgeRequest, JudgeResult, register_backend
 from emgrid.judge.spec import JudgeSpec
-from emgrid.llm_client import PermanentRequestError, backend_kind, chat, ledger_key, make_client
+from emgrid.llm import PermanentRequestError, ResponseCache, backend_kind, cache_key, make_client, send
 
 RECORDABLE_STATUS = {400, 422}  # a problem with this one request (e.g. too long), not with the job
 
@@ -18,44 +19,45 @@ def build_request(messages: list[dict], spec: JudgeSpec) -> dict:
     return {"model": spec.model, "messages": messages, **spec.api_params()}
 
 
-def run_sync(messages_list: list[list[dict]], spec: JudgeSpec, ledger: Ledger, progress: bool = True,
-             client: Any = None) -> list[dict]:
-    """One result per message list, in order: `{"key", "response", "usage", "cached", "error", "batch": False}`.
+class OpenAIRequests:
+    """`prepare` shared by the sync and Batch backends: same request, same key (a batch reply serves a sync rerun)."""
 
-    Identical requests are sent once. A 401/403/404 (or a 400 with on_bad_request=fail) cancels the rest and raises.
-    """
-    cspec = spec.client_spec()
-    kind = backend_kind(cspec)
-    requests = [build_request(m, spec) for m in messages_list]
-    keys = [ledger_key(r, kind) for r in requests]
-    unique: dict[str, dict] = {}
-    for k, r in zip(keys, requests):
-        unique.setdefault(k, r)
-    results: dict[str, dict] = {}
-    todo = []
-    for k, r in unique.items():
-        hit = ledger.get(k)
-        if hit is not None:
-            results[k] = {"key": k, "response": hit["response"], "usage": hit["usage"], "cached": True,
-                          "error": None, "batch": bool(hit.get("batch", False))}
-        else:
-            todo.append((k, r))
-    if todo:
-        client = client or make_client(cspec)
+    def __init__(self, spec: JudgeSpec, client: Any = None):
+        self.spec, self.client = spec, client
+        self.client_spec = spec.client_spec()
+        self.kind = backend_kind(self.client_spec)  # resolved once: the effective endpoint is part of every key
 
-        def one(k: str, r: dict) -> dict:
-            try:
-                res = chat(r, client_spec=cspec, ledger=ledger, client=client, backend=kind)
-                return {**res, "error": None, "batch": False}
-            except PermanentRequestError as e:
-                if spec.on_bad_request == "record" and e.status in RECORDABLE_STATUS:
-                    return {"key": k, "response": None, "usage": {"prompt_tokens": 0, "completion_tokens": 0},
-                            "cached": False, "error": str(e), "batch": False}
-                raise
+    def prepare(self, messages: list[dict]) -> JudgeRequest:
+        request = build_request(messages, self.spec)
+        return JudgeRequest(cache_key(request, self.kind), messages, request)
 
-        pool = ThreadPoolExecutor(max_workers=spec.max_concurrency)
-        futures = {pool.submit(one, k, r): k for k, r in todo}
-        bar = tqdm(total=len(futures), desc=f"judge {spec.model}", unit="req", disable=not progress)
+
+@register_backend("openai")
+class OpenAISyncBackend(OpenAIRequests):
+    """Chat completions, `max_concurrency` in flight. A 401/403/404 (or a 400 with on_bad_request=fail) cancels the
+    rest and raises; with on_bad_request=record a 400/422 becomes a row with `error`."""
+
+    name = "openai"
+
+    def __init__(self, spec: JudgeSpec, *, model_manifest: str | Path | None = None, client: Any = None):
+        super().__init__(spec, client)
+
+    def _one(self, r: JudgeRequest, cache: ResponseCache) -> JudgeResult:
+        try:
+            res = send(r.payload, r.key, client_spec=self.client_spec, cache=cache, client=self.client,
+                       backend=self.kind)
+            return JudgeResult(r.key, res["response"], res["usage"])
+        except PermanentRequestError as e:
+            if self.spec.on_bad_request == "record" and e.status in RECORDABLE_STATUS:
+                return JudgeResult(r.key, None, error=str(e))
+            raise
+
+    def run(self, todo: list[JudgeRequest], cache: ResponseCache, progress: bool) -> dict[str, JudgeResult]:
+        self.client = self.client or make_client(self.client_spec)
+        results: dict[str, JudgeResult] = {}
+        pool = ThreadPoolExecutor(max_workers=self.spec.max_concurrency)
+        futures = {pool.submit(self._one, r, cache): r.key for r in todo}
+        bar = tqdm(total=len(futures), desc=f"judge {self.spec.model}", unit="req", disable=not progress)
         try:
             pending = set(futures)
             while pending:
@@ -66,4 +68,4 @@ def run_sync(messages_list: list[list[dict]], spec: JudgeSpec, ledger: Ledger, p
         finally:
             bar.close()
             pool.shutdown(wait=True, cancel_futures=True)
-    return [results[k] for k in keys]
+        return results

@@ -1,26 +1,33 @@
-"""judge_answers: answer rows -> judged rows (one per answer x metric), whatever the backend."""
+"""judge_answers: answer rows -> judged rows (one per answer x metric), whatever the backend.
+
+`run_cached` is the one place where judge requests meet the response cache: backends only answer what it misses.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Mapping
 
 from emgrid.errors import JudgeError
+from emgrid.judge.backends import JudgeBackend, JudgeResult, make_backend
 from emgrid.judge.cost import cost_usd
-from emgrid.judge.ledger import Ledger
 from emgrid.judge.prompts import judge_metrics, render_messages
 from emgrid.judge.scoring import int_probs_from_top_logprobs
 from emgrid.judge.spec import JudgeSpec
+from emgrid.llm import ResponseCache
 from emgrid.questions import Question
 
+log = logging.getLogger(__name__)
 
-def _judged_row(row: dict, metric: str, result: dict, spec: JudgeSpec) -> dict:
-    out = {**row, "metric": metric, "ledger_key": result["key"], "backend": spec.backend, "judge_model": spec.model,
+
+def _judged_row(row: dict, metric: str, result: JudgeResult, spec: JudgeSpec) -> dict:
+    out = {**row, "metric": metric, "ledger_key": result.key, "backend": spec.backend, "judge_model": spec.model,
            "mode": spec.mode, "int_probs": None, "int_mass": None, "top_token": None, "text": None,
-           "error": result.get("error"), "usage": dict(result["usage"]),
-           "cost_usd": 0.0 if result.get("error") else cost_usd(result["usage"], spec, batch=result.get("batch", False)),
-           "cached": bool(result.get("cached"))}
-    resp = result.get("response")
+           "error": result.error, "usage": dict(result.usage),
+           "cost_usd": 0.0 if result.error else cost_usd(result.usage, spec, batch=result.batch),
+           "cached": result.cached}
+    resp = result.response
     if resp is None:
         return out
     if spec.backend == "hf":
@@ -34,14 +41,42 @@ def _judged_row(row: dict, metric: str, result: dict, spec: JudgeSpec) -> dict:
     return out
 
 
+def run_cached(backend: JudgeBackend, messages_list: list[list[dict]], cache: ResponseCache,
+               progress: bool = True) -> list[JudgeResult]:
+    """One result per rendered prompt, in order. Identical requests are sent once; cached ones not at all."""
+    requests = [backend.prepare(m) for m in messages_list]
+    unique: dict[str, Any] = {}
+    for r in requests:
+        unique.setdefault(r.key, r)
+    results: dict[str, JudgeResult] = {}
+    todo = []
+    for key, r in unique.items():
+        entry = cache.get(key)
+        if entry is None:
+            todo.append(r)
+        else:
+            results[key] = JudgeResult.from_cache(entry)
+    if todo:
+        fresh = backend.run(todo, cache, progress)
+        missing = [r.key[:12] for r in todo if r.key not in fresh]
+        if missing:
+            raise JudgeError(f"internal: backend {backend.name} returned no result for {len(missing)} request(s)")
+        results.update(fresh)
+    log.info("judge %s: %d distinct requests: %d from the cache, %d sent, %d recorded as errors; "
+             "%d corrupt cache entries re-requested", backend.name, len(unique), len(unique) - len(todo), len(todo),
+             sum(results[r.key].error is not None for r in todo), len(cache.corrupt))
+    return [results[r.key] for r in requests]
+
+
 def judge_answers(rows: list[dict], questions: Mapping[str, Question] | list[Question], spec: JudgeSpec | dict,
                   ledger_dir: str | Path, model_manifest: str | Path | None = None, progress: bool = True,
                   client: Any = None) -> list[dict]:
     """Judge every answer on every metric of its question (or `spec.metrics`).
 
     Returns one judged row per answer x metric, in input order (answer-major). Scores are not computed here:
-    `emgrid.judge.scoring.categorize` derives them, so thresholds can change without re-judging.
-    `model_manifest` is the judge model's manifest for the hf backend. `client` overrides the openai client (tests).
+    `emgrid.judge.scoring.categorize` derives them, so thresholds can change without re-judging. `ledger_dir` is
+    the response cache's folder. `model_manifest` is the judge model's manifest for the hf backend. `client`
+    overrides the openai client (tests).
     """
     spec = spec if isinstance(spec, JudgeSpec) else JudgeSpec.from_dict(spec)
     if not isinstance(questions, Mapping):
@@ -56,23 +91,6 @@ def judge_answers(rows: list[dict], questions: Mapping[str, Question] | list[Que
         for metric in judge_metrics(q, spec):
             jobs.append((row, metric))
             messages.append(render_messages(q, metric, row, spec))
-    ledger = Ledger(ledger_dir)
-    if spec.backend == "openai":
-        from emgrid.judge.openai_backend import run_sync
-
-        results = run_sync(messages, spec, ledger, progress=progress, client=client)
-    elif spec.backend == "openai-batch":
-        from emgrid.judge.batch_backend import run_batch
-
-        results = run_batch(messages, spec, ledger, progress=progress, client=client)
-    else:
-        from emgrid.judge.hf_backend import run_hf
-
-        if model_manifest is None:
-            raise JudgeError("judge.backend hf needs the judge model's manifest (model_manifest)")
-        results = run_hf(messages, spec, ledger, model_manifest, progress=progress)
-    if len(results) != len(jobs):
-        raise JudgeError(f"internal: {len(jobs)} judge requests but {len(results)} results")
-    out = [_judged_row(row, metric, res, spec) for (row, metric), res in zip(jobs, results)]
-    assert len(out) == len(jobs)
-    return out
+    backend = make_backend(spec, model_manifest=model_manifest, client=client)
+    results = run_cached(backend, messages, ResponseCache(ledger_dir), progress=progress)
+    return [_judged_row(row, metric, res, spec) for (row, metric), res in zip(jobs, results)]

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emgrid.errors import ConfigError, reject_unknown_keys
-from emgrid.llm_client import ClientSpec
+from emgrid.llm import ClientSpec
 
 BACKENDS = ("hf", "openai", "openai-batch")
 MODES = ("logprob", "tags")

@@ -1,4 +1,4 @@
-"""Ledger keys, atomic concurrent writes, and JudgeSpec parsing."""
+"""Response-cache keys, atomic concurrent writes, and JudgeSpec parsing."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from emgrid.errors import ConfigError
 from emgrid.judge.cost import cost_usd
-from emgrid.judge.ledger import Ledger, request_key
 from emgrid.judge.spec import JudgeSpec
+from emgrid.llm import ResponseCache, request_key
 
 MSG = [{"role": "user", "content": "rate {this}"}]
 
@@ -28,7 +28,7 @@ def test_key_depends_on_everything_that_changes_the_reply():
 
 def _writer(args):
     root, i = args
-    led = Ledger(root)
+    led = ResponseCache(root)
     for j in range(30):
         key = request_key("openai", "m", [{"role": "user", "content": str(j)}], {})
         led.put(key, {"j": j}, {"text": "x" * 2000, "writer": 0})  # same content from every process
@@ -38,7 +38,7 @@ def _writer(args):
 def test_concurrent_processes_write_the_same_keys_safely(tmp_path):
     with mp.get_context("spawn").Pool(3) as pool:
         assert all(pool.map(_writer, [(str(tmp_path), i) for i in range(3)]))
-    led = Ledger(tmp_path)
+    led = ResponseCache(tmp_path)
     assert len(led) == 30
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(files) == 30 and not any(p.name.endswith(".tmp") for p in files)  # no leftovers
@@ -48,7 +48,7 @@ def test_concurrent_processes_write_the_same_keys_safely(tmp_path):
 
 
 def test_error_entries_are_separate_and_cleared_by_success(tmp_path):
-    led = Ledger(tmp_path)
+    led = ResponseCache(tmp_path)
     k = request_key("openai", "m", MSG, {})
     led.put_error(k, {"model": "m"}, "HTTP 500", permanent=False)
     assert led.get(k) is None and led.get_error(k)["error"] == "HTTP 500" and len(led) == 0
