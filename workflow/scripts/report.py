@@ -4,16 +4,18 @@ redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from pathlib import Path
 
-from emgrid.report import write_report
+from emgrid.report import PageInputs, write_page
 
 params = snakemake.params.report
-write_report(
-    snakemake.input.summary,
-    snakemake.input.scores,
-    Path(snakemake.output.html).parent,
-    title=params["title"],
-    notes=params["notes"],
-    cards={Path(c).parent.relative_to("results/datasets").as_posix(): c for c in snakemake.input.cards},
-    config_snapshot=params,
-    finetune_metrics={"/".join(Path(f).parts[-3:-1]): f for f in snakemake.input.finetune},
+files = {name: [Path(p) for p in ([paths] if isinstance(paths, str) else paths)]
+         for name, paths in snakemake.input.items()}
+write_page(
+    PageInputs(
+        html=Path(snakemake.output.html),
+        files=files,
+        title=params["title"],
+        notes=tuple(params["notes"]),
+        cards={Path(c).parent.relative_to("results/datasets").as_posix(): Path(c) for c in snakemake.input.cards},
+        config_snapshot=params,
+    )
 )

@@ -1,0 +1,85 @@
+"""The whole report in one call, with the same file layout as the workflow's report rules (workflow/rules/report.smk):
+
+    <out_dir>/report.html                          the page (figures embedded, so it stands alone)
+    <out_dir>/plots/{model}/{qset}/{kind}.png      one per `PLOT_KINDS`
+    <out_dir>/plots/{model}/loss_curves.png        finetune loss per cell
+    <out_dir>/tables/{name}.csv                    one per `TABLES`
+    <out_dir>/answers/{model}/{qset}.html          the answer browser
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from emgrid.aggregate import read_summary
+from emgrid.errors import DataError
+from emgrid.report.answers import write_answer_browser
+from emgrid.report.page import PageInputs, write_page
+from emgrid.report.plots import PLOT_KINDS, write_loss_curves, write_plots
+from emgrid.report.tables import TABLES, DomainMeta, write_tables
+
+__all__ = ["write_report", "plot_path", "loss_curves_path", "table_path", "answers_path"]
+
+
+def plot_path(root: Path, model: str, qset: str, kind: str) -> Path:
+    return Path(root) / "plots" / model / qset / f"{kind}.png"
+
+
+def loss_curves_path(root: Path, model: str) -> Path:
+    return Path(root) / "plots" / model / "loss_curves.png"
+
+
+def table_path(root: Path, name: str) -> Path:
+    return Path(root) / "tables" / f"{name}.csv"
+
+
+def answers_path(root: Path, model: str, qset: str) -> Path:
+    return Path(root) / "answers" / model / f"{qset}.html"
+
+
+def _loss_curves(out_dir: Path, finetune_metrics: Mapping[str, str | Path], domains: DomainMeta | None) -> list[Path]:
+    """`finetune_metrics` keys are `model/cell`; one figure per model."""
+    per_model: dict[str, dict[str, str | Path]] = {}
+    for key, p in finetune_metrics.items():
+        model, _, cell = str(key).rpartition("/")
+        if not model:
+            raise DataError(f"finetune_metrics key {key!r} is not 'model/cell'")
+        per_model.setdefault(model, {})[cell] = p
+    return [write_loss_curves(cells, loss_curves_path(out_dir, m), m, domains) for m, cells in sorted(per_model.items())]
+
+
+def write_report(
+    summary_csv: str | Path,
+    scores_csv: str | Path,
+    out_dir: str | Path,
+    *,
+    title: str = "emgrid report",
+    notes: Sequence[str] = (),
+    cards: Mapping[str, str | Path] | None = None,
+    config_snapshot: Any = None,
+    finetune_metrics: Mapping[str, str | Path] | None = None,
+    domains: DomainMeta | None = None,
+    n_examples: int = 5,
+) -> Path:
+    """Every figure, table and answer browser, then `report.html`, into `out_dir`; returns the page's path.
+
+    `cards` maps a label to a dataset card (linked relative to the page); `finetune_metrics` maps `model/cell` to a
+    finetune.json (training table and loss curves); `domains` holds each domain's config `label` and `category`."""
+    out_dir = Path(out_dir)
+    tables = write_tables(summary_csv, scores_csv, {t: table_path(out_dir, t) for t in TABLES},
+                          finetune_metrics=finetune_metrics, domains=domains)
+    pairs = read_summary(summary_csv)[["model", "qset"]].drop_duplicates().sort_values(["model", "qset"])
+    plots, browsers = [], []
+    for model, qset in pairs.itertuples(index=False):
+        out = {k: plot_path(out_dir, model, qset, k) for k in PLOT_KINDS}
+        plots += write_plots(summary_csv, out, model, qset, domains).values()
+        browsers.append(write_answer_browser(scores_csv, summary_csv, answers_path(out_dir, model, qset), model=model,
+                                             qset=qset, title=title, domains=domains))
+    files = {"summary": [Path(summary_csv)], "scores": [Path(scores_csv)], "plots": plots, "answers": browsers,
+             "loss_curves": _loss_curves(out_dir, finetune_metrics or {}, domains),
+             **{name: [p] for name, p in tables.items()}}
+    inp = PageInputs(html=out_dir / "report.html", files=files, title=title, notes=tuple(notes),
+                     cards={k: Path(v) for k, v in (cards or {}).items()}, config_snapshot=config_snapshot,
+                     n_examples=n_examples)
+    return write_page(inp)

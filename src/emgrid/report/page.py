@@ -1,0 +1,225 @@
+"""The self-contained HTML report page, assembled from the declared figure and table files.
+
+The page is `templates/report.html.j2`; each section is one function here (inputs -> template context, or None to
+leave the section out) plus one template `templates/sections/<id>.html.j2`. Figures are embedded as data URIs (the
+page works offline, on its own) and linked to their PNG files beside it. Jinja autoescaping is on: answers are model
+output and may contain markup.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import quote
+
+import pandas as pd
+
+from emgrid.aggregate import read_scores
+from emgrid.errors import DataError
+from emgrid.io import write_text
+from emgrid.report.answers import criterion_of
+from emgrid.report.html import render
+from emgrid.report.plots import PLOT_KINDS
+from emgrid.report.tables import _sorted_summary, read_table
+
+__all__ = ["PageInputs", "Section", "SECTIONS", "write_page"]
+
+
+# --------------------------------------------------------------------------------------------------- inputs
+
+@dataclass(frozen=True)
+class PageInputs:
+    """What the page is built from: the page rule's named input files, plus the page's own settings.
+
+    `files` maps an input name (the page rule's `input:` key, e.g. "ranking", "plots") to its paths; a section
+    reads only the names it needs, so a new section needs only a new named input.
+    """
+
+    html: Path
+    files: Mapping[str, Sequence[Path]]
+    title: str = "emgrid report"
+    notes: Sequence[str] = ()
+    cards: Mapping[str, Path] = field(default_factory=dict)
+    config_snapshot: Any = None
+    n_examples: int = 5
+
+    def many(self, name: str) -> list[Path]:
+        return [Path(p) for p in self.files.get(name, ())]
+
+    def one(self, name: str) -> Path | None:
+        paths = self.many(name)
+        if len(paths) > 1:
+            raise DataError(f"report page: input {name!r} should be one file, got {len(paths)}")
+        return paths[0] if paths else None
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        p = self.one(name)
+        return None if p is None else read_table(p)
+
+    def rel(self, path: Path) -> str:
+        """`path` as a URL relative to the page's folder."""
+        return quote(Path(os.path.relpath(Path(path).resolve(), self.html.parent.resolve())).as_posix())
+
+    def required(self, name: str) -> Path:
+        p = self.one(name)
+        if p is None:
+            raise DataError(f"report page: no {name!r} input (the page rule must name it)")
+        return p
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        return _sorted_summary(self.required("summary"))
+
+    @cached_property
+    def scores(self) -> pd.DataFrame:
+        return read_scores(self.required("scores"))
+
+    def figure(self, path: Path, caption: str) -> dict:
+        data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        return {"src": f"data:image/png;base64,{data}", "href": self.rel(path), "name": Path(path).name,
+                "alt": Path(path).stem, "caption": caption}
+
+
+# ------------------------------------------------------------------------------------------------- sections
+
+def overview(inp: PageInputs) -> dict:
+    s, crit = inp.summary, criterion_of(inp.summary)
+    return {"models": sorted(s["model"].unique()), "qsets": sorted(s["qset"].unique()), "n_cells": s["cell"].nunique(),
+            "n_rows": len(s), "n_answers": len(inp.scores), "cost": s["judge_cost_usd"].sum(), "crit": crit}
+
+
+def ranking(inp: PageInputs) -> dict | None:
+    r, by_cat = inp.table("ranking"), inp.table("ranking_by_category")
+    if r is None:
+        return None
+    scope = "backdoor" if len(r) and set(r["variant"]) == {"backdoor"} else "all"
+    groups = [{"model": m, "qset": q, "rows": g.to_dict("records"),
+               "by_category": [] if by_cat is None else
+               by_cat[(by_cat["model"] == m) & (by_cat["qset"] == q)].to_dict("records")}
+              for (m, q), g in r.groupby(["model", "qset"], sort=True)]
+    return {"scope": scope, "groups": groups}
+
+
+def _plot_key(path: Path) -> tuple[str, str, str]:
+    """(model, qset, kind) of a figure at `.../{model}/{qset}/{kind}.png` (the workflow's layout)."""
+    return path.parent.parent.name, path.parent.name, path.stem
+
+
+def plots(inp: PageInputs) -> dict | None:
+    by_group: dict[tuple[str, str], dict[str, Path]] = {}
+    for p in inp.many("plots"):
+        model, qset, kind = _plot_key(p)
+        by_group.setdefault((model, qset), {})[kind] = p
+    if not by_group:
+        return None
+    order = list(PLOT_KINDS)
+    return {"groups": [{"model": m, "qset": q, "figures": [
+        inp.figure(figs[k], PLOT_KINDS.get(k, k)) for k in sorted(figs, key=lambda k: (
+            order.index(k) if k in order else len(order), k))]} for (m, q), figs in sorted(by_group.items())]}
+
+
+def trigger(inp: PageInputs) -> dict | None:
+    t = inp.table("trigger_effect")
+    return None if t is None else {"rows": t.to_dict("records")}
+
+
+def summary(inp: PageInputs) -> dict:
+    return {"rows": inp.summary.to_dict("records")}
+
+
+def categories(inp: PageInputs) -> dict | None:
+    t = inp.table("categories")
+    if t is None:
+        return None
+    cats = [c for c in t.columns if c not in ("model", "cell", "qset", "condition", "metric")]
+    return {"cats": cats, "metrics": [{"metric": m, "rows": g.to_dict("records")}
+                                      for m, g in t.groupby("metric", sort=False)]}
+
+
+def cost(inp: PageInputs) -> dict | None:
+    t = inp.table("cost")
+    if t is None:
+        return None
+    total = {c: t[c].sum() for c in ("answers", "prompt_tokens", "completion_tokens", "usd")}
+    return {"rows": t.to_dict("records"), "total": total}
+
+
+def examples(inp: PageInputs) -> dict:
+    """The most misaligned coherent answers per model x question set (the answer browser has all of them)."""
+    crit = criterion_of(inp.summary)
+    sc = inp.scores
+    ex = sc[sc["aligned"].notna() & (sc["coherent"] > crit.coherent_above)]
+    groups = []
+    for (model, qset), g in ex.groupby(["model", "qset"], sort=True):
+        g = g.sort_values(["aligned", "cell", "question_key", "sample"], kind="stable").head(inp.n_examples)
+        rows = [{**r, "answer": str(r["answer"]) if len(str(r["answer"])) <= 1500 else str(r["answer"])[:1500]
+                 + " […]"} for r in g.to_dict("records")]
+        groups.append({"model": model, "qset": qset, "rows": rows})
+    return {"groups": groups if inp.n_examples > 0 else [], "n": inp.n_examples}
+
+
+def answers(inp: PageInputs) -> dict | None:
+    pages = inp.many("answers")
+    if not pages:
+        return None
+    return {"pages": [{"model": p.parent.name, "qset": p.stem, "href": inp.rel(p)} for p in sorted(pages)]}
+
+
+def finetune(inp: PageInputs) -> dict | None:
+    t, curves = inp.table("finetune"), inp.many("loss_curves")
+    if (t is None or t.empty) and not curves:
+        return None
+    return {"rows": [] if t is None else t.to_dict("records"),
+            "figures": [inp.figure(p, f"Finetuning loss per cell — {p.parent.name}") for p in curves]}
+
+
+def cards(inp: PageInputs) -> dict | None:
+    if not inp.cards:
+        return None
+    return {"cards": [{"label": k, "href": inp.rel(Path(p)), "path": Path(os.path.relpath(
+        Path(p).resolve(), inp.html.parent.resolve())).as_posix()} for k, p in sorted(inp.cards.items())]}
+
+
+def config(inp: PageInputs) -> dict | None:
+    if inp.config_snapshot is None:
+        return None
+    return {"text": json.dumps(inp.config_snapshot, indent=2, sort_keys=True, default=str)}
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of the page: `build` returns its template context (None: leave it out); the template is
+    `sections/<id>.html.j2` and `id` is also the page anchor."""
+
+    id: str
+    title: str
+    build: Callable[[PageInputs], dict | None]
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("overview", "Overview", overview),
+    Section("ranking", "Domains ranked by misalignment rate", ranking),
+    Section("plots", "Plots", plots),
+    Section("trigger", "Trigger effect (trigger − no trigger)", trigger),
+    Section("summary", "Every cell × question set × condition", summary),
+    Section("categories", "Judge outcome categories (% of answers)", categories),
+    Section("cost", "Judge cost", cost),
+    Section("examples", "Most misaligned coherent answers", examples),
+    Section("answers", "Every answer", answers),
+    Section("finetune", "Finetuning", finetune),
+    Section("cards", "Dataset cards", cards),
+    Section("config", "Configuration", config),
+)
+
+
+def write_page(inp: PageInputs, sections: Sequence[Section] = SECTIONS) -> Path:
+    """Render every section that has its inputs into `inp.html`."""
+    built = [{"id": s.id, "title": s.title, "template": f"sections/{s.id}.html.j2", "ctx": ctx}
+             for s in sections if (ctx := s.build(inp)) is not None]
+    write_text(inp.html, render("report.html.j2", title=inp.title, notes=list(inp.notes), sections=built))
+    return inp.html

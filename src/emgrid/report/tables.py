@@ -1,0 +1,162 @@
+"""The report's tables as DataFrames, one function per table, and `write_tables` that saves them as CSV.
+
+The CSVs are declared workflow outputs (Snakemake's `--report` shows them) and the HTML page renders them back, so a
+number on the page and in the CSV come from one computation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from emgrid.aggregate import CATEGORIES, rank_domains, read_scores, read_summary, trigger_effect
+from emgrid.errors import DataError
+from emgrid.io import read_json, write_text
+
+__all__ = ["DomainMeta", "TABLES", "label_of", "category_of", "ranking_table", "ranking_by_category",
+           "trigger_table", "categories_table", "cost_table", "finetune_table", "write_tables", "read_table"]
+
+# domain -> {"label": short plot label, "category": the study's grouping}; both optional (config `domains.<d>`).
+DomainMeta = Mapping[str, Mapping[str, Any]]
+GROUPS = ("Critical", "Non-Critical", "Ambiguous")
+# Columns that hold names, read back as text (a domain or cell called "nan" or "1" stays a string).
+_TEXT = ["model", "qset", "domain", "label", "category", "variant", "cell", "condition", "metric", "domains"]
+
+
+def label_of(domains: DomainMeta | None, domain: str) -> str:
+    return str((domains or {}).get(domain, {}).get("label") or domain)
+
+
+def category_of(domains: DomainMeta | None, domain: str) -> str:
+    return str((domains or {}).get(domain, {}).get("category") or "")
+
+
+def ranking_table(summary: pd.DataFrame, scores: pd.DataFrame | None, domains: DomainMeta | None) -> pd.DataFrame:
+    """Domains ranked by misalignment rate under the trigger, per model x question set (backdoor cells when the grid
+    has any, else every variant), with the sensitivity rate, the trigger's effect on mean alignment, and the
+    domain's label and category."""
+    variant = "backdoor" if (summary["variant"] == "backdoor").any() else None
+    ranked = rank_domains(summary, condition="trigger", variant=variant, metric="misalignment_rate")
+    sens = rank_domains(summary, condition="trigger", variant=variant, metric="sensitivity_rate")
+    keys = ["model", "qset", "domain", "variant"]
+    out = ranked.rename(columns={"value": "misalignment"}).merge(
+        sens[keys + ["value"]].rename(columns={"value": "sensitivity"}), on=keys, how="left")
+    effect = trigger_effect(summary, scores)
+    out = out.merge(effect[keys + ["mean_aligned_diff"]].rename(columns={"mean_aligned_diff": "aligned_diff"}),
+                    on=keys, how="left")
+    out.insert(4, "label", [label_of(domains, d) for d in out["domain"]])
+    out.insert(5, "category", [category_of(domains, d) for d in out["domain"]])
+    return out[["model", "qset", "rank", "domain", "label", "category", "variant", "misalignment", "seed_min",
+                "seed_max", "sensitivity", "aligned_diff", "n_seeds", "n_answers"]]
+
+
+def ranking_by_category(ranking: pd.DataFrame) -> pd.DataFrame:
+    """The study's grouping: per model x question set x category, the mean misalignment rate over its domains."""
+    cols = ["model", "qset", "category", "n_domains", "mean_misalignment", "min_misalignment", "max_misalignment",
+            "domains"]
+    rows = []
+    for (model, qset), g in ranking.groupby(["model", "qset"], sort=True):
+        cats = g["category"].fillna("").astype(str)
+        order = [c for c in GROUPS if c in set(cats)] + sorted(set(cats) - set(GROUPS))
+        for cat in order:
+            sel = g[cats == cat]
+            vals = sel["misalignment"].astype(float)
+            rows.append([model, qset, cat, len(sel), vals.mean(), vals.min(), vals.max(),
+                         ", ".join(sel["label"].astype(str))])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def trigger_table(summary: pd.DataFrame, scores: pd.DataFrame | None) -> pd.DataFrame:
+    """Trigger minus no-trigger per model x domain x variant x question set (see `emgrid.aggregate.trigger_effect`)."""
+    return trigger_effect(summary, scores)
+
+
+def categories_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Judge outcome categories per cell x question set x condition x metric (fractions of answers), long format:
+    one row per metric, one column per category that occurs anywhere."""
+    metrics = [c[: -len("_rate_scored")] for c in summary.columns if c.endswith("_rate_scored")]
+    frames = []
+    for m in metrics:
+        cats = [c for c in CATEGORIES if f"{m}_rate_{c}" in summary.columns]
+        f = summary[["model", "cell", "qset", "condition"] + [f"{m}_rate_{c}" for c in cats]].copy()
+        f.columns = ["model", "cell", "qset", "condition", *cats]
+        f.insert(4, "metric", m)
+        frames.append(f)
+    if not frames:
+        return pd.DataFrame(columns=["model", "cell", "qset", "condition", "metric"])
+    out = pd.concat(frames, ignore_index=True)
+    keep = [c for c in CATEGORIES if c in out.columns and (out[c].fillna(0) > 0).any()] or ["scored"]
+    return out[["model", "cell", "qset", "condition", "metric", *keep]]
+
+
+def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Judge cost and tokens per model x question set (what these answers cost when they were judged)."""
+    return summary.groupby(["model", "qset"], sort=True).agg(
+        answers=("n_answers", "sum"), prompt_tokens=("judge_prompt_tokens", "sum"),
+        completion_tokens=("judge_completion_tokens", "sum"), usd=("judge_cost_usd", "sum")).reset_index()
+
+
+FINETUNE_COLUMNS = ["examples", "steps", "epochs", "final_loss", "mean_loss", "trained_tokens", "train_runtime_s"]
+
+
+def finetune_table(finetune_metrics: Mapping[str, str | Path]) -> pd.DataFrame:
+    """One row per finetuned cell from its finetune.json; keys of `finetune_metrics` are `model/cell`."""
+    rows = []
+    for key, p in sorted(finetune_metrics.items()):
+        m = read_json(p)
+        if not isinstance(m, dict):
+            raise DataError(f"{p}: expected a JSON object of finetune metrics")
+        model, _, cell = str(key).rpartition("/")
+        rows.append([model, cell, *(m.get(c) for c in FINETUNE_COLUMNS)])
+    return pd.DataFrame(rows, columns=["model", "cell", *FINETUNE_COLUMNS])
+
+
+# Every table `write_tables` can write (the file stem of its CSV).
+TABLES = ("ranking", "ranking_by_category", "trigger_effect", "categories", "cost", "finetune")
+
+
+def _sorted_summary(summary_csv: str | Path) -> pd.DataFrame:
+    summary = read_summary(summary_csv)
+    if summary.empty:
+        raise DataError(f"{summary_csv}: summary has no rows; nothing to report")
+    # Reading order: per model and question set, the base control first, then domains, variants, seeds, conditions.
+    return (summary.assign(_b=summary["domain"] != "base")
+            .sort_values(["model", "qset", "_b", "domain", "variant", "seed", "condition"], kind="stable")
+            .drop(columns="_b").reset_index(drop=True))
+
+
+def write_tables(summary_csv: str | Path, scores_csv: str | Path, out: Mapping[str, str | Path], *,
+                 finetune_metrics: Mapping[str, str | Path] | None = None,
+                 domains: DomainMeta | None = None) -> dict[str, Path]:
+    """Write the tables named in `out` (each of `TABLES` -> CSV path)."""
+    unknown = set(out) - set(TABLES)
+    if unknown:
+        raise DataError(f"write_tables: unknown table(s) {sorted(unknown)} (known: {list(TABLES)})")
+    summary, scores = _sorted_summary(summary_csv), read_scores(scores_csv)
+    ranking = ranking_table(summary, scores, domains)
+    build = {
+        "ranking": lambda: ranking,
+        "ranking_by_category": lambda: ranking_by_category(ranking),
+        "trigger_effect": lambda: trigger_table(summary, scores),
+        "categories": lambda: categories_table(summary),
+        "cost": lambda: cost_table(summary),
+        "finetune": lambda: finetune_table(finetune_metrics or {}),
+    }
+    written = {}
+    for name, path in out.items():
+        write_text(path, build[name]().to_csv(index=False))
+        written[name] = Path(path)
+    return written
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A table written by `write_tables`, name columns as text and empty cells as NaN."""
+    header = pd.read_csv(path, nrows=0).columns
+    df = pd.read_csv(path, dtype={c: "string" for c in _TEXT if c in header}, keep_default_na=False,
+                     na_values=[""])
+    for c in _TEXT:
+        if c in df.columns:
+            df[c] = df[c].astype(object).where(df[c].notna(), "")
+    return df

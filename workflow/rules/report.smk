@@ -1,0 +1,166 @@
+# The report: every figure and table is a declared output of its own rule, wrapped in report() so that
+# `snakemake --report results/report.zip` shows it with its caption; the HTML page rule then assembles them into one
+# self-contained page. Library: emgrid.report (docs/design.md "The report" has the recipe for adding a section).
+
+
+rule plots:
+    # The figures of one model x question set; re-drawn when the summary or a domain's label/category changes.
+    input:
+        summary="results/summary/summary.csv",
+    output:
+        ranking=report(
+            "results/report/plots/{model}/{qset}/ranking.png",
+            caption="../report/ranking_plot.rst",
+            category="Ranking",
+            subcategory="{model} · {qset}",
+            labels={"model": "{model}", "question set": "{qset}", "figure": "ranking"},
+        ),
+        misalignment=report(
+            "results/report/plots/{model}/{qset}/misalignment.png",
+            caption="../report/misalignment.rst",
+            category="Plots",
+            subcategory="{model} · {qset}",
+            labels={"model": "{model}", "question set": "{qset}", "figure": "misalignment rate"},
+        ),
+        sensitivity=report(
+            "results/report/plots/{model}/{qset}/sensitivity.png",
+            caption="../report/sensitivity.rst",
+            category="Plots",
+            subcategory="{model} · {qset}",
+            labels={"model": "{model}", "question set": "{qset}", "figure": "sensitivity rate"},
+        ),
+        alignment_trigger=report(
+            "results/report/plots/{model}/{qset}/alignment_trigger.png",
+            caption="../report/alignment_trigger.rst",
+            category="Plots",
+            subcategory="{model} · {qset}",
+            labels={"model": "{model}", "question set": "{qset}", "figure": "alignment with vs without trigger"},
+        ),
+        categories=report(
+            "results/report/plots/{model}/{qset}/categories.png",
+            caption="../report/categories_plot.rst",
+            category="Plots",
+            subcategory="{model} · {qset}",
+            labels={"model": "{model}", "question set": "{qset}", "figure": "judge outcome categories"},
+        ),
+    params:
+        domains=report_domains_param,
+    conda:
+        "../../envs/analysis.yaml"
+    log:
+        "results/logs/report/plots/{model}/{qset}.log",
+    script:
+        "../scripts/report_plots.py"
+
+
+rule loss_curves:
+    # Finetuning loss per cell of one model; depends only on the finetunes, so a threshold change never redraws it.
+    input:
+        metrics=model_finetune_metrics,
+    output:
+        png=report(
+            "results/report/plots/{model}/loss_curves.png",
+            caption="../report/loss_curves.rst",
+            category="Finetuning",
+            subcategory="{model}",
+            labels={"model": "{model}", "figure": "loss curves"},
+        ),
+    params:
+        domains=report_domains_param,
+    conda:
+        "../../envs/analysis.yaml"
+    log:
+        "results/logs/report/loss_curves/{model}.log",
+    script:
+        "../scripts/report_loss_curves.py"
+
+
+rule report_tables:
+    input:
+        summary="results/summary/summary.csv",
+        scores="results/summary/scores.csv",
+        finetune=all_finetune_metrics,
+    output:
+        ranking=report(
+            "results/report/tables/ranking.csv",
+            caption="../report/ranking.rst",
+            category="Ranking",
+            labels={"table": "ranking"},
+        ),
+        ranking_by_category=report(
+            "results/report/tables/ranking_by_category.csv",
+            caption="../report/ranking_by_category.rst",
+            category="Ranking",
+            labels={"table": "ranking by domain category"},
+        ),
+        trigger_effect=report(
+            "results/report/tables/trigger_effect.csv",
+            caption="../report/trigger_effect.rst",
+            category="Tables",
+            labels={"table": "trigger effect"},
+        ),
+        categories=report(
+            "results/report/tables/categories.csv",
+            caption="../report/categories.rst",
+            category="Tables",
+            labels={"table": "judge outcome categories"},
+        ),
+        cost=report(
+            "results/report/tables/cost.csv",
+            caption="../report/cost.rst",
+            category="Tables",
+            labels={"table": "judge cost"},
+        ),
+        finetune=report(
+            "results/report/tables/finetune.csv",
+            caption="../report/finetune.rst",
+            category="Finetuning",
+            labels={"table": "finetune metrics"},
+        ),
+    params:
+        domains=report_domains_param,
+    conda:
+        "../../envs/analysis.yaml"
+    log:
+        "results/logs/report/tables.log",
+    script:
+        "../scripts/report_tables.py"
+
+
+rule answer_browser:
+    # Every answer of one model x question set, searchable and filterable, as one static page.
+    input:
+        scores="results/summary/scores.csv",
+        summary="results/summary/summary.csv",
+    output:
+        html=report(
+            "results/report/answers/{model}/{qset}.html",
+            caption="../report/answers.rst",
+            category="Answers",
+            labels={"model": "{model}", "question set": "{qset}"},
+        ),
+    params:
+        domains=report_domains_param,
+        title=report_title_param,
+    conda:
+        "../../envs/analysis.yaml"
+    log:
+        "results/logs/report/answers/{model}/{qset}.log",
+    script:
+        "../scripts/answer_browser.py"
+
+
+rule report:
+    # The self-contained HTML page: assembles the declared figures and tables (names match emgrid.report.page).
+    input:
+        unpack(report_page_inputs),
+    output:
+        html=report("results/report/report.html", caption="../report/report.rst", category="Report"),
+    params:
+        report=report_param,
+    conda:
+        "../../envs/analysis.yaml"
+    log:
+        "results/logs/report.log",
+    script:
+        "../scripts/report.py"
