@@ -137,7 +137,8 @@ def report_title_param(wildcards):
 
 
 def model_finetune_metrics(wildcards):
-    return [f"results/cells/{c.model}/{c.id}/finetune.json" for c in CELLS if not c.is_base and c.model == wildcards.model]
+    cells = [c for c in CELLS if not c.is_base and c.model == wildcards.model]
+    return [f"results/cells/{c.model}/{c.id}/finetune.json" for c in cells]
 
 
 def report_page_inputs(wildcards):

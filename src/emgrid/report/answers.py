@@ -47,7 +47,8 @@ def answer_records(scores: pd.DataFrame, criterion: Criterion, domains: DomainMe
         text = str(r.answer) if not pd.isna(r.answer) else ""
         recs.append({
             "cell": r.cell, "domain": r.domain, "label": label_of(domains, r.domain) if r.domain != "base" else "base",
-            "group": category_of(domains, r.domain), "variant": r.variant, "seed": None if pd.isna(r.seed) else int(r.seed),
+            "group": category_of(domains, r.domain), "variant": r.variant,
+            "seed": None if pd.isna(r.seed) else int(r.seed),
             "condition": r.condition, "question_key": r.question_key, "sample": int(r.sample),
             "question": str(r.question), "answer": text if len(text) <= MAX_ANSWER_CHARS
             else text[:MAX_ANSWER_CHARS] + " […]",

@@ -46,7 +46,8 @@ def _loss_curves(out_dir: Path, finetune_metrics: Mapping[str, str | Path], doma
         if not model:
             raise DataError(f"finetune_metrics key {key!r} is not 'model/cell'")
         per_model.setdefault(model, {})[cell] = p
-    return [write_loss_curves(cells, loss_curves_path(out_dir, m), m, domains) for m, cells in sorted(per_model.items())]
+    return [write_loss_curves(cells, loss_curves_path(out_dir, m), m, domains)
+            for m, cells in sorted(per_model.items())]
 
 
 def write_report(
