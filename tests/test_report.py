@@ -187,3 +187,18 @@ def test_report_with_one_condition_only(tmp_path):
     out = write_report(summary, scores, tmp_path / "r")
     html_text = out.read_text()
     assert html_text.count("<tr data-row=") == 2 and "|no_trigger" in html_text and "|trigger\"" not in html_text
+
+
+def test_every_template_ships_as_package_data():
+    """A non-editable install carries only what pyproject's package-data names: every template must match it."""
+    import tomllib
+    from pathlib import Path
+
+    import emgrid.report
+
+    root = Path(emgrid.report.__file__).parent
+    globs = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["emgrid.report"]
+    shipped = {p for g in globs for p in root.glob(g)}
+    templates = {p for p in (root / "templates").rglob("*") if p.is_file()}
+    assert templates and templates <= shipped, sorted(str(p.relative_to(root)) for p in templates - shipped)
