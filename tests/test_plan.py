@@ -229,7 +229,8 @@ def test_real_workflow_tiny_grid(tmp_path):
               "--profile", str(PROFILES / "default")], cwd=tmp_path)
     counts = {r: t.to_run for r, t in p.rules.items()}
     assert counts == {"prepare_model": 1, "build_dataset": 4, "finetune": 4, "generate": 5, "judge": 5,
-                      "aggregate": 1, "report": 1, "all": 1}
+                      "aggregate": 1, "plots": 1, "loss_curves": 1, "report_tables": 1, "answer_browser": 1,
+                      "report": 1, "all": 1}
     assert (p.cells, p.cells_complete) == (5, 0)
     assert p.total.gpu_hours == pytest.approx(13.0)
     assert p.total.answers == 50 and p.total.judge_requests == 100

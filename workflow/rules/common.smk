@@ -22,7 +22,7 @@ def resolve_path(path):
 # The whole config, every cell, before any job: all problems at once, each naming its key path.
 FINDINGS = preflight.check(config, resolve_path=resolve_path)
 if FINDINGS.errors:
-    raise WorkflowError("invalid config: " + preflight.format_errors(FINDINGS.errors))
+    raise WorkflowError(f"invalid config: {preflight.format_errors(FINDINGS.errors)}")
 if FINDINGS.warnings and not workflow.remote_exec:
     logger.warning(preflight.format_warnings(FINDINGS.warnings))
 
