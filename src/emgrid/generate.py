@@ -87,7 +87,8 @@ def plan_prompts(questions: Iterable[Any], spec: GenerateSpec, triggers: dict[st
                 msgs = tuple(user_messages(prompt, q.system))
                 for s in range(n):
                     row = {"model": model, "cell": cell, "qset": qset, "question_key": q.key,
-                           "question_id": q.id, "item_index": q.index, "paraphrase_index": p_idx,
+                           "question_id": q.id, "item_index": q.index, "probe_domain": q.domain,
+                           "paraphrase_index": p_idx,
                            "question": paraphrase, "prompt": prompt, "system": q.system,
                            "condition": condition, "sample": s}
                     items.append(PromptItem(row=row, messages=msgs, temperature=float(temp)))

@@ -11,6 +11,11 @@ rule aggregate:
             category="Summary",
             labels={"table": "summary"},
         ),
+        ranking="results/summary/ranking.csv",
+        trigger_effect="results/summary/trigger_effect.csv",
+        headline="results/summary/headline.csv",
+        transfer="results/summary/transfer.csv",
+        transfer_contrast="results/summary/transfer_contrast.csv",
     params:
         analysis=analysis_param,
     conda:

@@ -98,46 +98,57 @@ def _draw_counts(rng: np.random.Generator, n: int, resamples: int) -> np.ndarray
 def cluster_sums(
     rng: np.random.Generator | None, values: np.ndarray, cluster: np.ndarray, n_clusters: int, resamples: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per cluster: sum of the non-NaN values and their count, after resampling answers within each cluster.
+    """Per cluster and column: sum of the non-NaN values and their count, after resampling answers within each
+    cluster (the same picks for every column).
 
-    With `rng=None` nothing is resampled and the result has one row (the observed sums). Returns two
-    (rows, n_clusters) arrays.
+    `values` is (answers,) or (answers, columns); the result is two (rows, n_clusters[, columns]) arrays, with one
+    row (the observed sums) when `rng` is None and `resamples` rows otherwise.
     """
-    values = np.asarray(values, dtype=float)
-    ok = ~np.isnan(values)
-    filled = np.where(ok, values, 0.0)
+    vals = np.asarray(values, dtype=float)
+    v2 = vals.reshape(len(vals), -1)
+    ok = ~np.isnan(v2)
+    filled = np.where(ok, v2, 0.0)
     if rng is None:
-        return (np.bincount(cluster, weights=filled, minlength=n_clusters)[None, :],
-                np.bincount(cluster, weights=ok, minlength=n_clusters)[None, :].astype(float))
-    size = np.bincount(cluster, minlength=n_clusters)
-    start = np.concatenate([[0], np.cumsum(size)[:-1]])
-    order = np.argsort(cluster, kind="stable")
-    c = cluster[order]
-    picks = start[c] + np.floor(rng.random((resamples, len(c))) * size[c]).astype(np.int64)
-    picked = order[picks]
-    flat = (c[None, :] + n_clusters * np.arange(resamples)[:, None]).ravel()
-    total = n_clusters * resamples
-    sums = np.bincount(flat, weights=filled[picked].ravel(), minlength=total).reshape(resamples, n_clusters)
-    counts = np.bincount(flat, weights=ok[picked].ravel(), minlength=total).reshape(resamples, n_clusters)
+        rows, flat, picked = 1, cluster, np.arange(len(cluster))[None, :]
+    else:
+        rows = resamples
+        size = np.bincount(cluster, minlength=n_clusters)
+        start = np.concatenate([[0], np.cumsum(size)[:-1]])
+        order = np.argsort(cluster, kind="stable")
+        c = cluster[order]
+        picked = order[start[c] + np.floor(rng.random((resamples, len(c))) * size[c]).astype(np.int64)]
+        flat = (c[None, :] + n_clusters * np.arange(resamples)[:, None]).ravel()
+    total = n_clusters * rows
+    sums = np.stack([np.bincount(flat, weights=filled[picked, j].ravel(), minlength=total)
+                     for j in range(v2.shape[1])], axis=-1).reshape(rows, n_clusters, -1)
+    counts = np.stack([np.bincount(flat, weights=ok[picked, j].ravel(), minlength=total)
+                       for j in range(v2.shape[1])], axis=-1).reshape(rows, n_clusters, -1)
+    if vals.ndim == 1:
+        return sums[..., 0], counts[..., 0]
     return sums, counts
 
 
 def hierarchical_bootstrap(
-    values: Sequence[float], lay: ClusterLayout, resamples: int, rng: np.random.Generator
-) -> tuple[float, np.ndarray]:
+    values: Sequence[float] | np.ndarray, lay: ClusterLayout, resamples: int, rng: np.random.Generator
+) -> tuple[Any, np.ndarray]:
     """Pooled mean of `values` (NaN = not scored, left out) and its `resamples` bootstrap draws.
 
-    For a rate pass 0/1 values. A draw whose resampled clusters hold no scored answer is NaN.
+    For a rate pass 0/1 values. `values` may be (answers, columns): every column is resampled with the same draws
+    (points (columns,), draws (resamples, columns)), so a subset's statistic is a column that is NaN outside the
+    subset, and differences of columns get joint draws. A draw with no scored answer in its clusters is NaN.
     """
     vals = np.asarray(values, dtype=float)
     if len(vals) != len(lay.seed):
         raise ValueError(f"{len(vals)} values but {len(lay.seed)} answers in the layout")
-    s0, n0 = cluster_sums(None, vals, lay.cluster, lay.n_clusters, 1)
-    point = float(s0.sum() / n0.sum()) if n0.sum() else np.nan
+    v2 = vals.reshape(len(vals), -1)
+    s0, n0 = cluster_sums(None, v2, lay.cluster, lay.n_clusters, 1)
     w = cluster_weights(rng, lay, resamples)
-    sums, counts = cluster_sums(rng, vals, lay.cluster, lay.n_clusters, resamples)
+    sums, counts = cluster_sums(rng, v2, lay.cluster, lay.n_clusters, resamples)
     with np.errstate(invalid="ignore", divide="ignore"):
-        draws = (w * sums).sum(1) / (w * counts).sum(1)
+        point = s0.sum(axis=(0, 1)) / n0.sum(axis=(0, 1))
+        draws = np.einsum("bc,bck->bk", w, sums) / np.einsum("bc,bck->bk", w, counts)
+    if vals.ndim == 1:
+        return float(point[0]), draws[:, 0]
     return point, draws
 
 

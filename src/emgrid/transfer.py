@@ -1,0 +1,68 @@
+"""The cross-domain transfer matrix: a model finetuned on domain A answering domain B's probe questions.
+
+Rows are training domains (plus the base cell), columns are probe domains (the question file's `domain` field,
+carried by every answer row as `probe_domain`). Each entry is a misalignment rate and a mean alignment with a
+clustered interval; the diagonal contrast asks whether misalignment stays in its own domain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from emgrid.stats import BootstrapSpec, layout, percentile_interval
+from emgrid.stats.bootstrap import hierarchical_bootstrap
+
+GROUP = ["model", "qset", "variant", "condition", "domain"]
+METRICS = (("misaligned", "misalignment_rate"), ("aligned", "mean_aligned"))
+MATRIX_COLS = ["model", "qset", "variant", "condition", "train_domain", "probe_domain", "n_seeds", "n_answers",
+               *[f"{m}{s}" for _, m in METRICS for s in ("", "_cci_lo", "_cci_hi")]]
+CONTRAST_COLS = ["model", "qset", "variant", "condition", "train_domain",
+                 *[f"{m}_{s}" for _, m in METRICS for s in ("diagonal", "off_diagonal", "contrast",
+                                                            "contrast_ci_lo", "contrast_ci_hi")]]
+
+
+def transfer_tables(ind: pd.DataFrame, spec: BootstrapSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(matrix, contrast) for every question set whose answers carry probe domains; empty tables otherwise."""
+    probes = ind["probe_domain"].fillna("").astype(str) if "probe_domain" in ind else pd.Series("", index=ind.index)
+    sel = ind[probes != ""].assign(probe_domain=probes[probes != ""])
+    matrix, contrast = [], []
+    for key, g in sel.groupby(GROUP, sort=True):
+        m_rows, c_row = _one_model(g, key, spec)
+        matrix.extend(m_rows)
+        if c_row:
+            contrast.append(c_row)
+    return pd.DataFrame(matrix, columns=MATRIX_COLS), pd.DataFrame(contrast, columns=CONTRAST_COLS)
+
+
+def _one_model(g: pd.DataFrame, key: tuple, spec: BootstrapSpec) -> tuple[list[dict], dict | None]:
+    """One training domain's row of the matrix: every probe domain's rate, plus diagonal/off-diagonal pooled, all
+    from one bootstrap (masked columns share the draws, so the contrast gets joint draws)."""
+    probes = sorted(g["probe_domain"].unique())
+    train = key[4]
+    masks = [g["probe_domain"].to_numpy() == p for p in probes]
+    if train in probes:
+        diag = g["probe_domain"].to_numpy() == train
+        masks += [diag, ~diag]
+    cols = [np.where(mask, g[col].to_numpy(dtype=float), np.nan) for col, _ in METRICS for mask in masks]
+    lay = layout(g["cell"].to_numpy(), g["question_key"].to_numpy())
+    point, draws = hierarchical_bootstrap(np.stack(cols, axis=1), lay, spec.resamples, spec.rng("transfer", *key))
+    base = {"model": key[0], "qset": key[1], "variant": key[2], "condition": key[3], "train_domain": train}
+    rows, k = [], len(masks)
+    for i, p in enumerate(probes):
+        sub = g[masks[i]]
+        rec = {**base, "probe_domain": p, "n_seeds": int(sub["cell"].nunique()), "n_answers": len(sub)}
+        for j, (_, name) in enumerate(METRICS):
+            rec[name] = float(point[j * k + i])
+            rec[f"{name}_cci_lo"], rec[f"{name}_cci_hi"] = percentile_interval(draws[:, j * k + i], spec.level)
+        rows.append(rec)
+    if train not in probes or len(probes) < 2:
+        return rows, None
+    contrast = dict(base)
+    for j, (_, name) in enumerate(METRICS):
+        d_i, o_i = j * k + len(probes), j * k + len(probes) + 1
+        contrast[f"{name}_diagonal"], contrast[f"{name}_off_diagonal"] = float(point[d_i]), float(point[o_i])
+        contrast[f"{name}_contrast"] = float(point[d_i] - point[o_i])
+        lo, hi = percentile_interval(draws[:, d_i] - draws[:, o_i], spec.level)
+        contrast[f"{name}_contrast_ci_lo"], contrast[f"{name}_contrast_ci_hi"] = lo, hi
+    return rows, contrast
