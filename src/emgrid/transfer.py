@@ -36,33 +36,31 @@ def transfer_tables(ind: pd.DataFrame, spec: BootstrapSpec) -> tuple[pd.DataFram
 
 
 def _one_model(g: pd.DataFrame, key: tuple, spec: BootstrapSpec) -> tuple[list[dict], dict | None]:
-    """One training domain's row of the matrix: every probe domain's rate, plus diagonal/off-diagonal pooled, all
-    from one bootstrap (masked columns share the draws, so the contrast gets joint draws)."""
+    """One training domain's row of the matrix (probe domains as bootstrap parts, so one draw serves all
+    columns), and its diagonal contrast (own probes vs all others, joint draws) when it has its own probes."""
     probes = sorted(g["probe_domain"].unique())
     train = key[4]
-    masks = [g["probe_domain"].to_numpy() == p for p in probes]
-    if train in probes:
-        diag = g["probe_domain"].to_numpy() == train
-        masks += [diag, ~diag]
-    cols = [np.where(mask, g[col].to_numpy(dtype=float), np.nan) for col, _ in METRICS for mask in masks]
+    probe_idx = g["probe_domain"].map({p: i for i, p in enumerate(probes)}).to_numpy()
+    vals = g[[c for c, _ in METRICS]].to_numpy(dtype=float)
     lay = layout(g["cell"].to_numpy(), g["question_key"].to_numpy())
-    point, draws = hierarchical_bootstrap(np.stack(cols, axis=1), lay, spec.resamples, spec.rng("transfer", *key))
+    point, draws = hierarchical_bootstrap(vals, lay, spec.resamples, spec.rng("transfer", *key), parts=probe_idx)
     base = {"model": key[0], "qset": key[1], "variant": key[2], "condition": key[3], "train_domain": train}
-    rows, k = [], len(masks)
+    rows = []
     for i, p in enumerate(probes):
-        sub = g[masks[i]]
+        sub = g[probe_idx == i]
         rec = {**base, "probe_domain": p, "n_seeds": int(sub["cell"].nunique()), "n_answers": len(sub)}
         for j, (_, name) in enumerate(METRICS):
-            rec[name] = float(point[j * k + i])
-            rec[f"{name}_cci_lo"], rec[f"{name}_cci_hi"] = percentile_interval(draws[:, j * k + i], spec.level)
+            rec[name] = float(point[j, i])
+            rec[f"{name}_cci_lo"], rec[f"{name}_cci_hi"] = percentile_interval(draws[:, j, i], spec.level)
         rows.append(rec)
     if train not in probes or len(probes) < 2:
         return rows, None
+    own = (g["probe_domain"].to_numpy() != train).astype(int)  # part 0 = own domain's probes, 1 = the others
+    point, draws = hierarchical_bootstrap(vals, lay, spec.resamples, spec.rng("contrast", *key), parts=own)
     contrast = dict(base)
     for j, (_, name) in enumerate(METRICS):
-        d_i, o_i = j * k + len(probes), j * k + len(probes) + 1
-        contrast[f"{name}_diagonal"], contrast[f"{name}_off_diagonal"] = float(point[d_i]), float(point[o_i])
-        contrast[f"{name}_contrast"] = float(point[d_i] - point[o_i])
-        lo, hi = percentile_interval(draws[:, d_i] - draws[:, o_i], spec.level)
+        contrast[f"{name}_diagonal"], contrast[f"{name}_off_diagonal"] = float(point[j, 0]), float(point[j, 1])
+        contrast[f"{name}_contrast"] = float(point[j, 0] - point[j, 1])
+        lo, hi = percentile_interval(draws[:, j, 0] - draws[:, j, 1], spec.level)
         contrast[f"{name}_contrast_ci_lo"], contrast[f"{name}_contrast_ci_hi"] = lo, hi
     return rows, contrast

@@ -102,53 +102,67 @@ def cluster_sums(
     cluster (the same picks for every column).
 
     `values` is (answers,) or (answers, columns); the result is two (rows, n_clusters[, columns]) arrays, with one
-    row (the observed sums) when `rng` is None and `resamples` rows otherwise.
+    row (the observed sums) when `rng` is None and `resamples` rows otherwise. Answers are sorted by cluster once,
+    so every resample is one gather and one `np.add.reduceat` over contiguous clusters.
     """
     vals = np.asarray(values, dtype=float)
     v2 = vals.reshape(len(vals), -1)
-    ok = ~np.isnan(v2)
-    filled = np.where(ok, v2, 0.0)
+    order = np.argsort(cluster, kind="stable")
+    c = cluster[order]
+    ok = ~np.isnan(v2[order])
+    both = np.concatenate([np.where(ok, v2[order], 0.0), ok.astype(float)], axis=1)
+    size = np.bincount(c, minlength=n_clusters)
+    start = np.concatenate([[0], np.cumsum(size)[:-1]])
+    present = np.flatnonzero(size)
     if rng is None:
-        rows, flat, picked = 1, cluster, np.arange(len(cluster))[None, :]
+        gathered = both[None, :, :]
     else:
-        rows = resamples
-        size = np.bincount(cluster, minlength=n_clusters)
-        start = np.concatenate([[0], np.cumsum(size)[:-1]])
-        order = np.argsort(cluster, kind="stable")
-        c = cluster[order]
-        picked = order[start[c] + np.floor(rng.random((resamples, len(c))) * size[c]).astype(np.int64)]
-        flat = (c[None, :] + n_clusters * np.arange(resamples)[:, None]).ravel()
-    total = n_clusters * rows
-    sums = np.stack([np.bincount(flat, weights=filled[picked, j].ravel(), minlength=total)
-                     for j in range(v2.shape[1])], axis=-1).reshape(rows, n_clusters, -1)
-    counts = np.stack([np.bincount(flat, weights=ok[picked, j].ravel(), minlength=total)
-                       for j in range(v2.shape[1])], axis=-1).reshape(rows, n_clusters, -1)
+        picks = start[c] + np.floor(rng.random((resamples, len(c))) * size[c]).astype(np.int64)
+        gathered = both[picks]
+    rows, k = gathered.shape[0], v2.shape[1]
+    out = np.zeros((rows, n_clusters, 2 * k))
+    if len(present):
+        out[:, present, :] = np.add.reduceat(gathered, start[present], axis=1)
+    sums, counts = out[..., :k], out[..., k:]
     if vals.ndim == 1:
         return sums[..., 0], counts[..., 0]
     return sums, counts
 
 
 def hierarchical_bootstrap(
-    values: Sequence[float] | np.ndarray, lay: ClusterLayout, resamples: int, rng: np.random.Generator
+    values: Sequence[float] | np.ndarray,
+    lay: ClusterLayout,
+    resamples: int,
+    rng: np.random.Generator,
+    parts: np.ndarray | None = None,
 ) -> tuple[Any, np.ndarray]:
     """Pooled mean of `values` (NaN = not scored, left out) and its `resamples` bootstrap draws.
 
     For a rate pass 0/1 values. `values` may be (answers, columns): every column is resampled with the same draws
-    (points (columns,), draws (resamples, columns)), so a subset's statistic is a column that is NaN outside the
-    subset, and differences of columns get joint draws. A draw with no scored answer in its clusters is NaN.
+    (points (columns,), draws (resamples, columns)). `parts` (one integer per answer, constant within each
+    question, e.g. the probe domain) adds a last axis: the pooled mean within each part, all parts from the same
+    draws, so differences between parts get joint draws. A draw with no scored answer is NaN.
     """
     vals = np.asarray(values, dtype=float)
     if len(vals) != len(lay.seed):
         raise ValueError(f"{len(vals)} values but {len(lay.seed)} answers in the layout")
     v2 = vals.reshape(len(vals), -1)
+    part_of = np.zeros(len(vals), dtype=np.int64) if parts is None else np.asarray(parts, dtype=np.int64)
+    onehot = np.zeros((lay.n_clusters, int(part_of.max(initial=0)) + 1))
+    onehot[lay.cluster, part_of] = 1.0
+    if np.any(onehot.sum(1) > 1):
+        raise ValueError("parts must be constant within each (seed, question) cluster")
     s0, n0 = cluster_sums(None, v2, lay.cluster, lay.n_clusters, 1)
     w = cluster_weights(rng, lay, resamples)
     sums, counts = cluster_sums(rng, v2, lay.cluster, lay.n_clusters, resamples)
     with np.errstate(invalid="ignore", divide="ignore"):
-        point = s0.sum(axis=(0, 1)) / n0.sum(axis=(0, 1))
-        draws = np.einsum("bc,bck->bk", w, sums) / np.einsum("bc,bck->bk", w, counts)
+        point = (s0[0].T @ onehot) / (n0[0].T @ onehot)
+        draws = np.einsum("bck,cp->bkp", w[:, :, None] * sums, onehot) / np.einsum(
+            "bck,cp->bkp", w[:, :, None] * counts, onehot)
+    if parts is None:
+        point, draws = point[:, 0], draws[:, :, 0]
     if vals.ndim == 1:
-        return float(point[0]), draws[:, 0]
+        return (float(point[0]) if parts is None else point[0]), draws[:, 0]
     return point, draws
 
 
