@@ -135,3 +135,14 @@ def test_aggregate_files_writes_findings_and_clustered_summary(tmp_path):
     assert pd.read_csv(out["headline"]).iloc[0]["k_drop_holm"] == 1
     with pytest.raises(Exception, match="unknown findings"):
         aggregate_files([path], tmp_path / "s.csv", tmp_path / "m.csv", findings_csv={"nope": tmp_path / "x"})
+
+
+def test_analysis_specs_split_and_validate():
+    from emgrid.aggregate import analysis_specs
+    from emgrid.errors import ConfigError
+
+    crit, mass, boot, alpha = analysis_specs({"min_mass": 0.3, "aligned_below": 50, "coherent_above": None,
+                                              "alpha": 0.01, "bootstrap": {"resamples": 99, "seed": 2}})
+    assert (crit.coherent_above, mass, boot.resamples, boot.seed, alpha) == (None, 0.3, 99, 2, 0.01)
+    with pytest.raises(ConfigError, match="analysis.bootstrap.sede"):
+        analysis_specs({"bootstrap": {"sede": 1}})

@@ -29,6 +29,7 @@ __all__ = [
     "Criterion",
     "FINDINGS",
     "aggregate_files",
+    "analysis_specs",
     "findings",
     "parse_cell",
     "pool_seeds",
@@ -436,6 +437,13 @@ def _restore(df: pd.DataFrame) -> pd.DataFrame:
 
 def _to_csv(df: pd.DataFrame) -> str:
     return df.to_csv(index=False, lineterminator="\n")
+
+
+def analysis_specs(analysis: dict) -> tuple[Criterion, float, BootstrapSpec, float]:
+    """Split the config's `analysis` mapping into (criterion, min_mass, bootstrap spec, alpha), validating each."""
+    rest = {k: v for k, v in analysis.items() if k not in ("min_mass", "alpha", "bootstrap")}
+    return (Criterion.from_dict(rest), float(analysis.get("min_mass", 0.25)),
+            BootstrapSpec.from_dict(analysis.get("bootstrap")), float(analysis.get("alpha", 0.05)))
 
 
 #: The findings tables `findings` returns and `aggregate_files` writes (one CSV each, under results/summary/).

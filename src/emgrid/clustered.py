@@ -49,7 +49,10 @@ def summary_cci(scores: pd.DataFrame, criterion, spec: BootstrapSpec, group_key:
     for key, g in ind.groupby(group_key, sort=True, dropna=False):
         rec, _ = clustered_group(g, spec, ("summary", *key))
         out.append({**dict(zip(group_key, key)), **{k: v for k, v in rec.items() if "_cci_" in k}})
-    return pd.DataFrame(out, columns=[*group_key, *[f"{s}_cci_{e}" for _, s in CLUSTERED for e in ("lo", "hi")]])
+    df = pd.DataFrame(out, columns=[*group_key, *[f"{s}_cci_{e}" for _, s in CLUSTERED for e in ("lo", "hi")]])
+    if "seed" in df:
+        df["seed"] = df["seed"].astype("Int64")  # the base cell's NA seed must match summarize's dtype in the merge
+    return df
 
 
 def ranking(scores: pd.DataFrame, criterion, spec: BootstrapSpec) -> pd.DataFrame:

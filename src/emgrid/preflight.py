@@ -199,9 +199,9 @@ def _question_sets(config: dict, found: Findings) -> None:
 
 
 def _analysis(config: dict, found: Findings) -> None:
-    from emgrid.aggregate import Criterion
+    from emgrid.aggregate import analysis_specs
 
-    Criterion.from_dict({k: v for k, v in config["analysis"].items() if k != "min_mass"})
+    analysis_specs(config["analysis"])
 
 
 def _api_keys(environ: Mapping[str, str]):

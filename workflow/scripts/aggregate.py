@@ -2,17 +2,16 @@ from emgrid.runlog import redirect_to_log
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
-from emgrid.aggregate import FINDINGS, Criterion, aggregate_files
-from emgrid.stats import BootstrapSpec
+from emgrid.aggregate import FINDINGS, aggregate_files, analysis_specs
 
-analysis = snakemake.params.analysis
+criterion, min_mass, bootstrap, alpha = analysis_specs(snakemake.params.analysis)
 aggregate_files(
     list(snakemake.input.judged),
     snakemake.output.scores,
     snakemake.output.summary,
-    Criterion.from_dict({k: v for k, v in analysis.items() if k not in ("min_mass", "alpha", "bootstrap")}),
-    analysis["min_mass"],
-    bootstrap=BootstrapSpec.from_dict(analysis["bootstrap"]),
-    alpha=analysis["alpha"],
+    criterion,
+    min_mass,
+    bootstrap=bootstrap,
+    alpha=alpha,
     findings_csv={name: snakemake.output[name] for name in FINDINGS},
 )
