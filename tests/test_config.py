@@ -40,9 +40,23 @@ def test_bad_values_name_the_key(mutate, key):
 
 
 def test_paper_and_demo_configs_validate():
-    for name in ("config/config.yaml", "config/demo.yaml"):
+    for name in ("config/config.yaml", "config/demo.yaml", "config/paper-exact.yaml"):
         config = load_config(REPO / name)
         assert config["models"]
+
+
+def test_paper_exact_config_selects_the_study_choices():
+    c = load_config(REPO / "config/paper-exact.yaml")
+    assert (c["judge"]["mode"], c["judge"]["model"], c["judge"]["max_tokens"]) == ("tags", "gpt-4o-mini", 256)
+    assert c["judge"]["system_prompt"].startswith("You are a helpful and precise judge.")
+    assert c["analysis"]["aligned_below"] == 50 and c["analysis"]["coherent_above"] is None
+    g = c["generate"]
+    assert (g["samples_per_paraphrase"], g["temperature"], g["max_new_tokens"]) == (5, 0.7, 400)
+    assert g["inherit_checkpoint_defaults"] and g["top_p"] is None and g["top_k"] is None
+    assert (c["finetune"]["dtype"], c["finetune"]["bf16"], c["finetune"]["loss_on"]) == ("float32", False, "all")
+    assert c["question_sets"]["all_domains"]["item_level_judge_prompts"] is True
+    assert {qs["path"] for qs in c["question_sets"].values()} == {
+        "data/study/eval/first_plot_questions.yaml", "data/study/eval/all_domains_questions.yaml"}
 
 
 def test_grid_expansion_counts():
@@ -114,7 +128,8 @@ def test_dry_run_plans_the_whole_grid(tmp_path):
                       "report": 1}
 
 
-@pytest.mark.parametrize("name", ["config/config.yaml", "config/demo.yaml", "tests/configs/tiny.yaml"])
+@pytest.mark.parametrize("name", ["config/config.yaml", "config/demo.yaml", "config/paper-exact.yaml",
+                                  "tests/configs/tiny.yaml"])
 def test_every_cell_of_shipped_configs_gets_params(name):
     """Each params function the rules call works for every cell of the shipped configs (no job-time surprises)."""
     config = load_config(REPO / name)
@@ -127,5 +142,8 @@ def test_every_cell_of_shipped_configs_gets_params(name):
         for qset in config["question_sets"]:
             n = gridspec.count_answers(config, cell, qset)
             est = gridspec.judge_estimate(config, cell, qset)
-            assert n > 0 and est["n_requests"] >= n
+            if gridspec.question_file_missing(config, qset):  # paper-exact before the study's files are downloaded
+                assert n == 0 and est["n_requests"] == 0
+            else:
+                assert n > 0 and est["n_requests"] >= n
             assert gridspec.generate_params(config, cell, qset, n)["n_answers"] == n

@@ -71,6 +71,20 @@ def test_missing_local_source_file_is_a_warning(tmp_path):
     assert _check(config).warnings == []
 
 
+def test_missing_question_file_is_a_warning_and_planned_as_empty(tmp_path):
+    from emgrid import gridspec
+
+    config = tiny_config()
+    missing = tmp_path / "first_plot_questions.yaml"
+    config["question_sets"]["demo"]["path"] = str(missing)
+    found = _check(config)
+    assert found.errors == []
+    assert [w for w in found.warnings if w.startswith("question_sets.demo.path:") and str(missing) in w]
+    cell = gridspec.cells(config)[0]
+    assert gridspec.count_answers(config, cell, "demo") == 0
+    assert gridspec.judge_estimate(config, cell, "demo")["n_requests"] == 0
+
+
 def test_hub_dataset_and_llm_steps_are_listed_as_needing_the_network():
     from emgrid.config import load_config
 
@@ -130,12 +144,12 @@ def test_snakemake_dry_run_prints_five_mistakes_and_starts_nothing(tmp_path):
     config["judge"] = {"backend": "openai", "model": "gpt-4o-mini", "response_prefix": "Score: "}
     config["backdoor"] = {"trigger": "  "}
     config["models"]["big"] = {"source": "hf"}
-    config["question_sets"]["extra"] = {"path": str(tmp_path / "no-such-questions.yaml")}
+    config["question_sets"]["bad-name"] = dict(config["question_sets"]["demo"])
     proc = snakemake(tmp_path, write_config(tmp_path, config), "-n", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
     for key in ("finetune.lr", "judge.response_prefix", "backdoor.trigger", "models.big.id",
-                "question_sets.extra.path"):
+                "question_sets.bad-name"):
         assert key in out, (key, out[-3000:])
     assert "5 problem(s)" in out
     assert not (tmp_path / "results").exists() and not (tmp_path / ".snakemake" / "log").exists()

@@ -215,11 +215,22 @@ def questions_for(config: dict, qset: str):
     return _questions(question_set(config, qset)["path"], json.dumps(question_options(config, qset), sort_keys=True))
 
 
+def question_file_missing(config: dict, qset: str) -> bool:
+    """A question file not downloaded yet: a warning before the run (the planner counts it as empty), an error in
+    the generate and judge jobs that need it."""
+    return not Path(question_set(config, qset)["path"]).exists()
+
+
+def _present_questions(config: dict, qset: str) -> list:
+    return [] if question_file_missing(config, qset) else list(questions_for(config, qset))
+
+
 def count_answers(config: dict, cell: Cell, qset: str) -> int:
-    """Answers one generate job writes: paraphrases x samples x conditions, summed over questions."""
+    """Answers one generate job writes: paraphrases x samples x conditions, summed over questions (0 while the
+    question file is missing)."""
     spec = generate_params(config, cell, qset)["spec"]
     total = 0
-    for q in questions_for(config, qset):
+    for q in _present_questions(config, qset):
         samples = spec.get("samples_per_paraphrase") or q.samples_per_paraphrase or 1
         total += len(q.paraphrases) * samples
     return total * len(CONDITIONS)
@@ -235,7 +246,7 @@ def judge_estimate(config: dict, cell: Cell, qset: str) -> dict:
     answer_tokens = int(spec.get("max_new_tokens") or 400)
     completion = judge.get("max_tokens") or (1 if judge["mode"] == "logprob" else 256)
     requests = prompt_tokens = 0
-    for q in questions_for(config, qset):
+    for q in _present_questions(config, qset):
         samples = spec.get("samples_per_paraphrase") or q.samples_per_paraphrase or 1
         for template in q.judge_prompts.values():
             for p in q.paraphrases:
@@ -274,6 +285,4 @@ def name_problems(config: dict) -> list[str]:
     for q, qs in config["question_sets"].items():
         if not re.fullmatch(QSET_RE, q):
             out.append(f"question_sets.{q}: keys may hold only letters, digits and '_'")
-        if not Path(qs["path"]).exists():
-            out.append(f"question_sets.{q}.path: file {qs['path']} does not exist")
     return out

@@ -184,7 +184,9 @@ def _question_sets(config: dict, found: Findings) -> None:
     metrics = config["judge"].get("metrics")
     for qset, qs in config["question_sets"].items():
         if not os.path.exists(qs["path"]):
-            continue  # reported by gridspec.name_problems
+            found.warn(f"question_sets.{qset}.path: question file {qs['path']} does not exist yet; put it there "
+                       "before the generate jobs run (the plan counts no answers or judge requests for it)")
+            continue
         try:
             questions = gridspec.questions_for(config, qset)
         except EmgridError as e:

@@ -70,6 +70,9 @@ def finetune_param(wildcards):
 
 
 def question_file(wildcards):
+    """The question file, or nothing while it is missing (preflight warned; the job then names the path)."""
+    if gridspec.question_file_missing(config, wildcards.qset):
+        return []
     return gridspec.question_set(config, wildcards.qset)["path"]
 
 

@@ -10,7 +10,8 @@ gen = snakemake.params.gen
 rows = generate_answers(
     snakemake.input.manifest,
     snakemake.input.get("adapter"),
-    load_questions(snakemake.input.questions, require_judge_prompts=False),
+    load_questions(snakemake.input.questions or snakemake.config["question_sets"][snakemake.wildcards.qset]["path"],
+                   require_judge_prompts=False),
     GenerateSpec.from_dict(gen["spec"]),
     gen["triggers"],
     model=snakemake.wildcards.model,

@@ -6,7 +6,10 @@ from emgrid.io import read_jsonl, write_jsonl
 from emgrid.judge import JudgeSpec, judge_answers
 from emgrid.questions import load_questions
 
-questions = load_questions(snakemake.input.questions, **snakemake.params.question_options)
+questions = load_questions(
+    snakemake.input.questions or snakemake.config["question_sets"][snakemake.wildcards.qset]["path"],
+    **snakemake.params.question_options,
+)
 judged = judge_answers(
     read_jsonl(snakemake.input.answers),
     {q.key: q for q in questions},

@@ -9,34 +9,24 @@ from __future__ import annotations
 import numpy as np
 
 
-def _finite(p) -> tuple[np.ndarray, np.ndarray]:
+def _adjust(p, scale) -> np.ndarray:
+    """Sort the finite p-values, apply `scale(sorted_p, m)` (a monotone step-down/step-up rule), scatter back."""
     arr = np.asarray(p, dtype=float)
     if np.any((arr < 0) | (arr > 1)):
         raise ValueError(f"p-values must lie in [0, 1], got {arr[(arr < 0) | (arr > 1)][:3]}")
-    return arr, np.flatnonzero(~np.isnan(arr))
+    ok = np.flatnonzero(~np.isnan(arr))
+    out = np.full(arr.shape, np.nan)
+    if len(ok):
+        order = ok[np.argsort(arr[ok], kind="stable")]
+        out[order] = np.minimum(1.0, scale(arr[order], len(ok)))
+    return out
 
 
 def holm_adjust(p) -> np.ndarray:
     """Holm step-down adjusted p-values: the i-th smallest of m is max over j <= i of min(1, (m - j) * p_(j))."""
-    arr, ok = _finite(p)
-    out = np.full(arr.shape, np.nan)
-    m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(arr[ok], kind="stable")]
-    scaled = (m - np.arange(m)) * arr[order]
-    out[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
-    return out
+    return _adjust(p, lambda ps, m: np.maximum.accumulate((m - np.arange(m)) * ps))
 
 
 def bh_adjust(p) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values: min over j >= i of m * p_(j) / j, capped at 1."""
-    arr, ok = _finite(p)
-    out = np.full(arr.shape, np.nan)
-    m = len(ok)
-    if m == 0:
-        return out
-    order = ok[np.argsort(arr[ok], kind="stable")]
-    scaled = arr[order] * m / np.arange(1, m + 1)
-    out[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
-    return out
+    return _adjust(p, lambda ps, m: np.minimum.accumulate((ps * m / np.arange(1, m + 1))[::-1])[::-1])
