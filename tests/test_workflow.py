@@ -12,6 +12,7 @@ import zipfile
 import pytest
 
 from emgrid.report import PLOT_KINDS, TABLES
+from tests.cdp import Browser, find_chromium
 from tests.workflow_helpers import dry_run_counts, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
@@ -92,6 +93,25 @@ def test_snakemake_report_holds_every_figure_and_table_with_a_caption(completed_
         "caption"]
     assert results["results/report/tables/ranking.csv"]["caption"].count("category") >= 1
     assert "emergent misalignment" in text  # the workflow-level description
+
+
+@pytest.mark.skipif(find_chromium() is None, reason="no Chromium installed (Debian: apt-get install chromium)")
+def test_workflow_report_pages_load_in_chromium(completed_run, tmp_path):
+    """The page the workflow assembled from its declared outputs, and its answer browser, in a real browser."""
+    workdir, _ = completed_run
+    browser = Browser(find_chromium(), tmp_path / "profile")
+    try:
+        page = browser.open((workdir / "results" / "report" / "report.html").as_uri())
+        images = page.eval("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
+        assert len(images) == len(PLOT_KINDS) + 1 and all(images)
+        links = page.eval("[...document.querySelectorAll('figcaption a, a.answers-link')].map(a => a.href)")
+        assert len(links) == len(images) + 1 and all((workdir / "results" / "report").as_uri() in h for h in links)
+        assert page.errors() == []
+        answers = browser.open((workdir / "results" / "report" / "answers" / "tiny" / "demo.html").as_uri())
+        assert answers.eval("document.querySelectorAll('#rows tr').length") == 50  # 5 cells x 5 questions x 2
+        assert answers.errors() == []
+    finally:
+        browser.close()
 
 
 def test_nothing_to_do_after_complete_run(completed_run):
