@@ -85,12 +85,14 @@ rule report_tables:
             "results/report/tables/ranking.csv",
             caption="../report/ranking.rst",
             category="Ranking",
+            subcategory="tables (all models)",
             labels={"table": "ranking"},
         ),
         ranking_by_category=report(
             "results/report/tables/ranking_by_category.csv",
             caption="../report/ranking_by_category.rst",
             category="Ranking",
+            subcategory="tables (all models)",
             labels={"table": "ranking by domain category"},
         ),
         trigger_effect=report(
@@ -115,6 +117,7 @@ rule report_tables:
             "results/report/tables/finetune.csv",
             caption="../report/finetune.rst",
             category="Finetuning",
+            subcategory="tables (all models)",
             labels={"table": "finetune metrics"},
         ),
     params:

@@ -25,7 +25,7 @@ from emgrid.io import write_text
 from emgrid.report.answers import criterion_of
 from emgrid.report.html import render
 from emgrid.report.plots import PLOT_KINDS
-from emgrid.report.tables import _sorted_summary, read_table
+from emgrid.report.tables import sorted_summary, read_table
 
 __all__ = ["PageInputs", "Section", "SECTIONS", "write_page"]
 
@@ -73,7 +73,7 @@ class PageInputs:
 
     @cached_property
     def summary(self) -> pd.DataFrame:
-        return _sorted_summary(self.required("summary"))
+        return sorted_summary(self.required("summary"))
 
     @cached_property
     def scores(self) -> pd.DataFrame:

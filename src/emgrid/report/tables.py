@@ -16,7 +16,8 @@ from emgrid.errors import DataError
 from emgrid.io import read_json, write_text
 
 __all__ = ["DomainMeta", "TABLES", "label_of", "category_of", "ranking_table", "ranking_by_category",
-           "trigger_table", "categories_table", "cost_table", "finetune_table", "write_tables", "read_table"]
+           "trigger_table", "categories_table", "cost_table", "finetune_table", "write_tables", "read_table",
+           "sorted_summary"]
 
 # domain -> {"label": short plot label, "category": the study's grouping}; both optional (config `domains.<d>`).
 DomainMeta = Mapping[str, Mapping[str, Any]]
@@ -117,7 +118,8 @@ def finetune_table(finetune_metrics: Mapping[str, str | Path]) -> pd.DataFrame:
 TABLES = ("ranking", "ranking_by_category", "trigger_effect", "categories", "cost", "finetune")
 
 
-def _sorted_summary(summary_csv: str | Path) -> pd.DataFrame:
+def sorted_summary(summary_csv: str | Path) -> pd.DataFrame:
+    """summary.csv in reading order; an empty summary is an error (there is nothing to report)."""
     summary = read_summary(summary_csv)
     if summary.empty:
         raise DataError(f"{summary_csv}: summary has no rows; nothing to report")
@@ -134,7 +136,7 @@ def write_tables(summary_csv: str | Path, scores_csv: str | Path, out: Mapping[s
     unknown = set(out) - set(TABLES)
     if unknown:
         raise DataError(f"write_tables: unknown table(s) {sorted(unknown)} (known: {list(TABLES)})")
-    summary, scores = _sorted_summary(summary_csv), read_scores(scores_csv)
+    summary, scores = sorted_summary(summary_csv), read_scores(scores_csv)
     ranking = ranking_table(summary, scores, domains)
     build = {
         "ranking": lambda: ranking,
