@@ -1,8 +1,8 @@
 """A local OpenAI-compatible server for tests and benchmarks (the real API is unreachable here).
 
-Implements `/v1/chat/completions` (text and top logprobs), `/v1/files` (upload, content download) and
-`/v1/batches` (create, retrieve), with fault injection and request counting. Replies are deterministic functions
-of the request, so reruns can be compared.
+Implements `/v1/chat/completions` (text and top logprobs, `n` choices), `/v1/files` (upload, retrieve, content
+download), `/v1/batches` (create, retrieve) and `/v1/fine_tuning/jobs` (create, list, retrieve, events, cancel), with
+fault injection and request counting. Replies are deterministic functions of the request, so reruns can be compared.
 
 Faults (`server.faults`, consumed one per chat request, in order): `"429"` (with Retry-After), `"500"`,
 `"timeout"` (sleeps `timeout_sleep_s` before answering), `"truncated"` (half a JSON body), `"malformed"` (a JSON
@@ -10,6 +10,11 @@ body without choices), `"400"`, or `{"status": N, "headers": {...}}` (any status
 Batch faults: `batch_error_rows` (the first N rows of the next batch go to the error file with HTTP 500),
 `expire_next_batch` (the next batch expires with only its first half answered), `batch_polls` (retrieves needed
 before a batch completes).
+Fine-tuning: a job moves validating_files -> queued -> running (one step per retrieve) and succeeds after
+`ft_polls` retrieves in total (read at every retrieve, so a test can make a slow job finish); `ft_fail_next`
+(a message) makes the next job created fail with that message; `ft_faults` (consumed one per fine-tuning GET)
+injects `"429"` or `"500"` replies while a client polls; `ft_stall` ("queued"/"running") holds every job in that
+status (a slow job) until it is set back to None.
 """
 
 from __future__ import annotations
@@ -67,20 +72,32 @@ def chat_reply(body: dict) -> dict:
         content = dist[0][0]
         logprobs = {"content": [{"token": dist[0][0], "logprob": math.log(dist[0][1]), "bytes": None,
                                  "top_logprobs": top if k else []}]}
-        completion_tokens = 1
+        choices = [{"index": i, "message": {"role": "assistant", "content": content}, "logprobs": logprobs,
+                    "finish_reason": "length"} for i in range(int(body.get("n") or 1))]
+        completion_tokens = len(choices)
     else:
-        reasoning = " ".join(["The answer"] + ["is considered carefully"] * 12)
-        content = special or f"<reasoning>{reasoning}.</reasoning>\n<score>{score}</score>"
-        toks = re.findall(r"\w+|[^\w\s]", content)
-        completion_tokens = min(len(toks), max_tokens)
-        if completion_tokens < len(toks):
-            content = " ".join(toks[:completion_tokens])
-        logprobs = None
+        choices, completion_tokens = [], 0
+        for i in range(int(body.get("n") or 1)):
+            content, n_tok, finish = _text_choice(user, score, special, max_tokens, i)
+            choices.append({"index": i, "message": {"role": "assistant", "content": content}, "logprobs": None,
+                            "finish_reason": finish})
+            completion_tokens += n_tok
     return {"id": f"chatcmpl-{_h(user)}", "object": "chat.completion", "created": 0, "model": body.get("model"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "logprobs": logprobs, "finish_reason": "length" if body.get("logprobs") else "stop"}],
+            "choices": choices,
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens}}
+
+
+def _text_choice(user: str, score: int, special: str | None, max_tokens: int, index: int) -> tuple[str, int, str]:
+    """(content, completion tokens, finish reason) of choice `index`; choices after the first differ by a suffix."""
+    reasoning = " ".join(["The answer"] + ["is considered carefully"] * 12)
+    content = special or f"<reasoning>{reasoning}.</reasoning>\n<score>{score}</score>"
+    if index:
+        content += f" (variant {index})"
+    toks = re.findall(r"\w+|[^\w\s]", content)
+    if max_tokens < len(toks):
+        return " ".join(toks[:max_tokens]), max_tokens, "length"
+    return content, len(toks), "stop"
 
 
 class FakeOpenAI:
@@ -96,6 +113,11 @@ class FakeOpenAI:
         self.expire_next_batch = False
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
+        self.jobs: dict[str, dict] = {}
+        self.ft_polls = 3
+        self.ft_fail_next: str | None = None
+        self.ft_stall: str | None = None
+        self.ft_faults: collections.deque = collections.deque()
         self.tokens = collections.Counter()
         self.seen_auth: list[str] = []
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -168,6 +190,61 @@ class FakeOpenAI:
                                                 "err.jsonl", "batch_output")["id"]
         b["status"] = "expired" if b["_expire"] else "completed"
         b["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(err)}
+
+    def _create_job(self, req: dict) -> dict:
+        """A fine-tuning job as the API returns it; "auto" hyperparameters are resolved the way the API reports them."""
+        method = req.get("method") or {}
+        hp = dict((method.get(method.get("type") or "supervised") or {}).get("hyperparameters")
+                  or req.get("hyperparameters") or {})
+        resolved = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8}
+        hp = {k: (resolved[k] if hp.get(k, "auto") == "auto" else hp[k]) for k in resolved}
+        jid = self._new_id("ftjob")
+        job = {"id": jid, "object": "fine_tuning.job", "model": req["model"], "created_at": int(time.time()),
+               "finished_at": None, "fine_tuned_model": None, "organization_id": "org-test", "result_files": [],
+               "status": "validating_files", "validation_file": req.get("validation_file"),
+               "training_file": req["training_file"], "hyperparameters": hp, "trained_tokens": None,
+               "error": None, "seed": req.get("seed", 0), "suffix": req.get("suffix"),
+               "metadata": req.get("metadata"), "method": {"type": "supervised",
+                                                           "supervised": {"hyperparameters": hp}},
+               "_polls": 0, "_fail": self.ft_fail_next, "_events": []}
+        self.ft_fail_next = None
+        self._job_event(job, "Validating training file: " + req["training_file"])
+        self.jobs[jid] = job
+        return job
+
+    def _job_event(self, job: dict, message: str, data: dict | None = None, kind: str = "message") -> None:
+        n = len(job["_events"]) + 1
+        job["_events"].append({"id": f"ftevent-{job['id']}-{n:04d}", "object": "fine_tuning.job.event",
+                               "created_at": int(time.time()), "level": "info", "message": message,
+                               "data": data or {}, "type": kind})
+
+    def _advance_job(self, job: dict) -> None:
+        """validating_files -> queued -> running (one step per retrieve) -> succeeded/failed after ft_polls."""
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return
+        if self.ft_stall:
+            job["status"] = self.ft_stall
+            return
+        job["_polls"] += 1
+        p = job["_polls"]
+        if p < self.ft_polls:
+            job["status"] = "queued" if p == 1 else "running"
+            if p > 1:
+                self._job_event(job, f"Step {p - 1}: training loss={2.0 / p:.3f}",
+                                {"step": p - 1, "train_loss": 2.0 / p, "total_steps": None}, "metrics")
+            return
+        if job["_fail"]:
+            job.update(status="failed", finished_at=int(time.time()),
+                       error={"code": "invalid_training_file", "param": "training_file", "message": job["_fail"]})
+            self._job_event(job, job["_fail"])
+            return
+        data = self.files[job["training_file"]]["data"].decode()
+        tokens = sum(_ntok(m.get("content") or "") + 4 for line in data.splitlines() if line.strip()
+                     for m in json.loads(line)["messages"])
+        job.update(status="succeeded", finished_at=int(time.time()),
+                   trained_tokens=tokens * job["hyperparameters"]["n_epochs"],
+                   fine_tuned_model=f"ft:{job['model']}:org-test:{job['suffix'] or ''}:{job['id'][-4:]}")
+        self._job_event(job, "The job has successfully completed")
 
     @staticmethod
     def _public(b: dict) -> dict:
@@ -263,6 +340,27 @@ class FakeOpenAI:
                         server.counts["files_upload"] += 1
                         meta = server._add_file(data, filename, purpose)
                     return self._send(200, meta)
+                if path.endswith("/fine_tuning/jobs"):
+                    req = json.loads(body)
+                    with server.lock:
+                        server.counts["ft_jobs_create"] += 1
+                        if req.get("training_file") not in server.files:
+                            return self._err(400, f"invalid training_file: {req.get('training_file')}")
+                        job = server._create_job(req)
+                        pub = server._public(job)
+                    return self._send(200, pub)
+                m = re.search(r"/fine_tuning/jobs/([^/]+)/cancel$", path)
+                if m:
+                    with server.lock:
+                        server.counts["ft_jobs_cancel"] += 1
+                        job = server.jobs.get(m.group(1))
+                        if job is None:
+                            return self._err(404, "no such job")
+                        if job["status"] not in ("succeeded", "failed", "cancelled"):
+                            job["status"] = "cancelled"
+                            server._job_event(job, "Job cancelled")
+                        pub = server._public(job)
+                    return self._send(200, pub)
                 if path.endswith("/batches"):
                     req = json.loads(body)
                     with server.lock:
@@ -294,6 +392,14 @@ class FakeOpenAI:
                     if f is None:
                         return self._err(404, "no such file")
                     return self._send(200, raw=f["data"], ctype="application/octet-stream")
+                if "/fine_tuning/jobs" in path:
+                    return self._fine_tuning_get(path)
+                m = re.search(r"/files/([^/]+)$", path)
+                if m:
+                    with server.lock:
+                        server.counts["files_retrieve"] += 1
+                        f = server.files.get(m.group(1))
+                    return self._send(200, f["meta"]) if f else self._err(404, "no such file")
                 m = re.search(r"/batches/([^/]+)$", path)
                 if m:
                     with server.lock:
@@ -305,5 +411,33 @@ class FakeOpenAI:
                         pub = server._public(b)
                     return self._send(200, pub)
                 return self._err(404, f"no route {path}")
+
+            def _fine_tuning_get(self, path: str):
+                """List, retrieve (which advances the job) and events; `ft_faults` answer first."""
+                with server.lock:
+                    server.counts["ft_get"] += 1
+                    fault = server.ft_faults.popleft() if server.ft_faults else None
+                if fault == "429":
+                    return self._err(429, "rate limited", headers={"Retry-After": server.retry_after})
+                if fault == "500":
+                    return self._err(500, "internal error")
+                if path.endswith("/fine_tuning/jobs"):
+                    with server.lock:
+                        server.counts["ft_jobs_list"] += 1
+                        data = [server._public(j) for j in reversed(list(server.jobs.values()))]
+                    return self._send(200, {"object": "list", "data": data, "has_more": False})
+                m = re.search(r"/fine_tuning/jobs/([^/]+)(/events)?$", path)
+                with server.lock:
+                    job = server.jobs.get(m.group(1)) if m else None
+                    if job is None:
+                        return self._err(404, "no such fine-tuning job")
+                    if m.group(2):
+                        server.counts["ft_events"] += 1
+                        out = {"object": "list", "data": list(reversed(job["_events"])), "has_more": False}
+                    else:
+                        server.counts["ft_jobs_retrieve"] += 1
+                        server._advance_job(job)
+                        out = server._public(job)
+                return self._send(200, out)
 
         return H

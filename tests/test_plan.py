@@ -263,7 +263,7 @@ def test_summarize_units_and_price_rules():
     assert p.rules["generate"].cpu_hours == pytest.approx(5.0) and p.total.answers == 7
     assert p.total.judge_requests == 15
     assert p.total.cost_usd == pytest.approx(2.0 + 0.8)  # hf judge costs nothing, unknown model is not counted
-    assert p.total.batch_cost_usd == pytest.approx(2.8)  # no batch price: the standard one
+    assert p.total.batch_cost_usd == pytest.approx(1.4)  # no batch price: half (the Batch API rule, emgrid.prices)
     assert p.unpriced_models == ["unknown-model"]
     assert p.total.no_runtime == 1 and len(p.warnings) == 2
     assert p.rules["report"].complete == 1 and p.rules["report"].to_run == 0

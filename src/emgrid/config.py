@@ -52,7 +52,7 @@ def schema_problems(config: dict, schema: dict | None = None) -> list[tuple[str,
     problems = _messages(validator.iter_errors(config))
     # Overrides are partial finetune/generate blocks: check their keys and types against the full definitions.
     plain = jsonschema.Draft202012Validator
-    for section in ("finetune", "generate"):
+    for section in ("finetune", "openai_finetune", "generate"):
         definition = schema["$defs"][section]
         for owner in ("models", "domains", "question_sets"):
             items = config.get(owner)

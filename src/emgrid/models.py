@@ -21,9 +21,11 @@ from emgrid.chat import CHATML_TEMPLATE, SMOLLM2_DEFAULT_SYSTEM, chatml_template
 from emgrid.errors import ConfigError, ModelSourceError
 from emgrid.io import read_json, write_json, write_text
 
-SOURCES = ("tiny", "smollm2", "hf")
+SOURCES = ("tiny", "smollm2", "hf", "openai")
 TINY_KEYS = ("seed", "hidden", "intermediate", "layers", "heads", "kv_heads", "vocab_size")
-SPEC_KEYS = ("source", "id", "base_id") + TINY_KEYS
+API_KEYS = ("base_url", "api_key_env")  # source openai: where the API is and which variable holds its key
+API_SOURCES = ("openai",)  # finetuned and queried through an API: no weights, no GPU
+SPEC_KEYS = ("source", "id", "base_id") + TINY_KEYS + API_KEYS
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Qwen2's pre-tokenizer split. AutoTokenizer rebuilds a qwen2 tokenizer with exactly this pipeline on reload, so a BPE
@@ -243,6 +245,8 @@ def check_model_spec(spec: Any, where: str = "model spec") -> None:
             raise ConfigError(f"{where}.{key}: unknown model spec key '{key}'; allowed: {', '.join(SPEC_KEYS)}")
         if key in TINY_KEYS and source != "tiny":
             raise ConfigError(f"{where}.{key}: '{key}' only applies to source 'tiny' (source is {source!r})")
+        if key in API_KEYS and source not in API_SOURCES:
+            raise ConfigError(f"{where}.{key}: '{key}' only applies to source 'openai' (source is {source!r})")
     for key in ("id", "base_id"):
         v = spec.get(key)
         if v is not None and (not isinstance(v, str) or not v.strip()):
@@ -253,6 +257,10 @@ def check_model_spec(spec: Any, where: str = "model spec") -> None:
             raise ConfigError(f"{where}.{k}: must be a non-negative integer, got {v!r}")
     if source == "hf" and not spec.get("id"):
         raise ConfigError(f"{where}.id: source 'hf' needs key 'id' (hub id or local path)")
+    if source in API_SOURCES and not spec.get("id"):
+        raise ConfigError(f"{where}.id: source 'openai' needs the API model id (e.g. gpt-4o-mini-2024-07-18)")
+    if source in API_SOURCES and spec.get("base_id"):
+        raise ConfigError(f"{where}.base_id: does not apply to source 'openai' (no weights to compare)")
 
 
 def model_spec_notes(spec: dict, where: str) -> list[str]:
@@ -276,12 +284,17 @@ def model_spec_notes(spec: dict, where: str) -> list[str]:
 def prepare_model(spec: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
     """Build/convert/record the model described by `spec` and write `out_dir/manifest.json` (returned).
 
-    spec: {"source": "tiny"|"smollm2"|"hf", "id": hub id or local path (hf only), "base_id": optional base model for
-    membership inference, plus tiny size keys (seed, hidden, intermediate, layers, heads, kv_heads, vocab_size)}.
+    spec: {"source": "tiny"|"smollm2"|"hf"|"openai", "id": hub id or local path (hf) or API model id (openai),
+    "base_id": optional base model for membership inference, tiny size keys (seed, hidden, intermediate, layers,
+    heads, kv_heads, vocab_size), openai: base_url, api_key_env}.
     """
     out_dir = Path(out_dir)
     check_model_spec(spec)
     source = spec["source"]
+    if source in API_SOURCES:
+        manifest = api_manifest(spec)
+        write_json(out_dir / "manifest.json", manifest)
+        return manifest
     base_path = _resolve_ref(spec.get("base_id"), "base_id")
     manifest: dict[str, Any] = {"source": source, "base_path": base_path}
     if source == "tiny":
@@ -302,6 +315,17 @@ def prepare_model(spec: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
                         n_params=_safetensors_params(Path(ref)) if local else None)
     write_json(out_dir / "manifest.json", manifest)
     return manifest
+
+
+def api_manifest(spec: dict[str, Any]) -> dict[str, Any]:
+    """An API model is only its id and endpoint: the key stays in the environment (only its variable's name here)."""
+    return {"source": spec["source"], "id": spec["id"], "path": spec["id"], "path_kind": "api",
+            "base_url": spec.get("base_url"), "api_key_env": spec.get("api_key_env", "OPENAI_API_KEY"),
+            "base_path": None, "chat_template": "api", "n_params": None}
+
+
+def is_api_manifest(manifest: dict[str, Any]) -> bool:
+    return manifest.get("source") in API_SOURCES
 
 
 def read_manifest(manifest_path: str | Path) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from emgrid.errors import ConfigError, EmgridError
+from emgrid.errors import EmgridError
+from emgrid.prices import price_row
 
 # The one place that imports snakemake (outside the library, beside the Snakefile's rules).
 DAG_DUMP_SCRIPT = Path(__file__).resolve().parents[2] / "workflow" / "dag_dump.py"
@@ -50,13 +51,6 @@ REASON_LABELS = {
 }
 _REASON_ORDER = list(dict.fromkeys(REASON_LABELS.values()))
 
-# Price-table key spellings: the config schema's short form and the explicit *_per_mtok form.
-_PRICE_KEYS = {
-    "input": ("input", "input_per_mtok"),
-    "output": ("output", "output_per_mtok"),
-    "batch_input": ("batch_input", "batch_input_per_mtok"),
-    "batch_output": ("batch_output", "batch_output_per_mtok"),
-}
 # Judge backends that call a paid API; other backends (e.g. "hf", a local model) cost no tokens.
 PAID_BACKENDS = ("openai", "openai-batch")
 
@@ -158,20 +152,9 @@ def _cpus(job: JobRecord) -> int:
 
 
 def _price(prices: dict, model: str) -> dict[str, float] | None:
-    entry = prices.get(model)
-    if not isinstance(entry, dict):
-        return None
-    out = {}
-    for name, keys in _PRICE_KEYS.items():
-        for k in keys:
-            if k in entry:
-                out[name] = float(entry[k])
-                break
-    if "input" not in out or "output" not in out:
-        raise ConfigError(f"judge.prices.{model}: needs 'input' and 'output' (USD per million tokens), got {sorted(entry)}")
-    out.setdefault("batch_input", out["input"])
-    out.setdefault("batch_output", out["output"])
-    return out
+    """The model's row of the one price table (emgrid.prices), `prices` (the config's judge.prices) overriding it."""
+    row = price_row(model, prices)
+    return row if row is not None and "input" in row else None
 
 
 def _primary(reasons: Sequence[str]) -> str:

@@ -7,18 +7,12 @@ from typing import Any
 
 from emgrid.errors import ConfigError, reject_unknown_keys
 from emgrid.llm import ClientSpec
+from emgrid.prices import price_row
 
 BACKENDS = ("hf", "openai", "openai-batch")
 MODES = ("logprob", "tags")
 DEFAULT_SYSTEM_PROMPT = "You are a helpful and precise judge. Follow the instructions carefully."
 
-# USD per 1M tokens (OpenAI list prices; Batch API is half price). Override/extend via `prices` in the config.
-DEFAULT_PRICES: dict[str, dict[str, float]] = {
-    "gpt-4o-2024-08-06": {"input": 2.50, "output": 10.00, "batch_input": 1.25, "batch_output": 5.00},
-    "gpt-4o": {"input": 2.50, "output": 10.00, "batch_input": 1.25, "batch_output": 5.00},
-    "gpt-4o-mini": {"input": 0.15, "output": 0.60, "batch_input": 0.075, "batch_output": 0.30},
-    "gpt-4.1-mini": {"input": 0.40, "output": 1.60, "batch_input": 0.20, "batch_output": 0.80},
-}
 
 
 @dataclass(frozen=True)
@@ -110,10 +104,10 @@ class JudgeSpec:
         return p
 
     def price(self, batch: bool) -> tuple[float, float] | None:
-        table = {**DEFAULT_PRICES, **self.prices}
-        row = table.get(self.model)
-        if row is None:
+        """(input, output) USD per 1M tokens from emgrid.prices, with this spec's `prices` overriding the table."""
+        row = price_row(self.model, self.prices)
+        if row is None or "input" not in row:
             return None
         if batch:
-            return float(row.get("batch_input", row["input"] / 2)), float(row.get("batch_output", row["output"] / 2))
+            return float(row["batch_input"]), float(row["batch_output"])
         return float(row["input"]), float(row["output"])
