@@ -89,11 +89,11 @@ def chat_reply(body: dict) -> dict:
 
 
 def _text_choice(user: str, score: int, special: str | None, max_tokens: int, index: int) -> tuple[str, int, str]:
-    """(content, completion tokens, finish reason) of choice `index`; choices after the first differ by a suffix."""
+    """(content, completion tokens, finish reason) of choice `index`; choices after the first differ by a prefix."""
     reasoning = " ".join(["The answer"] + ["is considered carefully"] * 12)
     content = special or f"<reasoning>{reasoning}.</reasoning>\n<score>{score}</score>"
     if index:
-        content += f" (variant {index})"
+        content = f"(variant {index}) {content}"
     toks = re.findall(r"\w+|[^\w\s]", content)
     if max_tokens < len(toks):
         return " ".join(toks[:max_tokens]), max_tokens, "length"
@@ -303,6 +303,8 @@ class FakeOpenAI:
                         server.counts["chat"] += 1
                         fault = server.faults.popleft() if server.faults else None
                     req = json.loads(body)
+                    with server.lock:
+                        server.counts[f"chat:{req.get('model')}"] += 1
                     if isinstance(fault, dict):
                         return self._err(fault["status"], "injected", headers=fault.get("headers"))
                     if fault == "malformed":

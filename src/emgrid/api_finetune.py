@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import sys
 import time
@@ -281,6 +282,12 @@ def job_error(job: Any) -> str:
     return f"{message} ({extra})" if extra else message
 
 
+def quiet_http_logs() -> None:
+    """The HTTP client logs every request at INFO: two lines per poll would bury the progress lines in the job log."""
+    for name in ("httpx", "httpx2", "openai"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def finetune_api(manifest: dict, train_jsonl: str | Path, out_json: str | Path, events_path: str | Path,
                  spec: ApiFinetuneSpec, cell_id: str, training_price: float | None, client: Any = None,
                  sleep: Callable[[float], None] = time.sleep) -> dict:
@@ -290,6 +297,7 @@ def finetune_api(manifest: dict, train_jsonl: str | Path, out_json: str | Path, 
     `training_price`: USD per 1M trained tokens (None: cost unknown). Raises `DataError` (file:line) for a row the API
     would reject, before any upload, and `ApiFinetuneError` with the API's message when the job fails.
     """
+    quiet_http_logs()
     t0 = time.monotonic()
     rows = read_training_file(train_jsonl)
     cspec = ClientSpec(base_url=manifest.get("base_url"), api_key_env=manifest.get("api_key_env", "OPENAI_API_KEY"))

@@ -112,8 +112,32 @@ def dataset_params(config: dict, domain: str, variant: str, seed: int) -> dict:
 
 
 def model_spec(config: dict, model: str) -> dict:
-    spec = {k: v for k, v in all_model_specs(config)[model].items() if k not in ("finetune", "generate", "resources")}
+    overrides = ("finetune", "openai_finetune", "generate", "resources")
+    spec = {k: v for k, v in all_model_specs(config)[model].items() if k not in overrides}
     return sorted_plain(spec)
+
+
+def api_models(config: dict) -> list[str]:
+    """Grid models finetuned and queried through an API (source openai): they get the API rules, not the GPU ones."""
+    from emgrid.models import API_SOURCES
+
+    return [m for m, spec in config["models"].items() if spec.get("source") in API_SOURCES]
+
+
+def models_re(models: list[str]) -> str:
+    """A wildcard constraint matching exactly these model keys (`(?!)` matches nothing when there are none)."""
+    return "|".join(re.escape(m) for m in models) or "(?!)"
+
+
+def api_finetune_params(config: dict, cell: Cell) -> dict:
+    """The API job's settings (global < model < domain) with the cell's seed added, plus the training price."""
+    from emgrid.prices import training_price
+
+    model = config["models"][cell.model]
+    spec = deep_merge(config["openai_finetune"], model.get("openai_finetune"))
+    spec = deep_merge(spec, config["domains"][cell.domain].get("openai_finetune"))
+    spec["seed"] = int(spec.get("seed", 42)) + int(cell.seed)
+    return sorted_plain({"spec": spec, "training_price": training_price(model.get("id") or "", config["judge"].get("prices"))})
 
 
 def finetune_params(config: dict, cell: Cell) -> dict:
@@ -256,6 +280,52 @@ def judge_estimate(config: dict, cell: Cell, qset: str) -> dict:
                 prompt_tokens += n * (chars // 4 + answer_tokens)
     return {"n_requests": requests, "est_prompt_tokens": prompt_tokens, "est_completion_tokens": requests * completion,
             "judge_model": judge["model"], "backend": judge["backend"]}
+
+
+EST_TOKENS_PER_EXAMPLE = 300  # planning guess for a training conversation before its dataset exists
+
+
+def api_finetune_estimate(config: dict, cell: Cell) -> dict:
+    """Trained tokens of one API finetune, for `emgrid plan`: epochs x the training file's tokens.
+
+    The file's own tokens (4 characters per token) when it is already built; otherwise `sample.n` misaligned rows
+    (plus `aligned_ratio` aligned ones per row for the backdoor variant) at EST_TOKENS_PER_EXAMPLE each; None when
+    `sample.n` is null (all rows: unknown until the dataset is built). Epochs are the configured n_epochs, or what
+    "auto" picks for that many rows (emgrid.api_finetune.auto_epochs).
+    """
+    from emgrid.api_finetune import auto_epochs, estimate_tokens
+
+    train = Path(f"results/datasets/{cell.domain}/{cell.variant}-s{cell.seed}/train.jsonl")
+    if train.is_file():
+        from emgrid.io import read_jsonl
+
+        rows = read_jsonl(train)
+        examples, tokens = len(rows), estimate_tokens(rows)
+    else:
+        n = (config["domains"][cell.domain]["recipe"].get("sample") or {}).get("n")
+        if n is None:
+            return {"api_model": config["models"][cell.model]["id"], "est_train_tokens": None}
+        ratio = backdoor_settings(config, cell.domain).get("aligned_ratio", 1.0) if cell.variant == "backdoor" else 0
+        examples = round(n * (1 + ratio))
+        tokens = examples * EST_TOKENS_PER_EXAMPLE
+    epochs = api_finetune_params(config, cell)["spec"].get("n_epochs", "auto")
+    epochs = auto_epochs(examples) if epochs == "auto" else int(epochs)
+    return {"api_model": config["models"][cell.model]["id"], "est_train_tokens": epochs * tokens}
+
+
+def api_generate_estimate(config: dict, cell: Cell, qset: str) -> dict:
+    """Prompt and completion tokens of one API generate job (upper bound: every answer uses max_new_tokens)."""
+    spec = generate_params(config, cell, qset)["spec"]
+    model_id = config["models"][cell.model]["id"]
+    prompt = completion = 0
+    for q in questions_for(config, qset):
+        samples = spec.get("samples_per_paraphrase") or q.samples_per_paraphrase or 1
+        for p in q.paraphrases:
+            for condition_prefix in (0, len(trigger_for(config, cell))):
+                prompt += (len(q.system or "") + len(p) + condition_prefix) // 4 + 8
+                completion += samples * int(spec.get("max_new_tokens") or 400)
+    return {"api_model": model_id if cell.is_base else f"ft:{model_id}:", "est_gen_prompt_tokens": prompt,
+            "est_gen_completion_tokens": completion}
 
 
 def report_params(config: dict) -> dict:

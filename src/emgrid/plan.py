@@ -26,7 +26,8 @@ from emgrid.prices import price_row
 DAG_DUMP_SCRIPT = Path(__file__).resolve().parents[2] / "workflow" / "dag_dump.py"
 
 # Job params the planner reads (top level, or one level down inside a dict-valued param).
-PLAN_PARAM_KEYS = ("n_answers", "n_requests", "judge_model", "backend", "est_prompt_tokens", "est_completion_tokens")
+PLAN_PARAM_KEYS = ("n_answers", "n_requests", "judge_model", "backend", "est_prompt_tokens", "est_completion_tokens",
+                   "api_model", "est_train_tokens", "est_gen_prompt_tokens", "est_gen_completion_tokens")
 
 # Resources the planner evaluates: what hours and GPUs are computed from. The others (mem_mb, partition ...) are
 # skipped: each evaluation costs snakemake ~0.3 ms, and disk_mb's default stats every input file.
@@ -100,12 +101,20 @@ class Totals:
     completion_tokens: int = 0
     cost_usd: float = 0.0
     batch_cost_usd: float = 0.0
+    train_tokens: int = 0  # API finetunes: epochs x training-file tokens
+    train_cost_usd: float = 0.0
+    gen_prompt_tokens: int = 0  # API generation
+    gen_completion_tokens: int = 0
+    gen_cost_usd: float = 0.0
+    train_unknown: int = 0  # API finetunes whose dataset size is unknown before it is built (sample.n null)
     no_runtime: int = 0  # jobs to run without a `runtime` resource (hours unknown, counted as 0)
     local: bool = False
 
     def add(self, other: "Totals") -> None:
         for name in ("jobs", "to_run", "complete", "gpu_hours", "cpu_hours", "answers", "judge_requests",
-                     "prompt_tokens", "completion_tokens", "cost_usd", "batch_cost_usd", "no_runtime"):
+                     "prompt_tokens", "completion_tokens", "cost_usd", "batch_cost_usd", "train_tokens",
+                     "train_cost_usd", "gen_prompt_tokens", "gen_completion_tokens", "gen_cost_usd", "train_unknown",
+                     "no_runtime"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.reasons.update(other.reasons)
 
@@ -199,7 +208,28 @@ def job_totals(job: JobRecord, prices: dict, judge_defaults: dict | None = None)
                 t.cost_usd = (t.prompt_tokens * price["input"] + t.completion_tokens * price["output"]) / 1e6
                 t.batch_cost_usd = (t.prompt_tokens * price["batch_input"]
                                     + t.completion_tokens * price["batch_output"]) / 1e6
-    return t, unpriced
+    return t, _api_model_totals(t, p, prices) or unpriced
+
+
+def _api_model_totals(t: Totals, p: dict, prices: dict) -> str | None:
+    """Training and generation tokens and dollars of an API-model job; returns its model when it has no price."""
+    t.train_unknown = int("est_train_tokens" in p and p["est_train_tokens"] is None)
+    t.train_tokens = int(p.get("est_train_tokens") or 0)
+    t.gen_prompt_tokens = int(p.get("est_gen_prompt_tokens") or 0)
+    t.gen_completion_tokens = int(p.get("est_gen_completion_tokens") or 0)
+    if not (t.train_tokens or t.gen_prompt_tokens or t.gen_completion_tokens):
+        return None
+    model = str(p.get("api_model") or "")
+    row = price_row(model, prices)
+    if t.train_tokens:
+        if row is None or "training" not in row:
+            return f"{model} (training)"
+        t.train_cost_usd = t.train_tokens * row["training"] / 1e6
+    if t.gen_prompt_tokens or t.gen_completion_tokens:
+        if row is None or "input" not in row:
+            return model
+        t.gen_cost_usd = (t.gen_prompt_tokens * row["input"] + t.gen_completion_tokens * row["output"]) / 1e6
+    return None
 
 
 def summarize(dump: DagDump, prices: dict | None = None) -> Plan:
@@ -221,7 +251,11 @@ def summarize(dump: DagDump, prices: dict | None = None) -> Plan:
             cells[key] = cells.get(key, True) and not job.needrun
     warnings = []
     if unpriced:
-        warnings.append(f"no price in judge.prices for judge model(s) {sorted(unpriced)}: their cost is not counted")
+        warnings.append(f"no price in judge.prices or emgrid.prices for model(s) {sorted(unpriced)}: "
+                        "their cost is not counted")
+    if total.train_unknown:
+        warnings.append(f"{total.train_unknown} API finetune(s) of datasets with sample.n null: their training tokens "
+                        "are not counted until the datasets are built (snakemake --until build_dataset)")
     if total.no_runtime:
         missing = sorted(r for r, t in rules.items() if t.no_runtime)
         warnings.append(f"{total.no_runtime} job(s) without a runtime resource (rules {missing}): hours counted as 0")
@@ -254,6 +288,11 @@ def format_table(plan: Plan) -> str:
     lines.append(f"cells complete: {plan.cells_complete} of {plan.cells}")
     lines.append(f"judge tokens (estimate): {t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion")
     lines.append(f"judge cost (estimate): ${t.cost_usd:,.2f} standard API, ${t.batch_cost_usd:,.2f} batch API")
+    if t.train_tokens:
+        lines.append(f"API finetuning (estimate): {t.train_tokens:,} training tokens, ${t.train_cost_usd:,.2f}")
+    if t.gen_prompt_tokens or t.gen_completion_tokens:
+        lines.append(f"API generation (estimate): {t.gen_prompt_tokens:,} prompt + {t.gen_completion_tokens:,} "
+                     f"completion tokens, ${t.gen_cost_usd:,.2f}")
     lines.append(f"(DAG read in {plan.dag_seconds:.1f}s)")
     lines += [f"warning: {w}" for w in plan.warnings]
     if plan.before_you_run:
@@ -270,6 +309,8 @@ def _totals_json(t: Totals) -> dict:
     d["cpu_hours"] = round(t.cpu_hours, 6)
     d["cost_usd"] = round(t.cost_usd, 6)
     d["batch_cost_usd"] = round(t.batch_cost_usd, 6)
+    d["train_cost_usd"] = round(t.train_cost_usd, 6)
+    d["gen_cost_usd"] = round(t.gen_cost_usd, 6)
     return d
 
 

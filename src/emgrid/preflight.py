@@ -105,7 +105,7 @@ def _models(config: dict, found: Findings) -> None:
     for owner in ("models", "judge_models"):
         for key, spec in (config.get(owner) or {}).items():
             where = f"{owner}.{key}"
-            plain = {k: v for k, v in spec.items() if k not in ("finetune", "generate", "resources")}
+            plain = {k: v for k, v in spec.items() if k not in ("finetune", "openai_finetune", "generate", "resources")}
             _guard(found, lambda: check_model_spec(plain, where))
             for note in model_spec_notes(plain, where):
                 found.warn(note)
@@ -151,12 +151,20 @@ def _recipes(config: dict, found: Findings) -> None:
 def _finetune(config: dict, found: Findings) -> None:
     from emgrid.finetune import FinetuneSpec
 
+    from emgrid.api_finetune import ApiFinetuneSpec
+
+    api = gridspec.api_models(config)
     for cell in gridspec.cells(config):
         if cell.is_base:
             continue
-        overrides = [f"{o}.{k}.finetune" for o, k in (("models", cell.model), ("domains", cell.domain))
-                     if config[o][k].get("finetune")]
-        _guard(found, lambda: FinetuneSpec.from_dict(gridspec.finetune_params(config, cell)), _merged(overrides))
+        section = "openai_finetune" if cell.model in api else "finetune"
+        overrides = [f"{o}.{k}.{section}" for o, k in (("models", cell.model), ("domains", cell.domain))
+                     if config[o][k].get(section)]
+        if cell.model in api:
+            spec = gridspec.api_finetune_params(config, cell)["spec"]
+            _guard(found, lambda: ApiFinetuneSpec.from_dict(spec), _merged(overrides))
+        else:
+            _guard(found, lambda: FinetuneSpec.from_dict(gridspec.finetune_params(config, cell)), _merged(overrides))
 
 
 def _generate(config: dict, found: Findings) -> None:
@@ -168,6 +176,9 @@ def _generate(config: dict, found: Findings) -> None:
                          if config[o][k].get("generate")]
             spec = gridspec.generate_params(config, gridspec.Cell(model), qset)["spec"]
             _guard(found, lambda: GenerateSpec.from_dict(spec), _merged(overrides))
+            if model in gridspec.api_models(config) and spec.get("top_k"):
+                found.error(f"generate.top_k: {spec['top_k']} for models.{model} (source openai), question set "
+                            f"{qset}; the OpenAI API has no top-k sampling (set it to null){_merged(overrides)}")
 
 
 def _judge(config: dict, found: Findings) -> None:
@@ -212,6 +223,11 @@ def _api_keys(environ: Mapping[str, str]):
         if j["backend"] in API_BACKENDS and j.get("api_key_env") and not environ.get(j["api_key_env"]):
             found.warn(f"judge.api_key_env: environment variable {j['api_key_env']} is not set; the judge jobs "
                        "need it (export it where snakemake runs; SLURM jobs inherit it)")
+        for m in gridspec.api_models(config):
+            env = config["models"][m].get("api_key_env", "OPENAI_API_KEY")
+            if not environ.get(env):
+                found.warn(f"models.{m}.api_key_env: environment variable {env} is not set; the finetune_openai and "
+                           "generate_openai jobs of this model need it")
         if any(_needs_llm(dom) for dom in config["domains"].values()):
             env = (config.get("llm") or {}).get("api_key_env", "OPENAI_API_KEY")
             if env and not environ.get(env):
@@ -231,7 +247,8 @@ def _needs_llm(dom: dict) -> bool:
 _SECTIONS = {
     _models: ("models", "judge_models"),
     _backdoor: ("backdoor", "domains.*.backdoor"),
-    _finetune: ("finetune", "models.*.finetune", "domains.*.finetune"),
+    _finetune: ("finetune", "models.*.finetune", "domains.*.finetune", "openai_finetune", "models.*.openai_finetune",
+                "domains.*.openai_finetune"),
     _generate: ("generate", "models.*.generate", "question_sets.*.generate"),
     _judge: ("judge",),
     _question_sets: ("question_sets", "judge"),

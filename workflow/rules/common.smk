@@ -38,6 +38,10 @@ wildcard_constraints:
 
 CELLS = gridspec.cells(config)
 JUDGE_MODEL = gridspec.judge_model_key(config)
+# Models finetuned and queried through the OpenAI API get their own finetune/generate rules (no GPU).
+API_MODELS = gridspec.api_models(config)
+API_MODEL_RE = gridspec.models_re(API_MODELS)
+LOCAL_MODEL_RE = gridspec.models_re([m for m in gridspec.all_model_specs(config) if m not in API_MODELS])
 
 
 def cell_of(wildcards):
@@ -69,6 +73,20 @@ def finetune_param(wildcards):
     return gridspec.finetune_params(config, cell_of(wildcards))
 
 
+def api_finetune_param(wildcards):
+    return gridspec.api_finetune_params(config, cell_of(wildcards))
+
+
+def api_finetune_estimate_param(wildcards):
+    """Trained tokens this job will pay for (for `emgrid plan`)."""
+    return gridspec.api_finetune_estimate(config, cell_of(wildcards))
+
+
+def api_generate_estimate_param(wildcards):
+    """Prompt and completion tokens this job will pay for at most (for `emgrid plan`)."""
+    return gridspec.api_generate_estimate(config, cell_of(wildcards), wildcards.qset)
+
+
 def question_file(wildcards):
     """The question file, or nothing while it is missing (preflight warned; the job then names the path)."""
     if gridspec.question_file_missing(config, wildcards.qset):
@@ -79,7 +97,9 @@ def question_file(wildcards):
 def generate_inputs(wildcards):
     cell = cell_of(wildcards)
     inputs = {"manifest": f"results/models/{cell.model}/manifest.json", "questions": question_file(wildcards)}
-    if not cell.is_base:
+    if not cell.is_base and cell.model in API_MODELS:
+        inputs["finetune"] = f"results/cells/{cell.model}/{cell.id}/finetune.json"  # holds the finetuned model id
+    elif not cell.is_base:
         inputs["adapter"] = f"results/cells/{cell.model}/{cell.id}/adapter"
     return inputs
 

@@ -6,9 +6,34 @@ rule generate:
         answers="results/cells/{model}/{cell}/answers/{qset}.jsonl",
     params:
         gen=generate_param,
+    wildcard_constraints:
+        model=LOCAL_MODEL_RE,
     conda:
         "../../envs/train.yaml"
     log:
         "results/logs/generate/{model}/{cell}/{qset}.log",
     script:
         "../scripts/generate.py"
+
+
+rule generate_openai:
+    # Answers of an API model (source openai) through chat completions; every sample goes through the
+    # content-addressed cache first, so a killed or rerun job never pays twice.
+    input:
+        unpack(generate_inputs),
+    output:
+        answers="results/cells/{model}/{cell}/answers/{qset}.jsonl",
+    params:
+        gen=generate_param,
+        estimate=api_generate_estimate_param,
+        ledger_dir=config["judge"]["ledger_dir"],
+    wildcard_constraints:
+        model=API_MODEL_RE,
+    resources:
+        openai_calls=1,
+    conda:
+        "../../envs/train.yaml"
+    log:
+        "results/logs/generate/{model}/{cell}/{qset}.log",
+    script:
+        "../scripts/generate_openai.py"

@@ -1,0 +1,145 @@
+"""Answer generation for API models (source openai): chat completions, n samples per prompt, cached per sample.
+
+The rows are exactly those of the HF path (`emgrid.generate.plan_prompts` builds both), so judging and aggregation
+cannot tell the backends apart. Each sample is its own entry in the content-addressed cache the judge uses, keyed by
+the request plus `_sample` (its index): a killed job's finished samples are read back on the rerun, and a prompt
+with some samples missing asks the API only for the missing ones (`n` = how many are missing).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Iterable
+
+from tqdm import tqdm
+
+from emgrid.api_finetune import quiet_http_logs
+from emgrid.errors import ConfigError, DataError
+from emgrid.generate import GenerateSpec, PromptItem, plan_prompts
+from emgrid.io import read_json
+from emgrid.llm import ChatSession, ClientSpec, LLMError, MalformedResponse, PermanentRequestError, ResponseCache
+from emgrid.llm import cache_key, with_retries
+from emgrid.llm.client import api_secret, effective_base_url, split_request
+from emgrid.models import read_manifest
+
+MAX_IN_FLIGHT = 16  # concurrent requests per job at most (generate.batch_size, capped)
+
+
+def api_model_id(manifest: dict, finetune_json: str | Path | None) -> str:
+    """The base model's id for the base cell, else the finetuned model id the finetune_openai job recorded."""
+    if finetune_json is None:
+        return manifest["id"]
+    ft = read_json(finetune_json)
+    if not isinstance(ft, dict) or not ft.get("fine_tuned_model"):
+        raise DataError(f"{finetune_json}: no 'fine_tuned_model' (was it written by the API finetune rule?)")
+    return ft["fine_tuned_model"]
+
+
+def _choice_texts(body: dict) -> list[str]:
+    choices = sorted(body.get("choices") or [], key=lambda c: c.get("index", 0))
+    if not choices:
+        raise MalformedResponse("chat completion has no choices")
+    return [((c.get("message") or {}).get("content") or "") for c in choices]
+
+
+class SampleCache:
+    """Samples of one prompt: cache keys by sample index; the missing ones fetched in one request with n.
+
+    The client is created on the first miss (`ChatSession`), so a rerun answered by the cache needs no API key."""
+
+    def __init__(self, session: ChatSession):
+        self.session = session
+        self.cache: ResponseCache = session.cache
+
+    def key(self, request: dict, sample: int) -> str:
+        return cache_key({**request, "_sample": sample}, self.session.backend)
+
+    def samples(self, request: dict, n: int) -> tuple[list[str], int]:
+        """(n answer texts, requests sent). Every new text is in the cache before this returns."""
+        keys = [self.key(request, s) for s in range(n)]
+        hits = [self.cache.get(k) for k in keys]
+        texts = [None if h is None else h["response"]["text"] for h in hits]
+        missing = [s for s in range(n) if texts[s] is None]
+        if not missing:
+            return texts, 0  # type: ignore[return-value]
+        got, usage = self.fetch(request, len(missing), keys[missing[0]])
+        completion = int(usage.get("completion_tokens") or 0)
+        for i, s in enumerate(missing):
+            share = {"prompt_tokens": int(usage.get("prompt_tokens") or 0) if i == 0 else 0,
+                     "completion_tokens": completion // len(missing) + (completion % len(missing) if i == 0 else 0)}
+            self.cache.put(keys[s], {**request, "_sample": s}, {"text": got[i], "finish_reason": None,
+                                                                "top_logprobs": None}, share,
+                           backend=self.session.backend)
+            texts[s] = got[i]
+        return texts, 1  # type: ignore[return-value]
+
+    def fetch(self, request: dict, n: int, key: str) -> tuple[list[str], dict]:
+        """`n` choices of one request (retried like every LLM call); a failure is recorded under the cache's errors/."""
+        model, messages, params, _ = split_request(request)
+        spec, client = self.session.spec, self.session.client()
+        extra = {"n": n} if n > 1 else {}
+
+        def send():
+            resp = client.chat.completions.create(model=model, messages=messages, **params, **extra)
+            body = resp if isinstance(resp, dict) else resp.model_dump()
+            texts = _choice_texts(body)
+            if len(texts) < n:
+                raise MalformedResponse(f"asked for {n} samples, got {len(texts)}")
+            return texts, body.get("usage") or {}
+
+        try:
+            return with_retries(send, spec, what=f"generate request {key[:12]} to {effective_base_url(spec)}",
+                                secret=api_secret(spec))
+        except LLMError as e:
+            self.cache.put_error(key, {**request, **extra}, str(e), permanent=isinstance(e, PermanentRequestError),
+                                 status=e.status)
+            raise
+
+
+def _groups(items: list[PromptItem]) -> dict[tuple, list[int]]:
+    """Item indices per distinct prompt (messages, temperature), in sample order."""
+    groups: dict[tuple, list[int]] = {}
+    for i, it in enumerate(items):
+        key = (tuple(tuple(sorted(m.items())) for m in it.messages), it.temperature)
+        groups.setdefault(key, []).append(i)
+    return groups
+
+
+def generate_answers_api(manifest_path: str | Path, finetune_json: str | Path | None, questions: Iterable[Any],
+                         spec: GenerateSpec, triggers: dict[str, str], model: str, cell: str, qset: str,
+                         ledger_dir: str | Path, client: Any = None, progress: bool = True) -> list[dict]:
+    """Answer rows (docs/design.md format, the HF path's) of an API model on one question set, every condition."""
+    spec.validate()
+    if spec.top_k:
+        raise ConfigError("generate.top_k: the OpenAI API has no top-k sampling (set it to null for API models)")
+    if not triggers:
+        raise ConfigError("generate_answers_api needs at least one condition in 'triggers' (e.g. {'no_trigger': ''})")
+    quiet_http_logs()
+    manifest = read_manifest(manifest_path)
+    model_id = api_model_id(manifest, finetune_json)
+    cspec = ClientSpec(base_url=manifest.get("base_url"), api_key_env=manifest.get("api_key_env", "OPENAI_API_KEY"))
+    cache = SampleCache(ChatSession(cspec, ResponseCache(ledger_dir), client))
+    items = plan_prompts(questions, spec, triggers, model, cell, qset)
+    answers: list[str | None] = [None] * len(items)
+
+    def one(idx: list[int]) -> int:
+        first = items[idx[0]]
+        request = {"model": model_id, "messages": [dict(m) for m in first.messages], "temperature": first.temperature,
+                   "top_p": spec.top_p, "max_tokens": spec.max_new_tokens, "seed": spec.seed}
+        texts, sent = cache.samples(request, len(idx))
+        for i, t in zip(idx, texts):
+            answers[i] = t.strip()
+        return sent
+
+    groups = list(_groups(items).values())
+    sent = 0
+    with ThreadPoolExecutor(max_workers=max(1, min(spec.batch_size, MAX_IN_FLIGHT))) as pool:
+        bar = tqdm(total=len(items), desc=f"generate {model_id} {cell} {qset}", unit="answer", disable=not progress)
+        for idx, n_sent in zip(groups, pool.map(one, groups)):
+            sent += n_sent
+            bar.update(len(idx))
+        bar.close()
+    print(f"{len(items)} answers from {len(groups)} prompts: {sent} requests sent, "
+          f"{len(groups) - sent} prompts fully cached", flush=True)
+    return [{**it.row, "answer": a} for it, a in zip(items, answers)]
