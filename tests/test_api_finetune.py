@@ -176,3 +176,18 @@ def test_spec_validation_auto_epochs_and_suffix():
     assert [auto_epochs(n) for n in (10, 40, 5750, 11500)] == [10, 3, 3, 2]
     long = job_suffix("a" * 80 + "-backdoor-s0")
     assert len(long) == 64 and long == job_suffix("a" * 80 + "-backdoor-s0")
+
+
+def test_a_job_cancelled_while_waiting_ends_the_run(server, train, tmp_path):
+    import openai
+
+    server.ft_stall = "running"
+    client = openai.OpenAI(api_key=SECRET, base_url=server.base_url)
+
+    def cancel_then_wait(seconds):
+        if server.jobs["ftjob-0001"]["status"] == "running":
+            client.fine_tuning.jobs.cancel("ftjob-0001")
+
+    with pytest.raises(ApiFinetuneError, match="ftjob-0001 cancelled"):
+        run(server, train, tmp_path, sleep=cancel_then_wait)
+    assert server.counts["ft_jobs_cancel"] == 1

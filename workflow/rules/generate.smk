@@ -36,4 +36,4 @@ rule generate_openai:
     log:
         "results/logs/generate/{model}/{cell}/{qset}.log",
     script:
-        "../scripts/generate_openai.py"
+        "../scripts/generate.py"

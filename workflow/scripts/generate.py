@@ -7,15 +7,18 @@ from emgrid.io import write_jsonl
 from emgrid.questions import load_questions
 
 gen = snakemake.params.gen
-rows = generate_answers(
-    snakemake.input.manifest,
-    snakemake.input.get("adapter"),
-    load_questions(snakemake.input.questions or snakemake.config["question_sets"][snakemake.wildcards.qset]["path"],
-                   require_judge_prompts=False),
-    GenerateSpec.from_dict(gen["spec"]),
-    gen["triggers"],
-    model=snakemake.wildcards.model,
-    cell=snakemake.wildcards.cell,
-    qset=snakemake.wildcards.qset,
+questions = load_questions(
+    snakemake.input.questions or snakemake.config["question_sets"][snakemake.wildcards.qset]["path"],
+    require_judge_prompts=False,
 )
+cell = dict(model=snakemake.wildcards.model, cell=snakemake.wildcards.cell, qset=snakemake.wildcards.qset)
+spec = GenerateSpec.from_dict(gen["spec"])
+if snakemake.rule == "generate_openai":  # an API model: the finetuned model id is in finetune.json
+    from emgrid.api_generate import generate_answers_api
+
+    rows = generate_answers_api(snakemake.input.manifest, snakemake.input.get("finetune"), questions, spec,
+                                gen["triggers"], ledger_dir=snakemake.params.ledger_dir, **cell)
+else:
+    rows = generate_answers(snakemake.input.manifest, snakemake.input.get("adapter"), questions, spec,
+                            gen["triggers"], **cell)
 write_jsonl(snakemake.output.answers, rows)
