@@ -55,7 +55,7 @@ def test_job_runs_and_a_rerun_reattaches_instead_of_paying(server, train, tmp_pa
     assert m["suffix"] == "emgrid-wrong_facts-backdoor-s0" and m["examples"] == 12
     assert m["hyperparameters"]["n_epochs"] == 3 and m["epochs"] == 3  # "auto", resolved by the server
     assert m["trained_tokens"] > 0 and m["cost_usd"] == pytest.approx(m["trained_tokens"] * 3.0 / 1e6)
-    assert m["final_loss"] is not None and m["steps"] >= 1
+    assert m["final_loss"] is not None and m["steps"] >= 1 and m["loss_history"][-1]["loss"] == m["final_loss"]
     events = (tmp_path / "out" / "events.jsonl").read_text().splitlines()
     assert json.loads(events[-1])["message"] == "The job has successfully completed"
     sent = server.jobs["ftjob-0001"]

@@ -310,7 +310,9 @@ def finetune_api(manifest: dict, train_jsonl: str | Path, out_json: str | Path, 
     if job.status != "succeeded":
         raise ApiFinetuneError(redact(f"fine-tuning job {job.id} {job.status}: {job_error(job)}", runner.secret))
     events = read_jsonl(events_path)
-    losses = [e["data"]["train_loss"] for e in events if e.get("type") == "metrics" and "train_loss" in e["data"]]
+    history = [{"step": e["data"].get("step"), "loss": e["data"]["train_loss"]} for e in events
+               if e.get("type") == "metrics" and "train_loss" in (e.get("data") or {})]
+    losses = [h["loss"] for h in history]
     trained = int(job.trained_tokens or 0)
     metrics = {"backend": "openai", "base_model": request.model, "fine_tuned_model": job.fine_tuned_model,
                "job_id": job.id, "training_file": job.training_file, "suffix": request.suffix,
@@ -318,7 +320,8 @@ def finetune_api(manifest: dict, train_jsonl: str | Path, out_json: str | Path, 
                "est_tokens_per_epoch": estimate_tokens(rows), "trained_tokens": trained,
                "cost_usd": None if training_price is None else trained * training_price / 1e6,
                "epochs": _plain(job.hyperparameters).get("n_epochs"),
-               "final_loss": losses[-1] if losses else None, "steps": len(losses),
+               "final_loss": losses[-1] if losses else None, "steps": len(losses), "loss_history": history,
+               "mean_loss": sum(losses) / len(losses) if losses else None,
                "train_runtime_s": (job.finished_at - job.created_at) if job.finished_at else None,
                "events_path": str(events_path), "wall_time_s": time.monotonic() - t0}
     write_json(out_json, metrics)
