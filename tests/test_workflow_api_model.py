@@ -38,7 +38,8 @@ def test_api_model_beside_an_hf_model(tmp_path, monkeypatch):
         configfile = write_config(tmp_path, api_config(server))
         assert dry_run_counts(tmp_path, configfile) == {
             "prepare_model": 2, "build_dataset": 1, "finetune": 1, "finetune_openai": 1, "generate": 2,
-            "generate_openai": 2, "judge": 4, "aggregate": 1, "report": 1}
+            "generate_openai": 2, "judge": 4, "aggregate": 1, "report_tables": 1, "plots": 2, "loss_curves": 2,
+            "answer_browser": 2, "report": 1}
         snakemake(tmp_path, configfile)
         first = paid(server)
         print(f"first run: {first}")
