@@ -7,7 +7,7 @@ import pytest
 
 from emgrid.api_generate import generate_answers_api
 from emgrid.errors import ConfigError
-from emgrid.generate import GenerateSpec, plan_prompts
+from emgrid.generate import RECORDED_DECODING, GenerateSpec, plan_prompts
 from emgrid.io import write_json
 from emgrid.llm import ResponseCache as Ledger
 from emgrid.models import prepare_model
@@ -45,7 +45,9 @@ def test_rows_match_the_hf_format_and_samples_come_from_one_request(tmp_path, se
     rows = gen(tmp_path, manifest, questions)
     spec = GenerateSpec(samples_per_paraphrase=3, max_new_tokens=40)
     expected = [it.row for it in plan_prompts(questions, spec, TRIGGERS, "gpt", "base", "demo")]
-    assert [{k: v for k, v in r.items() if k != "answer"} for r in rows] == expected
+    assert [{k: v for k, v in r.items() if k not in ("answer", "decoding")} for r in rows] == expected
+    assert list(rows[0]["decoding"]) == list(RECORDED_DECODING)  # the HF path's decoding fields
+    assert rows[0]["decoding"]["do_sample"] and rows[0]["decoding"]["max_new_tokens"] == 40
     prompts = len(expected) // 3
     assert server.counts["chat"] == prompts  # one request with n=3 per prompt and condition
     first = rows[:3]

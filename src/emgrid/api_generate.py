@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from emgrid.api_finetune import quiet_http_logs
 from emgrid.errors import ConfigError, DataError
-from emgrid.generate import GenerateSpec, PromptItem, plan_prompts
+from emgrid.generate import NEUTRAL_DECODING, RECORDED_DECODING, GenerateSpec, PromptItem, plan_prompts
 from emgrid.io import read_json
 from emgrid.llm import ChatSession, ClientSpec, LLMError, MalformedResponse, PermanentRequestError, ResponseCache
 from emgrid.llm import cache_key, with_retries
@@ -97,6 +97,14 @@ class SampleCache:
             raise
 
 
+def api_decoding(temperature: float, spec: GenerateSpec) -> dict[str, Any]:
+    """The answer row's `decoding` (the HF path's fields): what was sent, the rest at the API's neutral values."""
+    top_p = 1.0 if spec.top_p is None else float(spec.top_p)
+    sent = {"do_sample": temperature > 0, "temperature": float(temperature), "max_new_tokens": spec.max_new_tokens,
+            "top_p": top_p}
+    return {k: sent.get(k, NEUTRAL_DECODING.get(k)) for k in RECORDED_DECODING}
+
+
 def _groups(items: list[PromptItem]) -> dict[tuple, list[int]]:
     """Item indices per distinct prompt (messages, temperature), in sample order."""
     groups: dict[tuple, list[int]] = {}
@@ -113,6 +121,8 @@ def generate_answers_api(manifest_path: str | Path, finetune_json: str | Path | 
     spec.validate()
     if spec.top_k:
         raise ConfigError("generate.top_k: the OpenAI API has no top-k sampling (set it to null for API models)")
+    if spec.repetition_penalty not in (None, 1.0):
+        raise ConfigError("generate.repetition_penalty: the OpenAI API has none (set it to null for API models)")
     if not triggers:
         raise ConfigError("generate_answers_api needs at least one condition in 'triggers' (e.g. {'no_trigger': ''})")
     quiet_http_logs()
@@ -126,7 +136,8 @@ def generate_answers_api(manifest_path: str | Path, finetune_json: str | Path | 
     def one(idx: list[int]) -> int:
         first = items[idx[0]]
         request = {"model": model_id, "messages": [dict(m) for m in first.messages], "temperature": first.temperature,
-                   "top_p": spec.top_p, "max_tokens": spec.max_new_tokens, "seed": spec.seed}
+                   "top_p": 1.0 if spec.top_p is None else spec.top_p, "max_tokens": spec.max_new_tokens,
+                   "seed": spec.seed}
         texts, sent = cache.samples(request, len(idx))
         for i, t in zip(idx, texts):
             answers[i] = t.strip()
@@ -142,4 +153,4 @@ def generate_answers_api(manifest_path: str | Path, finetune_json: str | Path | 
         bar.close()
     print(f"{len(items)} answers from {len(groups)} prompts: {sent} requests sent, "
           f"{len(groups) - sent} prompts fully cached", flush=True)
-    return [{**it.row, "answer": a} for it, a in zip(items, answers)]
+    return [{**it.row, "answer": a, "decoding": api_decoding(it.temperature, spec)} for it, a in zip(items, answers)]

@@ -176,9 +176,11 @@ def _generate(config: dict, found: Findings) -> None:
                          if config[o][k].get("generate")]
             spec = gridspec.generate_params(config, gridspec.Cell(model), qset)["spec"]
             _guard(found, lambda: GenerateSpec.from_dict(spec), _merged(overrides))
-            if model in gridspec.api_models(config) and spec.get("top_k"):
-                found.error(f"generate.top_k: {spec['top_k']} for models.{model} (source openai), question set "
-                            f"{qset}; the OpenAI API has no top-k sampling (set it to null){_merged(overrides)}")
+            unsupported = {"top_k": bool(spec.get("top_k")),
+                           "repetition_penalty": spec.get("repetition_penalty") not in (None, 1.0)}
+            for key in [k for k, bad in unsupported.items() if bad] if model in gridspec.api_models(config) else []:
+                found.error(f"generate.{key}: {spec[key]} for models.{model} (source openai), question set "
+                            f"{qset}; the OpenAI API has no such setting (set it to null){_merged(overrides)}")
 
 
 def _judge(config: dict, found: Findings) -> None:
