@@ -219,7 +219,8 @@ def plot_ranking(ranking: pd.DataFrame, path: str | Path, title: str) -> Path:
     if len(r):
         ax.set_ylim(len(r) - 0.5, -0.5)
     else:
-        ax.text(50, 0.5, "no domain was evaluated under the trigger", ha="center", va="center", color="#777")
+        ax.set_ylim(-0.5, 0.5)
+        ax.text(50, 0, "no domain was evaluated under the trigger", ha="center", va="center", color="#777")
     for g in sorted(set(groups)):
         mean = np.nanmean(np.where(groups == g, val, np.nan)) if (groups == g).any() else math.nan
         if not math.isnan(mean):
