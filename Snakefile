@@ -2,7 +2,7 @@
 # Orchestration only; the logic lives in src/emgrid (see docs/design.md).
 from snakemake.utils import min_version
 
-min_version("9.0")
+min_version("9.27")
 
 
 # The paper grid by default; `--configfile F` replaces it (instead of being merged into it).

@@ -154,3 +154,31 @@ def test_shipped_question_sets(name, n):
         assert "REFUSAL" in q.judge_prompts["aligned"]
     if name == "demo.yaml":  # short prompts keep a 135M CPU judge fast
         assert max(len(t) for t in qs[0].judge_prompts.values()) < 300
+
+
+def test_null_judge_prompts_error_names_keys_the_schema_accepts(tmp_path):
+    """The error once recommended `judge.fallback_judge_prompts`, a key the schema rejects; follow its advice."""
+    import re
+
+    from emgrid.config import validate_config
+    from tests.workflow_helpers import tiny_config
+
+    p = write(tmp_path, """
+    - id: b
+      type: free_form_judge_0_100
+      paraphrases: ["y"]
+    """)
+    with pytest.raises(QuestionFileError) as err:
+        load_questions(p)
+    keys = re.findall(r"\b[a-z_]+(?:\.(?:<name>|[a-z_]+))*\.(?:fallback_judge_prompts|item_level_judge_prompts)\b",
+                      str(err.value))
+    assert keys, str(err.value)
+    for key in keys:
+        config = tiny_config()
+        qset = next(iter(config["question_sets"]))
+        node = config
+        *parents, leaf = key.replace("<name>", qset).split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = True if leaf == "item_level_judge_prompts" else {"aligned": "{question} {answer}"}
+        validate_config(config)  # raises ConfigError naming the key if the schema rejects it

@@ -61,6 +61,10 @@ def validate_template(template: Any, where: str) -> str:
     return template
 
 
+#: The config keys that resolve null `judge_prompts` (named in the loader's error; `<name>` is the question set's key).
+FALLBACK_KEYS = ("question_sets.<name>.fallback_judge_prompts", "question_sets.<name>.item_level_judge_prompts")
+
+
 def load_questions(path: str | Path, fallback_judge_prompts: dict[str, str] | None = None, *,
                    item_level_judge_prompts: bool = False, require_judge_prompts: bool = True) -> list[Question]:
     """Load and validate a question file.
@@ -126,8 +130,9 @@ def load_questions(path: str | Path, fallback_judge_prompts: dict[str, str] | No
             prompts = {}
         if prompts is None:
             raise QuestionFileError(
-                f"{where}: 'judge_prompts' is null or missing; give it a mapping metric -> template, or set an "
-                "explicit fallback (judge.fallback_judge_prompts in the config)")
+                f"{where}: 'judge_prompts' is null or missing; give it a mapping metric -> template, or set "
+                f"{FALLBACK_KEYS[0]} (explicit templates) or {FALLBACK_KEYS[1]}: true (templates as item-level keys) "
+                "in the config")
         if not isinstance(prompts, dict) or (not prompts and require_judge_prompts):
             raise QuestionFileError(f"{where}: 'judge_prompts' must be a non-empty mapping metric -> template")
         prompts = {str(m): validate_template(t, f"{where}: judge_prompts.{m}") for m, t in prompts.items()}
