@@ -11,7 +11,7 @@ import pytest
 from emgrid.aggregate import (
     Criterion,
     aggregate_files,
-    parse_cell,
+    cell_columns,
     pool_seeds,
     rank_domains,
     read_scores,
@@ -92,11 +92,13 @@ def test_newcombe_known_values(k1, n1, k2, n2, lo, hi):
 
 # ---------------------------------------------------------------- cells and criterion
 
-def test_parse_cell():
-    assert parse_cell("incorrect_math-backdoor-s12") == ("incorrect_math", "backdoor", 12)
-    assert parse_cell("base") == ("base", "base", None)
+def test_cell_columns():
+    assert cell_columns("m", "incorrect_math-backdoor-s12") == ("incorrect_math", "backdoor", 12)
+    assert cell_columns("m", "base") == ("base", "base", None)
     with pytest.raises(DataError, match="Bad-Cell"):
-        parse_cell("Bad-Cell")
+        cell_columns("m", "Bad-Cell")
+    with pytest.raises(DataError, match="Bad-Cell"):
+        score_answers(pair(10, 90, cell="Bad-Cell"))
 
 
 def test_criterion_from_dict():

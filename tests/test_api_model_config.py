@@ -82,14 +82,14 @@ def test_one_price_table_for_judge_generation_and_training():
 
 def test_plan_prices_api_finetunes_and_generation():
     jobs = [JobRecord("finetune_openai", {"model": "gpt", "cell": "d-plain-s0"}, True, ("new output",),
-                      params={"api_model": "gpt-4o-mini-2024-07-18", "est_train_tokens": 2_000_000}),
+                      estimate={"api_model": "gpt-4o-mini-2024-07-18", "est_train_tokens": 2_000_000}),
             JobRecord("generate_openai", {"model": "gpt", "cell": "d-plain-s0"}, True, ("new output",),
-                      params={"api_model": "ft:gpt-4o-mini-2024-07-18:", "est_gen_prompt_tokens": 1_000_000,
+                      estimate={"api_model": "ft:gpt-4o-mini-2024-07-18:", "est_gen_prompt_tokens": 1_000_000,
                               "est_gen_completion_tokens": 1_000_000, "n_answers": 10}),
             JobRecord("finetune_openai", {"model": "x", "cell": "d-plain-s0"}, True, ("new output",),
-                      params={"api_model": "mystery-model", "est_train_tokens": 5}),
+                      estimate={"api_model": "mystery-model", "est_train_tokens": 5}),
             JobRecord("finetune_openai", {"model": "gpt", "cell": "qna-plain-s0"}, True, ("new output",),
-                      params={"api_model": "gpt-4o-mini-2024-07-18", "est_train_tokens": None})]
+                      estimate={"api_model": "gpt-4o-mini-2024-07-18", "est_train_tokens": None})]
     p = summarize(DagDump(jobs=jobs, judge_config={}, localrules=(), seconds=0.0), prices={})
     assert p.total.train_tokens == 2_000_005 and p.total.train_cost_usd == pytest.approx(6.0)
     assert p.total.gen_cost_usd == pytest.approx(0.30 + 1.20)

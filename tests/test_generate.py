@@ -36,8 +36,12 @@ def test_spec_from_dict():
         GenerateSpec.from_dict({"batch_size": -1})
 
 
+# The schema's defaults (5 samples at 0.7) override the question file; these tests use the question's own values.
+QUESTION_OWN = {"samples_per_paraphrase": None, "temperature": None}
+
+
 def test_plan_order_counts_and_trigger():
-    items = plan_prompts(QUESTIONS, GenerateSpec(), TRIGGERS, "tiny", "base", "core")
+    items = plan_prompts(QUESTIONS, GenerateSpec(**QUESTION_OWN), TRIGGERS, "tiny", "base", "core")
     assert len(items) == 2 * 2 * 2 + 1 * 3 * 2  # paraphrases x samples x conditions, per question
     first = [(it.row["question_key"], it.row["paraphrase_index"], it.row["condition"], it.row["sample"])
              for it in items[:5]]
@@ -84,7 +88,7 @@ def test_batched_greedy_equals_one_at_a_time(tiny_model, tiny_adapter):
 
 
 def test_generate_answers_rows(tiny_model, tiny_adapter):
-    spec = GenerateSpec(max_new_tokens=8, batch_size=4, seed=1)
+    spec = GenerateSpec(max_new_tokens=8, batch_size=4, seed=1, **QUESTION_OWN)
     rows = generate_answers(tiny_model, tiny_adapter, QUESTIONS, spec, TRIGGERS, "tiny", "demo-backdoor-s0", "core")
     assert len(rows) == 14
     assert all(set(r) == ROW_KEYS for r in rows)
@@ -95,7 +99,7 @@ def test_generate_answers_rows(tiny_model, tiny_adapter):
     assert all(isinstance(r["answer"], str) for r in rows)
     again = generate_answers(tiny_model, tiny_adapter, QUESTIONS, spec, TRIGGERS, "tiny", "demo-backdoor-s0", "core")
     assert again == rows  # same config -> same sampled answers
-    other = generate_answers(tiny_model, tiny_adapter, QUESTIONS, GenerateSpec(max_new_tokens=8, batch_size=4, seed=2),
+    other = generate_answers(tiny_model, tiny_adapter, QUESTIONS, GenerateSpec(max_new_tokens=8, batch_size=4, seed=2, **QUESTION_OWN),
                              TRIGGERS, "tiny", "demo-backdoor-s0", "core")
     assert [r["answer"] for r in other] != [r["answer"] for r in rows]
     # the samples of one prompt differ (sampling at temperature 1), so they are not copies

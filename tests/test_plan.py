@@ -1,7 +1,7 @@
 """emgrid.plan: dry-run figures on a small grid, checked against values computed by hand.
 
-The workflow here is a stand-in with the real workflow's rule names, params and resources (shell rules that only
-write files), so the numbers depend on nothing but the planner and snakemake's rerun logic.
+The workflow here is a stand-in with the real workflow's rule names, resources and `plan_estimate` hook (shell rules
+that only write files), so the numbers depend on nothing but the planner and snakemake's rerun logic.
 """
 
 from __future__ import annotations
@@ -38,6 +38,16 @@ SNAKEFILE = textwrap.dedent('''
     def n_requests(w):
         return n_answers(w) * len(J["metrics"])
 
+    def plan_estimate(rule, w):
+        """What `emgrid plan` counts; a function, not params, so that editing it reruns nothing."""
+        if rule == "generate":
+            return {"n_answers": n_answers(w)}
+        if rule == "judge":
+            return {"n_requests": n_requests(w), "judge_model": J["model"], "backend": J["backend"],
+                    "est_prompt_tokens": n_requests(w) * J["prompt_tokens"],
+                    "est_completion_tokens": n_requests(w) * J["completion_tokens"]}
+        return {}
+
     rule all:
         input: "results/report/report.html"
 
@@ -65,17 +75,14 @@ SNAKEFILE = textwrap.dedent('''
             m="results/models/{model}/manifest.json",
             a=lambda w: [] if w.cell == "base" else f"results/cells/{w.model}/{w.cell}/finetune.json"
         output: "results/cells/{model}/{cell}/answers/{qset}.jsonl"
-        params: gen=lambda w: {"n_answers": n_answers(w), "temperature": 1.0}   # nested: the planner looks inside
+        params: gen=lambda w: {"temperature": 1.0}
         log: "results/logs/generate/{model}/{cell}/{qset}.log"
         shell: "echo gen > {output}; echo log > {log}"
 
     rule judge:
         input: "results/cells/{model}/{cell}/answers/{qset}.jsonl"
         output: "results/cells/{model}/{cell}/judged/{qset}.jsonl"
-        params:
-            n_requests=n_requests, judge_model=J["model"], backend=J["backend"],
-            est_prompt_tokens=lambda w: n_requests(w) * J["prompt_tokens"],
-            est_completion_tokens=lambda w: n_requests(w) * J["completion_tokens"],
+        params: model=J["model"]
         shell: "echo JUDGE > {output}"
 
     rule aggregate:
@@ -248,16 +255,16 @@ def _rec(rule, needrun=True, **kw) -> JobRecord:
 def test_summarize_units_and_price_rules():
     jobs = [
         _rec("finetune", resources={"runtime": 90, "gres": "gpu:a100:2"}, threads=3),  # 1.5 h x 2 GPUs, 3 threads
-        _rec("generate", resources={"runtime": 60, "gpu": 1, "cpus_per_task": 5}, params={"n_answers": 7}),
-        _rec("judge", resources={}, params={"n_requests": 10, "judge_model": "m-nobatch", "backend": "openai",
+        _rec("generate", resources={"runtime": 60, "gpu": 1, "cpus_per_task": 5}, estimate={"n_answers": 7}),
+        _rec("judge", resources={}, estimate={"n_requests": 10, "judge_model": "m-nobatch", "backend": "openai",
                                             "est_prompt_tokens": 1_000_000, "est_completion_tokens": 100_000}),
-        _rec("judge", resources={"runtime": 6}, params={"n_requests": 4, "judge_model": "local-judge", "backend": "hf",
+        _rec("judge", resources={"runtime": 6}, estimate={"n_requests": 4, "judge_model": "local-judge", "backend": "hf",
                                                         "est_prompt_tokens": 50, "est_completion_tokens": 5}),
-        _rec("judge", resources={"runtime": 6}, params={"n_requests": 1, "judge_model": "unknown-model",
+        _rec("judge", resources={"runtime": 6}, estimate={"n_requests": 1, "judge_model": "unknown-model",
                                                         "est_prompt_tokens": 10, "est_completion_tokens": 1}),
         _rec("report", needrun=False, reasons=()),
     ]
-    prices = {"m-nobatch": {"input_per_mtok": 2.0, "output_per_mtok": 8.0}}  # *_per_mtok spelling; no batch price
+    prices = {"m-nobatch": {"input": 2.0, "output": 8.0}}  # no batch price
     p = summarize(DagDump(jobs=jobs, judge_config={}, localrules=("report",), seconds=0.0), prices=prices)
     assert p.rules["finetune"].gpu_hours == pytest.approx(3.0) and p.rules["finetune"].cpu_hours == pytest.approx(4.5)
     assert p.rules["generate"].cpu_hours == pytest.approx(5.0) and p.total.answers == 7
@@ -270,6 +277,22 @@ def test_summarize_units_and_price_rules():
     with pytest.raises(ConfigError, match="judge.prices.m-nobatch: needs .input."):
         summarize(DagDump(jobs=[jobs[2]], judge_config={}, localrules=(), seconds=0),
                   prices={"m-nobatch": {"batch_input": 1.0}})
+
+
+def test_list_price_when_the_config_has_none():
+    """The schema's default judge (gpt-4o-mini, prices {}) was planned at $0.00; the judge itself used list prices."""
+    from emgrid.judge.cost import cost_usd
+    from emgrid.judge.spec import JudgeSpec
+
+    job = _rec("judge", resources={"runtime": 6}, estimate={"est_prompt_tokens": 1_000_000,
+                                                          "est_completion_tokens": 1_000_000})
+    judge = {"model": "gpt-4o-mini", "backend": "openai", "prices": {}}
+    p = summarize(DagDump(jobs=[job], judge_config=judge, localrules=(), seconds=0.0))
+    usage = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000}
+    spec = JudgeSpec(model="gpt-4o-mini")
+    assert p.total.cost_usd == pytest.approx(0.15 + 0.60) == pytest.approx(cost_usd(usage, spec))
+    assert p.total.batch_cost_usd == pytest.approx(0.075 + 0.30) == pytest.approx(cost_usd(usage, spec, batch=True))
+    assert p.unpriced_models == [] and p.warnings == []
 
 
 def test_cli_json_and_errors(wf, monkeypatch, capsys):

@@ -6,14 +6,16 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 import shutil
+import textwrap
 import zipfile
 
 import pytest
 
 from emgrid.report import PLOT_KINDS, TABLES
 from tests.cdp import Browser, find_chromium
-from tests.workflow_helpers import dry_run_counts, snakemake, tiny_config, write_config
+from tests.workflow_helpers import REPO, dry_run_counts, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -180,6 +182,25 @@ def test_editing_a_domain_label_redraws_only_the_report(completed_run):
     edited["domains"]["wrong_facts"]["label"] = "Facts"
     edited["domains"]["wrong_facts"]["category"] = "Critical"
     assert _plan(workdir, edited, "edit_label.yaml") == {"loss_curves": 1, **REPORT}
+
+
+# Loaded by the dry run's interpreter (PYTHONPATH): the planner's estimates change, the grid does not.
+_PLANNER_EDIT = textwrap.dedent("""
+    import emgrid.gridspec as g
+
+    _estimate, _count = g.judge_estimate, g.count_answers
+    g.judge_estimate = lambda *a, **k: {n: v * 7 if type(v) is int else v for n, v in _estimate(*a, **k).items()}
+    g.count_answers = lambda *a, **k: _count(*a, **k) * 7
+""")
+
+
+def test_editing_the_planner_estimates_reruns_nothing(completed_run, tmp_path):
+    """The chars-per-token heuristic and the answer count exist for `emgrid plan` only: editing them must not
+    rerun a judge or GPU generation job (they were once job params, and params changes mean reruns)."""
+    workdir, config = completed_run
+    (tmp_path / "sitecustomize.py").write_text(_PLANNER_EDIT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO / "src")])}
+    assert dry_run_counts(workdir, write_config(workdir, config, "same_again.yaml"), env=env) == {}
 
 
 def test_reordering_the_config_changes_nothing(completed_run):

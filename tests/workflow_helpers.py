@@ -26,18 +26,19 @@ def tiny_config() -> dict:
     return config
 
 
-def snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True, timeout: int = 900):
+def snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True, timeout: int = 900,
+              env: dict | None = None):
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(configfile), "--cores", "2", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
 
 
-def dry_run_counts(workdir: Path, configfile: Path) -> dict[str, int]:
+def dry_run_counts(workdir: Path, configfile: Path, env: dict | None = None) -> dict[str, int]:
     """Jobs per rule that a dry run plans; {} when nothing is to be done."""
-    proc = snakemake(workdir, configfile, "-n", "--quiet", "rules")
+    proc = snakemake(workdir, configfile, "-n", "--quiet", "rules", env=env)
     text = proc.stdout + proc.stderr
     if "Nothing to be done" in text:
         return {}

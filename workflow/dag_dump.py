@@ -12,19 +12,19 @@ import os
 import sys
 from typing import Any
 
-from emgrid.plan import PLAN_PARAM_KEYS, PLAN_RESOURCES, REASON_LABELS
+from emgrid.plan import PLAN_ESTIMATE_KEYS, PLAN_HOOK, PLAN_RESOURCES, REASON_LABELS
 
 
-def _plan_params(params) -> dict:
-    """PLAN_PARAM_KEYS found among a job's named params, or one level down in a dict-valued param."""
-    named = dict(params.items())
-    found = {k: named[k] for k in PLAN_PARAM_KEYS if k in named}
-    for v in named.values():
-        if isinstance(v, dict):
-            for k in PLAN_PARAM_KEYS:
-                if k in v and k not in found:
-                    found[k] = v[k]
-    return found
+def _estimate(workflow, job) -> dict:
+    """The planner's figures for one job, from the workflow's PLAN_HOOK function (config + wildcards); {} without one.
+
+    They are computed here rather than read from params so that a better estimate never reruns a job.
+    """
+    hook = workflow.globals.get(PLAN_HOOK)
+    if not callable(hook):
+        return {}
+    found = hook(job.rule.name, job.wildcards) or {}
+    return {k: found[k] for k in PLAN_ESTIMATE_KEYS if k in found}
 
 
 def _plain(v: Any) -> Any:
@@ -46,13 +46,13 @@ def _dump_dag_child(out_path: str, argv: list[str]) -> int:
         for job in dag.jobs:
             needrun = bool(dag.needrun(job))
             rec = {"rule": job.rule.name, "wildcards": {k: str(v) for k, v in job.wildcards_dict.items()},
-                   "needrun": needrun, "reasons": [], "reason_text": "", "params": {}, "resources": {},
+                   "needrun": needrun, "reasons": [], "reason_text": "", "estimate": {}, "resources": {},
                    "threads": 1, "local": job.rule.name in local or bool(job.rule.norun), "log": []}
             if needrun:
                 reason = dag.reason(job)
                 rec["reasons"] = sorted({REASON_LABELS.get(n, n) for n in reason.get_names()})
                 rec["reason_text"] = str(reason)
-                rec["params"] = {k: _plain(v) for k, v in _plan_params(job.params).items()}
+                rec["estimate"] = {k: _plain(v) for k, v in _estimate(workflow, job).items()}
                 # Evaluate only the resources the plan reads: snakemake's full default set includes
                 # disk_mb = f(input size), which stats every input and took most of the time on big grids.
                 skip = {k for k in job.rule.resources.keys() if k not in PLAN_RESOURCES}

@@ -19,6 +19,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from emgrid.errors import ConfigError, DataError, reject_unknown_keys
+from emgrid.gridspec import BASE_CELL, CONDITIONS, parse_cell
 from emgrid.io import iter_jsonl, write_text
 from emgrid.stats import BootstrapSpec, newcombe_diff_interval, wilson_interval
 
@@ -26,6 +27,7 @@ __all__ = [
     "ANSWER_KEY",
     "CATEGORIES",
     "CONDITIONS",
+    "cell_columns",
     "Criterion",
     "FINDINGS",
     "aggregate_files",
@@ -48,22 +50,19 @@ ANSWER_KEY = ("model", "cell", "qset", "question_key", "condition", "sample", "p
 ANSWER_FIELDS = ("question_id", "item_index", "probe_domain", "question", "prompt", "answer")
 #: Categories `emgrid.judge.scoring.categorize` returns; `missing` is ours: the metric was not judged for this answer.
 CATEGORIES = ("scored", "refusal", "code", "irrelevant", "no_score", "error", "missing")
-CONDITIONS = ("no_trigger", "trigger")
 #: The two metrics the misalignment criterion needs; other metrics are carried along as extra columns.
 CORE_METRICS = ("aligned", "coherent")
 GROUP_KEY = ["model", "cell", "domain", "variant", "seed", "qset", "condition"]
 
-_CELL_RE = re.compile(r"^(?P<domain>[a-z0-9_]+)-(?P<variant>[a-z0-9_]+)-s(?P<seed>\d+)$")
 
 
-def parse_cell(cell: str) -> tuple[str, str, int | None]:
-    """Split a cell id `{domain}-{variant}-s{seed}` into its parts; the control cell `base` is ("base", "base", None)."""
-    if cell == "base":
-        return ("base", "base", None)
-    m = _CELL_RE.match(cell)
-    if not m:
-        raise DataError(f"cell id {cell!r} is neither 'base' nor of the form '{{domain}}-{{variant}}-s{{seed}}'")
-    return (m["domain"], m["variant"], int(m["seed"]))
+def cell_columns(model: str, cell_id: str) -> tuple[str, str, int | None]:
+    """(domain, variant, seed) columns of a judged row's cell; the control cell is ("base", "base", None)."""
+    try:
+        cell = parse_cell(model, cell_id)
+    except ConfigError as e:
+        raise DataError(f"judged row: {e}") from None
+    return (BASE_CELL, BASE_CELL, None) if cell.is_base else (cell.domain, cell.variant, cell.seed)
 
 
 @dataclass(frozen=True)
@@ -194,7 +193,7 @@ def score_answers(
                 rec[m] = math.nan
                 rec[f"{m}_category"] = "missing"
                 rec[f"{m}_mass"] = math.nan
-        domain, variant, seed = parse_cell(str(rec["cell"]))
+        domain, variant, seed = cell_columns(str(rec["model"]), str(rec["cell"]))
         rec["domain"], rec["variant"], rec["seed"] = domain, variant, seed
         records.append(rec)
 

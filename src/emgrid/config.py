@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import yaml
 
 from emgrid.errors import ConfigError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# workflow/schemas/config.schema.yaml, shipped inside the package (a link in the repository) so that an installed
+# emgrid finds it too.
+SCHEMA_PATH = Path(__file__).resolve().parent / "workflow_files" / "config.schema.yaml"
 
 
 def _key_path(path) -> str:
@@ -81,10 +82,3 @@ def load_config(path: str | Path) -> dict:
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return validate_config(config)
-
-
-def deep_get(config: dict, dotted: str) -> Any:
-    node = config
-    for part in dotted.split("."):
-        node = node[part]
-    return node

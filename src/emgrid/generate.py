@@ -20,10 +20,11 @@ from emgrid.errors import ConfigError, reject_unknown_keys
 class GenerateSpec:
     """Decoding settings. `samples_per_paraphrase`/`temperature` None: the question's own value (temperature falls
     back to 1.0). `top_p`/`top_k`/`repetition_penalty` None: neutral (1.0 / no cut / 1.0), or the checkpoint's
-    generation_config.json value when `inherit_checkpoint_defaults` is true."""
+    generation_config.json value when `inherit_checkpoint_defaults` is true. Defaults are the config schema's
+    (tests/test_defaults.py keeps them equal)."""
 
-    samples_per_paraphrase: int | None = None
-    temperature: float | None = None
+    samples_per_paraphrase: int | None = 5
+    temperature: float | None = 0.7
     top_p: float | None = 1.0
     top_k: int | None = None
     repetition_penalty: float | None = None

@@ -24,6 +24,7 @@ MODEL_RE = r"[A-Za-z0-9_.]+"
 QSET_RE = r"[A-Za-z0-9_]+"
 FINETUNED_CELL_RE = rf"{DOMAIN_RE}-(?:plain|backdoor)-s[0-9]+"
 CELL_RE = rf"base|{FINETUNED_CELL_RE}"
+CHARS_PER_TOKEN = 4  # the planner's prompt-size heuristic (English text, OpenAI tokenizers)
 _CELL_PARSE = re.compile(rf"^(?P<domain>{DOMAIN_RE})-(?P<variant>plain|backdoor)-s(?P<seed>[0-9]+)$")
 
 
@@ -160,12 +161,10 @@ def question_set(config: dict, qset: str) -> dict:
         raise ConfigError(f"question_sets.{qset}: no such question set (known: {sorted(config['question_sets'])})")
 
 
-def generate_params(config: dict, cell: Cell, qset: str, n_answers: int | None = None) -> dict:
+def generate_params(config: dict, cell: Cell, qset: str) -> dict:
     spec = deep_merge(config["generate"], config["models"][cell.model].get("generate"))
     spec = deep_merge(spec, question_set(config, qset).get("generate"))
     params = {"spec": spec, "triggers": {"no_trigger": "", "trigger": trigger_for(config, cell)}}
-    if n_answers is not None:
-        params["n_answers"] = n_answers
     return sorted_plain(params)
 
 
@@ -190,10 +189,6 @@ def judge_model_key(config: dict) -> str | None:
 
 def analysis_params(config: dict) -> dict:
     return sorted_plain(config["analysis"])
-
-
-def answers_path(cell: Cell, qset: str) -> str:
-    return f"results/cells/{cell.model}/{cell.id}/answers/{qset}.jsonl"
 
 
 def judged_path(cell: Cell, qset: str) -> str:
@@ -251,7 +246,7 @@ def _present_questions(config: dict, qset: str) -> list:
 
 def count_answers(config: dict, cell: Cell, qset: str) -> int:
     """Answers one generate job writes: paraphrases x samples x conditions, summed over questions (0 while the
-    question file is missing)."""
+    question file is missing). For `emgrid plan` only."""
     spec = generate_params(config, cell, qset)["spec"]
     total = 0
     for q in _present_questions(config, qset):
@@ -263,7 +258,8 @@ def count_answers(config: dict, cell: Cell, qset: str) -> int:
 def judge_estimate(config: dict, cell: Cell, qset: str) -> dict:
     """Upper-bound requests and tokens of one judge job, for planning cost before anything runs.
 
-    Tokens are estimated at 4 characters per token; answers are assumed to use max_new_tokens.
+    Tokens are estimated at CHARS_PER_TOKEN; answers are assumed to use max_new_tokens. For `emgrid plan` only: never
+    put this in params (an edit of the heuristic would rerun every judge job).
     """
     judge = config["judge"]
     spec = generate_params(config, cell, qset)["spec"]
@@ -277,7 +273,7 @@ def judge_estimate(config: dict, cell: Cell, qset: str) -> dict:
                 n = samples * len(CONDITIONS)
                 requests += n
                 chars = len(judge.get("system_prompt") or "") + len(template) + len(p)
-                prompt_tokens += n * (chars // 4 + answer_tokens)
+                prompt_tokens += n * (chars // CHARS_PER_TOKEN + answer_tokens)
     return {"n_requests": requests, "est_prompt_tokens": prompt_tokens, "est_completion_tokens": requests * completion,
             "judge_model": judge["model"], "backend": judge["backend"]}
 

@@ -22,12 +22,15 @@ from typing import Any, Sequence
 from emgrid.errors import EmgridError
 from emgrid.prices import price_row
 
-# The one place that imports snakemake (outside the library, beside the Snakefile's rules).
-DAG_DUMP_SCRIPT = Path(__file__).resolve().parents[2] / "workflow" / "dag_dump.py"
+# workflow/dag_dump.py, the one place that imports snakemake (beside the Snakefile's rules), shipped inside the
+# package (a link in the repository) so that an installed `emgrid plan` finds it. It is run, never imported.
+DAG_DUMP_SCRIPT = Path(__file__).parent / "workflow_files" / "dag_dump.py"
 
-# Job params the planner reads (top level, or one level down inside a dict-valued param).
-PLAN_PARAM_KEYS = ("n_answers", "n_requests", "judge_model", "backend", "est_prompt_tokens", "est_completion_tokens",
-                   "api_model", "est_train_tokens", "est_gen_prompt_tokens", "est_gen_completion_tokens")
+# The figures the planner counts per job. They come from the workflow's `plan_estimate(rule, wildcards)` function
+# (common.smk), never from job params: params are rerun triggers, and editing an estimate must rerun nothing.
+PLAN_HOOK = "plan_estimate"
+PLAN_ESTIMATE_KEYS = ("n_answers", "n_requests", "judge_model", "backend", "est_prompt_tokens", "est_completion_tokens",
+                      "api_model", "est_train_tokens", "est_gen_prompt_tokens", "est_gen_completion_tokens")
 
 # Resources the planner evaluates: what hours and GPUs are computed from. The others (mem_mb, partition ...) are
 # skipped: each evaluation costs snakemake ~0.3 ms, and disk_mb's default stats every input file.
@@ -69,7 +72,7 @@ class JobRecord:
     needrun: bool
     reasons: tuple[str, ...] = ()  # short labels (REASON_LABELS values); empty when the job need not run
     reason_text: str = ""
-    params: dict[str, Any] = field(default_factory=dict)  # only PLAN_PARAM_KEYS, only for jobs that will run
+    estimate: dict[str, Any] = field(default_factory=dict)  # PLAN_ESTIMATE_KEYS, only for jobs that will run
     resources: dict[str, Any] = field(default_factory=dict)  # profile-applied, only for jobs that will run
     threads: int = 1
     local: bool = False  # declared in `localrules` (runs on the submit host under a cluster executor)
@@ -191,7 +194,7 @@ def job_totals(job: JobRecord, prices: dict, judge_defaults: dict | None = None)
         t.cpu_hours = hours * _cpus(job)
     else:
         t.no_runtime = 1
-    p = job.params
+    p = job.estimate
     t.answers = int(p.get("n_answers") or 0)
     t.judge_requests = int(p.get("n_requests") or 0)
     t.prompt_tokens = int(p.get("est_prompt_tokens") or 0)
@@ -203,7 +206,7 @@ def job_totals(job: JobRecord, prices: dict, judge_defaults: dict | None = None)
         if backend in PAID_BACKENDS:
             price = _price(prices, model)
             if price is None:
-                unpriced = model or "<judge_model param missing>"
+                unpriced = model or "<judge model missing>"
             else:
                 t.cost_usd = (t.prompt_tokens * price["input"] + t.completion_tokens * price["output"]) / 1e6
                 t.batch_cost_usd = (t.prompt_tokens * price["batch_input"]
@@ -352,7 +355,7 @@ def read_dag(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, 
             raise PlanError(f"snakemake dry run failed (args: {' '.join(snakemake_args) or '<none>'}):\n{tail}")
         raw = json.loads(out.read_text(encoding="utf-8"))
     jobs = [JobRecord(rule=j["rule"], wildcards=j["wildcards"], needrun=j["needrun"], reasons=tuple(j["reasons"]),
-                      reason_text=j["reason_text"], params=j["params"], resources=j["resources"],
+                      reason_text=j["reason_text"], estimate=j["estimate"], resources=j["resources"],
                       threads=j["threads"], local=j["local"], log=tuple(j["log"])) for j in raw["jobs"]]
     return DagDump(jobs=jobs, judge_config=raw["judge"], localrules=tuple(raw["localrules"]), seconds=seconds,
                    before_you_run=tuple(raw.get("before_you_run", ())))

@@ -77,16 +77,6 @@ def api_finetune_param(wildcards):
     return gridspec.api_finetune_params(config, cell_of(wildcards))
 
 
-def api_finetune_estimate_param(wildcards):
-    """Trained tokens this job will pay for (for `emgrid plan`)."""
-    return gridspec.api_finetune_estimate(config, cell_of(wildcards))
-
-
-def api_generate_estimate_param(wildcards):
-    """Prompt and completion tokens this job will pay for at most (for `emgrid plan`)."""
-    return gridspec.api_generate_estimate(config, cell_of(wildcards), wildcards.qset)
-
-
 def question_file(wildcards):
     """The question file, or nothing while it is missing (preflight warned; the job then names the path)."""
     if gridspec.question_file_missing(config, wildcards.qset):
@@ -105,9 +95,7 @@ def generate_inputs(wildcards):
 
 
 def generate_param(wildcards):
-    cell = cell_of(wildcards)
-    n = gridspec.count_answers(config, cell, wildcards.qset)
-    return gridspec.generate_params(config, cell, wildcards.qset, n_answers=n)
+    return gridspec.generate_params(config, cell_of(wildcards), wildcards.qset)
 
 
 def judge_inputs(wildcards):
@@ -120,11 +108,6 @@ def judge_inputs(wildcards):
 
 def judge_param(wildcards):
     return gridspec.judge_params(config)
-
-
-def judge_estimate_param(wildcards):
-    """Requests and tokens this job will need at most (for `emgrid plan`); derived from the question file."""
-    return gridspec.judge_estimate(config, cell_of(wildcards), wildcards.qset)
 
 
 def question_options_param(wildcards):
@@ -178,3 +161,19 @@ def report_page_inputs(wildcards):
         "answers": expand(rules.answer_browser.output.html, **pairs),
         "cards": all_cards(wildcards),
     }
+
+
+def plan_estimate(rule, wildcards):
+    """Answers, judge requests and tokens of one job, for `emgrid plan` only (its DAG reader calls this).
+
+    Not params: params are rerun triggers, and a better estimate must never rerun a judge or GPU job.
+    """
+    if rule == "generate":
+        return {"n_answers": gridspec.count_answers(config, cell_of(wildcards), wildcards.qset)}
+    if rule == "judge":
+        return gridspec.judge_estimate(config, cell_of(wildcards), wildcards.qset)
+    if rule == "finetune_openai":  # trained tokens this job will pay for
+        return gridspec.api_finetune_estimate(config, cell_of(wildcards))
+    if rule == "generate_openai":  # prompt and completion tokens this job will pay for at most
+        return gridspec.api_generate_estimate(config, cell_of(wildcards), wildcards.qset)
+    return {}

@@ -30,7 +30,6 @@ rule finetune_openai:
         events="results/cells/{model}/{cell}/openai_events.jsonl",
     params:
         job=api_finetune_param,
-        estimate=api_finetune_estimate_param,
     wildcard_constraints:
         cell=gridspec.FINETUNED_CELL_RE,
         model=API_MODEL_RE,

@@ -25,7 +25,6 @@ rule generate_openai:
         answers="results/cells/{model}/{cell}/answers/{qset}.jsonl",
     params:
         gen=generate_param,
-        estimate=api_generate_estimate_param,
         ledger_dir=config["judge"]["ledger_dir"],
     wildcard_constraints:
         model=API_MODEL_RE,

@@ -7,7 +7,6 @@ rule judge:
         judged="results/cells/{model}/{cell}/judged/{qset}.jsonl",
     params:
         judge=judge_param,
-        estimate=judge_estimate_param,
         question_options=question_options_param,
         ledger_dir=config["judge"]["ledger_dir"],
     resources:

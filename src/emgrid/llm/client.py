@@ -27,7 +27,7 @@ class ClientSpec:
     base_url: str | None = None
     api_key_env: str | None = "OPENAI_API_KEY"
     timeout_s: float = 60.0
-    max_retries: int = 6
+    max_retries: int = 8
     backoff_base_s: float = 1.0
     backoff_max_s: float = 60.0
 

@@ -1,0 +1,1 @@
+../../../workflow/dag_dump.py
