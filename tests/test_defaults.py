@@ -22,6 +22,7 @@ SCHEMA_OF = {
     "JudgeSpec": "properties/judge",
     "ClientSpec": "properties/llm",
     "Criterion": "properties/analysis",
+    "BootstrapSpec": "properties/analysis/properties/bootstrap",
 }
 # Modules that need heavy optional imports to load are still walked: emgrid imports torch lazily.
 
