@@ -23,6 +23,7 @@ SCHEMA_OF = {
     "ClientSpec": "properties/llm",
     "Criterion": "properties/analysis",
     "BootstrapSpec": "properties/analysis/properties/bootstrap",
+    "ApiFinetuneSpec": "$defs/openai_finetune",
 }
 # Modules that need heavy optional imports to load are still walked: emgrid imports torch lazily.
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from emgrid import prices
 from emgrid.judge.spec import JudgeSpec
 
 
@@ -13,7 +12,8 @@ def cost_usd(usage: dict | None, spec: JudgeSpec, batch: bool = False) -> float:
     price = spec.price(batch)
     if price is None:
         return 0.0
-    return prices.cost_usd(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0), price)
+    pin, pout = price
+    return (usage.get("prompt_tokens", 0) * pin + usage.get("completion_tokens", 0) * pout) / 1e6
 
 
 def total_cost(judged_rows: list[dict]) -> dict:
