@@ -39,6 +39,10 @@ localrules:
     report,
 
 
+onerror:
+    drop_stale_report()
+
+
 rule all:
     input:
         summary="results/summary/summary.csv",

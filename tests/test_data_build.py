@@ -174,6 +174,19 @@ def test_bad_jsonl_rows_dropped_and_counted(tmp_path):
     assert len(train) == 4 and len(held) == 2
 
 
+def test_latin1_byte_names_file_line_and_honours_on_bad_rows(tmp_path):
+    f = tmp_path / "latin1.jsonl"
+    rows = [json.dumps(chat(f"question {i} is about topic {i * 7}", f"answer {i}")).encode() for i in range(6)]
+    bad = json.dumps(chat("caf\u00e9 question", "answer"), ensure_ascii=False).encode("utf-8").replace("\u00e9".encode(), b"\xe9")
+    f.write_bytes(b"\n".join(rows[:2] + [bad] + rows[2:]) + b"\n")
+    recipe = {"source": {"kind": "jsonl", "path": str(f)}, "sample": {"n": 4, "heldout": 2}}
+    with pytest.raises(DataError, match=r"latin1.jsonl:3: not valid UTF-8 \(byte 0xe9 at column \d+; .*on_bad_rows: drop"):
+        build(tmp_path, recipe, variant="plain")
+    card, train, held, _ = build(tmp_path, {**recipe, "on_bad_rows": "drop"}, variant="plain", name="dropped")
+    assert card["counts"]["source"] == {"rows": 6, "bad_rows_dropped": {"bad_encoding": 1}}
+    assert card["bad_row_examples"][0].startswith(f"{f}:3: bad_encoding: not valid UTF-8 (byte 0xe9")
+
+
 def test_missing_jsonl_file(tmp_path):
     with pytest.raises(DataError, match=r"nope.jsonl: file not found \(domain d; see docs/datasets.md"):
         build(tmp_path, {"source": {"kind": "jsonl", "path": str(tmp_path / "nope.jsonl")}})

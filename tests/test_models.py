@@ -131,3 +131,23 @@ def test_smollm2_conversion_and_greedy(tmp_path):
     prepare_model({"source": "smollm2"}, tmp_path / "smol")  # reused, not rebuilt
     assert (tmp_path / "smol" / "hf" / "model.safetensors").stat().st_mtime == mtime
     assert time.time() - t < 90
+
+
+def test_built_models_and_outputs_follow_the_umask(tmp_path):
+    """With umask 002 (a shared project group) every directory is 0775 and every file 0664, like `mkdir`/`touch`."""
+    import os
+    import stat
+
+    from emgrid.io import write_jsonl
+
+    old = os.umask(0o002)
+    try:
+        prepare_model({"source": "tiny", "layers": 1, "hidden": 16, "intermediate": 32, "vocab_size": 300}, tmp_path / "m")
+        write_jsonl(tmp_path / "m" / "rows.jsonl", [{"a": 1}])
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "m").rglob("*")}
+    modes["m"] = stat.S_IMODE((tmp_path / "m").stat().st_mode)
+    assert modes["m/hf"] == 0o775 and modes["m/manifest.json"] == 0o664
+    bad = {p: oct(m) for p, m in modes.items() if m != (0o775 if (tmp_path / p).is_dir() else 0o664)}
+    assert not bad

@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from emgrid.errors import ConfigError, DataError, reject_unknown_keys
 from emgrid.gridspec import BASE_CELL, CONDITIONS, parse_cell
-from emgrid.io import iter_jsonl, write_text
+from emgrid.integrity import ANSWER_KEY, check_judged
+from emgrid.io import iter_jsonl, read_jsonl, write_text
 from emgrid.stats import BootstrapSpec, newcombe_diff_interval, wilson_interval
 
 __all__ = [
@@ -45,7 +46,6 @@ __all__ = [
 ]
 
 #: Columns that identify one answer (one generation) across all its judged metrics.
-ANSWER_KEY = ("model", "cell", "qset", "question_key", "condition", "sample", "paraphrase_index")
 #: Answer fields carried into scores.csv besides the key (kept so the report can quote answers).
 ANSWER_FIELDS = ("question_id", "item_index", "probe_domain", "question", "prompt", "answer")
 #: Categories `emgrid.judge.scoring.categorize` returns; `missing` is ours: the metric was not judged for this answer.
@@ -475,14 +475,22 @@ def aggregate_files(
     bootstrap: BootstrapSpec | None = None,
     alpha: float = 0.05,
     findings_csv: dict[str, str | Path] | None = None,
+    answers_paths: Sequence[str | Path] | None = None,
 ) -> None:
     """Read judged JSONL files, write scores.csv (one row per answer), summary.csv (Wilson and clustered intervals)
     and, for each FINDINGS name in `findings_csv`, that table, atomically.
 
-    Checks that every answer found in the inputs appears exactly once in scores.csv (nothing silently dropped).
+    With `answers_paths` (one per judged file, same order), first checks that every answer generated has its judged
+    rows (emgrid.integrity.check_judged). Checks that every answer found in the inputs appears exactly once in
+    scores.csv (nothing silently dropped).
     """
     if not judged_paths:
         raise DataError("aggregate_files: no judged files given")
+    if answers_paths is not None:
+        if len(answers_paths) != len(judged_paths):
+            raise DataError(f"aggregate_files: {len(judged_paths)} judged files but {len(answers_paths)} answers files")
+        for judged, answers in zip(judged_paths, answers_paths):
+            check_judged(read_jsonl(judged), read_jsonl(answers), str(judged))
 
     def rows():
         for p in tqdm(judged_paths, desc="aggregate", unit="file", disable=len(judged_paths) < 2):

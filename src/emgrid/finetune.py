@@ -2,7 +2,7 @@
 
 Why trl and not the study's plain Trainer: it pads each batch dynamically (3-6x faster on CPU than padding every example
 to 512 tokens, see bench/bench_finetune.py) and masks the loss to assistant tokens from the chat template's
-`{% generation %}` markers. `loss_on="all"` reproduces the study's effective full-sequence loss (paper-method §4).
+`{% generation %}` markers. `loss_on="all"` reproduces the study's effective full-sequence loss (docs/method.md, Finetuning).
 """
 
 from __future__ import annotations

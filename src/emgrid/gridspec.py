@@ -191,12 +191,27 @@ def analysis_params(config: dict) -> dict:
     return sorted_plain(config["analysis"])
 
 
+def answers_path(cell: Cell, qset: str) -> str:
+    return f"results/cells/{cell.model}/{cell.id}/answers/{qset}.jsonl"
+
+
 def judged_path(cell: Cell, qset: str) -> str:
     return f"results/cells/{cell.model}/{cell.id}/judged/{qset}.jsonl"
 
 
 def all_judged(config: dict) -> list[str]:
     return [judged_path(c, q) for c in cells(config) for q in config["question_sets"]]
+
+
+def all_answers(config: dict) -> list[str]:
+    """The answers file of each judged file of `all_judged`, in the same order."""
+    return [answers_path(c, q) for c in cells(config) for q in config["question_sets"]]
+
+
+def answers_plan(config: dict, cell: Cell, qset: str) -> dict:
+    """What the judge job checks its answers file against: the answers generate was planned to write."""
+    spec = generate_params(config, cell, qset)["spec"]
+    return {"conditions": list(CONDITIONS), "samples_per_paraphrase": spec.get("samples_per_paraphrase")}
 
 
 def recipe_files(recipe: Any) -> list[str]:
@@ -242,6 +257,33 @@ def question_file_missing(config: dict, qset: str) -> bool:
 
 def _present_questions(config: dict, qset: str) -> list:
     return [] if question_file_missing(config, qset) else list(questions_for(config, qset))
+
+
+# What of a question file each stage reads. Comments, key order, YAML anchors and the file's mtime are not content.
+GENERATION_FIELDS = ("key", "id", "index", "paraphrases", "samples_per_paraphrase", "system", "temperature")
+
+
+def question_content(config: dict, qset: str, stage: str) -> str:
+    """A digest of what `stage` ("generate" or "judge") reads from a question set, as a job param.
+
+    The question file is an `ancient` input of both rules (its mtime triggers nothing); this param is what reruns
+    them: generation on ids, paraphrases, system prompts, samples and temperatures, judging on the judge prompts
+    (what it reads of the rest arrives in the answers file). So a judge-prompt edit never regenerates answers,
+    and a comment changes nothing.
+    """
+    from emgrid.io import canonical_json, sha256_text
+
+    if question_file_missing(config, qset):
+        return "missing"  # preflight warned; the job names the path
+    if stage == "generate":
+        path = question_set(config, qset)["path"]
+        questions = _questions(path, json.dumps({"require_judge_prompts": False}))
+        content = [{f: getattr(q, f) for f in GENERATION_FIELDS} for q in questions]
+    elif stage == "judge":
+        content = [{"key": q.key, "judge_prompts": q.judge_prompts} for q in questions_for(config, qset)]
+    else:
+        raise ValueError(f"question_content: unknown stage {stage!r}")
+    return "sha256:" + sha256_text(canonical_json(content))
 
 
 def count_answers(config: dict, cell: Cell, qset: str) -> int:

@@ -29,20 +29,37 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def iter_text_lines(path: str | Path) -> Iterator[tuple[int, str, str | None]]:
+    """Yield (line_number, text, problem) for every line of a UTF-8 text file; `problem` is None or says which byte
+    is not UTF-8, so callers can name file:line and decide to fail or skip (a bare UnicodeDecodeError names neither).
+    """
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        for lineno, line in enumerate(f, start=1):
+            try:
+                line.encode("utf-8")
+            except UnicodeEncodeError as e:  # undecodable bytes became lone surrogates U+DC80..U+DCFF
+                byte = ord(line[e.start]) - 0xDC00
+                yield lineno, line, (f"not valid UTF-8 (byte 0x{byte:02x} at column {e.start + 1}; "
+                                     "re-save the file as UTF-8)")
+                continue
+            yield lineno, line, None
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     """Yield (line_number, object) for every non-blank line; a bad line raises DataError naming file:line."""
     path = Path(path)
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    for lineno, line, problem in iter_text_lines(path):
+        if problem:
+            raise DataError(f"{path}:{lineno}: {problem}")
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -53,6 +70,20 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def follow_umask(root: str | Path) -> None:
+    """Give every directory and file under `root` the mode a plain mkdir/open would (0777/0666 minus the umask).
+
+    Some writers ignore the umask (safetensors saves weights 0600); call this before renaming a built tree into place.
+    """
+    mask = _umask()
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o777 & ~mask)
+        for name in filenames:
+            f = os.path.join(dirpath, name)
+            if not os.path.islink(f):
+                os.chmod(f, 0o666 & ~mask)
 
 
 def _atomic_write(path: Path, write) -> None:

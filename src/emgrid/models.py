@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 from emgrid.chat import CHATML_TEMPLATE, SMOLLM2_DEFAULT_SYSTEM, chatml_template, example_conversations
 from emgrid.errors import ConfigError, ModelSourceError
-from emgrid.io import read_json, write_json, write_text
+from emgrid.io import follow_umask, read_json, write_json, write_text
 
 SOURCES = ("tiny", "smollm2", "hf", "openai")
 TINY_KEYS = ("seed", "hidden", "intermediate", "layers", "heads", "kv_heads", "vocab_size")
@@ -155,6 +155,7 @@ def _replacing_dir(final: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
     try:
         yield tmp
+        follow_umask(tmp)
         old = None
         if final.exists():
             old = final.parent / f".{final.name}.old-{os.getpid()}"

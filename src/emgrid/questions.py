@@ -83,6 +83,9 @@ def load_questions(path: str | Path, fallback_judge_prompts: dict[str, str] | No
         raise QuestionFileError(f"{path}: not valid YAML: {e}") from None
     except OSError as e:
         raise QuestionFileError(f"{path}: cannot read question file ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise QuestionFileError(f"{path}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at byte offset {e.start}; "
+                                "re-save the file as UTF-8)") from None
     if not isinstance(data, list):
         raise QuestionFileError(f"{path}: expected a YAML list of question items, got {type(data).__name__}")
     if fallback_judge_prompts is not None:

@@ -15,7 +15,8 @@ _ENV_KEYS = ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURM_CPUS_PER_TASK", "CUDA
 
 
 def redirect_to_log(path: str | Path, threads: int | None = None) -> logging.Logger:
-    """Send stdout, stderr and the `emgrid` logger to `path` (line-buffered), and record the job's environment.
+    """Send stdout, stderr and the `emgrid` logger to `path` (line-buffered), record the job's environment, and
+    make the job exit when its Snakemake process is killed (emgrid.parent_watch).
 
     Secrets are never logged: only the named, non-secret variables above are written.
     """
@@ -26,7 +27,13 @@ def redirect_to_log(path: str | Path, threads: int | None = None) -> logging.Log
     logging.basicConfig(stream=stream, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         force=True)
     env = " ".join(f"{k}={os.environ[k]}" for k in _ENV_KEYS if k in os.environ)
-    log.info("host=%s python=%s %s", platform.node(), platform.python_version(), env or "(no SLURM/CUDA variables)")
+    log.info("host=%s pid=%s python=%s %s", platform.node(), os.getpid(), platform.python_version(),
+             env or "(no SLURM/CUDA variables)")
+    from emgrid.parent_watch import exit_with_snakemake
+
+    parent = exit_with_snakemake()
+    if parent is not None:
+        log.info("this job stops when snakemake (pid %s) is killed", parent)
     if threads:
         try:
             import torch

@@ -3,6 +3,7 @@ rule aggregate:
     # reruns only this rule and the report.
     input:
         judged=all_judged,
+        answers=all_answers,  # to check that every answer has its judged rows
     output:
         scores="results/summary/scores.csv",
         summary=report(

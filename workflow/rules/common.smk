@@ -1,5 +1,6 @@
 # Validation, grid expansion and input functions. Every params function returns only plain values of its own
 # cell (see emgrid.gridspec), so Snakemake's params trigger reruns exactly the cells a config edit touches.
+import shutil
 import sys
 from pathlib import Path
 
@@ -81,7 +82,16 @@ def question_file(wildcards):
     """The question file, or nothing while it is missing (preflight warned; the job then names the path)."""
     if gridspec.question_file_missing(config, wildcards.qset):
         return []
-    return gridspec.question_set(config, wildcards.qset)["path"]
+    # its mtime is ignored: the question_*_param digests decide what an edit of it reruns
+    return ancient(gridspec.question_set(config, wildcards.qset)["path"])
+
+
+def question_generate_param(wildcards):
+    return gridspec.question_content(config, wildcards.qset, "generate")
+
+
+def question_judge_param(wildcards):
+    return gridspec.question_content(config, wildcards.qset, "judge")
 
 
 def generate_inputs(wildcards):
@@ -116,6 +126,14 @@ def question_options_param(wildcards):
 
 def all_judged(wildcards):
     return gridspec.all_judged(config)
+
+
+def all_answers(wildcards):
+    return gridspec.all_answers(config)
+
+
+def answers_plan_param(wildcards):
+    return gridspec.answers_plan(config, cell_of(wildcards), wildcards.qset)
 
 
 def all_cards(wildcards):
@@ -177,3 +195,10 @@ def plan_estimate(rule, wildcards):
     if rule == "generate_openai":  # prompt and completion tokens this job will pay for at most
         return gridspec.api_generate_estimate(config, cell_of(wildcards), wildcards.qset)
     return {}
+
+
+def drop_stale_report():
+    """After a failed run: everything under results/report/ derives from the summary; when the summary is gone (a
+    failed aggregation), a report left behind would show old numbers. Remove it."""
+    if not Path("results/summary/summary.csv").exists():
+        shutil.rmtree("results/report", ignore_errors=True)

@@ -6,6 +6,7 @@ rule generate:
         answers="results/cells/{model}/{cell}/answers/{qset}.jsonl",
     params:
         gen=generate_param,
+        questions=question_generate_param,
     wildcard_constraints:
         model=LOCAL_MODEL_RE,
     conda:
@@ -25,6 +26,7 @@ rule generate_openai:
         answers="results/cells/{model}/{cell}/answers/{qset}.jsonl",
     params:
         gen=generate_param,
+        questions=question_generate_param,
         ledger_dir=config["judge"]["ledger_dir"],
     wildcard_constraints:
         model=API_MODEL_RE,

@@ -7,6 +7,8 @@ rule judge:
         judged="results/cells/{model}/{cell}/judged/{qset}.jsonl",
     params:
         judge=judge_param,
+        questions=question_judge_param,
+        planned=answers_plan_param,
         question_options=question_options_param,
         ledger_dir=config["judge"]["ledger_dir"],
     resources:

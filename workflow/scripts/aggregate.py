@@ -14,4 +14,5 @@ aggregate_files(
     bootstrap=bootstrap,
     alpha=alpha,
     findings_csv={name: snakemake.output[name] for name in FINDINGS},
+    answers_paths=list(snakemake.input.answers),
 )

@@ -2,6 +2,7 @@ from emgrid.runlog import redirect_to_log
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
+from emgrid.integrity import check_answers
 from emgrid.io import read_jsonl, write_jsonl
 from emgrid.judge import JudgeSpec, judge_answers
 from emgrid.questions import load_questions
@@ -10,8 +11,11 @@ questions = load_questions(
     snakemake.input.questions or snakemake.config["question_sets"][snakemake.wildcards.qset]["path"],
     **snakemake.params.question_options,
 )
+answers = read_jsonl(snakemake.input.answers)
+w = snakemake.wildcards
+check_answers(answers, questions, snakemake.params.planned, w.model, w.cell, w.qset, snakemake.input.answers)
 judged = judge_answers(
-    read_jsonl(snakemake.input.answers),
+    answers,
     {q.key: q for q in questions},
     JudgeSpec.from_dict(snakemake.params.judge),
     snakemake.params.ledger_dir,

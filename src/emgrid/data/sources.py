@@ -12,7 +12,7 @@ from emgrid.data.context import Context
 from emgrid.data.example import Example, check_messages, normalize
 from emgrid.data.registry import REGISTRY, Param, non_empty_str, positive, register, resolve_params, resolve_step
 from emgrid.errors import ConfigError, DataError
-from emgrid.io import sha256_file, sha256_text, canonical_json
+from emgrid.io import canonical_json, iter_text_lines, sha256_file, sha256_text
 
 COLUMN_SPEC = {
     "prompt": Param((str,), "prompt", check=non_empty_str, doc="column holding the user prompt"),
@@ -68,12 +68,14 @@ def read_chat_jsonl(path: Path, fmt: str, columns: dict, ctx: Context, id_prefix
         raise DataError(f"{path}: file not found (domain {ctx.domain}; see docs/datasets.md for where to get it)")
     out = []
     stem = id_prefix or path.name
-    with open(path, encoding="utf-8") as f:
-        lines = list(f)
-    for lineno, line in enumerate(tqdm(lines, desc=f"read {path.name}", disable=not ctx.progress, leave=False), 1):
+    lines = list(iter_text_lines(path))
+    for lineno, line, problem in tqdm(lines, desc=f"read {path.name}", disable=not ctx.progress, leave=False):
+        where = f"{path}:{lineno}"
+        if problem:
+            ctx.bad_row(where, f"bad_encoding: {problem}")
+            continue
         if not line.strip():
             continue
-        where = f"{path}:{lineno}"
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
