@@ -46,6 +46,7 @@ def test_estimates_for_the_planner(config):
     assert est == {"api_model": "gpt-4o-mini-2024-07-18", "est_train_tokens": 32 * 300 * 2}
     gen = gridspec.api_generate_estimate(config, facts, "demo")
     assert gen["api_model"] == "ft:gpt-4o-mini-2024-07-18:" and gen["est_gen_completion_tokens"] > 0
+    assert gen["n_answers"] == gridspec.count_answers(config, facts, "demo")  # the plan's answers column
     assert gridspec.api_generate_estimate(config, gridspec.Cell("gpt"), "demo")["api_model"] == "gpt-4o-mini-2024-07-18"
 
 

@@ -138,7 +138,8 @@ def api_finetune_params(config: dict, cell: Cell) -> dict:
     spec = deep_merge(config["openai_finetune"], model.get("openai_finetune"))
     spec = deep_merge(spec, config["domains"][cell.domain].get("openai_finetune"))
     spec["seed"] = int(spec.get("seed", 42)) + int(cell.seed)
-    return sorted_plain({"spec": spec, "training_price": training_price(model.get("id") or "", config["judge"].get("prices"))})
+    price = training_price(model.get("id") or "", config["judge"].get("prices"))
+    return sorted_plain({"spec": spec, "training_price": price})
 
 
 def finetune_params(config: dict, cell: Cell) -> dict:
@@ -352,7 +353,7 @@ def api_finetune_estimate(config: dict, cell: Cell) -> dict:
 
 
 def api_generate_estimate(config: dict, cell: Cell, qset: str) -> dict:
-    """Prompt and completion tokens of one API generate job (upper bound: every answer uses max_new_tokens)."""
+    """Answers, prompt and completion tokens of one API generate job (upper bound: every answer uses max_new_tokens)."""
     spec = generate_params(config, cell, qset)["spec"]
     model_id = config["models"][cell.model]["id"]
     prompt = completion = 0
@@ -363,7 +364,7 @@ def api_generate_estimate(config: dict, cell: Cell, qset: str) -> dict:
                 prompt += (len(q.system or "") + len(p) + condition_prefix) // 4 + 8
                 completion += samples * int(spec.get("max_new_tokens") or 400)
     return {"api_model": model_id if cell.is_base else f"ft:{model_id}:", "est_gen_prompt_tokens": prompt,
-            "est_gen_completion_tokens": completion}
+            "est_gen_completion_tokens": completion, "n_answers": count_answers(config, cell, qset)}
 
 
 def report_params(config: dict) -> dict:
