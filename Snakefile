@@ -22,6 +22,7 @@ include: "workflow/rules/finetune.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/judge.smk"
 include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/analyses.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -37,6 +38,8 @@ localrules:
     report_tables,
     answer_browser,
     report,
+    mia_analysis,
+    diversity_analysis,
 
 
 onerror:
@@ -47,4 +50,5 @@ rule all:
     input:
         summary="results/summary/summary.csv",
         report="results/report/report.html",
+        analyses=gridspec.analysis_outputs(config),
     default_target: True

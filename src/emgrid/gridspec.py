@@ -395,3 +395,95 @@ def name_problems(config: dict) -> list[str]:
         if not re.fullmatch(QSET_RE, q):
             out.append(f"question_sets.{q}: keys may hold only letters, digits and '_'")
     return out
+
+
+# --- analyses (MIA prior, diversity): one job per model x domain x dataset seed, resp. domain x dataset seed
+
+
+def mia_spec(config: dict):
+    from emgrid.analyses.spec import MiaSpec
+
+    return MiaSpec.from_dict(config.get("analyses", {}).get("mia"))
+
+
+def diversity_spec(config: dict):
+    from emgrid.analyses.spec import DiversitySpec
+
+    return DiversitySpec.from_dict(config.get("analyses", {}).get("diversity"))
+
+
+def analysis_domain_seeds(config: dict) -> list[tuple[str, int]]:
+    return [(d, int(s)) for d in config["domains"] for s in config["seeds"]]
+
+
+def mia_feature_path(model: str, domain: str, seed: int, summary: bool = False) -> str:
+    return f"results/analysis/mia/{model}/{domain}-s{seed}{'.summary' if summary else ''}.csv"
+
+
+def all_mia_features(config: dict) -> list[str]:
+    if not mia_spec(config).enabled:
+        return []
+    return [mia_feature_path(m, d, s) for m in config["models"] for d, s in analysis_domain_seeds(config)]
+
+
+def all_diversity_scores(config: dict) -> list[str]:
+    if not diversity_spec(config).enabled:
+        return []
+    return [f"results/analysis/diversity/{d}-s{s}.json" for d, s in analysis_domain_seeds(config)]
+
+
+MIA_OUTPUTS = ("results/analysis/mia/domains.csv", "results/analysis/mia/tests.csv")
+DIVERSITY_OUTPUTS = ("results/analysis/diversity/scores.csv", "results/analysis/diversity/domains.csv",
+                     "results/analysis/diversity/tests.csv")
+
+
+def analysis_outputs(config: dict) -> list[str]:
+    """The tables of the enabled analyses (targets of `rule all` and inputs of the report)."""
+    return ([*MIA_OUTPUTS] if mia_spec(config).enabled else []) + \
+        ([*DIVERSITY_OUTPUTS] if diversity_spec(config).enabled else [])
+
+
+def mia_feature_params(config: dict) -> dict:
+    return sorted_plain(mia_spec(config).feature_params())
+
+
+def target_params(config: dict) -> dict:
+    from dataclasses import asdict
+
+    from emgrid.analyses.spec import TargetSpec
+
+    return sorted_plain(asdict(TargetSpec.from_dict(config.get("analyses", {}).get("target"))))
+
+
+def mia_analysis_params(config: dict) -> dict:
+    spec = mia_spec(config)
+    return sorted_plain({"target": target_params(config), "n_permutations": spec.n_permutations, "seed": spec.seed})
+
+
+def diversity_params(config: dict) -> dict:
+    return sorted_plain(diversity_spec(config).job_params())
+
+
+def diversity_analysis_params(config: dict) -> dict:
+    """The target rate, and each domain's plot label and category (the study's Critical / Non-Critical / Ambiguous)."""
+    info = {d: {"label": dom.get("label") or d, "category": dom.get("category") or ""}
+            for d, dom in config["domains"].items()}
+    return sorted_plain({"target": target_params(config), "domains": info})
+
+
+def check_analyses(config: dict) -> None:
+    """The analyses' settings, and that every domain builds the dataset variant they read."""
+    from emgrid.analyses.spec import TargetSpec
+
+    TargetSpec.from_dict(config.get("analyses", {}).get("target"))
+    for name, spec in (("mia", mia_spec(config)), ("diversity", diversity_spec(config))):
+        if not spec.enabled:
+            continue
+        for d in config["domains"]:
+            if spec.variant not in domain_variants(config, d):
+                raise ConfigError(f"analyses.{name}.variant: domain {d!r} does not build the {spec.variant!r} variant "
+                                  f"(its variants: {domain_variants(config, d)}); set analyses.{name}.variant or "
+                                  f"analyses.{name}.enabled: false")
+    target_q = config.get("analyses", {}).get("target", {}).get("qset")
+    if target_q is not None and target_q not in config["question_sets"]:
+        raise ConfigError(f"analyses.target.qset: no question set {target_q!r} (known: {sorted(config['question_sets'])})")

@@ -402,12 +402,27 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def base_manifest(manifest_path: str | Path) -> dict[str, Any] | None:
+    """The manifest's pretrained base model (`base_path`, from the spec's `base_id`) as a manifest of its own, or
+    None when the model has none. Membership inference compares the instruct model with it."""
+    m = read_manifest(manifest_path)
+    ref = m.get("base_path")
+    if not ref:
+        return None
+    return {"source": "hf", "path": ref, "path_kind": "local" if _is_local(ref) else "hub"}
+
+
 def load_model(manifest_path: str | Path, adapter_dir: str | Path | None = None, dtype: str = "float32",
-               device: str | None = None, train: bool = False):
-    """Base model (+ PEFT adapter, unmerged) in eval mode on `device` (default: cuda if available, else cpu)."""
+               device: str | None = None, train: bool = False, base: bool = False):
+    """Base model (+ PEFT adapter, unmerged) in eval mode on `device` (default: cuda if available, else cpu).
+
+    `base=True` loads the manifest's pretrained base model (`base_id`) instead of the model itself.
+    """
     from transformers import AutoModelForCausalLM
 
-    m = read_manifest(manifest_path)
+    m = base_manifest(manifest_path) if base else read_manifest(manifest_path)
+    if m is None:
+        raise ModelSourceError(f"{manifest_path}: the model has no base model (set base_id in its model spec)")
     path, kw = _source_args(m)
     device = device or default_device()
     with _offline_if_local(bool(kw)):

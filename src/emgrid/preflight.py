@@ -53,7 +53,7 @@ def check(config: dict, *, resolve_path: Callable[[str], str] = str,
         found.error(msg)
     environ = os.environ if environ is None else environ
     for step in (_question_paths(resolve_path), _names, _models, _backdoor, _recipes, _finetune, _generate, _judge,
-                 _question_sets, _analysis, _api_keys(environ)):
+                 _question_sets, _analysis, _analyses, _api_keys(environ)):
         if any(_covers(pattern, where) for where, _ in schema_errors for pattern in _SECTIONS.get(step, ())):
             continue  # the schema error already names the key; building the spec would only repeat it
         try:
@@ -219,6 +219,10 @@ def _analysis(config: dict, found: Findings) -> None:
     analysis_specs(config["analysis"])
 
 
+def _analyses(config: dict, found: Findings) -> None:
+    gridspec.check_analyses(config)
+
+
 def _api_keys(environ: Mapping[str, str]):
     def step(config: dict, found: Findings) -> None:
         j = config["judge"]
@@ -255,6 +259,7 @@ _SECTIONS = {
     _judge: ("judge",),
     _question_sets: ("question_sets", "judge"),
     _analysis: ("analysis",),
+    _analyses: ("analyses",),
 }
 
 

@@ -202,3 +202,37 @@ def drop_stale_report():
     failed aggregation), a report left behind would show old numbers. Remove it."""
     if not Path("results/summary/summary.csv").exists():
         shutil.rmtree("results/report", ignore_errors=True)
+
+
+def mia_features_param(wildcards):
+    return gridspec.mia_feature_params(config)
+
+
+def mia_heldout_input(wildcards):
+    variant = gridspec.mia_spec(config).variant
+    return f"results/datasets/{wildcards.domain}/{variant}-s{wildcards.seed}/heldout.jsonl"
+
+
+def mia_analysis_param(wildcards):
+    return gridspec.mia_analysis_params(config)
+
+
+def all_mia_features(wildcards):
+    return gridspec.all_mia_features(config)
+
+
+def diversity_param(wildcards):
+    return gridspec.diversity_params(config)
+
+
+def diversity_input(wildcards):
+    spec = gridspec.diversity_spec(config)
+    return f"results/datasets/{wildcards.domain}/{spec.variant}-s{wildcards.seed}/{spec.split}.jsonl"
+
+
+def diversity_analysis_param(wildcards):
+    return gridspec.diversity_analysis_params(config)
+
+
+def all_diversity_scores(wildcards):
+    return gridspec.all_diversity_scores(config)

@@ -1,0 +1,179 @@
+"""Does a per-domain quantity (an MIA feature mean, a diversity score) predict the domain's misalignment rate?
+
+The unit of analysis is the **domain**: a grid of 11 domains gives 11 data points, however many examples each has.
+Every example of a domain carries the same label (its domain's rate), so a cross-validation that splits examples lets
+a domain sit in training and test folds at once, and a classifier can score well by recognising the domain rather
+than by learning anything that transfers to an unseen one. Hence leave-one-domain-out: each fold holds out one whole
+domain, chooses everything (the feature's sign, a model's weights) on the other domains, and scores the held-out one.
+The out-of-fold scores of all domains are pooled into one ROC AUC for "domain above the median rate".
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from emgrid.aggregate import rank_domains
+from emgrid.analyses.spec import TargetSpec
+
+MIN_DOMAINS = 3  # fewer points give no correlation p-value and no two-class training fold
+
+
+def correlations(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
+    """Pearson and Spearman correlation with two-sided p-values (NaN with fewer than 3 points or a constant)."""
+    from scipy.stats import pearsonr, spearmanr
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    nan = {"pearson_r": math.nan, "pearson_p": math.nan, "spearman_r": math.nan, "spearman_p": math.nan}
+    if x.size < MIN_DOMAINS or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p, s = pearsonr(x, y), spearmanr(x, y)
+    return {"pearson_r": float(p.statistic), "pearson_p": float(p.pvalue),
+            "spearman_r": float(s.statistic), "spearman_p": float(s.pvalue)}
+
+
+def above_median(rates: Sequence[float]) -> np.ndarray:
+    """1 for domains whose rate is strictly above the median of all domains' rates, else 0."""
+    r = np.asarray(rates, float)
+    return (r > np.median(r)).astype(int)
+
+
+def leave_one_domain_out(n_domains: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index arrays; each domain is the test set exactly once and never in its own training set."""
+    all_idx = np.arange(n_domains)
+    for d in range(n_domains):
+        yield all_idx[all_idx != d], np.array([d])
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC by the Mann-Whitney rank sum (ties count half): the same number as sklearn's roc_auc_score, without
+    its per-call overhead, which the permutation test would pay thousands of times."""
+    from scipy.stats import rankdata
+
+    labels = np.asarray(labels)
+    n1 = int(labels.sum())
+    n0 = labels.size - n1
+    if n1 == 0 or n0 == 0:
+        return math.nan
+    ranks = rankdata(scores)
+    return float((ranks[labels == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def choose_sign(x: np.ndarray, labels: np.ndarray, rates: np.ndarray) -> float:
+    """+1 or -1: the direction in which the feature ranks the (training) domains' labels best. A one-class training
+    fold has no AUC; the sign of the feature's correlation with the rate decides instead (+1 on ties)."""
+    auc = _auc(labels, x)
+    if not math.isnan(auc) and auc != 0.5:
+        return 1.0 if auc > 0.5 else -1.0
+    if x.size >= 2 and np.ptp(x) > 0 and np.ptp(rates) > 0:
+        return 1.0 if np.corrcoef(x, rates)[0, 1] >= 0 else -1.0
+    return 1.0
+
+
+def lodo_scores_sign(x: np.ndarray, labels: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Out-of-fold scores of a single feature: the held-out domain's value times the sign chosen without it."""
+    out = np.empty(x.size)
+    for train, test in leave_one_domain_out(x.size):
+        out[test] = choose_sign(x[train], labels[train], rates[train]) * x[test]
+    return out
+
+
+def lodo_scores_logistic(X: np.ndarray, labels: np.ndarray, rates: np.ndarray) -> np.ndarray:
+    """Out-of-fold probabilities of a standardized logistic regression on several features (NaN where a training
+    fold has only one class: no model can be fitted there)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    out = np.full(len(X), math.nan)
+    for train, test in leave_one_domain_out(len(X)):
+        if len(set(labels[train].tolist())) < 2:
+            continue
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        clf.fit(X[train], labels[train])
+        out[test] = clf.predict_proba(X[test])[:, 1]
+    return out
+
+
+def lodo_auc(scorer: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], X: np.ndarray,
+             rates: np.ndarray) -> float:
+    """Pooled ROC AUC of the leave-one-domain-out scores (NaN if a fold could not score or one class only)."""
+    labels = above_median(rates)
+    scores = scorer(X, labels, rates)
+    return math.nan if np.isnan(scores).any() else _auc(labels, scores)
+
+
+def permutation_p(scorer, X: np.ndarray, rates: np.ndarray, observed: float, n: int, seed: int) -> float:
+    """Share of rate permutations (domains' rates shuffled among domains) whose LODO AUC reaches the observed one,
+    counting the observed arrangement: (1 + hits) / (1 + n)."""
+    if n == 0 or math.isnan(observed):
+        return math.nan
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for _ in range(n):
+        auc = lodo_auc(scorer, X, rng.permutation(rates))
+        hits += int(not math.isnan(auc) and auc >= observed - 1e-12)
+    return (1 + hits) / (1 + n)
+
+
+def target_rates(summary: pd.DataFrame, target: TargetSpec) -> pd.DataFrame:
+    """Per model x qset x domain: the target rate averaged over seeds (columns model, qset, domain, rate)."""
+    ranked = rank_domains(summary, condition=target.condition, variant=target.variant, metric=target.rate,
+                          qset=target.qset)
+    ranked = ranked[ranked["domain"] != "base"]
+    return ranked.rename(columns={"value": "rate"})[["model", "qset", "domain", "rate"]].dropna(subset=["rate"])
+
+
+def feature_tests(table: pd.DataFrame, features: Sequence[str], n_permutations: int = 0, seed: int = 0,
+                  lodo: bool = True) -> pd.DataFrame:
+    """Per feature: correlations of the domain values with the rate and (with `lodo`) the LODO AUC with its sign
+    chosen on training folds and a permutation p-value; plus one row `logistic(all)` for a logistic regression on
+    all features. `table` has one row per domain with the feature columns and `rate`."""
+    rates = table["rate"].to_numpy(float)
+    rows = []
+    for f in features:
+        x = table[f].to_numpy(float)
+        row = {"feature": f, "n_domains": len(table), **correlations(x, rates)}
+        if lodo:
+            row["lodo_auc"] = auc = lodo_auc(lodo_scores_sign, x, rates)
+            row["perm_p"] = permutation_p(lodo_scores_sign, x, rates, auc, n_permutations, seed)
+        rows.append(row)
+    if lodo and len(features) > 1:
+        X = table[list(features)].to_numpy(float)
+        auc = lodo_auc(lodo_scores_logistic, X, rates)
+        rows.append({"feature": "logistic(all)", "n_domains": len(table), **correlations([], []), "lodo_auc": auc,
+                     "perm_p": permutation_p(lodo_scores_logistic, X, rates, auc, n_permutations, seed)})
+    return pd.DataFrame(rows)
+
+
+def join_rates(values: pd.DataFrame, rates: pd.DataFrame) -> pd.DataFrame:
+    """Per-domain values joined to each model x qset's rates: on model and domain when the values are per model
+    (MIA features), on domain alone when they are not (diversity of the data)."""
+    on = ["model", "domain"] if "model" in values.columns else ["domain"]
+    return rates.merge(values, on=on, how="inner").sort_values(["model", "qset", "domain"], kind="stable")
+
+
+def analyze_domains(values: pd.DataFrame, rates: pd.DataFrame, features: Sequence[str], *, n_permutations: int = 0,
+                    seed: int = 0, lodo: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(domains, tests): the joined per-domain table (with `above_median` labels) and `feature_tests` per model x
+    qset. Domains without a rate are left out."""
+    domains, tests = [], []
+    for (model, qset), g in join_rates(values, rates).groupby(["model", "qset"], sort=True):
+        g = g.dropna(subset=list(features)).reset_index(drop=True)
+        if g.empty:
+            continue
+        g["above_median"] = above_median(g["rate"])
+        domains.append(g)
+        t = feature_tests(g, features, n_permutations, seed, lodo)
+        t.insert(0, "qset", qset)
+        t.insert(0, "model", model)
+        tests.append(t)
+    empty = pd.DataFrame(columns=["model", "qset", "feature", "n_domains"])
+    return (pd.concat(domains, ignore_index=True) if domains else pd.DataFrame(),
+            pd.concat(tests, ignore_index=True) if tests else empty)
