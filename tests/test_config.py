@@ -29,6 +29,9 @@ def test_defaults_are_filled():
         (lambda c: c.__setitem__("colour", "blue"), "colour"),
         (lambda c: c["domains"]["wrong_facts"].__setitem__("finetune", {"lr": "fast"}), "domains.wrong_facts.finetune.lr"),
         (lambda c: c["models"]["tiny"].__setitem__("source", "ollama"), "models.tiny.source"),
+        (lambda c: c["analyses"]["mia"].__setitem__("k_percent", 0), "analyses.mia.k_percent"),
+        (lambda c: c["analyses"]["diversity"].__setitem__("kernel", "rbf"), "analyses.diversity.kernel"),
+        (lambda c: c["analyses"].__setitem__("target", {"rate": "mean_aligned"}), "analyses.target.rate"),
     ],
 )
 def test_bad_values_name_the_key(mutate, key):
@@ -125,7 +128,7 @@ def test_dry_run_plans_the_whole_grid(tmp_path):
     counts = dry_run_counts(tmp_path, write_config(tmp_path, tiny_config()))
     assert counts == {"prepare_model": 1, "build_dataset": 4, "finetune": 4, "generate": 5, "judge": 5,
                       "aggregate": 1, "plots": 1, "loss_curves": 1, "report_tables": 1, "answer_browser": 1,
-                      "report": 1}
+                      "report": 1, "mia_features": 2, "mia_analysis": 1, "diversity": 2, "diversity_analysis": 1}
 
 
 @pytest.mark.parametrize("name", ["config/config.yaml", "config/demo.yaml", "config/paper-exact.yaml",
@@ -150,3 +153,18 @@ def test_every_cell_of_shipped_configs_gets_params(name):
             else:
                 assert n > 0 and est["n_requests"] >= n
             assert "n_answers" not in gridspec.generate_params(config, cell, qset)["spec"]
+
+
+def test_analyses_need_the_dataset_variant_they_read():
+    config = validate_config(tiny_config())
+    config["domains"]["wrong_facts"]["variants"] = ["backdoor"]
+    with pytest.raises(ConfigError, match="analyses.mia.variant.*wrong_facts"):
+        gridspec.check_analyses(config)
+    config["analyses"]["mia"]["enabled"] = False
+    with pytest.raises(ConfigError, match="analyses.diversity.variant"):
+        gridspec.check_analyses(config)
+    config["analyses"]["diversity"]["variant"] = "backdoor"
+    gridspec.check_analyses(config)
+    config["analyses"]["target"]["qset"] = "nope"
+    with pytest.raises(ConfigError, match="analyses.target.qset"):
+        gridspec.check_analyses(config)

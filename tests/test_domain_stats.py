@@ -150,3 +150,16 @@ def test_packaged_minilm_gives_sensible_similarities():
     sim = kernel_matrix(emb, "cosine")
     assert sim[0, 1] > 0.5 and sim[2, 3] > 0.3
     assert max(abs(sim[0, 2]), abs(sim[1, 3]), abs(sim[0, 3])) < 0.2
+
+
+def test_plots_from_analysis_tables(tmp_path):
+    from emgrid.analyses.plots import plot_by_category, plot_feature_scatter
+
+    rates = pd.DataFrame({"model": ["m"] * 11, "qset": ["q"] * 11, "domain": [f"d{i}" for i in range(11)],
+                          "rate": RATES})
+    values = pd.DataFrame({"domain": [f"d{i}" for i in range(11)], "a": X1, "b": X2,
+                           "category": ["Critical", "Non-Critical", "Ambiguous", ""] * 2 + ["Critical"] * 3})
+    domains, tests = ds.analyze_domains(values, rates, ["a", "b"], n_permutations=5)
+    p = plot_feature_scatter(domains, tests, ["a", "b"], tmp_path / "s.png", "t", labels={"d0": "Zero"})
+    q = plot_by_category(values, ["a", "b"], tmp_path / "c.png", "t")
+    assert p.stat().st_size > 1000 and q.stat().st_size > 1000

@@ -23,6 +23,8 @@ pytestmark = pytest.mark.slow
 
 # The report's rules after anything the summary depends on changes; loss curves depend only on the finetunes.
 REPORT = {"plots": 1, "report_tables": 1, "answer_browser": 1, "report": 1}
+# The analyses read summary.csv: whatever reruns aggregation reruns them too.
+ANALYSES = {"mia_analysis": 1, "diversity_analysis": 1}
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +139,7 @@ def test_editing_one_domain_replans_only_that_domain(completed_run):
     edited["domains"]["wrong_facts"]["recipe"]["sample"]["n"] = 14
     counts = _plan(workdir, edited, "edit_domain.yaml")
     assert counts == {"build_dataset": 2, "finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "loss_curves": 1,
-                      **REPORT}
+                      "mia_features": 1, "diversity": 1, **REPORT, **ANALYSES}
 
 
 def test_domain_finetune_override_replans_only_that_domain_from_finetune(completed_run):
@@ -145,7 +147,7 @@ def test_domain_finetune_override_replans_only_that_domain_from_finetune(complet
     edited = copy.deepcopy(config)
     edited["domains"]["wrong_arithmetic"]["finetune"] = {"lr": 0.002}
     counts = _plan(workdir, edited, "edit_ft.yaml")
-    assert counts == {"finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "loss_curves": 1, **REPORT}
+    assert counts == {"finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "loss_curves": 1, **REPORT, **ANALYSES}
 
 
 def test_changing_the_judge_rejudges_and_never_retrains(completed_run):
@@ -153,16 +155,16 @@ def test_changing_the_judge_rejudges_and_never_retrains(completed_run):
     edited = copy.deepcopy(config)
     edited["judge"]["system_prompt"] = "You are a strict judge."
     counts = _plan(workdir, edited, "edit_judge.yaml")
-    assert counts == {"judge": 5, "aggregate": 1, **REPORT}
+    assert counts == {"judge": 5, "aggregate": 1, **REPORT, **ANALYSES}
 
 
 def test_changing_a_threshold_replans_only_aggregation(completed_run):
     workdir, config = completed_run
     edited = copy.deepcopy(config)
     edited["analysis"] = {"aligned_below": 40}
-    assert _plan(workdir, edited, "edit_threshold.yaml") == {"aggregate": 1, **REPORT}
+    assert _plan(workdir, edited, "edit_threshold.yaml") == {"aggregate": 1, **REPORT, **ANALYSES}
     edited["analysis"] = {"min_mass": 0.5}
-    assert _plan(workdir, edited, "edit_mass.yaml") == {"aggregate": 1, **REPORT}
+    assert _plan(workdir, edited, "edit_mass.yaml") == {"aggregate": 1, **REPORT, **ANALYSES}
 
 
 def test_changing_the_bootstrap_replans_only_aggregation(completed_run):
@@ -179,7 +181,7 @@ def test_adding_a_domain_plans_only_its_cells(completed_run):
         "recipe": {"source": {"kind": "builtin", "generator": "risky_advice", "n": 40}, "sample": {"n": 16, "heldout": 4}}}
     counts = _plan(workdir, edited, "add_domain.yaml")
     assert counts == {"build_dataset": 2, "finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "loss_curves": 1,
-                      **REPORT}
+                      "mia_features": 1, "diversity": 1, **REPORT, **ANALYSES}
 
 
 def test_editing_a_domain_label_redraws_only_the_report(completed_run):
@@ -322,3 +324,35 @@ def test_sigkill_of_snakemake_stops_the_running_finetune(completed_run, tmp_path
             time.sleep(0.2)
     finally:
         proc.kill()
+
+
+def test_analysis_outputs(completed_run):
+    workdir, config = completed_run
+    results = workdir / "results" / "analysis"
+    with open(results / "mia" / "tiny" / "wrong_facts-s0.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 and all(float(r["instruct_mean_logprob"]) < 0 for r in rows)  # 4 held-out examples
+    with open(results / "mia" / "tests.csv") as f:
+        tests = {r["feature"] for r in csv.DictReader(f)}
+    assert {"instruct_mean_logprob", "instruct_min_k_prob", "instruct_zlib_ratio", "instruct_zlib_carlini"} <= tests
+    scores = [json.loads((results / "diversity" / f"{d}-s0.json").read_text()) for d in config["domains"]]
+    assert all(s["vendi"] >= 1 and s["n_texts"] == 32 for s in scores)  # 16 train examples: 16 prompts + 16 answers
+
+
+def test_analysis_settings_rerun_only_that_analysis(completed_run):
+    workdir, config = completed_run
+    edited = copy.deepcopy(config)
+    edited["analyses"]["mia"]["n_permutations"] = 50
+    assert _plan(workdir, edited, "edit_mia_perm.yaml") == {"mia_analysis": 1}
+    edited = copy.deepcopy(config)
+    edited["analyses"]["mia"]["k_percent"] = 50
+    assert _plan(workdir, edited, "edit_mia_k.yaml") == {"mia_features": 2, "mia_analysis": 1}
+    edited = copy.deepcopy(config)
+    edited["analyses"]["diversity"]["max_items"] = 10
+    assert _plan(workdir, edited, "edit_div.yaml") == {"diversity": 2, "diversity_analysis": 1}
+    edited = copy.deepcopy(config)
+    edited["analyses"]["target"] = {"rate": "sensitivity_rate"}
+    assert _plan(workdir, edited, "edit_target.yaml") == {"mia_analysis": 1, "diversity_analysis": 1}
+    edited = copy.deepcopy(config)
+    edited["analyses"]["mia"]["enabled"] = False
+    assert _plan(workdir, edited, "mia_off.yaml") == {}

@@ -1,0 +1,76 @@
+"""Figures of the analyses: per-feature scatter of domain value vs misalignment rate (labelled points, r and p),
+and diversity by the study's domain category. Bare `Figure` objects, no pyplot (no global state, no display)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+CATEGORY_ORDER = ("Critical", "Non-Critical", "Ambiguous")
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
+
+
+def _fmt(v: float, digits: int = 2) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def plot_feature_scatter(domains: pd.DataFrame, tests: pd.DataFrame, features: Sequence[str], path: str | Path,
+                         title: str, labels: dict[str, str] | None = None, rate_label: str = "misalignment rate",
+                         ncols: int = 4) -> Path:
+    """One panel per feature: each domain's value (x) against its rate (y), points labelled, Pearson r (p) and
+    Spearman rho (p) in the panel title. `domains`/`tests`: one model x qset of `analyze_domains`' output."""
+    labels = labels or {}
+    ncols = max(1, min(ncols, len(features)))
+    nrows = math.ceil(len(features) / ncols)
+    fig = Figure(figsize=(3.6 * ncols, 3.2 * nrows))
+    for i, f in enumerate(features):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        x, y = domains[f].to_numpy(float), domains["rate"].to_numpy(float)
+        ax.scatter(x, y, s=22, color="#4c78a8")
+        for xi, yi, d in zip(x, y, domains["domain"]):
+            ax.annotate(labels.get(d, d), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        t = tests[tests["feature"] == f]
+        r = t.iloc[0] if len(t) else {}
+        auc = f", AUC {_fmt(r.get('lodo_auc', math.nan))}" if "lodo_auc" in tests.columns else ""
+        ax.set_title(f"{f}\nr={_fmt(r.get('pearson_r', math.nan))} (p={_fmt(r.get('pearson_p', math.nan), 3)}), "
+                     f"rho={_fmt(r.get('spearman_r', math.nan))}{auc}", fontsize=8)
+        ax.set_xlabel(f, fontsize=8)
+        ax.set_ylabel(rate_label if i % ncols == 0 else "", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_by_category(scores: pd.DataFrame, metrics: Sequence[str], path: str | Path, title: str) -> Path:
+    """Box plot (with the points) of each metric by domain category (the study's Critical / Non-Critical /
+    Ambiguous; domains without a category are grouped as 'unlabelled')."""
+    cats = scores["category"].fillna("").replace("", "unlabelled")
+    order = [c for c in CATEGORY_ORDER if c in set(cats)] + sorted(set(cats) - set(CATEGORY_ORDER))
+    fig = Figure(figsize=(3.4 * len(metrics), 3.2))
+    rng = np.random.default_rng(0)
+    for i, m in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), i + 1)
+        groups = [scores.loc[cats == c, m].dropna().to_numpy(float) for c in order]
+        ax.boxplot(groups, tick_labels=order, widths=0.5)
+        for k, g in enumerate(groups):
+            ax.scatter(k + 1 + rng.uniform(-0.08, 0.08, g.size), g, s=14, color="#e45756", zorder=3)
+        ax.set_title(m, fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
