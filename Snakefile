@@ -40,6 +40,9 @@ localrules:
     report,
     mia_analysis,
     diversity_analysis,
+    mia_plot,
+    diversity_plot,
+    diversity_category_plot,
 
 
 onerror:

@@ -128,7 +128,8 @@ def test_dry_run_plans_the_whole_grid(tmp_path):
     counts = dry_run_counts(tmp_path, write_config(tmp_path, tiny_config()))
     assert counts == {"prepare_model": 1, "build_dataset": 4, "finetune": 4, "generate": 5, "judge": 5,
                       "aggregate": 1, "plots": 1, "loss_curves": 1, "report_tables": 1, "answer_browser": 1,
-                      "report": 1, "mia_features": 2, "mia_analysis": 1, "diversity": 2, "diversity_analysis": 1}
+                      "report": 1, "mia_features": 2, "mia_analysis": 1, "diversity": 2, "diversity_analysis": 1,
+                      "mia_plot": 1, "diversity_plot": 1, "diversity_category_plot": 1}
 
 
 @pytest.mark.parametrize("name", ["config/config.yaml", "config/demo.yaml", "config/paper-exact.yaml",

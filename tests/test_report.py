@@ -202,3 +202,48 @@ def test_every_template_ships_as_package_data():
     shipped = {p for g in globs for p in root.glob(g)}
     templates = {p for p in (root / "templates").rglob("*") if p.is_file()}
     assert templates and templates <= shipped, sorted(str(p.relative_to(root)) for p in templates - shipped)
+
+
+def test_analysis_sections_show_tables_figures_and_the_few_domains_note(tmp_path):
+    """The MIA and diversity sections: every feature's numbers, the scatter and box plot embedded, and the note
+    that 3 domains show the plumbing only."""
+    import pandas as pd
+
+    from emgrid.analyses.plots import write_analysis_scatter, write_diversity_by_category
+    from emgrid.report.page import PageInputs, write_page
+
+    scores, summary = make_inputs(tmp_path, CELLS)
+    dom = pd.DataFrame({"model": "tiny", "qset": "first_plot", "domain": ["evil_math", "incorrect_math", "x"],
+                        "rate": [0.2, 0.5, 0.1], "instruct_min_k_prob": [-3.0, -2.0, -4.0],
+                        "vendi": [3.5, 2.25, 4.0], "vendi_q0_5": [4.0, 3.0, 5.0], "vendi_q2": [3.0, 2.0, 3.5],
+                        "semantic_diversity": [0.7, 0.6, 0.8], "above_median": [0, 1, 0]})
+    mia = pd.DataFrame({"model": ["tiny"], "qset": ["first_plot"], "feature": ["instruct_min_k_prob"], "n_domains": [3],
+                        "pearson_r": [0.9934], "pearson_p": [0.0734], "spearman_r": [1.0], "spearman_p": [0.0],
+                        "lodo_auc": [1.0], "perm_p": [0.3333], "target": ["misalignment rate (trigger, backdoor)"]})
+    div = mia.drop(columns=["lodo_auc", "perm_p"]).assign(feature="vendi", pearson_r=-0.8765)
+    paths = {}
+    for name, df in (("mia_domains", dom), ("mia_tests", mia), ("div_domains", dom), ("div_tests", div)):
+        paths[name] = tmp_path / f"{name}.csv"
+        df.to_csv(paths[name], index=False)
+    plots = tmp_path / "report" / "plots" / "tiny" / "first_plot"
+    mia_png = write_analysis_scatter(paths["mia_domains"], paths["mia_tests"], plots / "mia_scatter.png",
+                                     model="tiny", qset="first_plot", domains=DOMAINS)
+    div_png = write_analysis_scatter(paths["div_domains"], paths["div_tests"], plots / "diversity_scatter.png",
+                                     model="tiny", qset="first_plot", domains=DOMAINS, what="Topical diversity")
+    pd.DataFrame({"domain": dom["domain"], "seed": 0, "vendi": dom["vendi"], "vendi_q0_5": 1.0, "vendi_q2": 1.0,
+                  "semantic_diversity": 0.5}).to_csv(tmp_path / "div_scores.csv", index=False)
+    cat_png = write_diversity_by_category(tmp_path / "div_scores.csv", tmp_path / "report" / "plots" / "cat.png",
+                                          DOMAINS)
+    files = {"summary": [summary], "scores": [scores], "mia_tests": [paths["mia_tests"]], "mia_plots": [mia_png],
+             "diversity_tests": [paths["div_tests"]], "diversity_domains": [paths["div_domains"]],
+             "diversity_plots": [div_png], "diversity_category_plot": [cat_png]}
+    text = write_page(PageInputs(tmp_path / "report" / "report.html", files)).read_text()
+    sec = text.split('id="mia"')[1].split('id="diversity"')[0]
+    assert "<td>instruct_min_k_prob</td><td>3</td><td>0.99</td><td>0.073</td><td>1.00</td>" in sec
+    assert "<td>1.000</td><td>0.333</td>" in sec and "Only 3 domains" in sec and "plumbing" in sec
+    assert 'href="plots/tiny/first_plot/mia_scatter.png"' in sec
+    div_sec = text.split('id="diversity"')[1]
+    assert "<td>vendi</td><td>3</td><td>-0.88</td>" in div_sec and "<td>2.25</td>" in div_sec
+    assert 'href="plots/tiny/first_plot/diversity_scatter.png"' in div_sec and 'href="plots/cat.png"' in div_sec
+    for p in (mia_png, div_png, cat_png):
+        assert p.read_bytes().startswith(PNG_MAGIC)

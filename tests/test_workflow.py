@@ -23,8 +23,9 @@ pytestmark = pytest.mark.slow
 
 # The report's rules after anything the summary depends on changes; loss curves depend only on the finetunes.
 REPORT = {"plots": 1, "report_tables": 1, "answer_browser": 1, "report": 1}
-# The analyses read summary.csv: whatever reruns aggregation reruns them too.
-ANALYSES = {"mia_analysis": 1, "diversity_analysis": 1}
+# The analyses read summary.csv: whatever reruns aggregation reruns them (and their figures) too.
+ANALYSIS_PLOTS = {"mia_plot": 1, "diversity_plot": 1, "diversity_category_plot": 1}
+ANALYSES = {"mia_analysis": 1, "diversity_analysis": 1, **ANALYSIS_PLOTS}
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +96,9 @@ def test_snakemake_report_holds_every_figure_and_table_with_a_caption(completed_
                 "results/report/plots/tiny/loss_curves.png"}
     expected |= {f"results/report/plots/tiny/demo/{k}.png" for k in PLOT_KINDS}
     expected |= {f"results/report/tables/{t}.csv" for t in TABLES}
+    expected |= {"results/analysis/mia/tests.csv", "results/analysis/diversity/domains.csv",
+                 "results/analysis/diversity/tests.csv", "results/report/plots/tiny/demo/mia_scatter.png",
+                 "results/report/plots/tiny/demo/diversity_scatter.png", "results/report/plots/diversity_by_category.png"}
     assert set(results) == expected
     for path, r in results.items():
         assert len(r["caption"]) > 80, path  # the rendered workflow/report/*.rst caption
@@ -189,7 +193,7 @@ def test_editing_a_domain_label_redraws_only_the_report(completed_run):
     edited = copy.deepcopy(config)
     edited["domains"]["wrong_facts"]["label"] = "Facts"
     edited["domains"]["wrong_facts"]["category"] = "Critical"
-    assert _plan(workdir, edited, "edit_label.yaml") == {"loss_curves": 1, **REPORT}
+    assert _plan(workdir, edited, "edit_label.yaml") == {"loss_curves": 1, **REPORT, **ANALYSIS_PLOTS}
 
 
 # Loaded by the dry run's interpreter (PYTHONPATH): the planner's estimates change, the grid does not.
@@ -337,22 +341,27 @@ def test_analysis_outputs(completed_run):
     assert {"instruct_mean_logprob", "instruct_min_k_prob", "instruct_zlib_ratio", "instruct_zlib_carlini"} <= tests
     scores = [json.loads((results / "diversity" / f"{d}-s0.json").read_text()) for d in config["domains"]]
     assert all(s["vendi"] >= 1 and s["n_texts"] == 32 for s in scores)  # 16 train examples: 16 prompts + 16 answers
+    html = (workdir / "results" / "report" / "report.html").read_text()
+    assert 'id="mia"' in html and 'id="diversity"' in html and "Only 2 domains" in html
+    assert 'href="plots/tiny/demo/mia_scatter.png"' in html and 'href="plots/diversity_by_category.png"' in html
 
 
 def test_analysis_settings_rerun_only_that_analysis(completed_run):
     workdir, config = completed_run
     edited = copy.deepcopy(config)
     edited["analyses"]["mia"]["n_permutations"] = 50
-    assert _plan(workdir, edited, "edit_mia_perm.yaml") == {"mia_analysis": 1}
+    assert _plan(workdir, edited, "edit_mia_perm.yaml") == {"mia_analysis": 1, "mia_plot": 1, "report": 1}
     edited = copy.deepcopy(config)
     edited["analyses"]["mia"]["k_percent"] = 50
-    assert _plan(workdir, edited, "edit_mia_k.yaml") == {"mia_features": 2, "mia_analysis": 1}
+    assert _plan(workdir, edited, "edit_mia_k.yaml") == {"mia_features": 2, "mia_analysis": 1, "mia_plot": 1,
+                                                         "report": 1}
     edited = copy.deepcopy(config)
     edited["analyses"]["diversity"]["max_items"] = 10
-    assert _plan(workdir, edited, "edit_div.yaml") == {"diversity": 2, "diversity_analysis": 1}
+    assert _plan(workdir, edited, "edit_div.yaml") == {"diversity": 2, "diversity_analysis": 1, "diversity_plot": 1,
+                                                       "diversity_category_plot": 1, "report": 1}
     edited = copy.deepcopy(config)
     edited["analyses"]["target"] = {"rate": "sensitivity_rate"}
-    assert _plan(workdir, edited, "edit_target.yaml") == {"mia_analysis": 1, "diversity_analysis": 1}
+    assert _plan(workdir, edited, "edit_target.yaml") == {**ANALYSES, "report": 1}
     edited = copy.deepcopy(config)
     edited["analyses"]["mia"]["enabled"] = False
-    assert _plan(workdir, edited, "mia_off.yaml") == {}
+    assert _plan(workdir, edited, "mia_off.yaml") == {"report": 1}  # the page loses its MIA section

@@ -465,10 +465,9 @@ def diversity_params(config: dict) -> dict:
 
 
 def diversity_analysis_params(config: dict) -> dict:
-    """The target rate, and each domain's plot label and category (the study's Critical / Non-Critical / Ambiguous)."""
-    info = {d: {"label": dom.get("label") or d, "category": dom.get("category") or ""}
-            for d, dom in config["domains"].items()}
-    return sorted_plain({"target": target_params(config), "domains": info})
+    """Only the target rate: labels and categories are the report's (gridspec.report_domains), so editing one
+    redraws figures without recomputing the analysis."""
+    return sorted_plain({"target": target_params(config)})
 
 
 def check_analyses(config: dict) -> None:

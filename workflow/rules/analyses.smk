@@ -28,7 +28,13 @@ rule mia_analysis:
         summary="results/summary/summary.csv",
     output:
         domains="results/analysis/mia/domains.csv",
-        tests="results/analysis/mia/tests.csv",
+        tests=report(
+            "results/analysis/mia/tests.csv",
+            caption="../report/mia_tests.rst",
+            category="Analyses",
+            subcategory="Membership inference",
+            labels={"table": "MIA features vs misalignment (LODO AUC)"},
+        ),
     params:
         analysis=mia_analysis_param,
     conda:
@@ -62,8 +68,20 @@ rule diversity_analysis:
         summary="results/summary/summary.csv",
     output:
         scores="results/analysis/diversity/scores.csv",
-        domains="results/analysis/diversity/domains.csv",
-        tests="results/analysis/diversity/tests.csv",
+        domains=report(
+            "results/analysis/diversity/domains.csv",
+            caption="../report/diversity_domains.rst",
+            category="Analyses",
+            subcategory="Diversity",
+            labels={"table": "diversity per domain"},
+        ),
+        tests=report(
+            "results/analysis/diversity/tests.csv",
+            caption="../report/diversity_tests.rst",
+            category="Analyses",
+            subcategory="Diversity",
+            labels={"table": "diversity vs misalignment"},
+        ),
     params:
         analysis=diversity_analysis_param,
     conda:
@@ -72,3 +90,70 @@ rule diversity_analysis:
         "results/logs/diversity_analysis.log",
     script:
         "../scripts/diversity_analysis.py"
+
+
+rule mia_plot:
+    # One panel per MIA feature: domain mean vs rate, labelled points, r and p (labels from the report's domains).
+    input:
+        domains="results/analysis/mia/domains.csv",
+        tests="results/analysis/mia/tests.csv",
+    output:
+        png=report(
+            "results/report/plots/{model}/{qset}/mia_scatter.png",
+            caption="../report/mia_scatter.rst",
+            category="Analyses",
+            subcategory="Membership inference",
+            labels={"model": "{model}", "question set": "{qset}", "figure": "MIA features vs misalignment"},
+        ),
+    params:
+        domains=report_domains_param,
+    conda:
+        "../../envs/analysis.yaml"
+    log:
+        "results/logs/report/mia_plot/{model}/{qset}.log",
+    script:
+        "../scripts/analysis_plot.py"
+
+
+rule diversity_plot:
+    input:
+        domains="results/analysis/diversity/domains.csv",
+        tests="results/analysis/diversity/tests.csv",
+    output:
+        png=report(
+            "results/report/plots/{model}/{qset}/diversity_scatter.png",
+            caption="../report/diversity_scatter.rst",
+            category="Analyses",
+            subcategory="Diversity",
+            labels={"model": "{model}", "question set": "{qset}", "figure": "diversity vs misalignment"},
+        ),
+    params:
+        domains=report_domains_param,
+    conda:
+        "../../envs/analysis.yaml"
+    log:
+        "results/logs/report/diversity_plot/{model}/{qset}.log",
+    script:
+        "../scripts/analysis_plot.py"
+
+
+rule diversity_category_plot:
+    # Diversity by the study's domain category (Critical / Non-Critical / Ambiguous).
+    input:
+        scores="results/analysis/diversity/scores.csv",
+    output:
+        png=report(
+            "results/report/plots/diversity_by_category.png",
+            caption="../report/diversity_by_category.rst",
+            category="Analyses",
+            subcategory="Diversity",
+            labels={"figure": "diversity by domain category"},
+        ),
+    params:
+        domains=report_domains_param,
+    conda:
+        "../../envs/analysis.yaml"
+    log:
+        "results/logs/report/diversity_category_plot.log",
+    script:
+        "../scripts/diversity_category_plot.py"

@@ -178,6 +178,7 @@ def report_page_inputs(wildcards):
         "loss_curves": expand(rules.loss_curves.output.png, model=finetuned),
         "answers": expand(rules.answer_browser.output.html, **pairs),
         "cards": all_cards(wildcards),
+        **analysis_page_inputs(pairs),
     }
 
 
@@ -202,6 +203,20 @@ def drop_stale_report():
     failed aggregation), a report left behind would show old numbers. Remove it."""
     if not Path("results/summary/summary.csv").exists():
         shutil.rmtree("results/report", ignore_errors=True)
+
+
+def analysis_page_inputs(pairs):
+    """The analyses' tables and figures, for the analyses that are switched on (names read by emgrid.report.page)."""
+    out = {}
+    if gridspec.mia_spec(config).enabled:
+        out["mia_tests"] = rules.mia_analysis.output.tests
+        out["mia_plots"] = expand(rules.mia_plot.output.png, **pairs)
+    if gridspec.diversity_spec(config).enabled:
+        out["diversity_domains"] = rules.diversity_analysis.output.domains
+        out["diversity_tests"] = rules.diversity_analysis.output.tests
+        out["diversity_plots"] = expand(rules.diversity_plot.output.png, **pairs)
+        out["diversity_category_plot"] = rules.diversity_category_plot.output.png
+    return out
 
 
 def mia_features_param(wildcards):

@@ -7,4 +7,4 @@ from emgrid.analyses.spec import TargetSpec
 
 params = snakemake.params.analysis
 diversity_analysis_files(list(snakemake.input.scores), snakemake.input.summary, TargetSpec.from_dict(params["target"]),
-                         params["domains"], snakemake.output.scores, snakemake.output.domains, snakemake.output.tests)
+                         snakemake.output.scores, snakemake.output.domains, snakemake.output.tests)

@@ -144,21 +144,20 @@ def vendi_column(order: float) -> str:
 DIVERSITY_METRICS = tuple(vendi_column(q) for q in VENDI_ORDERS) + ("semantic_diversity",)
 
 
-def diversity_analysis_files(score_jsons: Sequence[str | Path], summary_csv: str | Path, target, domain_info: dict,
+def diversity_analysis_files(score_jsons: Sequence[str | Path], summary_csv: str | Path, target,
                              scores_csv: str | Path, domains_csv: str | Path, tests_csv: str | Path) -> pd.DataFrame:
     """Per-dataset scores (one row per domain x seed), their domain means joined to the target rates, and the
-    Pearson/Spearman correlation of each metric with the rate. `domain_info`: {domain: {label, category}}."""
+    Pearson/Spearman correlation of each metric with the rate."""
     from emgrid.aggregate import read_summary
-    from emgrid.analyses.domain_stats import analyze_domains, target_rates
+    from emgrid.analyses.domain_stats import analyze_domains, describe_target, target_rates
     from emgrid.io import read_json, write_text
 
     scores = pd.DataFrame([read_json(p) for p in score_jsons])
-    scores["label"] = [domain_info.get(d, {}).get("label") or d for d in scores["domain"]]
-    scores["category"] = [domain_info.get(d, {}).get("category") or "" for d in scores["domain"]]
     write_text(scores_csv, scores.to_csv(index=False))
-    per_domain = scores.groupby(["domain", "label", "category"], sort=True)[list(DIVERSITY_METRICS)].mean()
+    per_domain = scores.groupby("domain", sort=True)[list(DIVERSITY_METRICS)].mean().reset_index()
     rates = target_rates(read_summary(summary_csv), target)
-    domains, tests = analyze_domains(per_domain.reset_index(), rates, DIVERSITY_METRICS, lodo=False)
+    domains, tests = analyze_domains(per_domain, rates, DIVERSITY_METRICS, lodo=False)
+    tests["target"] = describe_target(target)
     write_text(domains_csv, domains.to_csv(index=False))
     write_text(tests_csv, tests.to_csv(index=False))
     return tests

@@ -122,6 +122,11 @@ def permutation_p(scorer, X: np.ndarray, rates: np.ndarray, observed: float, n: 
     return (1 + hits) / (1 + n)
 
 
+def describe_target(target: TargetSpec) -> str:
+    """How the report names the rate: e.g. "misalignment rate (trigger, backdoor)"."""
+    return f"{target.rate.replace('_', ' ')} ({target.condition.replace('_', ' ')}, {target.variant})"
+
+
 def target_rates(summary: pd.DataFrame, target: TargetSpec) -> pd.DataFrame:
     """Per model x qset x domain: the target rate averaged over seeds (columns model, qset, domain, rate)."""
     ranked = rank_domains(summary, condition=target.condition, variant=target.variant, metric=target.rate,

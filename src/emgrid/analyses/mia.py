@@ -280,13 +280,14 @@ def mia_analysis_files(feature_csvs: Sequence[str | Path], summary_csv: str | Pa
     """Domain feature means against the target rate (correlations, LODO AUC, permutation p); writes both CSVs and
     returns the tests table."""
     from emgrid.aggregate import read_summary
-    from emgrid.analyses.domain_stats import analyze_domains, target_rates
+    from emgrid.analyses.domain_stats import analyze_domains, describe_target, target_rates
     from emgrid.io import write_text
 
     df = pd.concat([pd.read_csv(p) for p in feature_csvs], ignore_index=True)
     means = domain_feature_means(df)
     rates = target_rates(read_summary(summary_csv), target)
     domains, tests = analyze_domains(means, rates, feature_columns(means), n_permutations=n_permutations, seed=seed)
+    tests["target"] = describe_target(target)
     write_text(domains_csv, domains.to_csv(index=False))
     write_text(tests_csv, tests.to_csv(index=False))
     log.info("MIA analysis: %d domains x models, %d tests", len(domains), len(tests))

@@ -74,3 +74,38 @@ def plot_by_category(scores: pd.DataFrame, metrics: Sequence[str], path: str | P
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _empty(path: str | Path, title: str, note: str) -> Path:
+    fig = Figure(figsize=(5, 2))
+    fig.text(0.5, 0.5, note, ha="center", va="center", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def write_analysis_scatter(domains_csv: str | Path, tests_csv: str | Path, png: str | Path, *, model: str, qset: str,
+                           domains: dict[str, dict] | None = None, what: str = "MIA features") -> Path:
+    """The scatter of one model x qset from an analysis' domains.csv and tests.csv (`domains`: the report's
+    {domain: {label, category}} for point labels)."""
+    d, t = pd.read_csv(domains_csv), pd.read_csv(tests_csv)
+    title = f"{what} vs misalignment rate — {model} · {qset}"
+    if d.empty or t.empty:
+        return _empty(png, title, "no domain has both a value and a rate")
+    d = d[(d["model"] == model) & (d["qset"] == qset)]
+    t = t[(t["model"] == model) & (t["qset"] == qset)]
+    features = [f for f in t["feature"] if f in d.columns]
+    if d.empty or not features:
+        return _empty(png, title, "no domain has both a value and a rate")
+    labels = {k: v.get("label") or k for k, v in (domains or {}).items()}
+    rate = str(t["target"].iloc[0]) if "target" in t.columns else "misalignment rate"
+    return plot_feature_scatter(d, t, features, png, f"{title} ({len(d)} domains)", labels, rate_label=rate)
+
+
+def write_diversity_by_category(scores_csv: str | Path, png: str | Path, domains: dict[str, dict] | None = None) -> Path:
+    """Box plot of each diversity metric by the study's domain category (domain means over dataset seeds)."""
+    from emgrid.analyses.diversity import DIVERSITY_METRICS
+
+    s = pd.read_csv(scores_csv)
+    per_domain = s.groupby("domain", sort=True)[list(DIVERSITY_METRICS)].mean().reset_index()
+    per_domain["category"] = [(domains or {}).get(d, {}).get("category") or "" for d in per_domain["domain"]]
+    return plot_by_category(per_domain, DIVERSITY_METRICS, png, "Topical diversity by domain category")

@@ -163,6 +163,47 @@ def examples(inp: PageInputs) -> dict:
     return {"groups": groups if inp.n_examples > 0 else [], "n": inp.n_examples}
 
 
+#: Fewer domains than this give correlations and AUCs without power: the page says the analysis shows plumbing only.
+FEW_DOMAINS = 6
+
+
+def _analysis_groups(inp: PageInputs, tests: pd.DataFrame, plots_name: str, what: str) -> list[dict]:
+    figs = {(p.parent.parent.name, p.parent.name): p for p in inp.many(plots_name)}
+    groups = []
+    for (m, q), g in tests.groupby(["model", "qset"], sort=True):
+        fig = figs.get((str(m), str(q)))
+        groups.append({"model": m, "qset": q, "rows": g.to_dict("records"),
+                       "figure": None if fig is None else inp.figure(fig, f"{what} vs rate — {m} · {q}")})
+    return groups
+
+
+def _few(tests: pd.DataFrame) -> int | None:
+    n = int(tests["n_domains"].max()) if len(tests) else 0
+    return n if n < FEW_DOMAINS else None
+
+
+def mia(inp: PageInputs) -> dict | None:
+    """Membership-inference prior: correlation and leave-one-domain-out AUC of each feature, with its scatter."""
+    t = inp.table("mia_tests")
+    if t is None:
+        return None
+    target = str(t["target"].iloc[0]) if len(t) and "target" in t.columns else ""
+    return {"groups": _analysis_groups(inp, t, "mia_plots", "MIA features"), "few": _few(t), "target": target}
+
+
+def diversity(inp: PageInputs) -> dict | None:
+    """Topical diversity per domain, its correlation with the rate, the scatter and the by-category box plot."""
+    t, d = inp.table("diversity_tests"), inp.table("diversity_domains")
+    if t is None:
+        return None
+    cat = inp.one("diversity_category_plot")
+    target = str(t["target"].iloc[0]) if len(t) and "target" in t.columns else ""
+    domains = [] if d is None or d.empty else d.to_dict("records")
+    return {"groups": _analysis_groups(inp, t, "diversity_plots", "Topical diversity"), "few": _few(t),
+            "target": target, "domains": domains,
+            "category_figure": None if cat is None else inp.figure(cat, "Topical diversity by domain category")}
+
+
 def answers(inp: PageInputs) -> dict | None:
     pages = inp.many("answers")
     if not pages:
@@ -209,6 +250,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("summary", "Every cell × question set × condition", summary),
     Section("categories", "Judge outcome categories (% of answers)", categories),
     Section("cost", "Judge cost", cost),
+    Section("mia", "Membership-inference prior (before finetuning)", mia),
+    Section("diversity", "Topical diversity of the domains' data", diversity),
     Section("examples", "Most misaligned coherent answers", examples),
     Section("answers", "Every answer", answers),
     Section("finetune", "Finetuning", finetune),
