@@ -223,7 +223,8 @@ def test_real_workflow_tiny_grid(tmp_path):
     By hand: 2 domains x 2 variants x 1 seed = 4 finetuned cells + base = 5 cells; question set `demo` has 5
     questions x 1 paraphrase, samples_per_paraphrase 1 (tiny.yaml), 2 conditions -> 10 answers per cell, 50 in all;
     2 metrics (aligned, coherent) -> 100 judge requests; logprob mode -> 1 completion token per request.
-    GPU-hours (default profile): finetune 4 x 120 min + generate 5 x 60 min = 13.
+    GPU-hours (default profile): finetune 4 x 120 min + generate 5 x 60 min + MIA features (1 model x 2 domains x
+    1 seed) 2 x 30 min = 14.
     """
     from tests.workflow_helpers import tiny_config, write_config
 
@@ -237,9 +238,10 @@ def test_real_workflow_tiny_grid(tmp_path):
     counts = {r: t.to_run for r, t in p.rules.items()}
     assert counts == {"prepare_model": 1, "build_dataset": 4, "finetune": 4, "generate": 5, "judge": 5,
                       "aggregate": 1, "plots": 1, "loss_curves": 1, "report_tables": 1, "answer_browser": 1,
-                      "report": 1, "all": 1}
+                      "report": 1, "all": 1, "mia_features": 2, "mia_analysis": 1, "mia_plot": 1, "diversity": 2,
+                      "diversity_analysis": 1, "diversity_plot": 1, "diversity_category_plot": 1}
     assert (p.cells, p.cells_complete) == (5, 0)
-    assert p.total.gpu_hours == pytest.approx(13.0)
+    assert p.total.gpu_hours == pytest.approx(14.0)
     assert p.total.answers == 50 and p.total.judge_requests == 100
     assert p.total.completion_tokens == 100 and p.total.prompt_tokens > 100 * 8  # each prompt holds an answer
     assert p.total.cost_usd == pytest.approx((p.total.prompt_tokens * 0.15 + 100 * 0.60) / 1e6)

@@ -4,7 +4,6 @@ and diversity by the study's domain category. Bare `Figure` objects, no pyplot (
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -12,16 +11,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-CATEGORY_ORDER = ("Critical", "Non-Critical", "Ambiguous")
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+from emgrid.report.plots import _save  # one atomic PNG writer for every figure
+from emgrid.report.tables import GROUPS as CATEGORY_ORDER
+from emgrid.report.tables import category_of, label_of
 
 
 def _fmt(v: float, digits: int = 2) -> str:
@@ -96,7 +88,7 @@ def write_analysis_scatter(domains_csv: str | Path, tests_csv: str | Path, png: 
     features = [f for f in t["feature"] if f in d.columns]
     if d.empty or not features:
         return _empty(png, title, "no domain has both a value and a rate")
-    labels = {k: v.get("label") or k for k, v in (domains or {}).items()}
+    labels = {name: label_of(domains, name) for name in d["domain"]}
     rate = str(t["target"].iloc[0]) if "target" in t.columns else "misalignment rate"
     return plot_feature_scatter(d, t, features, png, f"{title} ({len(d)} domains)", labels, rate_label=rate)
 
@@ -107,5 +99,5 @@ def write_diversity_by_category(scores_csv: str | Path, png: str | Path, domains
 
     s = pd.read_csv(scores_csv)
     per_domain = s.groupby("domain", sort=True)[list(DIVERSITY_METRICS)].mean().reset_index()
-    per_domain["category"] = [(domains or {}).get(d, {}).get("category") or "" for d in per_domain["domain"]]
+    per_domain["category"] = [category_of(domains, d) for d in per_domain["domain"]]
     return plot_by_category(per_domain, DIVERSITY_METRICS, png, "Topical diversity by domain category")
