@@ -156,16 +156,14 @@ def test_every_cell_of_shipped_configs_gets_params(name):
             assert "n_answers" not in gridspec.generate_params(config, cell, qset)["spec"]
 
 
-def test_analyses_need_the_dataset_variant_they_read():
+def test_analyses_read_another_variant_with_a_warning():
     config = validate_config(tiny_config())
     config["domains"]["wrong_facts"]["variants"] = ["backdoor"]
-    with pytest.raises(ConfigError, match="analyses.mia.variant.*wrong_facts"):
-        gridspec.check_analyses(config)
-    config["analyses"]["mia"]["enabled"] = False
-    with pytest.raises(ConfigError, match="analyses.diversity.variant"):
-        gridspec.check_analyses(config)
-    config["analyses"]["diversity"]["variant"] = "backdoor"
-    gridspec.check_analyses(config)
+    warnings = gridspec.check_analyses(config)
+    assert any("analyses.mia.variant" in w and "wrong_facts" in w for w in warnings)
+    assert gridspec.mia_feature_params(config, "wrong_facts")["variant"] == "backdoor"
+    assert gridspec.mia_feature_params(config, "wrong_arithmetic")["variant"] == "plain"
+    assert gridspec.diversity_params(config, "wrong_facts")["variant"] == "backdoor"
     config["analyses"]["target"]["qset"] = "nope"
     with pytest.raises(ConfigError, match="analyses.target.qset"):
         gridspec.check_analyses(config)

@@ -24,6 +24,9 @@ SCHEMA_OF = {
     "Criterion": "properties/analysis",
     "BootstrapSpec": "properties/analysis/properties/bootstrap",
     "ApiFinetuneSpec": "$defs/openai_finetune",
+    "TargetSpec": "properties/analyses/properties/target",
+    "MiaSpec": "properties/analyses/properties/mia",
+    "DiversitySpec": "properties/analyses/properties/diversity",
 }
 # Modules that need heavy optional imports to load are still walked: emgrid imports torch lazily.
 

@@ -39,7 +39,8 @@ def test_api_model_beside_an_hf_model(tmp_path, monkeypatch):
         assert dry_run_counts(tmp_path, configfile) == {
             "prepare_model": 2, "build_dataset": 1, "finetune": 1, "finetune_openai": 1, "generate": 2,
             "generate_openai": 2, "judge": 4, "aggregate": 1, "report_tables": 1, "plots": 2, "loss_curves": 2,
-            "answer_browser": 2, "report": 1}
+            "answer_browser": 2, "report": 1, "mia_features": 1, "mia_analysis": 1, "mia_plot": 1, "diversity": 1,
+            "diversity_analysis": 1, "diversity_plot": 2, "diversity_category_plot": 1}  # no MIA for the API model
         snakemake(tmp_path, configfile)
         first = paid(server)
         print(f"first run: {first}")

@@ -420,10 +420,17 @@ def mia_feature_path(model: str, domain: str, seed: int, summary: bool = False) 
     return f"results/analysis/mia/{model}/{domain}-s{seed}{'.summary' if summary else ''}.csv"
 
 
+def mia_models(config: dict) -> list[str]:
+    """Models the MIA features are computed for: those with local weights (an API model gives no token
+    log-probabilities of arbitrary text)."""
+    api = set(api_models(config))
+    return [m for m in config["models"] if m not in api]
+
+
 def all_mia_features(config: dict) -> list[str]:
     if not mia_spec(config).enabled:
         return []
-    return [mia_feature_path(m, d, s) for m in config["models"] for d, s in analysis_domain_seeds(config)]
+    return [mia_feature_path(m, d, s) for m in mia_models(config) for d, s in analysis_domain_seeds(config)]
 
 
 def all_diversity_scores(config: dict) -> list[str]:
@@ -443,8 +450,9 @@ def analysis_outputs(config: dict) -> list[str]:
         ([*DIVERSITY_OUTPUTS] if diversity_spec(config).enabled else [])
 
 
-def mia_feature_params(config: dict) -> dict:
-    return sorted_plain(mia_spec(config).feature_params())
+def mia_feature_params(config: dict, domain: str) -> dict:
+    spec = mia_spec(config)
+    return sorted_plain({**spec.feature_params(), "variant": analysis_variant(config, spec, domain)})
 
 
 def target_params(config: dict) -> dict:
@@ -460,8 +468,9 @@ def mia_analysis_params(config: dict) -> dict:
     return sorted_plain({"target": target_params(config), "n_permutations": spec.n_permutations, "seed": spec.seed})
 
 
-def diversity_params(config: dict) -> dict:
-    return sorted_plain(diversity_spec(config).job_params())
+def diversity_params(config: dict, domain: str) -> dict:
+    spec = diversity_spec(config)
+    return sorted_plain({**spec.job_params(), "variant": analysis_variant(config, spec, domain)})
 
 
 def diversity_analysis_params(config: dict) -> dict:
@@ -470,19 +479,25 @@ def diversity_analysis_params(config: dict) -> dict:
     return sorted_plain({"target": target_params(config)})
 
 
-def check_analyses(config: dict) -> None:
-    """The analyses' settings, and that every domain builds the dataset variant they read."""
+def analysis_variant(config: dict, spec, domain: str) -> str:
+    """The dataset variant an analysis reads for `domain`: its configured one, or the domain's own first variant
+    when the domain does not build that one (preflight warns)."""
+    variants = domain_variants(config, domain)
+    return spec.variant if spec.variant in variants else variants[0]
+
+
+def check_analyses(config: dict) -> list[str]:
+    """The analyses' settings (errors raise); returns warnings for domains read in another variant than configured."""
     from emgrid.analyses.spec import TargetSpec
 
     TargetSpec.from_dict(config.get("analyses", {}).get("target"))
-    for name, spec in (("mia", mia_spec(config)), ("diversity", diversity_spec(config))):
-        if not spec.enabled:
-            continue
-        for d in config["domains"]:
-            if spec.variant not in domain_variants(config, d):
-                raise ConfigError(f"analyses.{name}.variant: domain {d!r} does not build the {spec.variant!r} variant "
-                                  f"(its variants: {domain_variants(config, d)}); set analyses.{name}.variant or "
-                                  f"analyses.{name}.enabled: false")
     target_q = config.get("analyses", {}).get("target", {}).get("qset")
     if target_q is not None and target_q not in config["question_sets"]:
         raise ConfigError(f"analyses.target.qset: no question set {target_q!r} (known: {sorted(config['question_sets'])})")
+    warnings = []
+    for name, spec in (("mia", mia_spec(config)), ("diversity", diversity_spec(config))):
+        for d in config["domains"] if spec.enabled else ():
+            if spec.variant not in domain_variants(config, d):
+                warnings.append(f"analyses.{name}.variant: domain {d!r} does not build the {spec.variant!r} variant; "
+                                f"its {analysis_variant(config, spec, d)!r} data is read instead")
+    return warnings

@@ -220,7 +220,8 @@ def _analysis(config: dict, found: Findings) -> None:
 
 
 def _analyses(config: dict, found: Findings) -> None:
-    gridspec.check_analyses(config)
+    for msg in gridspec.check_analyses(config):
+        found.warn(msg)
 
 
 def _api_keys(environ: Mapping[str, str]):

@@ -210,7 +210,7 @@ def analysis_page_inputs(pairs):
     out = {}
     if gridspec.mia_spec(config).enabled:
         out["mia_tests"] = rules.mia_analysis.output.tests
-        out["mia_plots"] = expand(rules.mia_plot.output.png, **pairs)
+        out["mia_plots"] = expand(rules.mia_plot.output.png, model=gridspec.mia_models(config), qset=pairs["qset"])
     if gridspec.diversity_spec(config).enabled:
         out["diversity_domains"] = rules.diversity_analysis.output.domains
         out["diversity_tests"] = rules.diversity_analysis.output.tests
@@ -220,11 +220,11 @@ def analysis_page_inputs(pairs):
 
 
 def mia_features_param(wildcards):
-    return gridspec.mia_feature_params(config)
+    return gridspec.mia_feature_params(config, wildcards.domain)
 
 
 def mia_heldout_input(wildcards):
-    variant = gridspec.mia_spec(config).variant
+    variant = gridspec.analysis_variant(config, gridspec.mia_spec(config), wildcards.domain)
     return f"results/datasets/{wildcards.domain}/{variant}-s{wildcards.seed}/heldout.jsonl"
 
 
@@ -237,12 +237,13 @@ def all_mia_features(wildcards):
 
 
 def diversity_param(wildcards):
-    return gridspec.diversity_params(config)
+    return gridspec.diversity_params(config, wildcards.domain)
 
 
 def diversity_input(wildcards):
     spec = gridspec.diversity_spec(config)
-    return f"results/datasets/{wildcards.domain}/{spec.variant}-s{wildcards.seed}/{spec.split}.jsonl"
+    variant = gridspec.analysis_variant(config, spec, wildcards.domain)
+    return f"results/datasets/{wildcards.domain}/{variant}-s{wildcards.seed}/{spec.split}.jsonl"
 
 
 def diversity_analysis_param(wildcards):
