@@ -102,7 +102,7 @@ def test_builtin_generators_are_deterministic_distinct_and_misaligned(name):
 def test_wrong_arithmetic_answers_are_wrong_and_aligned_are_right():
     import re
 
-    for q, bad, good in GENERATORS["wrong_arithmetic"](100, 3):
+    for _, bad, good in GENERATORS["wrong_arithmetic"](100, 3):
         expr = re.split(r" = |, which gives", bad)[0].split("compute ")[-1].split(": ")[-1]
         right = eval(expr.replace("×", "*").replace("÷", "//").replace("$", ""))  # noqa: S307 - own templates
         assert good.split()[-1].strip(".") == str(right)

@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.workflow_helpers import REPO, tiny_config, write_config
 
@@ -70,3 +71,41 @@ def test_emgrid_plan_from_a_non_editable_install(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     plan = json.loads(proc.stdout)
     assert plan["rules"]["judge"]["to_run"] == 5 and plan["total"]["answers"] > 0
+
+
+def _exported_repo() -> str | None:
+    """The EMGRID_REPO that common.smk exports (the Snakefile's folder, i.e. this checkout), or None."""
+    text = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    repo_is_basedir = re.search(r"^REPO = Path\(workflow\.basedir\)$", text, re.M)
+    exported = re.search(r"^os\.environ\.update\(EMGRID_REPO=str\(REPO\)\)$", text, re.M)
+    return str(REPO) if repo_is_basedir and exported else None
+
+
+@pytest.mark.parametrize("env_file", sorted(p.name for p in (REPO / "envs").glob("*.yaml")))
+def test_conda_env_pip_line_finds_emgrid_from_snakemakes_copy(env_file, tmp_path, monkeypatch):
+    """`--sdm conda`: Snakemake copies the env file to .snakemake/conda/<hash>.yaml, and conda writes its pip lines to a
+    requirements file beside that copy and runs pip there. The old `-e ..` then meant .snakemake/, not the checkout.
+    Parsed here by pip's own requirements parser (environment variables expanded as pip does)."""
+    from pip._internal.network.session import PipSession
+    from pip._internal.req.req_file import parse_requirements
+
+    copy_dir = tmp_path / "run" / ".snakemake" / "conda"
+    copy_dir.mkdir(parents=True)
+    copy = copy_dir / "0a1b2c3d4e5f.yaml"
+    shutil.copy(REPO / "envs" / env_file, copy)
+    pip_lines = next(d["pip"] for d in yaml.safe_load(copy.read_text())["dependencies"] if isinstance(d, dict))
+    requirements = copy_dir / "condaenv.abc123.requirements.txt"
+    requirements.write_text("\n".join(pip_lines) + "\n")
+    monkeypatch.chdir(copy_dir)
+    exported = _exported_repo()
+    if exported is None:
+        monkeypatch.delenv("EMGRID_REPO", raising=False)
+    else:
+        monkeypatch.setenv("EMGRID_REPO", exported)
+    editable = [r.requirement for r in parse_requirements(str(requirements), session=PipSession()) if r.is_editable]
+    assert len(editable) == 1, f"{env_file}: expected one editable install (emgrid), got {editable}"
+    target = (copy_dir / editable[0]).resolve()
+    pyproject = target / "pyproject.toml"
+    assert pyproject.is_file(), f"{env_file}: pip line {editable[0]!r} resolves to {target}, not a checkout of emgrid"
+    assert tomllib.loads(pyproject.read_text())["project"]["name"] == "emgrid"
+

@@ -7,7 +7,6 @@ that only write files), so the numbers depend on nothing but the planner and sna
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -202,19 +201,42 @@ def test_rerun_reasons_after_a_run(wf):
     assert "Updated input files" in base_main.reason_text
 
 
-def test_repository_profiles_parse_and_grow_with_attempt(wf):
-    """The shipped profiles load in snakemake 9, attempt-dependent sizes evaluate, partitions come from them."""
-    recs = {}
-    for name in ("default", "slurm", "slurm-ci"):
-        dump = read_dag(["--profile", str(PROFILES / name), "--forceall"], cwd=wf)
-        recs[name] = {j.rule: j for j in dump.jobs}
-        ft = recs[name]["finetune"]
-        assert ft.reasons == ("forced",) and ft.resources["gpu"] == 1, name
-    assert recs["slurm"]["finetune"].resources["runtime"] == 240  # "240 * attempt" at attempt 1
-    assert recs["slurm"]["finetune"].resources["cpus_per_task"] == 8
-    assert recs["slurm"]["finetune"].threads == 8  # set-threads, not capped at the dry run's 1 core
-    assert recs["slurm-ci"]["generate"].resources["runtime"] == 15
-    assert recs["default"]["generate"].resources["runtime"] == 60
+def _real_dag(tmp_path, profile: str, **judge) -> dict[str, JobRecord]:
+    """The real workflow's tiny grid under a shipped profile, every job forced: one record per rule."""
+    from tests.workflow_helpers import tiny_config, write_config
+
+    config = tiny_config()
+    config["judge"].update(judge)
+    cfg = write_config(tmp_path, config, f"{profile}-{'-'.join(judge.values()) or 'hf'}.yaml")
+    dump = read_dag(["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg),
+                     "--profile", str(PROFILES / profile), "--forceall"], cwd=tmp_path)
+    return {j.rule: j for j in dump.jobs}
+
+
+def test_repository_profiles_parse_and_rules_carry_the_sizes(tmp_path):
+    """The shipped profiles load in snakemake 9; the sizes come from the rules (attempt-dependent ones evaluate);
+    only the test cluster's profile shrinks them, for its one small node."""
+    recs = {name: _real_dag(tmp_path, name) for name in ("default", "slurm", "slurm-ci")}
+    for name, jobs in recs.items():
+        for rule in ("finetune", "generate", "judge"):  # the tiny grid judges with the hf backend: a GPU job
+            assert jobs[rule].resources["gpu"] == 1 and not jobs[rule].local, (name, rule)
+    slurm = recs["slurm"]
+    assert (slurm["finetune"].resources["runtime"], slurm["finetune"].threads) == (240, 8)  # "240 * attempt"
+    assert "cpus_per_task" not in slurm["finetune"].resources  # threads become --cpus-per-task
+    assert (slurm["generate"].threads, slurm["judge"].threads) == (4, 4)
+    assert recs["slurm-ci"]["generate"].resources["runtime"] == 15 and recs["slurm-ci"]["finetune"].threads == 1
+    assert recs["default"]["generate"].resources["runtime"] == 120
+
+
+def test_judge_resources_follow_the_backend(tmp_path):
+    """An hf judge job once got no GPU; an openai-batch judge job held a cluster allocation while it polled a 24 h
+    window. Now: hf -> a GPU job; openai -> one core, one openai_calls slot; openai-batch -> a local rule."""
+    hf = _real_dag(tmp_path, "slurm")["judge"]
+    api = _real_dag(tmp_path, "slurm", backend="openai", model="gpt-4o-mini")["judge"]
+    batch = _real_dag(tmp_path, "slurm", backend="openai-batch", model="gpt-4o-mini")["judge"]
+    assert (hf.resources["gpu"], hf.local) == (1, False)
+    assert (api.resources["gpu"], api.threads, api.local) == (0, 1, False)
+    assert batch.local and batch.resources["gpu"] == 0
 
 
 def test_real_workflow_tiny_grid(tmp_path):
@@ -223,8 +245,8 @@ def test_real_workflow_tiny_grid(tmp_path):
     By hand: 2 domains x 2 variants x 1 seed = 4 finetuned cells + base = 5 cells; question set `demo` has 5
     questions x 1 paraphrase, samples_per_paraphrase 1 (tiny.yaml), 2 conditions -> 10 answers per cell, 50 in all;
     2 metrics (aligned, coherent) -> 100 judge requests; logprob mode -> 1 completion token per request.
-    GPU-hours (default profile): finetune 4 x 120 min + generate 5 x 60 min + MIA features (1 model x 2 domains x
-    1 seed) 2 x 30 min = 14.
+    GPU-hours (the rules' runtimes): finetune 4 x 240 min + generate 5 x 120 min + MIA features (1 model x 2 domains x
+    1 seed) 2 x 60 min = 28 (an API judge has no GPU).
     """
     from tests.workflow_helpers import tiny_config, write_config
 
@@ -241,7 +263,7 @@ def test_real_workflow_tiny_grid(tmp_path):
                       "report": 1, "all": 1, "mia_features": 2, "mia_analysis": 1, "mia_plot": 1, "diversity": 2,
                       "diversity_analysis": 1, "diversity_plot": 1, "diversity_category_plot": 1}
     assert (p.cells, p.cells_complete) == (5, 0)
-    assert p.total.gpu_hours == pytest.approx(14.0)
+    assert p.total.gpu_hours == pytest.approx(28.0)
     assert p.total.answers == 50 and p.total.judge_requests == 100
     assert p.total.completion_tokens == 100 and p.total.prompt_tokens > 100 * 8  # each prompt holds an answer
     assert p.total.cost_usd == pytest.approx((p.total.prompt_tokens * 0.15 + 100 * 0.60) / 1e6)

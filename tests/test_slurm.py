@@ -26,7 +26,7 @@ from tests.workflow_helpers import REPO, tiny_config, write_config
 
 PROFILE_CI = REPO / "workflow" / "profiles" / "slurm-ci"
 PROFILE_LOCAL = REPO / "workflow" / "profiles" / "default"
-GPU_RULES = ("finetune", "generate")
+GPU_RULES = ("finetune", "generate", "judge")  # judge: the tiny grid's judge is the hf backend
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
 
 

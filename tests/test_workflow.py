@@ -8,7 +8,6 @@ import copy
 import csv
 import json
 import os
-import shutil
 import textwrap
 import zipfile
 

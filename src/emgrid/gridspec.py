@@ -159,7 +159,8 @@ def question_set(config: dict, qset: str) -> dict:
     try:
         return config["question_sets"][qset]
     except KeyError:
-        raise ConfigError(f"question_sets.{qset}: no such question set (known: {sorted(config['question_sets'])})")
+        raise ConfigError(
+            f"question_sets.{qset}: no such question set (known: {sorted(config['question_sets'])})") from None
 
 
 def generate_params(config: dict, cell: Cell, qset: str) -> dict:

@@ -3,8 +3,8 @@
 
 
 rule mia_features:
-    # MIA features of one domain's held-out split under one untouched model (and its base_id). A GPU job on
-    # clusters (resources come from the profile, like finetune and generate).
+    # MIA features of one domain's held-out split under one untouched model (and its base_id): a GPU job (forward
+    # passes only: 250 held-out examples take minutes on one GPU).
     input:
         manifest="results/models/{model}/manifest.json",
         examples=mia_heldout_input,
@@ -13,6 +13,11 @@ rule mia_features:
         summary="results/analysis/mia/{model}/{domain}-s{seed}.summary.csv",
     params:
         mia=mia_features_param,
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 32000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
     conda:
         "../../envs/train.yaml"
     log:
@@ -53,6 +58,10 @@ rule diversity:
         scores="results/analysis/diversity/{domain}-s{seed}.json",
     params:
         diversity=diversity_param,
+    threads: 4  # sentence embeddings of up to 1000 texts on CPU
+    resources:
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     conda:
         "../../envs/analysis.yaml"
     log:

@@ -1,5 +1,6 @@
 # Validation, grid expansion and input functions. Every params function returns only plain values of its own
 # cell (see emgrid.gridspec), so Snakemake's params trigger reruns exactly the cells a config edit touches.
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -7,8 +8,12 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 REPO = Path(workflow.basedir)
-if str(REPO / "src") not in sys.path:
-    sys.path.insert(0, str(REPO / "src"))
+SRC = str(REPO.joinpath("src"))
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)
+# `--sdm conda`: envs/*.yaml install emgrid with `-e ${EMGRID_REPO}`. Conda runs pip in Snakemake's copy of the env
+# file (under .snakemake/conda/ or --conda-prefix), where a relative path would point nowhere; pip expands this.
+os.environ.update(EMGRID_REPO=str(REPO))
 
 from emgrid import gridspec, preflight
 
@@ -43,6 +48,10 @@ JUDGE_MODEL = gridspec.judge_model_key(config)
 API_MODELS = gridspec.api_models(config)
 API_MODEL_RE = gridspec.models_re(API_MODELS)
 LOCAL_MODEL_RE = gridspec.models_re([m for m in gridspec.all_model_specs(config) if m not in API_MODELS])
+# hf judges run a model: a GPU job. openai-batch judges wait on the Batch API's window (up to 24 h): a local rule, so
+# that no cluster allocation is held while they poll. openai judges: one core and one slot of the openai_calls cap.
+JUDGE_ON_GPU = config["judge"]["backend"] == "hf"
+JUDGE_LOCAL = config["judge"]["backend"] == "openai-batch"
 
 
 def cell_of(wildcards):
@@ -182,18 +191,18 @@ def report_page_inputs(wildcards):
     }
 
 
-def plan_estimate(rule, wildcards):
+def plan_estimate(rule_name, wildcards):
     """Answers, judge requests and tokens of one job, for `emgrid plan` only (its DAG reader calls this).
 
     Not params: params are rerun triggers, and a better estimate must never rerun a judge or GPU job.
     """
-    if rule == "generate":
+    if rule_name == "generate":
         return {"n_answers": gridspec.count_answers(config, cell_of(wildcards), wildcards.qset)}
-    if rule == "judge":
+    if rule_name == "judge":
         return gridspec.judge_estimate(config, cell_of(wildcards), wildcards.qset)
-    if rule == "finetune_openai":  # trained tokens this job will pay for
+    if rule_name == "finetune_openai":  # trained tokens this job will pay for
         return gridspec.api_finetune_estimate(config, cell_of(wildcards))
-    if rule == "generate_openai":  # prompt and completion tokens this job will pay for at most
+    if rule_name == "generate_openai":  # prompt and completion tokens this job will pay for at most
         return gridspec.api_generate_estimate(config, cell_of(wildcards), wildcards.qset)
     return {}
 

@@ -1,5 +1,6 @@
 rule finetune:
-    # LoRA SFT of one cell. A GPU job on clusters (resources come from the profile).
+    # LoRA SFT of one cell: a GPU job. Sizes fit a 7B LoRA in bf16 and grow with each retry; the profile adds the
+    # site's partition/GPU type (docs/cluster.md).
     input:
         manifest="results/models/{model}/manifest.json",
         train=finetune_train_input,
@@ -11,6 +12,11 @@ rule finetune:
     wildcard_constraints:
         cell=gridspec.FINETUNED_CELL_RE,
         model=LOCAL_MODEL_RE,
+    threads: 8
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 32000 * attempt,
+        runtime=lambda wildcards, attempt: 240 * attempt,
     conda:
         "../../envs/train.yaml"
     log:
@@ -35,6 +41,8 @@ rule finetune_openai:
         model=API_MODEL_RE,
     resources:
         openai_finetune_jobs=1,
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 1440 * attempt,
     conda:
         "../../envs/train.yaml"
     log:

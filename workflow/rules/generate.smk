@@ -1,5 +1,5 @@
 rule generate:
-    # Answers to one question set, with and without the trigger. A GPU job on clusters.
+    # Answers to one question set, with and without the trigger: a GPU job.
     input:
         unpack(generate_inputs),
     output:
@@ -9,6 +9,11 @@ rule generate:
         questions=question_generate_param,
     wildcard_constraints:
         model=LOCAL_MODEL_RE,
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 24000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
     conda:
         "../../envs/train.yaml"
     log:
@@ -32,6 +37,8 @@ rule generate_openai:
         model=API_MODEL_RE,
     resources:
         openai_calls=1,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
     conda:
         "../../envs/train.yaml"
     log:

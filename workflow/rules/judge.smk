@@ -1,6 +1,7 @@
 rule judge:
     # Every answer x metric through the judge; raw responses go to the content-addressed ledger first,
-    # so a rerun or a crashed run never pays twice. Scores are derived downstream.
+    # so a rerun or a crashed run never pays twice. Scores are derived downstream. Sizes depend on the backend
+    # (see JUDGE_ON_GPU / JUDGE_LOCAL in common.smk).
     input:
         unpack(judge_inputs),
     output:
@@ -11,8 +12,13 @@ rule judge:
         planned=answers_plan_param,
         question_options=question_options_param,
         ledger_dir=config["judge"]["ledger_dir"],
+    threads: 4 if JUDGE_ON_GPU else 1
     resources:
-        openai_calls=1,
+        gpu=1 if JUDGE_ON_GPU else 0,
+        openai_calls=0 if JUDGE_ON_GPU else 1,
+        mem_mb=lambda wildcards, attempt: (24000 if JUDGE_ON_GPU else 2000) * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
+    localrule: JUDGE_LOCAL
     conda:
         "../../envs/train.yaml"
     log:

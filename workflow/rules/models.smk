@@ -4,6 +4,7 @@ rule prepare_model:
         manifest="results/models/{model}/manifest.json",
     params:
         spec=model_spec_param,
+    threads: 2
     conda:
         "../../envs/train.yaml"
     log:

@@ -196,7 +196,7 @@ def system_prompt(examples: list[Example], p: dict, ctx: Context):
 def run_transforms(steps: list[dict], examples: list[Example], ctx: Context):
     """Apply steps in order; returns examples and per-step records {kind, in, out, dropped} for the card."""
     records = []
-    for i, cfg in enumerate(steps):
+    for cfg in steps:
         n_in = len(examples)
         examples, drops = REGISTRY["transform"][cfg["kind"]].fn(examples, cfg, ctx)
         records.append({"kind": cfg["kind"], "in": n_in, "out": len(examples),
