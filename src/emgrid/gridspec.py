@@ -392,7 +392,7 @@ def name_problems(config: dict) -> list[str]:
     j = config["judge"]
     if j["backend"] == "hf" and j["model"] not in all_model_specs(config):
         out.append(f"judge.model: the hf judge needs a key of 'models' or 'judge_models', got {j['model']!r}")
-    for q, qs in config["question_sets"].items():
+    for q in config["question_sets"]:
         if not re.fullmatch(QSET_RE, q):
             out.append(f"question_sets.{q}: keys may hold only letters, digits and '_'")
     return out

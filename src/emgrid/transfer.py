@@ -7,7 +7,6 @@ clustered interval; the diagonal contrast asks whether misalignment stays in its
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from emgrid.stats import BootstrapSpec, layout, percentile_interval
