@@ -8,6 +8,7 @@ import copy
 import csv
 import json
 import os
+import shutil
 import textwrap
 import zipfile
 

@@ -78,7 +78,7 @@ def follow_umask(root: str | Path) -> None:
     Some writers ignore the umask (safetensors saves weights 0600); call this before renaming a built tree into place.
     """
     mask = _umask()
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         os.chmod(dirpath, 0o777 & ~mask)
         for name in filenames:
             f = os.path.join(dirpath, name)
