@@ -99,6 +99,24 @@ def test_params_are_cell_scoped_and_order_independent():
     assert gridspec.dataset_params(mixed, "wrong_facts", "backdoor", 0) != gridspec.dataset_params(config, "wrong_facts", "backdoor", 0)
 
 
+def test_checkpoint_every_is_resolved_per_cell_but_kept_out_of_params():
+    config = validate_config(tiny_config())
+    arith = gridspec.Cell("tiny", "wrong_arithmetic", "plain", 0)
+    facts = gridspec.Cell("tiny", "wrong_facts", "plain", 0)
+    assert gridspec.finetune_checkpoint_every(config, arith) == config["finetune"]["checkpoint_every"] == 50
+    edited = copy.deepcopy(config)
+    edited["finetune"]["checkpoint_every"] = 7
+    edited["models"]["tiny"]["finetune"] = {"checkpoint_every": 3}
+    edited["domains"]["wrong_arithmetic"]["finetune"] = {"checkpoint_every": 0}
+    assert gridspec.finetune_checkpoint_every(edited, facts) == 3
+    assert gridspec.finetune_checkpoint_every(edited, arith) == 0
+    assert "checkpoint_every" not in gridspec.finetune_params(edited, arith)
+    assert gridspec.finetune_params(edited, arith) == gridspec.finetune_params(config, arith)
+    edited["domains"]["wrong_arithmetic"]["finetune"] = {"checkpoint_every": -1}
+    with pytest.raises(ConfigError, match=r"finetune\.checkpoint_every.*wrong_arithmetic"):
+        gridspec.finetune_checkpoint_every(edited, arith)
+
+
 def test_judge_params_hold_no_secret_and_only_own_price():
     config = validate_config(tiny_config())
     config["judge"].update(backend="openai", model="gpt-4o-mini",

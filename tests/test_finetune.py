@@ -150,3 +150,75 @@ def test_template_without_markers(tiny_model, tiny_train_jsonl, tmp_path):
         build_trainer(manifest, tiny_train_jsonl, tmp_path / "w", FinetuneSpec(**FAST))
     trainer = build_trainer(manifest, tiny_train_jsonl, tmp_path / "w", FinetuneSpec(**FAST, loss_on="all"))
     assert trainer.processing_class.decode(_batch(trainer, 1)["labels"][0].tolist()).startswith("SYSTEM: ")
+
+
+_KILLED_RUN = """
+import os, sys
+from transformers import TrainerCallback
+import emgrid.finetune as ft
+
+class Kill(TrainerCallback):
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step == int(sys.argv[5]):
+            os._exit(137)  # like SIGKILL or a SLURM timeout: no cleanup, no exception handlers
+
+build = ft.build_trainer
+def build_and_arm(*a, **k):
+    trainer = build(*a, **k)
+    trainer.add_callback(Kill())
+    return trainer
+
+ft.build_trainer = build_and_arm
+spec = ft.FinetuneSpec(epochs=2, batch_size=4, grad_accum=1, lr=1e-3, seed=3)
+ft.finetune(sys.argv[1], sys.argv[2], sys.argv[3], spec, sys.argv[4], checkpoint_every=3)
+"""
+
+
+def test_killed_finetune_resumes_to_the_same_adapter(tiny_model, tiny_train_jsonl, tmp_path):
+    """A run killed at step 5 (checkpoint at step 3) is rerun: it resumes at step 3 and ends with the same adapter and
+    loss curve as an uninterrupted run; the checkpoints are gone afterwards."""
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from emgrid.finetune import checkpoint_dir_for
+
+    spec = FinetuneSpec(epochs=2, batch_size=4, grad_accum=1, lr=1e-3, seed=3)  # 8 steps, LoRA dropout 0.05 on
+    ref = finetune(tiny_model, tiny_train_jsonl, tmp_path / "ref" / "adapter", spec, tmp_path / "ref" / "m.json")
+    cell = tmp_path / "cell"
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_RUN)
+    args = [str(tiny_model), str(tiny_train_jsonl), str(cell / "adapter"), str(cell / "m.json"), "5"]
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    assert proc.returncode == 137, proc.stderr[-2000:]
+    ckpts = sorted(p.name for p in checkpoint_dir_for(cell / "adapter").glob("checkpoint-*"))
+    assert ckpts == ["checkpoint-3"] and not (cell / "adapter").exists()
+
+    again = finetune(tiny_model, tiny_train_jsonl, cell / "adapter", spec, cell / "m.json", checkpoint_every=3)
+    assert again["resumed_from_step"] == 3 and again["steps"] == ref["steps"] == 8
+    assert not checkpoint_dir_for(cell / "adapter").exists()
+    assert [h["step"] for h in again["loss_history"]] == [h["step"] for h in ref["loss_history"]]
+    assert [h["loss"] for h in again["loss_history"]] == pytest.approx([h["loss"] for h in ref["loss_history"]],
+                                                                      rel=1e-5)
+    assert (again["tokens_seen"], again["trained_tokens"]) == (ref["tokens_seen"], ref["trained_tokens"])
+    a, b = load_file(cell / "adapter" / "adapter_model.safetensors"), load_file(
+        tmp_path / "ref" / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert (a[k] - b[k]).abs().max() < 1e-5, k
+
+
+def test_checkpoints_of_other_settings_are_not_resumed(tiny_model, tiny_train_jsonl, tmp_path):
+    from emgrid.finetune import _resume_key, checkpoint_dir_for, latest_checkpoint
+
+    ckpt = checkpoint_dir_for(tmp_path / "adapter")
+    key = _resume_key(tiny_model, tiny_train_jsonl, FinetuneSpec(**FAST))
+    assert latest_checkpoint(ckpt, key) is None
+    (ckpt / "checkpoint-4").mkdir()
+    (ckpt / "checkpoint-4" / "emgrid_counts.json").write_text("{}")
+    (ckpt / "checkpoint-6").mkdir()  # killed while saving: no counts file, not complete
+    assert latest_checkpoint(ckpt, key) == ckpt / "checkpoint-4"
+    other = _resume_key(tiny_model, tiny_train_jsonl, FinetuneSpec(**{**FAST, "lr": 2e-3}))
+    assert other != key
+    assert latest_checkpoint(ckpt, other) is None and not (ckpt / "checkpoint-4").exists()

@@ -124,6 +124,13 @@ def test_a_bad_global_setting_is_listed_once_not_per_cell():
     assert len(found.errors) == 1 and "finetune.max_steps" in found.errors[0]
 
 
+def test_a_bad_checkpoint_frequency_in_a_model_override_is_found():
+    config = tiny_config()
+    config["models"]["tiny"]["finetune"] = {"checkpoint_every": "often"}
+    found = _check(config)
+    assert len(found.errors) == 1 and "finetune.checkpoint_every" in found.errors[0] and "models.tiny" in found.errors[0]
+
+
 def test_cluster_doc_config_override_works(tmp_path):
     """docs/cluster.md's `--config` example must be one snakemake accepts (it merges nested mappings)."""
     import shlex

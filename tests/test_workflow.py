@@ -154,6 +154,15 @@ def test_domain_finetune_override_replans_only_that_domain_from_finetune(complet
     assert counts == {"finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "loss_curves": 1, **REPORT, **ANALYSES}
 
 
+def test_changing_the_checkpoint_frequency_reruns_nothing(completed_run):
+    workdir, config = completed_run
+    assert not list((workdir / "results" / "cells").glob("*/*/checkpoints"))  # removed after each success
+    edited = copy.deepcopy(config)
+    edited.setdefault("finetune", {})["checkpoint_every"] = 1
+    edited["domains"]["wrong_arithmetic"]["finetune"] = {"checkpoint_every": 2}
+    assert _plan(workdir, edited, "edit_ckpt.yaml") == {}
+
+
 def test_changing_the_judge_rejudges_and_never_retrains(completed_run):
     workdir, config = completed_run
     edited = copy.deepcopy(config)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import json
+import shutil
 import sys
 import tempfile
 import time
@@ -18,7 +21,7 @@ from typing import Any
 
 from emgrid.chat import validate_messages
 from emgrid.errors import ConfigError, DataError, ModelSourceError, reject_unknown_keys
-from emgrid.io import iter_jsonl, write_json
+from emgrid.io import iter_jsonl, read_json, write_json
 from emgrid.models import DTYPE_NAMES, _replacing_dir, default_device, load_tokenizer, read_manifest, resolve_dtype
 
 
@@ -107,27 +110,67 @@ def read_training_messages(path: str | Path) -> list[dict]:
     return rows
 
 
+COUNTS_FILE = "emgrid_counts.json"  # written last into each checkpoint: its presence marks a complete checkpoint
+RESUME_KEY_FILE = "resume_key.json"
+
+
 def _trainer_class():
     from trl import SFTTrainer
 
     class CountingSFTTrainer(SFTTrainer):
-        """Counts tokens actually processed (non-pad) and supervised (labels != -100), for the metrics file."""
+        """Counts tokens actually processed (non-pad) and supervised (labels != -100), for the metrics file; the counts
+        travel with each checkpoint so that a resumed run reports the whole run's totals."""
 
         tokens_seen = 0
         trained_tokens = 0
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             if model.training:
-                self.tokens_seen += int(inputs["attention_mask"].sum())
+                mask = inputs.get("attention_mask")
+                self.tokens_seen += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
                 self.trained_tokens += int((inputs["labels"] != -100).sum())
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
 
+        def _save_checkpoint(self, model, trial):
+            super()._save_checkpoint(model, trial)
+            folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+            write_json(folder / COUNTS_FILE, {"tokens_seen": self.tokens_seen, "trained_tokens": self.trained_tokens})
+
     return CountingSFTTrainer
 
 
-def build_trainer(manifest_path: str | Path, train_jsonl: str | Path, output_dir: str | Path, spec: FinetuneSpec):
-    """The configured SFTTrainer (LoRA model, tokenized data, collator) without training it: tests inspect it."""
+def checkpoint_dir_for(adapter_dir: str | Path) -> Path:
+    """Where a cell's training checkpoints live: beside its adapter, never inside a declared output. Snakemake deletes
+    a failed job's outputs before rerunning it; this folder is not an output, so it survives a kill or a SLURM
+    timeout and the rerun resumes from it. finetune() removes it after success."""
+    return Path(adapter_dir).parent / "checkpoints"
+
+
+def _resume_key(manifest_path: Path, train_jsonl: Path, spec: FinetuneSpec) -> str:
+    """Everything that determines the trained adapter: a checkpoint from other settings or data must never be resumed."""
+    h = hashlib.sha256(json.dumps(dataclasses.asdict(spec), sort_keys=True, default=list).encode())
+    for path in (manifest_path, train_jsonl):
+        h.update(Path(path).read_bytes())
+    return h.hexdigest()
+
+
+def latest_checkpoint(ckpt_dir: Path, key: str) -> Path | None:
+    """The newest complete checkpoint made with the same `key`, else None; a folder left by other settings is wiped."""
+    marker = ckpt_dir / RESUME_KEY_FILE
+    if ckpt_dir.exists() and (not marker.is_file() or read_json(marker).get("key") != key):
+        shutil.rmtree(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    write_json(marker, {"key": key})
+    done = [p for p in ckpt_dir.glob("checkpoint-*") if (p / COUNTS_FILE).is_file() and p.name[11:].isdigit()]
+    return max(done, key=lambda p: int(p.name[11:]), default=None)
+
+
+def build_trainer(manifest_path: str | Path, train_jsonl: str | Path, output_dir: str | Path, spec: FinetuneSpec,
+                  checkpoint_every: int = 0):
+    """The configured SFTTrainer (LoRA model, tokenized data, collator) without training it: tests inspect it.
+    With `checkpoint_every` > 0 it saves a resumable checkpoint (adapter, optimizer, scheduler, RNG) into `output_dir`
+    every that many optimizer steps, keeping the last two (a kill while saving leaves the previous one intact)."""
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, set_seed
@@ -155,7 +198,9 @@ def build_trainer(manifest_path: str | Path, train_jsonl: str | Path, output_dir
         lr_scheduler_type="linear",
         weight_decay=0.0,
         logging_steps=spec.logging_steps,
-        save_strategy="no",
+        save_strategy="steps" if checkpoint_every else "no",
+        save_steps=checkpoint_every or 500,
+        save_total_limit=2,
         report_to="none",
         seed=spec.seed,
         data_seed=spec.seed,
@@ -186,36 +231,50 @@ def build_trainer(manifest_path: str | Path, train_jsonl: str | Path, output_dir
 
 
 def finetune(manifest_path: str | Path, train_jsonl: str | Path, adapter_dir: str | Path, spec: FinetuneSpec,
-             metrics_path: str | Path) -> dict[str, Any]:
-    """Train a LoRA adapter; write it (+ tokenizer) to `adapter_dir` atomically and the metrics JSON; return metrics."""
+             metrics_path: str | Path, checkpoint_every: int = 0) -> dict[str, Any]:
+    """Train a LoRA adapter; write it (+ tokenizer) to `adapter_dir` atomically and the metrics JSON; return metrics.
+
+    With `checkpoint_every` > 0 checkpoints go to checkpoint_dir_for(adapter_dir); a rerun after a kill resumes from
+    the newest one made with the same spec, model and data, and the folder is removed once the adapter is written."""
     adapter_dir = Path(adapter_dir)
     t0 = time.time()
+    ckpt_dir = checkpoint_dir_for(adapter_dir) if checkpoint_every else None
+    resume = latest_checkpoint(ckpt_dir, _resume_key(manifest_path, train_jsonl, spec)) if ckpt_dir else None
     with tempfile.TemporaryDirectory(prefix="emgrid-ft-") as work, contextlib.redirect_stdout(sys.stderr):
-        trainer = build_trainer(manifest_path, train_jsonl, work, spec)
-        n_examples = len(trainer.train_dataset)
-        n_rows = len(read_training_messages(train_jsonl))
+        trainer = build_trainer(manifest_path, train_jsonl, ckpt_dir or work, spec, checkpoint_every=checkpoint_every)
+        if resume is not None:
+            print(f"resuming from {resume}", file=sys.stderr)
+            counts = read_json(resume / COUNTS_FILE)
+            trainer.tokens_seen, trainer.trained_tokens = counts["tokens_seen"], counts["trained_tokens"]
         t1 = time.time()
-        out = trainer.train()
+        out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         train_s = time.time() - t1
         with _replacing_dir(adapter_dir) as tmp:
             trainer.model.save_pretrained(tmp)
             trainer.processing_class.save_pretrained(tmp)
+    metrics = _metrics(trainer, out, read_training_messages(train_jsonl), spec)
+    metrics.update(train_runtime_s=train_s, wall_time_s=time.time() - t0,
+                   resumed_from_step=int(resume.name[11:]) if resume else None)
+    if resume is not None and metrics["loss_history"]:  # the Trainer's own mean covers only the resumed steps
+        metrics["mean_loss"] = sum(h["loss"] for h in metrics["loss_history"]) / len(metrics["loss_history"])
+    write_json(metrics_path, metrics)
+    if ckpt_dir is not None:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return metrics
+
+
+def _metrics(trainer, out, rows: list[dict], spec: FinetuneSpec) -> dict[str, Any]:
     history = [(h["step"], h["loss"]) for h in trainer.state.log_history if "loss" in h]
-    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
-    metrics = {
+    return {
         "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch,
-        "examples": n_examples,  # after trl drops examples whose assistant turn was truncated away
-        "examples_in_file": n_rows,
+        "examples": len(trainer.train_dataset),  # after trl drops examples whose assistant turn was truncated away
+        "examples_in_file": len(rows),
         "final_loss": history[-1][1] if history else None,
         "mean_loss": out.training_loss,
         "loss_history": [{"step": s, "loss": v} for s, v in history],
         "tokens_seen": trainer.tokens_seen,
         "trained_tokens": trainer.trained_tokens,
-        "train_runtime_s": train_s,
-        "wall_time_s": time.time() - t0,
-        "trainable_params": trainable,
+        "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "spec": {**dataclasses.asdict(spec), "target_modules": list(spec.target_modules)},
     }
-    write_json(metrics_path, metrics)
-    return metrics

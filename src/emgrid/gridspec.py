@@ -142,12 +142,30 @@ def api_finetune_params(config: dict, cell: Cell) -> dict:
     return sorted_plain({"spec": spec, "training_price": price})
 
 
-def finetune_params(config: dict, cell: Cell) -> dict:
+# finetune keys that change how a job runs, not what it produces: kept out of the job's params (no rerun)
+FINETUNE_RUN_KEYS = ("checkpoint_every",)
+
+
+def _merged_finetune(config: dict, cell: Cell) -> dict:
     """Global finetune settings, overridden by the model's, then by the domain's (most specific wins)."""
     spec = deep_merge(config["finetune"], config["models"][cell.model].get("finetune"))
-    spec = deep_merge(spec, config["domains"][cell.domain].get("finetune"))
+    return deep_merge(spec, config["domains"][cell.domain].get("finetune"))
+
+
+def finetune_params(config: dict, cell: Cell) -> dict:
+    """The cell's finetune settings that determine its adapter (FINETUNE_RUN_KEYS left out); the seed is per cell."""
+    spec = {k: v for k, v in _merged_finetune(config, cell).items() if k not in FINETUNE_RUN_KEYS}
     spec["seed"] = int(spec.get("seed", 0)) + int(cell.seed)
     return sorted_plain(spec)
+
+
+def finetune_checkpoint_every(config: dict, cell: Cell) -> int:
+    """Optimizer steps between resumable checkpoints of the cell's finetune (0 = none)."""
+    value = _merged_finetune(config, cell).get("checkpoint_every", 0)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"config key 'finetune.checkpoint_every' must be a non-negative integer, got {value!r} "
+                          f"(cell {cell.model}/{cell.id})")
+    return value
 
 
 def trigger_for(config: dict, cell: Cell) -> str:

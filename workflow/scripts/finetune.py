@@ -2,12 +2,16 @@ from emgrid.runlog import redirect_to_log
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
+from emgrid import gridspec
 from emgrid.finetune import FinetuneSpec, finetune
 
+cell = gridspec.parse_cell(snakemake.wildcards.model, snakemake.wildcards.cell)
 finetune(
     snakemake.input.manifest,
     snakemake.input.train,
     snakemake.output.adapter,
     FinetuneSpec.from_dict(snakemake.params.spec),
     snakemake.output.metrics,
+    # not a param: how often to checkpoint does not change the adapter, so it must not rerun the job
+    checkpoint_every=gridspec.finetune_checkpoint_every(snakemake.config, cell),
 )
