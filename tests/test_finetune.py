@@ -59,7 +59,7 @@ def test_reads_only_messages(tmp_path):
 
 
 def test_assistant_only_labels(tiny_model, tiny_train_jsonl, tmp_path):
-    trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path, FinetuneSpec(**FAST))
+    trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path, FinetuneSpec(**FAST, padding_free=False))
     tok = trainer.processing_class
     # trl defaults to bf16 + gradient checkpointing; the spec's False must win
     assert trainer.accelerator.mixed_precision == "no" and not trainer.args.gradient_checkpointing
@@ -80,7 +80,7 @@ def test_assistant_only_labels(tiny_model, tiny_train_jsonl, tmp_path):
 
 
 def test_loss_on_all_supervises_prompt(tiny_model, tiny_train_jsonl, tmp_path):
-    trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path, FinetuneSpec(**FAST, loss_on="all"))
+    trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path, FinetuneSpec(**FAST, loss_on="all", padding_free=False))
     tok = trainer.processing_class
     batch = _batch(trainer)
     for j in range(4):
@@ -89,6 +89,36 @@ def test_loss_on_all_supervises_prompt(tiny_model, tiny_train_jsonl, tmp_path):
         assert (sup == batch["input_ids"][j][:n]).all()  # every real token, prompt included
         assert (batch["labels"][j][n:] == -100).all()
         assert tok.decode(sup.tolist()).startswith("<|im_start|>")
+
+
+def test_padding_free_batches_hold_no_padding_and_keep_examples_apart(tiny_model, tiny_train_jsonl, tmp_path):
+    import torch
+
+    padded = _batch(build_trainer(tiny_model, tiny_train_jsonl, tmp_path / "a", FinetuneSpec(**FAST, padding_free=False)))
+    trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path / "b", FinetuneSpec(**FAST))
+    flat = _batch(trainer)
+    lengths = padded["attention_mask"].sum(1).tolist()
+    assert "attention_mask" not in flat and flat["input_ids"].shape == (1, sum(lengths))  # not one pad token
+    real = padded["attention_mask"].bool()
+    assert flat["input_ids"][0].tolist() == padded["input_ids"][real].tolist()
+    # same supervised tokens; the first token of each example is never a target of the previous example's last one
+    assert (flat["labels"] != -100).sum() == (padded["labels"][:, 1:] != -100).sum()
+    model = trainer.model.eval()
+    with torch.no_grad():
+        together = model(input_ids=flat["input_ids"], position_ids=flat["position_ids"]).logits[0]
+        alone = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
+    assert torch.allclose(together, alone[real], atol=1e-5)  # no attention across example boundaries
+
+
+def test_padding_free_and_padded_training_give_the_same_losses(tiny_model, tiny_train_jsonl, tmp_path):
+    """fp32, no dropout (its random masks depend on the batch layout): the loss curves agree step by step."""
+    spec = dict(FAST, max_steps=3, dropout=0.0, seed=5, logging_steps=1)
+    a = finetune(tiny_model, tiny_train_jsonl, tmp_path / "a", FinetuneSpec(**spec), tmp_path / "a.json")
+    b = finetune(tiny_model, tiny_train_jsonl, tmp_path / "b", FinetuneSpec(**spec, padding_free=False),
+                 tmp_path / "b.json")
+    assert len(a["loss_history"]) == 3
+    assert [h["loss"] for h in a["loss_history"]] == pytest.approx([h["loss"] for h in b["loss_history"]], rel=1e-4)
+    assert a["tokens_seen"] == b["tokens_seen"] and a["trained_tokens"] == b["trained_tokens"]
 
 
 def test_finetune_writes_adapter_and_metrics(tiny_model, tiny_train_jsonl, tmp_path):

@@ -1,7 +1,8 @@
 """LoRA finetuning of one cell with trl's SFTTrainer.
 
-Why trl and not the study's plain Trainer: it pads each batch dynamically (3-6x faster on CPU than padding every example
-to 512 tokens, see bench/bench_finetune.py) and masks the loss to assistant tokens from the chat template's
+Why trl and not the study's plain Trainer: it computes no padding (each batch's examples are concatenated into one row,
+kept apart by their position ids; many times faster than padding every example to 512 tokens, see
+bench/bench_finetune.py) and masks the loss to assistant tokens from the chat template's
 `{% generation %}` markers. `loss_on="all"` reproduces the study's effective full-sequence loss (docs/method.md, Finetuning).
 """
 
@@ -46,6 +47,7 @@ class FinetuneSpec:
     gradient_checkpointing: bool = False
     logging_steps: int = 1
     dtype: str = "float32"
+    padding_free: bool = True
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None, where: str = "finetune") -> "FinetuneSpec":
@@ -87,7 +89,7 @@ class FinetuneSpec:
             bad("dropout", "must be in [0, 1)")
         if self.loss_on not in ("assistant", "all"):
             bad("loss_on", "must be 'assistant' or 'all'")
-        for key in ("bf16", "gradient_checkpointing"):
+        for key in ("bf16", "gradient_checkpointing", "padding_free"):
             if not isinstance(getattr(self, key), bool):
                 bad(key, "must be true or false")
         if self.dtype not in DTYPE_NAMES:
@@ -166,6 +168,25 @@ def latest_checkpoint(ckpt_dir: Path, key: str) -> Path | None:
     return max(done, key=lambda p: int(p.name[11:]), default=None)
 
 
+# Attention implementations that keep the examples of a flattened batch apart: transformers builds a block-diagonal
+# causal mask from the position ids (sdpa, eager, flex) or hands the sequence boundaries to varlen flash attention.
+PACKED_ATTENTION = ("sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3")
+
+
+def use_padding_free(trainer) -> bool:
+    """Switch the trainer's collator to padding-free batches: each batch's examples are concatenated into one row with
+    per-example position ids, so no pad token is ever computed, and the position ids block attention between examples
+    (same loss as padded batches, tested). Unlike trl's packing it keeps the dataset (trl's truncation to max_length and
+    its drops) and the batches as they are, hence the same examples per optimizer step. Returns False, leaving dynamic
+    padding, for attention implementations outside PACKED_ATTENTION, where examples could see each other."""
+    if trainer.model.config._attn_implementation not in PACKED_ATTENTION:
+        print(f"padding-free batches need one of {PACKED_ATTENTION}; model uses "
+              f"{trainer.model.config._attn_implementation!r}: padding batches instead", file=sys.stderr)
+        return False
+    trainer.data_collator.padding_free = True
+    return True
+
+
 def build_trainer(manifest_path: str | Path, train_jsonl: str | Path, output_dir: str | Path, spec: FinetuneSpec,
                   checkpoint_every: int = 0):
     """The configured SFTTrainer (LoRA model, tokenized data, collator) without training it: tests inspect it.
@@ -219,8 +240,11 @@ def build_trainer(manifest_path: str | Path, train_jsonl: str | Path, output_dir
                       target_modules=list(spec.target_modules), bias="none", task_type="CAUSAL_LM")
     set_seed(spec.seed)  # LoRA init draws from the global RNG
     try:
-        return _trainer_class()(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
-                                processing_class=tok, peft_config=lora)
+        trainer = _trainer_class()(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
+                                   processing_class=tok, peft_config=lora)
+        if spec.padding_free:
+            use_padding_free(trainer)
+        return trainer
     except ValueError as e:
         if spec.loss_on == "assistant" and "chat template" in str(e).lower():
             raise ModelSourceError(
