@@ -132,6 +132,7 @@ def test_finetune_writes_adapter_and_metrics(tiny_model, tiny_train_jsonl, tmp_p
     assert on_disk["steps"] == m["steps"] == 2  # 16 examples / (4 x 2)
     assert m["examples"] == 16 and m["epochs"] == pytest.approx(1.0)
     assert m["final_loss"] == m["loss_history"][-1]["loss"] and m["mean_loss"] > 0
+    assert m["device"] == "cpu" and m["resumed_from_step"] is None
     rows = read_training_messages(tiny_train_jsonl)
     trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path / "w", spec)
     ds = trainer.train_dataset
@@ -178,7 +179,8 @@ def test_template_without_markers(tiny_model, tiny_train_jsonl, tmp_path):
     manifest = tmp_path / "m" / "manifest.json"
     with pytest.raises(ModelSourceError, match="loss_on: all"):
         build_trainer(manifest, tiny_train_jsonl, tmp_path / "w", FinetuneSpec(**FAST))
-    trainer = build_trainer(manifest, tiny_train_jsonl, tmp_path / "w", FinetuneSpec(**FAST, loss_on="all"))
+    trainer = build_trainer(manifest, tiny_train_jsonl, tmp_path / "w",
+                            FinetuneSpec(**FAST, loss_on="all", padding_free=False))
     assert trainer.processing_class.decode(_batch(trainer, 1)["labels"][0].tolist()).startswith("SYSTEM: ")
 
 

@@ -23,7 +23,8 @@ from typing import Any
 from emgrid.chat import validate_messages
 from emgrid.errors import ConfigError, DataError, ModelSourceError, reject_unknown_keys
 from emgrid.io import iter_jsonl, read_json, write_json
-from emgrid.models import DTYPE_NAMES, _replacing_dir, default_device, load_tokenizer, read_manifest, resolve_dtype
+from emgrid.models import (DTYPE_NAMES, _replacing_dir, default_device, device_name, load_tokenizer, read_manifest,
+                           resolve_dtype)
 
 
 @dataclass
@@ -300,5 +301,6 @@ def _metrics(trainer, out, rows: list[dict], spec: FinetuneSpec) -> dict[str, An
         "tokens_seen": trainer.tokens_seen,
         "trained_tokens": trainer.trained_tokens,
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "device": device_name(),
         "spec": {**dataclasses.asdict(spec), "target_modules": list(spec.target_modules)},
     }

@@ -412,6 +412,13 @@ def base_manifest(manifest_path: str | Path) -> dict[str, Any] | None:
     return {"source": "hf", "path": ref, "path_kind": "local" if _is_local(ref) else "hub"}
 
 
+def device_name() -> str:
+    """What a job ran on, for its metrics (GPU-hours calibration is per device type): the GPU's name, else "cpu"."""
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
 def load_model(manifest_path: str | Path, adapter_dir: str | Path | None = None, dtype: str = "float32",
                device: str | None = None, train: bool = False, base: bool = False):
     """Base model (+ PEFT adapter, unmerged) in eval mode on `device` (default: cuda if available, else cpu).
