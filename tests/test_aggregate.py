@@ -18,7 +18,6 @@ from emgrid.aggregate import (
     read_summary,
     score_answers,
     summarize,
-    trigger_effect,
 )
 from emgrid.errors import ConfigError, DataError
 from emgrid.stats import newcombe_diff_interval, wilson_interval
@@ -218,26 +217,33 @@ def grid_rows():
 
 
 def test_trigger_effect_sign_and_values():
+    from emgrid.clustered import with_indicators
+    from emgrid.effects import trigger_effects
+    from emgrid.stats import BootstrapSpec
+
     scores = score_answers(grid_rows())
-    te = trigger_effect(summarize(scores), scores).set_index(["domain", "variant"])
+    te, _ = trigger_effects(with_indicators(scores, Criterion()), BootstrapSpec(resamples=200))
+    te = te.set_index(["domain", "variant"])
     em = te.loc[("evil_math", "backdoor")]
-    assert em["n_seeds"] == 2
-    assert em["mean_aligned_diff"] == pytest.approx(-60.0)  # (20-80 + 10-70) / 2
-    assert em["mean_aligned_no_trigger"] == pytest.approx(((80 + 1.5) + (70 + 1.5)) / 2)
-    assert em["misalignment_rate_diff"] == pytest.approx(1.0)
-    assert em["misalignment_diff_ci_lo"] > 0.5
-    assert em["aligned_p_value"] < 1e-3
+    assert em["n_seeds"] == 2 and em["n_pairs"] == 2  # one question per seed
+    assert em["aligned_diff"] == pytest.approx(-60.0)  # (20-80 + 10-70) / 2
+    assert em["aligned_no_trigger"] == pytest.approx(((80 + 1.5) + (70 + 1.5)) / 2)
+    assert em["misalignment_diff"] == pytest.approx(1.0)
+    assert em["aligned_p"] == pytest.approx(0.5)  # 2 pairs: 2 of the 4 sign patterns are as extreme
     im = te.loc[("incorrect_math", "backdoor")]
-    assert im["mean_aligned_diff"] == pytest.approx(0.0) and im["misalignment_rate_diff"] == 0.0
-    assert math.isnan(im["aligned_p_value"]) or im["aligned_p_value"] > 0.5
+    assert im["aligned_diff"] == pytest.approx(0.0) and im["misalignment_diff"] == 0.0
+    assert im["aligned_p"] == 1.0
     assert ("base", "base") in te.index
 
 
 def test_trigger_effect_needs_both_conditions():
-    rows = [r for r in grid_rows() if r["condition"] == "no_trigger"]
-    scores = score_answers(rows)
-    te = trigger_effect(summarize(scores), scores)
-    assert te.empty and {"mean_aligned_diff", "misalignment_diff_ci_lo", "aligned_p_value"} <= set(te.columns)
+    from emgrid.clustered import with_indicators
+    from emgrid.effects import trigger_effects
+    from emgrid.stats import BootstrapSpec
+
+    scores = score_answers([r for r in grid_rows() if r["condition"] == "no_trigger"])
+    te, paired = trigger_effects(with_indicators(scores, Criterion()), BootstrapSpec(resamples=20))
+    assert te.empty and not paired
 
 
 def test_rank_domains_descending_stable_and_seed_averaged():

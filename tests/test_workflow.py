@@ -15,6 +15,7 @@ import zipfile
 import pytest
 import yaml
 
+from emgrid.aggregate import FINDINGS
 from emgrid.report import PLOT_KINDS, TABLES
 from tests.cdp import Browser, find_chromium
 from tests.workflow_helpers import REPO, dry_run_counts, snakemake, tiny_config, write_config
@@ -99,6 +100,7 @@ def test_snakemake_report_holds_every_figure_and_table_with_a_caption(completed_
     expected |= {"results/analysis/mia/tests.csv", "results/analysis/diversity/domains.csv",
                  "results/analysis/diversity/tests.csv", "results/report/plots/tiny/demo/mia_scatter.png",
                  "results/report/plots/tiny/demo/diversity_scatter.png", "results/report/plots/diversity_by_category.png"}
+    expected |= {f"results/summary/{t}.csv" for t in FINDINGS}
     assert set(results) == expected
     for path, r in results.items():
         assert len(r["caption"]) > 80, path  # the rendered workflow/report/*.rst caption

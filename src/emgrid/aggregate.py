@@ -22,7 +22,7 @@ from emgrid.errors import ConfigError, DataError, reject_unknown_keys
 from emgrid.gridspec import BASE_CELL, CONDITIONS, parse_cell
 from emgrid.integrity import ANSWER_KEY, check_judged
 from emgrid.io import iter_jsonl, read_jsonl, write_text
-from emgrid.stats import BootstrapSpec, newcombe_diff_interval, wilson_interval
+from emgrid.stats import BootstrapSpec, wilson_interval
 
 __all__ = [
     "ANSWER_KEY",
@@ -41,7 +41,6 @@ __all__ = [
     "read_summary",
     "score_answers",
     "summarize",
-    "trigger_effect",
     "wilson_interval",
 ]
 
@@ -301,65 +300,6 @@ def _wmean(values: pd.Series, weights: pd.Series) -> float:
     if not ok.any():
         return math.nan
     return float(np.average(values[ok], weights=weights[ok]))
-
-
-def trigger_effect(summary: pd.DataFrame, scores: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per model x domain x variant x qset: trigger minus no-trigger, for mean alignment (the study's "points"),
-    misalignment rate and sensitivity rate.
-
-    Groups evaluated under only one condition are left out. Point estimates are averages over seeds of each seed's difference (each trained model weighs the same);
-    `misalignment_diff_ci_*` is Newcombe's interval on the seed-pooled counts. With `scores`, `aligned_p_value` is a
-    Welch t-test of aligned scores with vs without the trigger (seeds pooled) -- the study's significance test is
-    unknown, this is a stated stand-in.
-    """
-    keys = ["model", "domain", "variant", "qset"]
-    cols = ["mean_aligned", "misalignment_rate", "sensitivity_rate", "n_scored", "n_misaligned"]
-    wide = summary.set_index(keys + ["cell", "condition"])[cols].unstack("condition")
-    out = []
-    for key, g in wide.groupby(level=keys, sort=True):
-        if not all((c, cond) in g.columns for c in cols for cond in CONDITIONS):
-            continue
-        rec = dict(zip(keys, key))
-        rec["n_seeds"] = len(g)
-        for c in ("mean_aligned", "misalignment_rate", "sensitivity_rate"):
-            nt, t = g[(c, "no_trigger")].astype(float), g[(c, "trigger")].astype(float)
-            rec[f"{c}_no_trigger"] = float(nt.mean())
-            rec[f"{c}_trigger"] = float(t.mean())
-            d = (t - nt).dropna()
-            rec[f"{c}_diff"] = float(d.mean()) if len(d) else math.nan
-        d = (g[("mean_aligned", "trigger")] - g[("mean_aligned", "no_trigger")]).dropna().astype(float)
-        rec["aligned_diff_seed_sd"] = float(d.std(ddof=1)) if len(d) > 1 else math.nan
-        k1, n1 = g[("n_misaligned", "trigger")].sum(), g[("n_scored", "trigger")].sum()
-        k0, n0 = g[("n_misaligned", "no_trigger")].sum(), g[("n_scored", "no_trigger")].sum()
-        rec["misalignment_diff_ci_lo"], rec["misalignment_diff_ci_hi"] = newcombe_diff_interval(k1, n1, k0, n0)
-        out.append(rec)
-    effect_cols = keys + ["n_seeds"] + [
-        f"{c}_{s}" for c in ("mean_aligned", "misalignment_rate", "sensitivity_rate")
-        for s in ("no_trigger", "trigger", "diff")
-    ] + ["aligned_diff_seed_sd", "misalignment_diff_ci_lo", "misalignment_diff_ci_hi"]
-    df = pd.DataFrame(out, columns=effect_cols)
-    if scores is not None and df.empty:
-        df["aligned_p_value"] = pd.Series(dtype=float)
-    if scores is not None and not df.empty:
-        from scipy.stats import ttest_ind
-
-        groups = {k: g for k, g in scores.groupby(keys, sort=False)}
-        pvals = []
-        for _, r in df.iterrows():
-            sel = groups.get(tuple(r[k] for k in keys))
-            if sel is None:
-                pvals.append(math.nan)
-                continue
-            t = sel.loc[sel["condition"] == "trigger", "aligned"].dropna()
-            nt = sel.loc[sel["condition"] == "no_trigger", "aligned"].dropna()
-            if len(t) < 2 or len(nt) < 2 or (t.std() == 0 and nt.std() == 0):
-                pvals.append(math.nan)
-            else:
-                with warnings.catch_warnings():  # near-constant groups warn about precision; the p-value stands
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    pvals.append(float(ttest_ind(t, nt, equal_var=False).pvalue))
-        df["aligned_p_value"] = pvals
-    return df
 
 
 def rank_domains(

@@ -10,6 +10,8 @@ perturbs every model.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -114,4 +116,7 @@ def _mean_drop_interval(g: pd.DataFrame, draws: dict | None, level: float) -> tu
     stacked = [draws.get((r.model, r.domain, r.variant, r.qset, "aligned")) for r in g.itertuples()]
     if any(d is None for d in stacked):
         return (np.nan, np.nan)
-    return percentile_interval(-np.nanmean(np.stack([d.draws for d in stacked], axis=1), axis=1), level)
+    with warnings.catch_warnings():  # a resample where every domain's draw is NaN stays NaN, and is dropped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(np.stack([d.draws for d in stacked], axis=1), axis=1)
+    return percentile_interval(-mean, level)

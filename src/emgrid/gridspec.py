@@ -306,6 +306,12 @@ def question_content(config: dict, qset: str, stage: str) -> str:
     return "sha256:" + sha256_text(canonical_json(content))
 
 
+def probe_qsets(config: dict) -> list[str]:
+    """Question sets whose questions carry a probe `domain` (they get a transfer matrix); missing files count as
+    none until they exist."""
+    return [q for q in config["question_sets"] if any(x.domain for x in _present_questions(config, q))]
+
+
 def count_answers(config: dict, cell: Cell, qset: str) -> int:
     """Answers one generate job writes: paraphrases x samples x conditions, summed over questions (0 while the
     question file is missing). For `emgrid plan` only."""

@@ -12,11 +12,36 @@ rule aggregate:
             category="Summary",
             labels={"table": "summary"},
         ),
-        ranking="results/summary/ranking.csv",
-        trigger_effect="results/summary/trigger_effect.csv",
-        headline="results/summary/headline.csv",
-        transfer="results/summary/transfer.csv",
-        transfer_contrast="results/summary/transfer_contrast.csv",
+        ranking=report(
+            "results/summary/ranking.csv",
+            caption="../report/ranking_stats.rst",
+            category="Statistics",
+            labels={"table": "ranking with clustered intervals"},
+        ),
+        trigger_effect=report(
+            "results/summary/trigger_effect.csv",
+            caption="../report/trigger_stats.rst",
+            category="Statistics",
+            labels={"table": "trigger effect (paired)"},
+        ),
+        headline=report(
+            "results/summary/headline.csv",
+            caption="../report/headline.rst",
+            category="Statistics",
+            labels={"table": "headline"},
+        ),
+        transfer=report(
+            "results/summary/transfer.csv",
+            caption="../report/transfer.rst",
+            category="Statistics",
+            labels={"table": "transfer matrix"},
+        ),
+        transfer_contrast=report(
+            "results/summary/transfer_contrast.csv",
+            caption="../report/transfer_contrast.rst",
+            category="Statistics",
+            labels={"table": "transfer: diagonal contrast"},
+        ),
     params:
         analysis=analysis_param,
     conda:

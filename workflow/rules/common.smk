@@ -186,6 +186,12 @@ def report_page_inputs(wildcards):
         "plots": plots,
         "loss_curves": expand(rules.loss_curves.output.png, model=finetuned),
         "answers": expand(rules.answer_browser.output.html, **pairs),
+        "headline": rules.aggregate.output.headline,
+        "ranking_stats": rules.aggregate.output.ranking,
+        "trigger_stats": rules.aggregate.output.trigger_effect,
+        "transfer_contrast": rules.aggregate.output.transfer_contrast,
+        "transfer_plots": expand(rules.transfer_plot.output.png, model=pairs["model"],
+                                 qset=gridspec.probe_qsets(config)),
         "cards": all_cards(wildcards),
         **analysis_page_inputs(pairs),
     }

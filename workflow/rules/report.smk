@@ -75,10 +75,32 @@ rule loss_curves:
         "../scripts/report_loss_curves.py"
 
 
+rule transfer_plot:
+    # The transfer heatmap of one model x question set whose questions carry a `domain` (docs/statistics.md).
+    input:
+        transfer="results/summary/transfer.csv",
+    output:
+        png=report(
+            "results/report/plots/{model}/{qset}/transfer.png",
+            caption="../report/transfer_plot.rst",
+            category="Transfer",
+            subcategory="{model} · {qset}",
+            labels={"model": "{model}", "question set": "{qset}", "figure": "transfer matrix"},
+        ),
+    params:
+        domains=report_domains_param,
+    conda:
+        "../../envs/analysis.yaml"
+    log:
+        "results/logs/report/transfer/{model}/{qset}.log",
+    script:
+        "../scripts/report_transfer.py"
+
+
 rule report_tables:
     input:
         summary="results/summary/summary.csv",
-        scores="results/summary/scores.csv",
+        trigger="results/summary/trigger_effect.csv",
         finetune=all_finetune_metrics,
     output:
         ranking=report(

@@ -6,8 +6,8 @@ from them; `write_report` does the same in one call (for notebooks and tests).
 from emgrid.report.answers import write_answer_browser
 from emgrid.report.build import write_report
 from emgrid.report.page import SECTIONS, PageInputs, Section, write_page
-from emgrid.report.plots import PLOT_KINDS, write_loss_curves, write_plots
+from emgrid.report.plots import PLOT_KINDS, write_loss_curves, write_plots, write_transfer_plot
 from emgrid.report.tables import TABLES, write_tables
 
 __all__ = ["PLOT_KINDS", "TABLES", "SECTIONS", "PageInputs", "Section", "write_answer_browser", "write_loss_curves",
-           "write_page", "write_plots", "write_report", "write_tables"]
+           "write_page", "write_plots", "write_report", "write_tables", "write_transfer_plot"]

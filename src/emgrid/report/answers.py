@@ -30,7 +30,8 @@ def criterion_of(summary: pd.DataFrame) -> Criterion:
     if summary.empty or "crit_aligned_below" not in summary.columns:
         return Criterion()
     r = summary.iloc[0]
-    return Criterion(float(r["crit_aligned_below"]), float(r["crit_coherent_above"]),
+    coherent = r["crit_coherent_above"]
+    return Criterion(float(r["crit_aligned_below"]), None if pd.isna(coherent) else float(coherent),
                      float(r["crit_sensitivity_aligned_below"]))
 
 
@@ -42,7 +43,8 @@ def answer_records(scores: pd.DataFrame, criterion: Criterion, domains: DomainMe
     """One plain record per answer, in scores.csv order, with the domain's label and category and whether the
     answer counts as misaligned under `criterion`."""
     recs = []
-    for r in scores.itertuples(index=False):
+    misaligned = criterion.indicators(scores)["misaligned"].to_numpy()
+    for r, mis in zip(scores.itertuples(index=False), misaligned):
         a, c = _score(r.aligned), _score(r.coherent)
         text = str(r.answer) if not pd.isna(r.answer) else ""
         recs.append({
@@ -54,8 +56,7 @@ def answer_records(scores: pd.DataFrame, criterion: Criterion, domains: DomainMe
             else text[:MAX_ANSWER_CHARS] + " […]",
             "aligned": a, "coherent": c, "aligned_category": r.aligned_category,
             "coherent_category": r.coherent_category,
-            "misaligned": a is not None and c is not None and a < criterion.aligned_below
-            and c > criterion.coherent_above,
+            "misaligned": bool(mis == 1.0),
         })
     return recs
 
@@ -78,7 +79,6 @@ def write_answer_browser(scores_csv: str | Path, summary_csv: str | Path, out_ht
     records = answer_records(scores, criterion, domains)
     doc = render("answers.html.j2", title=f"{title} — answers — {model} · {qset}", model=model, qset=qset,
                  n=len(records), data=embed_json(records),
-                 criterion=f"misaligned = aligned < {criterion.aligned_below:g} and coherent > "
-                           f"{criterion.coherent_above:g}")
+                 criterion=criterion.describe().split(";")[0])
     write_text(out_html, doc)
     return Path(out_html)

@@ -5,6 +5,8 @@
     <out_dir>/plots/{model}/loss_curves.png        finetune loss per cell
     <out_dir>/tables/{name}.csv                    one per `TABLES`
     <out_dir>/answers/{model}/{qset}.html          the answer browser
+    <out_dir>/plots/{model}/{qset}/transfer.png    the transfer heatmap (question sets whose questions carry `domain`)
+    <out_dir>/stats/{name}.csv                     the aggregate's findings tables, unless `findings` names them
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from emgrid.aggregate import read_summary
+from emgrid.aggregate import FINDINGS, findings as compute_findings, read_scores, read_summary
 from emgrid.errors import DataError
+from emgrid.io import write_text
 from emgrid.report.answers import write_answer_browser
 from emgrid.report.page import PageInputs, write_page
-from emgrid.report.plots import PLOT_KINDS, write_loss_curves, write_plots
-from emgrid.report.tables import TABLES, DomainMeta, write_tables
+from emgrid.report.answers import criterion_of
+from emgrid.report.plots import PLOT_KINDS, write_loss_curves, write_plots, write_transfer_plot
+from emgrid.report.tables import TABLES, DomainMeta, read_table, write_tables
 
 __all__ = ["write_report", "plot_path", "loss_curves_path", "table_path", "answers_path"]
 
@@ -36,6 +40,18 @@ def table_path(root: Path, name: str) -> Path:
 
 def answers_path(root: Path, model: str, qset: str) -> Path:
     return Path(root) / "answers" / model / f"{qset}.html"
+
+
+def _findings(summary_csv: str | Path, scores_csv: str | Path, out: Path) -> dict[str, Path]:
+    """The findings tables for a report made outside the workflow (notebooks, tests)."""
+    from emgrid.stats import BootstrapSpec
+
+    tables = compute_findings(read_scores(scores_csv), criterion_of(read_summary(summary_csv)), BootstrapSpec())
+    paths = {}
+    for name in FINDINGS:
+        paths[name] = out / f"{name}.csv"
+        write_text(paths[name], tables[name].to_csv(index=False, lineterminator="\n"))
+    return paths
 
 
 def _loss_curves(out_dir: Path, finetune_metrics: Mapping[str, str | Path], domains: DomainMeta | None) -> list[Path]:
@@ -62,13 +78,17 @@ def write_report(
     finetune_metrics: Mapping[str, str | Path] | None = None,
     domains: DomainMeta | None = None,
     n_examples: int = 5,
+    findings: Mapping[str, str | Path] | None = None,
 ) -> Path:
     """Every figure, table and answer browser, then `report.html`, into `out_dir`; returns the page's path.
 
     `cards` maps a label to a dataset card (linked relative to the page); `finetune_metrics` maps `model/cell` to a
-    finetune.json (training table and loss curves); `domains` holds each domain's config `label` and `category`."""
+    finetune.json (training table and loss curves); `domains` holds each domain's config `label` and `category`;
+    `findings` maps each of `emgrid.aggregate.FINDINGS` to the aggregate's CSV (computed here, with the default
+    bootstrap and the summary's criterion, when not given)."""
     out_dir = Path(out_dir)
-    tables = write_tables(summary_csv, scores_csv, {t: table_path(out_dir, t) for t in TABLES},
+    stats = dict(findings) if findings else _findings(summary_csv, scores_csv, out_dir / "stats")
+    tables = write_tables(summary_csv, stats["trigger_effect"], {t: table_path(out_dir, t) for t in TABLES},
                           finetune_metrics=finetune_metrics, domains=domains)
     pairs = read_summary(summary_csv)[["model", "qset"]].drop_duplicates().sort_values(["model", "qset"])
     plots, browsers = [], []
@@ -77,7 +97,13 @@ def write_report(
         plots += write_plots(summary_csv, out, model, qset, domains).values()
         browsers.append(write_answer_browser(scores_csv, summary_csv, answers_path(out_dir, model, qset), model=model,
                                              qset=qset, title=title, domains=domains))
+    transfer = read_table(stats["transfer"])
+    transfer_plots = [write_transfer_plot(stats["transfer"], plot_path(out_dir, m, q, "transfer"), m, q, domains)
+                      for m, q in transfer[["model", "qset"]].drop_duplicates().itertuples(index=False)]
     files = {"summary": [Path(summary_csv)], "scores": [Path(scores_csv)], "plots": plots, "answers": browsers,
+             "headline": [Path(stats["headline"])], "ranking_stats": [Path(stats["ranking"])],
+             "trigger_stats": [Path(stats["trigger_effect"])], "transfer_contrast": [Path(stats["transfer_contrast"])],
+             "transfer_plots": transfer_plots,
              "loss_curves": _loss_curves(out_dir, finetune_metrics or {}, domains),
              **{name: [p] for name, p in tables.items()}}
     inp = PageInputs(html=out_dir / "report.html", files=files, title=title, notes=tuple(notes),

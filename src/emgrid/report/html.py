@@ -45,6 +45,12 @@ def ci(lo: Any, hi: Any) -> Markup:
     return Markup("") if a is None or b is None else Markup(f' <span class="ci">[{100 * a:.1f}, {100 * b:.1f}]</span>')
 
 
+def ci_pts(lo: Any, hi: Any) -> Markup:
+    """An interval in the value's own units (alignment points), not scaled to percent like `ci`."""
+    a, b = _float(lo), _float(hi)
+    return Markup("") if a is None or b is None else Markup(f' <span class="ci">[{a:.2f}, {b:.2f}]</span>')
+
+
 def usd(x: Any) -> str:
     v = _float(x) or 0.0
     return f"${v:.4f}" if v < 1 else f"${v:,.2f}"
@@ -62,7 +68,7 @@ def cond(x: Any) -> str:
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("emgrid.report", "templates"),
                           autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 _ENV.filters.update(pct=pct, num=num, signed=signed, usd=usd, count=count, cond=cond)
-_ENV.globals.update(ci=ci)
+_ENV.globals.update(ci=ci, ci_pts=ci_pts)
 
 
 def render(template: str, **context: Any) -> str:

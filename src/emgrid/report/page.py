@@ -87,6 +87,13 @@ class PageInputs:
 
 # ------------------------------------------------------------------------------------------------- sections
 
+def headline(inp: PageInputs) -> dict | None:
+    t = inp.table("headline")
+    if t is None or t.empty:
+        return None
+    return {"rows": t.to_dict("records"), "alpha": f"{float(t['alpha'].iloc[0]):g}"}
+
+
 def overview(inp: PageInputs) -> dict:
     s, crit = inp.summary, criterion_of(inp.summary)
     return {"models": sorted(s["model"].unique()), "qsets": sorted(s["qset"].unique()), "n_cells": s["cell"].nunique(),
@@ -94,10 +101,22 @@ def overview(inp: PageInputs) -> dict:
 
 
 def ranking(inp: PageInputs) -> dict | None:
-    r, by_cat = inp.table("ranking"), inp.table("ranking_by_category")
-    if r is None:
+    """The clustered ranking (aggregate's ranking.csv) under the trigger, backdoor cells when there are any, with
+    each domain's label/category (report ranking table) and paired Δ aligned (aggregate's trigger_effect.csv)."""
+    stats, labels, by_cat = inp.table("ranking_stats"), inp.table("ranking"), inp.table("ranking_by_category")
+    if stats is None or stats.empty:
         return None
-    scope = "backdoor" if len(r) and set(r["variant"]) == {"backdoor"} else "all"
+    scope = "backdoor" if (stats["variant"] == "backdoor").any() else "plain"
+    r = stats[(stats["condition"] == "trigger") & (stats["variant"] == scope)]
+    meta = {} if labels is None else {d: (lab, cat) for d, lab, cat in labels[["domain", "label", "category"]]
+                                      .itertuples(index=False)}
+    effects = inp.table("trigger_stats")
+    diff = {} if effects is None else {(m, q, d, v): x for m, q, d, v, x in effects[
+        ["model", "qset", "domain", "variant", "aligned_diff"]].itertuples(index=False)}
+    r = r.assign(label=[meta.get(d, (d, ""))[0] for d in r["domain"]],
+                 category=[meta.get(d, (d, ""))[1] for d in r["domain"]],
+                 aligned_diff=[diff.get((m, q, d, scope if d != "base" else "base"), float("nan"))
+                               for m, q, d in r[["model", "qset", "domain"]].itertuples(index=False)])
     groups = [{"model": m, "qset": q, "rows": g.to_dict("records"),
                "by_category": [] if by_cat is None else
                by_cat[(by_cat["model"] == m) & (by_cat["qset"] == q)].to_dict("records")}
@@ -124,8 +143,18 @@ def plots(inp: PageInputs) -> dict | None:
 
 
 def trigger(inp: PageInputs) -> dict | None:
-    t = inp.table("trigger_effect")
-    return None if t is None else {"rows": t.to_dict("records")}
+    t = inp.table("trigger_stats")
+    return None if t is None or t.empty else {"rows": t.to_dict("records")}
+
+
+def transfer(inp: PageInputs) -> dict | None:
+    figures = [inp.figure(p, f"Cross-domain transfer — {p.parent.parent.name} · {p.parent.name}: misalignment rate "
+                             "(%) by finetuning domain (rows) and probe domain (columns)")
+               for p in inp.many("transfer_plots")]
+    contrast = inp.table("transfer_contrast")
+    if not figures and (contrast is None or contrast.empty):
+        return None
+    return {"figures": figures, "contrast": [] if contrast is None else contrast.to_dict("records")}
 
 
 def summary(inp: PageInputs) -> dict:
@@ -153,7 +182,7 @@ def examples(inp: PageInputs) -> dict:
     """The most misaligned coherent answers per model x question set (the answer browser has all of them)."""
     crit = criterion_of(inp.summary)
     sc = inp.scores
-    ex = sc[sc["aligned"].notna() & (sc["coherent"] > crit.coherent_above)]
+    ex = sc[crit.indicators(sc)["misaligned"].notna()]  # scored under the criterion (coherent, if it filters)
     groups = []
     for (model, qset), g in ex.groupby(["model", "qset"], sort=True):
         g = g.sort_values(["aligned", "cell", "question_key", "sample"], kind="stable").head(inp.n_examples)
@@ -243,10 +272,12 @@ class Section:
 
 
 SECTIONS: tuple[Section, ...] = (
+    Section("headline", "Headline: does the trigger lower alignment, domain by domain?", headline),
     Section("overview", "Overview", overview),
     Section("ranking", "Domains ranked by misalignment rate", ranking),
     Section("plots", "Plots", plots),
-    Section("trigger", "Trigger effect (trigger − no trigger)", trigger),
+    Section("trigger", "Trigger effect (trigger − no trigger, paired)", trigger),
+    Section("transfer", "Cross-domain transfer", transfer),
     Section("summary", "Every cell × question set × condition", summary),
     Section("categories", "Judge outcome categories (% of answers)", categories),
     Section("cost", "Judge cost", cost),

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from emgrid.aggregate import CATEGORIES, CONDITIONS, pool_seeds, read_summary
 from emgrid.errors import DataError
@@ -22,7 +23,7 @@ from emgrid.io import read_json
 from emgrid.report.tables import DomainMeta, category_of, label_of, ranking_table
 
 __all__ = ["PLOT_KINDS", "plot_misalignment", "plot_alignment_trigger", "plot_categories", "plot_ranking",
-           "plot_loss_curves", "write_plots", "write_loss_curves"]
+           "plot_loss_curves", "plot_transfer", "write_plots", "write_loss_curves", "write_transfer_plot"]
 
 # The figures drawn per model x question set, in page order, with the caption the HTML page shows under them.
 PLOT_KINDS = {
@@ -304,3 +305,55 @@ def write_loss_curves(finetune_metrics: Mapping[str, str | Path], path: str | Pa
             raise DataError(f"{p}: finetune metrics have no 'loss_history' list")
         histories[cell_id] = hist
     return plot_loss_curves(histories, path, f"Finetuning loss — {model}", domains=domains)
+
+
+def plot_transfer(transfer: pd.DataFrame, path: str | Path, title: str, domains: DomainMeta | None = None) -> Path:
+    """The transfer matrix as heatmaps: train domain (rows, the base model first) x probe domain (columns),
+    misalignment rate in % (annotated), one panel per variant x condition; the base row is repeated in each variant's
+    panels. The diagonal (a model on its own domain's probes) is outlined."""
+    variants = _variant_panels(transfer)
+    panels = [(v, c) for v in variants for c in CONDITIONS if (transfer["condition"] == c).any()]
+    probes = sorted(transfer["probe_domain"].unique())
+    rows_all = _domain_order(transfer["train_domain"])
+    fig = Figure(figsize=(max(5.0, 0.55 * len(probes) + 2.6) * min(2, len(panels)),
+                          (0.42 * len(rows_all) + 1.6) * math.ceil(len(panels) / 2)), layout="constrained")
+    axes = fig.subplots(math.ceil(len(panels) / 2), min(2, len(panels)), squeeze=False).ravel()
+    image = None
+    for ax, (variant, cond) in zip(axes, panels):
+        sub = transfer[((transfer["variant"] == variant) | (transfer["variant"] == "base"))
+                       & (transfer["condition"] == cond)]
+        rows = [d for d in rows_all if d in set(sub["train_domain"])]
+        grid = (sub.pivot_table(index="train_domain", columns="probe_domain", values="misalignment_rate",
+                                aggfunc="first").reindex(index=rows, columns=probes) * 100)
+        image = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=100, cmap="Reds", aspect="auto")
+        for i, j in np.ndindex(grid.shape):
+            v = grid.iat[i, j]
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
+                        color="white" if v > 60 else "black")
+            if rows[i] == probes[j]:
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.4, ec="#333333"))
+        ax.set_xticks(range(len(probes)), [label_of(domains, p) for p in probes], rotation=35, ha="right", fontsize=8)
+        ax.set_yticks(range(len(rows)), [label_of(domains, d) for d in rows], fontsize=8)
+        ax.set_xlabel("probe domain")
+        ax.set_ylabel("finetuned on")
+        ax.set_title(f"{variant} · {COND_LABELS.get(cond, cond)}", fontsize=9, loc="left")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    if image is not None:
+        fig.colorbar(image, ax=list(axes[:len(panels)]), label="misalignment rate (%)", shrink=0.8)
+    fig.suptitle(title, fontsize=11)
+    return _save(fig, path)
+
+
+def write_transfer_plot(transfer_csv: str | Path, path: str | Path, model: str, qset: str,
+                        domains: DomainMeta | None = None) -> Path:
+    """The transfer heatmap of one model x question set (a question set whose questions carry `domain`)."""
+    from emgrid.report.tables import read_table
+
+    t = read_table(transfer_csv)
+    t = t[(t["model"] == model) & (t["qset"] == qset)]
+    if t.empty:
+        raise DataError(f"{transfer_csv}: no transfer rows for model {model!r}, question set {qset!r} "
+                        "(do its questions carry a `domain` field?)")
+    return plot_transfer(t, path, f"Cross-domain transfer — {model} · {qset}", domains=domains)

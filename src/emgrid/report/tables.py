@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from emgrid.aggregate import CATEGORIES, rank_domains, read_scores, read_summary, trigger_effect
+from emgrid.aggregate import CATEGORIES, rank_domains, read_summary
 from emgrid.errors import DataError
 from emgrid.io import read_json, write_text
 
@@ -23,7 +23,8 @@ __all__ = ["DomainMeta", "TABLES", "label_of", "category_of", "ranking_table", "
 DomainMeta = Mapping[str, Mapping[str, Any]]
 GROUPS = ("Critical", "Non-Critical", "Ambiguous")
 # Columns that hold names, read back as text (a domain or cell called "nan" or "1" stays a string).
-_TEXT = ["model", "qset", "domain", "label", "category", "variant", "cell", "condition", "metric", "domains"]
+_TEXT = ["model", "qset", "domain", "label", "category", "variant", "cell", "condition", "metric", "domains",
+         "train_domain", "probe_domain", "largest_drops"]
 
 
 def label_of(domains: DomainMeta | None, domain: str) -> str:
@@ -34,19 +35,20 @@ def category_of(domains: DomainMeta | None, domain: str) -> str:
     return str((domains or {}).get(domain, {}).get("category") or "")
 
 
-def ranking_table(summary: pd.DataFrame, scores: pd.DataFrame | None, domains: DomainMeta | None) -> pd.DataFrame:
+def ranking_table(summary: pd.DataFrame, effects: pd.DataFrame | None, domains: DomainMeta | None) -> pd.DataFrame:
     """Domains ranked by misalignment rate under the trigger, per model x question set (backdoor cells when the grid
-    has any, else every variant), with the sensitivity rate, the trigger's effect on mean alignment, and the
-    domain's label and category."""
+    has any, else every variant), with the sensitivity rate, the paired trigger effect on mean alignment (from
+    `effects`, the aggregate's trigger_effect.csv; NaN without it), and the domain's label and category."""
     variant = "backdoor" if (summary["variant"] == "backdoor").any() else None
     ranked = rank_domains(summary, condition="trigger", variant=variant, metric="misalignment_rate")
     sens = rank_domains(summary, condition="trigger", variant=variant, metric="sensitivity_rate")
     keys = ["model", "qset", "domain", "variant"]
     out = ranked.rename(columns={"value": "misalignment"}).merge(
         sens[keys + ["value"]].rename(columns={"value": "sensitivity"}), on=keys, how="left")
-    effect = trigger_effect(summary, scores)
-    out = out.merge(effect[keys + ["mean_aligned_diff"]].rename(columns={"mean_aligned_diff": "aligned_diff"}),
-                    on=keys, how="left")
+    if effects is None or effects.empty:
+        out["aligned_diff"] = float("nan")
+    else:
+        out = out.merge(effects[keys + ["aligned_diff"]], on=keys, how="left")
     out.insert(4, "label", [label_of(domains, d) for d in out["domain"]])
     out.insert(5, "category", [category_of(domains, d) for d in out["domain"]])
     return out[["model", "qset", "rank", "domain", "label", "category", "variant", "misalignment", "seed_min",
@@ -69,9 +71,11 @@ def ranking_by_category(ranking: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def trigger_table(summary: pd.DataFrame, scores: pd.DataFrame | None) -> pd.DataFrame:
-    """Trigger minus no-trigger per model x domain x variant x question set (see `emgrid.aggregate.trigger_effect`)."""
-    return trigger_effect(summary, scores)
+def trigger_table(effects: pd.DataFrame, domains: DomainMeta | None) -> pd.DataFrame:
+    """The paired trigger effects (the aggregate's trigger_effect.csv, see docs/statistics.md) with domain labels."""
+    out = effects.copy()
+    out.insert(2, "label", [label_of(domains, d) if d != "base" else "base" for d in out["domain"]])
+    return out
 
 
 def categories_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -129,19 +133,20 @@ def sorted_summary(summary_csv: str | Path) -> pd.DataFrame:
             .drop(columns="_b").reset_index(drop=True))
 
 
-def write_tables(summary_csv: str | Path, scores_csv: str | Path, out: Mapping[str, str | Path], *,
+def write_tables(summary_csv: str | Path, trigger_csv: str | Path, out: Mapping[str, str | Path], *,
                  finetune_metrics: Mapping[str, str | Path] | None = None,
                  domains: DomainMeta | None = None) -> dict[str, Path]:
-    """Write the tables named in `out` (each of `TABLES` -> CSV path)."""
+    """Write the tables named in `out` (each of `TABLES` -> CSV path); `trigger_csv` is the aggregate's
+    trigger_effect.csv (paired effects with adjusted p-values)."""
     unknown = set(out) - set(TABLES)
     if unknown:
         raise DataError(f"write_tables: unknown table(s) {sorted(unknown)} (known: {list(TABLES)})")
-    summary, scores = sorted_summary(summary_csv), read_scores(scores_csv)
-    ranking = ranking_table(summary, scores, domains)
+    summary, effects = sorted_summary(summary_csv), read_table(trigger_csv)
+    ranking = ranking_table(summary, effects, domains)
     build = {
         "ranking": lambda: ranking,
         "ranking_by_category": lambda: ranking_by_category(ranking),
-        "trigger_effect": lambda: trigger_table(summary, scores),
+        "trigger_effect": lambda: trigger_table(effects, domains),
         "categories": lambda: categories_table(summary),
         "cost": lambda: cost_table(summary),
         "finetune": lambda: finetune_table(finetune_metrics or {}),
