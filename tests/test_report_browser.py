@@ -44,7 +44,7 @@ def test_report_page_loads_without_errors_and_every_image_decodes(built_report, 
     assert all(i["ok"] for i in images), images
     assert page.eval("window.PWNED === undefined")  # model output stayed text
     sections = page.eval("[...document.querySelectorAll('h2[id]')].map(h => h.id)")
-    assert sections[:3] == ["overview", "ranking", "plots"] and "finetune" in sections
+    assert sections[:4] == ["headline", "overview", "ranking", "plots"] and "finetune" in sections
     # the answer browser is linked and resolves
     href = page.eval("document.querySelector('a.answers-link').href")
     assert href.endswith("answers/tiny/first_plot.html")
