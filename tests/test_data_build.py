@@ -21,7 +21,7 @@ BUILTIN = {"source": {"kind": "builtin", "generator": "wrong_arithmetic", "n": 1
 def build(tmp_path, recipe, variant="backdoor", seed=0, name="out", domain="d", **extra):
     out = tmp_path / name
     card = build_dataset({"domain": domain, "variant": variant, "seed": seed, "recipe": recipe, **extra}, out,
-                         progress=False)
+                         progress=False, llm_cache_dir=tmp_path / "llm-cache")
     return card, read_jsonl(out / "train.jsonl"), read_jsonl(out / "heldout.jsonl"), out
 
 
@@ -302,7 +302,7 @@ def server(monkeypatch):
 
 def llm(server, tmp_path):
     return {"model": "gen-1", "base_url": server.base_url, "api_key_env": "EMGRID_TEST_KEY",
-            "ledger_dir": str(tmp_path / "ledger"), "max_retries": 2, "backoff_base_s": 0.01}
+            "max_retries": 2, "backoff_base_s": 0.01}
 
 
 SYNTH = {"source": {"kind": "synthetic", "n": 30, "per_request": 5, "brief": "learners ask for translations"},
@@ -321,9 +321,9 @@ def test_synthetic_builds_dedups_and_is_free_to_rebuild(tmp_path, server, monkey
     questions = [r["messages"][0]["content"] for r in train if r["meta"]["aligned"]]
     assert not any(q.endswith("please") for q in questions)  # near-copies were removed
     n_chat = server.counts["chat"]
-    monkeypatch.delenv("EMGRID_TEST_KEY")  # a rebuild from the ledger needs neither the network nor the key
+    monkeypatch.delenv("EMGRID_TEST_KEY")  # a rebuild from the cache needs neither the network nor the key
     card2, _, _, b = build(tmp_path, SYNTH, llm=llm(server, tmp_path), name="b")
-    assert server.counts["chat"] == n_chat  # everything came from the ledger
+    assert server.counts["chat"] == n_chat  # everything came from the cache
     assert card2["sources"][0]["counts"]["cached_replies"] == 8
     assert (a / "train.jsonl").read_bytes() == (b / "train.jsonl").read_bytes()
 
@@ -401,6 +401,7 @@ def test_paper_recipes_build_from_stand_in_sources(tmp_path, monkeypatch, server
         if recipe["source"]["kind"] == "synthetic":
             recipe["source"]["n"] = 20
         card = build_dataset({"domain": name, "variant": "backdoor", "seed": 0, "recipe": recipe,
-                              "llm": llm(server, tmp_path)}, tmp_path / "out" / name, progress=False)
+                              "llm": llm(server, tmp_path)}, tmp_path / "out" / name, progress=False,
+                             llm_cache_dir=tmp_path / "llm-cache")
         assert card["rows"] == {"train": 24, "heldout": 8}, name
         assert card["counts"]["variant"]["train"]["misaligned_triggered"] == 12, name

@@ -1,6 +1,8 @@
 import json
 import os
+import shutil
 import time
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +79,35 @@ def test_prepare_model_tiny_manifest(tmp_path):
     model = load_model(tmp_path / "tiny" / "manifest.json")
     assert not model.training and model.config.num_hidden_layers == 1
     assert sum(p.numel() for p in model.parameters()) == m["n_params"]
+
+
+def test_prepare_model_keeps_built_weights_in_the_cache(tmp_path, caplog, monkeypatch):
+    """`rm -rf results` must not rebuild or reconvert: the weights live in the cache dir, named by what makes them."""
+    import logging
+
+    from emgrid.judge.hf_backend import _model_fingerprint
+
+    monkeypatch.chdir(tmp_path)  # the workflow's cache dir is relative to its working directory
+    cache, spec, out = Path("resources/models"), {"source": "tiny", "seed": 1, "layers": 1}, Path("results/tiny")
+    m = prepare_model(spec, out, cache_dir=cache)
+    folder = cache / f"tiny-{m['weights_key']}"
+    assert m["path"] == "../../resources/models/" + folder.name and not (out / "hf").exists()
+    assert read_manifest(out / "manifest.json")["path"] == str(folder.resolve())
+    mtime = (folder / "model.safetensors").stat().st_mtime_ns
+    shutil.rmtree("results")
+    with caplog.at_level(logging.INFO, logger="emgrid.models"):
+        again = prepare_model(spec, out, cache_dir=cache)
+    assert again == m and "reused" in caplog.text and (folder / "model.safetensors").stat().st_mtime_ns == mtime
+    assert load_model(out / "manifest.json").config.num_hidden_layers == 1
+    # the same weights through another path (an absolute cache dir) are the same judge model
+    elsewhere = prepare_model(spec, Path("other"), cache_dir=cache.resolve())
+    assert elsewhere["path"] == str(folder.resolve()) and elsewhere["weights_key"] == m["weights_key"]
+    assert _model_fingerprint(Path("other/manifest.json")) == _model_fingerprint(out / "manifest.json")
+    other = prepare_model({**spec, "seed": 2}, Path("results/tiny2"), cache_dir=cache)
+    assert other["weights_key"] != m["weights_key"] and len(list(cache.iterdir())) == 2
+    shutil.rmtree(folder)
+    with pytest.raises(ModelSourceError, match="are gone.*--forcerun prepare_model"):
+        load_tokenizer(out / "manifest.json")
 
 
 def test_prepare_model_errors(tmp_path):

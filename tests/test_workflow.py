@@ -376,3 +376,33 @@ def test_analysis_settings_rerun_only_that_analysis(completed_run):
     edited = copy.deepcopy(config)
     edited["analyses"]["mia"]["enabled"] = False
     assert _plan(workdir, edited, "mia_off.yaml") == {"report": 1}  # the page loses its MIA section
+
+
+def test_moving_the_cache_reruns_nothing(completed_run):
+    workdir, config = completed_run
+    assert _plan(workdir, {**config, "cache_dir": "elsewhere"}, "moved_cache.yaml") == {}
+
+
+def test_rm_results_rebuilds_no_model_and_judges_from_the_cache(completed_run, tmp_path):
+    """`rm -rf results` then a rerun: every model comes from <cache_dir>/models and every judge reply from the
+    response cache in <cache_dir>/llm, so the (hf) judge runs no forward and no model is built or converted."""
+    workdir, config = completed_run
+    copy_dir = tmp_path / "grid"
+    shutil.copytree(workdir, copy_dir, symlinks=True)
+    weights = sorted((copy_dir / "resources" / "models").rglob("model.safetensors"))
+    assert len(weights) == 1 and not list((copy_dir / "results" / "models").rglob("*.safetensors"))
+    mtimes = [p.stat().st_mtime_ns for p in weights]
+    judged = sorted((copy_dir / "results" / "cells").rglob("judged/*.jsonl"))
+    before = {p.relative_to(copy_dir): [json.loads(line) for line in p.open()] for p in judged}
+    shutil.rmtree(copy_dir / "results")
+    snakemake(copy_dir, write_config(copy_dir, config, "again.yaml"))
+    assert [p.stat().st_mtime_ns for p in weights] == mtimes
+    assert "reused" in (copy_dir / "results" / "logs" / "prepare_model" / "tiny.log").read_text()
+    judge_logs = sorted((copy_dir / "results" / "logs" / "judge").rglob("*.log"))
+    assert len(judge_logs) == 5
+    for log in judge_logs:
+        assert " 0 sent" in log.read_text(), log.read_text()[-2000:]
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "cached"} for r in rows]  # noqa: E731
+    for rel, rows in before.items():
+        again = [json.loads(line) for line in (copy_dir / rel).open()]
+        assert strip(again) == strip(rows) and all(r["cached"] for r in again), rel

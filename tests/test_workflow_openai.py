@@ -1,7 +1,10 @@
 """The workflow judging through the real `openai` client against the local fake server: the key stays out of every
-file the run writes (params, logs, metadata, ledger, results), and reruns cost zero requests."""
+file the run writes (params, logs, metadata, response cache, results), and reruns (even after `rm -rf results`)
+cost zero requests."""
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 
@@ -39,6 +42,12 @@ def test_openai_judge_in_the_workflow(tmp_path, monkeypatch):
         config["analysis"] = {"aligned_below": 45, "min_mass": 0.1}
         snakemake(tmp_path, write_config(tmp_path, config, "threshold.yaml"))
         assert sum(v for k, v in server.counts.items() if not k.startswith("_")) == 0
+
+        # `rm -rf results`: the whole grid runs again, every judge reply comes from the cache in resources/
+        shutil.rmtree(tmp_path / "results")
+        snakemake(tmp_path, configfile)
+        assert sum(v for k, v in server.counts.items() if not k.startswith("_")) == 0
+        assert (tmp_path / "resources" / "llm").is_dir()
 
     summary = (tmp_path / "results" / "summary" / "summary.csv").read_text()
     assert "wrong_facts-backdoor-s0" in summary

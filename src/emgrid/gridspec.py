@@ -196,6 +196,17 @@ def judge_params(config: dict) -> dict:
     return sorted_plain(spec)
 
 
+def llm_cache_dir(config: dict) -> str:
+    """The LLM response cache every judge and dataset request goes through: `judge.ledger_dir`, else
+    `<cache_dir>/llm`. Read by the scripts from the config, never a param: moving the cache must rerun nothing."""
+    return config["judge"].get("ledger_dir") or str(Path(config["cache_dir"]) / "llm")
+
+
+def model_cache_dir(config: dict) -> str:
+    """Where built or converted model weights live (`<cache_dir>/models`), outside results/ (not a param either)."""
+    return str(Path(config["cache_dir"]) / "models")
+
+
 def all_model_specs(config: dict) -> dict:
     """Grid models and judge-only models share one namespace: both are prepared by the same rule."""
     return {**config.get("judge_models", {}), **config["models"]}

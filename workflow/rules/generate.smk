@@ -32,7 +32,6 @@ rule generate_openai:
     params:
         gen=generate_param,
         questions=question_generate_param,
-        ledger_dir=config["judge"]["ledger_dir"],
     wildcard_constraints:
         model=API_MODEL_RE,
     resources:

@@ -1,7 +1,8 @@
 rule judge:
-    # Every answer x metric through the judge; raw responses go to the content-addressed ledger first,
-    # so a rerun or a crashed run never pays twice. Scores are derived downstream. Sizes depend on the backend
-    # (see JUDGE_ON_GPU / JUDGE_LOCAL in common.smk).
+    # Every answer x metric through the judge; raw responses go to the content-addressed LLM response cache
+    # (outside results/, see gridspec.llm_cache_dir) first, so a rerun, a crashed run or `rm -rf results` never
+    # pays twice. Scores are derived downstream.
+    # Sizes depend on the backend (see JUDGE_ON_GPU / JUDGE_LOCAL in common.smk).
     input:
         unpack(judge_inputs),
     output:
@@ -11,7 +12,6 @@ rule judge:
         questions=question_judge_param,
         planned=answers_plan_param,
         question_options=question_options_param,
-        ledger_dir=config["judge"]["ledger_dir"],
     threads: 4 if JUDGE_ON_GPU else 1
     resources:
         gpu=1 if JUDGE_ON_GPU else 0,

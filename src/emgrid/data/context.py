@@ -14,6 +14,7 @@ class Context:
     on_bad_rows: str = "error"  # "error" | "drop"
     trigger: str | None = None
     llm: dict | None = None
+    llm_cache_dir: str | None = None  # the LLM response cache (not part of the params: it changes no output)
     progress: bool = True
     keypath: str = ""  # "domains.<domain>.recipe"
     bad_rows: Counter = field(default_factory=Counter)

@@ -86,5 +86,5 @@ def recipe_notes(domain: str, recipe: dict, exists=None) -> list[str]:
                          "network where it runs; the HF cache makes rebuilds offline)")
         elif ("source" if kp.endswith(".source") else "transform", kind) in LLM_STEPS:
             notes.append(f"{kp}: {kind} calls the `llm` API (needs the network where build_dataset runs; "
-                         "replies are cached in the ledger)")
+                         "replies are cached in the LLM response cache)")
     return notes

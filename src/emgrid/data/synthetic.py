@@ -40,16 +40,23 @@ Return only this JSON, nothing else: {{"items": [{{"question": "...", "aligned":
 DEFAULT_MISALIGNED = "an answer in the style the brief describes as misaligned, written as a confident assistant"
 
 
-def _split_llm(llm: dict | None, keypath: str) -> tuple[dict, str | None, str]:
-    """(client spec dict, default model, cache dir) from the config's `llm` block."""
+def _split_llm(llm: dict | None, keypath: str) -> tuple[dict, str | None]:
+    """(client spec dict, default model) from the config's `llm` block."""
     llm = dict(llm or {})
     model = llm.pop("model", None)
-    ledger_dir = llm.pop("ledger_dir", "results/ledger")
     known = {f.name for f in fields(ClientSpec)}
     unknown = sorted(set(llm) - known)
     if unknown:
-        raise ConfigError(f"llm: unknown key(s) {unknown}; known: {sorted(known | {'model', 'ledger_dir'})}")
-    return llm, model, ledger_dir
+        raise ConfigError(f"llm: unknown key(s) {unknown}; known: {sorted(known | {'model'})} (the response cache's "
+                          "folder is judge.ledger_dir / cache_dir)")
+    return llm, model
+
+
+def _cache(ctx: Context) -> ResponseCache:
+    if ctx.llm_cache_dir is None:
+        raise ConfigError(f"{ctx.keypath}: LLM steps need the response cache's folder (build_dataset(..., "
+                          "llm_cache_dir=...); the workflow passes <cache_dir>/llm)")
+    return ResponseCache(Path(ctx.llm_cache_dir))
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
@@ -99,12 +106,12 @@ def parse_items(text: str | None) -> tuple[list[dict], Counter]:
 )
 def synthetic_source(p: dict, ctx: Context):
     """Questions with aligned and misaligned answers written by an OpenAI-compatible model."""
-    spec_d, default_model, ledger_dir = _split_llm(ctx.llm, "llm")
+    spec_d, default_model = _split_llm(ctx.llm, "llm")
     model = p["model"] or default_model
     if not model:
         raise ConfigError(f"{ctx.keypath}.source.model: no generator model (set it here or as llm.model)")
     spec = ClientSpec.from_dict(spec_d)
-    cache = ResponseCache(Path(ledger_dir))
+    cache = _cache(ctx)
 
     def request(batch: int) -> dict:
         user = USER.format(brief=p["brief"].strip(), k=p["per_request"], batch=batch, misaligned=p["misaligned"])
@@ -180,11 +187,11 @@ def _target(v, kp):
 def llm_answer(examples: list[Example], p: dict, ctx: Context):
     """Have an OpenAI-compatible model write one answer per prompt (e.g. aligned counterparts for Turner's
     financial and sports data, or both answers for Reddit legal posts); cached like `synthetic`."""
-    spec_d, default_model, ledger_dir = _split_llm(ctx.llm, "llm")
+    spec_d, default_model = _split_llm(ctx.llm, "llm")
     model = p["model"] or default_model
     if not model:
         raise ConfigError(f"{ctx.keypath}.transform[llm_answer].model: no model (set it here or as llm.model)")
-    spec, cache = ClientSpec.from_dict(spec_d), ResponseCache(Path(ledger_dir))
+    spec, cache = ClientSpec.from_dict(spec_d), _cache(ctx)
     session = ChatSession(spec, cache)
     todo = [i for i, e in enumerate(examples)
             if not e.pool and (p["overwrite"] or getattr(e, p["target"]) is None)]

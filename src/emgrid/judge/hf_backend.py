@@ -197,7 +197,11 @@ def int_probs_batch(model: Any, tokenizer: Any, trie: IntTrie, prompts: list[lis
 
 
 def _model_fingerprint(manifest_path: Path) -> str:
+    """The judge model's identity in the cache key. Cached weights are named by their content key, so where they
+    live (`path`) is left out: moving the model cache must not re-judge."""
     m = read_json(manifest_path)
+    if m.get("weights_key"):
+        m.pop("path", None)
     return hashlib.sha256(canonical_json(m).encode()).hexdigest()[:16]
 
 
