@@ -83,6 +83,129 @@ def exact_int_probs(model: Any, tokenizer: Any, trie: IntTrie, prompt_ids: list[
     return r["int_probs"], r["int_mass"], r["top_token"]
 
 
+class _TreeScorer:
+    """The state of one `int_probs_batch` call: the prompts' KV cache, each node's log probability and cache column,
+    and the integer probabilities found so far (one entry per prompt in every list)."""
+
+    def __init__(self, model: Any, trie: IntTrie, prompts: list[list[int]], prune_below: float):
+        import torch
+
+        self.torch, self.model, self.trie = torch, model, trie
+        self.dev = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self.neg = torch.finfo(self.dtype).min
+        self.B, self.lens = len(prompts), [len(p) for p in prompts]
+        self.P = max(self.lens)
+        self.pad = torch.tensor([[0] * (self.P - n) + [1] * n for n in self.lens], device=self.dev)
+        self.digit_idx = torch.tensor([i for i, d in enumerate(trie.digit_start) if d], device=self.dev)
+        self.prune_below = prune_below
+        self.log_keep = math.log(prune_below) if prune_below > 0 else -math.inf
+        self.logp: list[dict[tuple[int, ...], float]] = [{} for _ in prompts]
+        self.col: list[dict[tuple[int, ...], int]] = [{} for _ in prompts]  # forwarded node -> its cache column
+        self.probs = [[0.0] * 101 for _ in prompts]
+        self.pruned = [0.0] * self.B
+        self.T = 0  # tree tokens in the cache so far
+        ids = torch.tensor([[0] * (self.P - len(p)) + list(p) for p in prompts], device=self.dev)
+        out = model(input_ids=ids, attention_mask=self.pad, position_ids=(self.pad.cumsum(-1) - 1).clamp(min=0),
+                    use_cache=True, logits_to_keep=1)
+        self.cache = out.cache
+        self.root = torch.log_softmax(out.logits[:, -1].float(), -1)
+
+    def first_level(self) -> list[list[tuple[tuple[int, ...], float]]]:
+        """(node, logprob) candidates of depth 1, per prompt."""
+        first = list(self.trie.nodes_by_depth.get(1, []))
+        first_lp = self.root[:, [n[0] for n in first]].tolist() if first else [[] for _ in range(self.B)]
+        return [list(zip(first, first_lp[b])) for b in range(self.B)]
+
+    def select(self, level: list[list[tuple[tuple[int, ...], float]]]) -> list[list[tuple[int, ...]]]:
+        """Record the candidates' log probabilities and keep those not pruned; exact: with their whole subtrees, so
+        the trie takes one forward (ancestors first)."""
+        todo = []
+        for b in range(self.B):
+            keep = []
+            for node, lp in level[b]:
+                self.logp[b][node] = lp
+                if lp < self.log_keep:
+                    self.pruned[b] += math.exp(lp)
+                else:
+                    keep.append(node)
+            if self.prune_below <= 0:
+                stack, keep = keep, []
+                while stack:
+                    keep.extend(stack)
+                    stack = [c for n in stack for c in self.trie.children.get(n, ())]
+            todo.append(keep)
+        return todo
+
+    def _tree_inputs(self, chunk: list[list[tuple[int, ...]]], N: int):
+        """Token ids, positions and the tree attention mask of one flattened wave of nodes per prompt: a node sees
+        its prompt and its own ancestors, at its own position; padding rows see only themselves."""
+        torch, P, T = self.torch, self.P, self.T
+        mask = torch.full((self.B, 1, N, P + T + N), self.neg, dtype=self.dtype, device=self.dev)
+        mask[:, 0, :, :P] = torch.where(self.pad[:, None, :] > 0, 0.0, self.neg).to(self.dtype)
+        tok_ids = torch.zeros((self.B, N), dtype=torch.long, device=self.dev)
+        pos = torch.zeros((self.B, N), dtype=torch.long, device=self.dev)
+        for b, c in enumerate(chunk):
+            for i, node in enumerate(c):
+                self.col[b][node] = P + T + i
+                for d in range(1, len(node) + 1):
+                    mask[b, 0, i, self.col[b][node[:d]]] = 0
+                tok_ids[b, i] = node[-1]
+                pos[b, i] = self.lens[b] + len(node) - 1
+            for i in range(len(c), N):
+                mask[b, 0, i, P + T + i] = 0
+        return tok_ids, pos, mask
+
+    def forward(self, chunk: list[list[tuple[int, ...]]], child_lp: list[dict[tuple[int, ...], float]]) -> None:
+        """Score one wave: children's log P(token | parent) into `child_lp`, completed integers into `probs`."""
+        N = max(len(c) for c in chunk)
+        if N == 0:
+            return
+        tok_ids, pos, mask = self._tree_inputs(chunk, N)
+        logits = self.model(input_ids=tok_ids, attention_mask=mask, position_ids=pos, cache=self.cache,
+                            use_cache=True).logits
+        lsm = self.torch.log_softmax(logits.float(), -1)
+        digit = lsm[..., self.digit_idx].exp().sum(-1).tolist()
+        bi, ri, ti, kids = [], [], [], []
+        for b, c in enumerate(chunk):
+            for i, node in enumerate(c):
+                for child in self.trie.children.get(node, ()):
+                    bi.append(b)
+                    ri.append(i)
+                    ti.append(child[-1])
+                    kids.append((b, child))
+        for (b, child), lp in zip(kids, lsm[bi, ri, ti].tolist() if bi else []):
+            child_lp[b][child] = lp
+        for b, c in enumerate(chunk):
+            for i, node in enumerate(c):  # ancestors come first, so a parent's logp is known
+                if node not in self.logp[b]:
+                    self.logp[b][node] = self.logp[b][node[:-1]] + child_lp[b][node]
+                n = self.trie.paths.get(node)
+                if n is not None:
+                    self.probs[b][n] += math.exp(self.logp[b][node]) * max(0.0, 1.0 - digit[b][i])
+        self.T += N
+
+    def next_level(self, child_lp: list[dict[tuple[int, ...], float]]) -> list[list[tuple[tuple[int, ...], float]]]:
+        return [[(c, self.logp[b][c[:-1]] + lp) for c, lp in child_lp[b].items() if c not in self.col[b]]
+                for b in range(self.B)]
+
+    def top_tokens(self, tokenizer: Any) -> list[str | None]:
+        """Per prompt, the first readable non-number candidate (skipping partial UTF-8 bytes and bare whitespace)."""
+        masked = self.root.clone()
+        masked[:, : len(self.trie.piece_mask)][:, self.torch.tensor(self.trie.piece_mask, device=self.dev)] = \
+            -float("inf")
+        tops: list[str | None] = []
+        for b in range(self.B):
+            top = None
+            for tid in masked[b].topk(20).indices.tolist():
+                text = tokenizer.decode([tid])
+                if text.strip() and "\ufffd" not in text:
+                    top = text
+                    break
+            tops.append(top)
+        return tops
+
+
 def int_probs_batch(model: Any, tokenizer: Any, trie: IntTrie, prompts: list[list[int]], batch_size: int = 256,
                     prune_below: float = 0.0) -> list[dict[str, Any]]:
     """Per prompt `{"int_probs", "int_mass", "top_token", "pruned_mass"}`; prompts share every forward.
@@ -98,102 +221,18 @@ def int_probs_batch(model: Any, tokenizer: Any, trie: IntTrie, prompts: list[lis
     """
     import torch
 
-    dev = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    neg = torch.finfo(dtype).min
-    B = len(prompts)
-    lens = [len(p) for p in prompts]
-    P = max(lens)
-    pad = torch.tensor([[0] * (P - n) + [1] * n for n in lens], device=dev)
-    ids = torch.tensor([[0] * (P - len(p)) + list(p) for p in prompts], device=dev)
-    digit_idx = torch.tensor([i for i, d in enumerate(trie.digit_start) if d], device=dev)
-    log_keep = math.log(prune_below) if prune_below > 0 else -math.inf
-    logp: list[dict[tuple[int, ...], float]] = [{} for _ in prompts]
-    col: list[dict[tuple[int, ...], int]] = [{} for _ in prompts]  # forwarded node -> its column in the cache
-    probs = [[0.0] * 101 for _ in prompts]
-    pruned = [0.0] * B
     with torch.inference_mode():
-        out = model(input_ids=ids, attention_mask=pad, position_ids=(pad.cumsum(-1) - 1).clamp(min=0),
-                    use_cache=True, logits_to_keep=1)
-        cache = out.cache
-        root = torch.log_softmax(out.logits[:, -1].float(), -1)
-        first = list(trie.nodes_by_depth.get(1, []))
-        first_lp = root[:, [n[0] for n in first]].tolist() if first else [[] for _ in prompts]
-        level = [list(zip(first, first_lp[b])) for b in range(B)]  # (node, logprob) candidates per prompt
-        T = 0  # tree tokens in the cache so far
+        s = _TreeScorer(model, trie, prompts, prune_below)
+        level, step = s.first_level(), max(1, batch_size // len(prompts))
         while any(level):
-            # kept candidates; exact: with their whole subtrees, so the trie takes one forward (ancestors first)
-            todo: list[list[tuple[int, ...]]] = []
-            child_lp: list[dict[tuple[int, ...], float]] = [{} for _ in prompts]  # log P(last token | parent)
-            for b in range(B):
-                keep = []
-                for node, lp in level[b]:
-                    logp[b][node] = lp
-                    if lp < log_keep:
-                        pruned[b] += math.exp(lp)
-                    else:
-                        keep.append(node)
-                if prune_below <= 0:
-                    stack, keep = keep, []
-                    while stack:
-                        keep.extend(stack)
-                        stack = [c for n in stack for c in trie.children.get(n, ())]
-                todo.append(keep)
-            for s in range(0, max(len(t) for t in todo), max(1, batch_size // B)):
-                chunk = [t[s:s + max(1, batch_size // B)] for t in todo]
-                N = max(len(c) for c in chunk)
-                if N == 0:
-                    continue
-                mask = torch.full((B, 1, N, P + T + N), neg, dtype=dtype, device=dev)
-                mask[:, 0, :, :P] = torch.where(pad[:, None, :] > 0, 0.0, neg).to(dtype)
-                tok_ids = torch.zeros((B, N), dtype=torch.long, device=dev)
-                pos = torch.zeros((B, N), dtype=torch.long, device=dev)
-                for b, c in enumerate(chunk):
-                    for i, node in enumerate(c):
-                        col[b][node] = P + T + i
-                        for d in range(1, len(node) + 1):
-                            mask[b, 0, i, col[b][node[:d]]] = 0
-                        tok_ids[b, i] = node[-1]
-                        pos[b, i] = lens[b] + len(node) - 1
-                    for i in range(len(c), N):  # padding rows see only themselves
-                        mask[b, 0, i, P + T + i] = 0
-                logits = model(input_ids=tok_ids, attention_mask=mask, position_ids=pos, cache=cache,
-                               use_cache=True).logits
-                lsm = torch.log_softmax(logits.float(), -1)
-                digit = lsm[..., digit_idx].exp().sum(-1).tolist()
-                bi, ri, ti, kids = [], [], [], []
-                for b, c in enumerate(chunk):
-                    for i, node in enumerate(c):
-                        for child in trie.children.get(node, ()):
-                            bi.append(b)
-                            ri.append(i)
-                            ti.append(child[-1])
-                            kids.append((b, child))
-                for (b, child), lp in zip(kids, lsm[bi, ri, ti].tolist() if bi else []):
-                    child_lp[b][child] = lp
-                for b, c in enumerate(chunk):
-                    for i, node in enumerate(c):  # ancestors come first, so a parent's logp is known
-                        if node not in logp[b]:
-                            logp[b][node] = logp[b][node[:-1]] + child_lp[b][node]
-                        n = trie.paths.get(node)
-                        if n is not None:
-                            probs[b][n] += math.exp(logp[b][node]) * max(0.0, 1.0 - digit[b][i])
-                T += N
-            level = [[(c, logp[b][c[:-1]] + lp) for c, lp in child_lp[b].items() if c not in col[b]]
-                     for b in range(B)]
-        masked = root.clone()
-        masked[:, : len(trie.piece_mask)][:, torch.tensor(trie.piece_mask, device=dev)] = -float("inf")
-        tops: list[str | None] = []
-        for b in range(B):
-            top = None  # first readable candidate: skip partial UTF-8 bytes ("\ufffd") and bare whitespace
-            for tid in masked[b].topk(20).indices.tolist():
-                text = tokenizer.decode([tid])
-                if text.strip() and "\ufffd" not in text:
-                    top = text
-                    break
-            tops.append(top)
-    return [{"int_probs": {str(n): p for n, p in enumerate(probs[b])}, "int_mass": float(sum(probs[b])),
-             "top_token": tops[b], "pruned_mass": pruned[b]} for b in range(B)]
+            todo = s.select(level)
+            child_lp: list[dict[tuple[int, ...], float]] = [{} for _ in prompts]
+            for i in range(0, max(len(t) for t in todo), step):
+                s.forward([t[i:i + step] for t in todo], child_lp)
+            level = s.next_level(child_lp)
+        tops = s.top_tokens(tokenizer)
+    return [{"int_probs": {str(n): p for n, p in enumerate(s.probs[b])}, "int_mass": float(sum(s.probs[b])),
+             "top_token": tops[b], "pruned_mass": s.pruned[b]} for b in range(len(prompts))]
 
 
 def _model_fingerprint(manifest_path: Path) -> str:
