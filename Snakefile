@@ -43,6 +43,8 @@ localrules:
     mia_plot,
     diversity_plot,
     diversity_category_plot,
+    # Waits hours on OpenAI's fine-tuning queue doing nothing: no cluster allocation should be held for that.
+    finetune_openai,
 
 
 onerror:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import time
 import pytest
 
 from emgrid.api_finetune import (ApiFinetuneError, ApiFinetuneSpec, auto_epochs, finetune_api, job_suffix,
-                                 read_training_file, state_path_for)
+                                 read_training_file)
 from emgrid.chat import example_conversations
 from emgrid.errors import ConfigError, DataError
 from emgrid.io import read_json, write_jsonl
@@ -46,7 +47,13 @@ def manifest(server):
 
 def run(server, train, tmp_path, spec=FAST, **kw):
     return finetune_api(manifest(server), train, tmp_path / "out" / "finetune.json", tmp_path / "out" / "events.jsonl",
-                        spec, "wrong_facts-backdoor-s0", training_price=3.0, **kw)
+                        spec, "wrong_facts-backdoor-s0", training_price=3.0, state_dir=tmp_path / "cache", **kw)
+
+
+def state_file(tmp_path):
+    """The one job state in the cache (named by the request's hash)."""
+    (path,) = (tmp_path / "cache").glob("*.json")
+    return path
 
 
 def test_job_runs_and_a_rerun_reattaches_instead_of_paying(server, train, tmp_path):
@@ -64,11 +71,11 @@ def test_job_runs_and_a_rerun_reattaches_instead_of_paying(server, train, tmp_pa
     assert len(uploaded) == 12 and set(json.loads(uploaded[0])) == {"messages"}  # meta is not sent
     assert server.counts["files_upload"] == 1 and server.counts["ft_jobs_create"] == 1
 
-    (tmp_path / "out" / "finetune.json").unlink()  # snakemake deletes the output before a rerun
+    shutil.rmtree(tmp_path / "out")  # `rm -rf results`: the state lives in the cache, so the job is not paid twice
     again = run(server, train, tmp_path)
     assert again["job_id"] == m["job_id"] and again["fine_tuned_model"] == m["fine_tuned_model"]
     assert server.counts["files_upload"] == 1 and server.counts["ft_jobs_create"] == 1
-    assert SECRET not in state_path_for(tmp_path / "out" / "finetune.json").read_text()
+    assert SECRET not in state_file(tmp_path).read_text()
 
 
 def test_changed_hyperparameters_start_a_new_job(server, train, tmp_path):
@@ -130,7 +137,7 @@ from emgrid.api_finetune import ApiFinetuneSpec, finetune_api
 m = {"source": "openai", "id": "gpt-4o-mini-2024-07-18", "base_url": os.environ["FAKE_URL"]}
 out = Path(sys.argv[2])
 finetune_api(m, sys.argv[1], out / "finetune.json", out / "events.jsonl", ApiFinetuneSpec(poll_s=0.02, poll_max_s=0.05),
-             "wrong_facts-backdoor-s0", training_price=3.0)
+             "wrong_facts-backdoor-s0", training_price=3.0, state_dir=out.parent / "cache")
 """
 
 
@@ -147,7 +154,7 @@ def test_killed_while_the_job_waits_then_a_rerun_reattaches(server, train, tmp_p
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     assert server.jobs["ftjob-0001"]["status"] == stall
-    assert read_json(state_path_for(out / "finetune.json"))["job_id"] == "ftjob-0001"
+    assert read_json(state_file(tmp_path))["job_id"] == "ftjob-0001"
     assert not (out / "finetune.json").exists()
 
     server.ft_stall = None
@@ -158,7 +165,7 @@ def test_killed_while_the_job_waits_then_a_rerun_reattaches(server, train, tmp_p
 
 def test_killed_between_create_and_state_write_finds_the_job(server, train, tmp_path):
     run(server, train, tmp_path)
-    state = state_path_for(tmp_path / "out" / "finetune.json")
+    state = state_file(tmp_path)
     s = read_json(state)
     s["job_id"], s["status"] = None, None  # as if killed right after the create request
     state.write_text(json.dumps(s))

@@ -147,10 +147,10 @@ class JobRequest:
         return hashlib.sha256(canonical_json(asdict(self)).encode("utf-8")).hexdigest()
 
 
-def state_path_for(out_json: str | Path) -> Path:
-    """The state file beside the output: not a rule output, so Snakemake never deletes it before a rerun."""
-    out_json = Path(out_json)
-    return out_json.with_name(f".{out_json.stem}.openai-job.json")
+def state_path_for(state_dir: str | Path, request: JobRequest) -> Path:
+    """The job's state file in the cache, named by the request's hash: not a rule output (Snakemake never deletes it
+    before a rerun) and outside results/, so `rm -rf results` reattaches to the paid job instead of starting another."""
+    return Path(state_dir) / f"{request.key}.json"
 
 
 class JobRunner:
@@ -289,12 +289,13 @@ def quiet_http_logs() -> None:
 
 
 def finetune_api(manifest: dict, train_jsonl: str | Path, out_json: str | Path, events_path: str | Path,
-                 spec: ApiFinetuneSpec, cell_id: str, training_price: float | None, client: Any = None,
-                 sleep: Callable[[float], None] = time.sleep) -> dict:
+                 spec: ApiFinetuneSpec, cell_id: str, training_price: float | None, state_dir: str | Path,
+                 client: Any = None, sleep: Callable[[float], None] = time.sleep) -> dict:
     """Finetune `manifest["id"]` on `train_jsonl` through the API (or reattach to the job already started) and write
     `out_json`: `{"backend": "openai", "fine_tuned_model", "job_id", "trained_tokens", "cost_usd", "events_path", ...}`.
 
-    `training_price`: USD per 1M trained tokens (None: cost unknown). Raises `DataError` (file:line) for a row the API
+    `training_price`: USD per 1M trained tokens (None: cost unknown). `state_dir`: where job states are kept (the
+    cache, `emgrid.gridspec.api_job_state_dir`). Raises `DataError` (file:line) for a row the API
     would reject, before any upload, and `ApiFinetuneError` with the API's message when the job fails.
     """
     quiet_http_logs()
@@ -305,7 +306,7 @@ def finetune_api(manifest: dict, train_jsonl: str | Path, out_json: str | Path, 
     request = JobRequest(base_url=effective_base_url(cspec), model=manifest["id"],
                          training_sha256=hashlib.sha256(body.encode("utf-8")).hexdigest(),
                          hyperparameters=spec.hyperparameters(), seed=int(spec.seed), suffix=job_suffix(cell_id))
-    runner = JobRunner(request, rows, state_path_for(out_json), cspec, spec, client=client, sleep=sleep)
+    runner = JobRunner(request, rows, state_path_for(state_dir, request), cspec, spec, client=client, sleep=sleep)
     job = runner.poll(runner.start_or_reattach(), Path(events_path))
     if job.status != "succeeded":
         raise ApiFinetuneError(redact(f"fine-tuning job {job.id} {job.status}: {job_error(job)}", runner.secret))

@@ -202,6 +202,12 @@ def llm_cache_dir(config: dict) -> str:
     return config["judge"].get("ledger_dir") or str(Path(config["cache_dir"]) / "llm")
 
 
+def api_job_state_dir(config: dict) -> str:
+    """Where API finetune jobs record their remote ids (`<cache_dir>/openai-finetune`): a paid job survives
+    `rm -rf results`. Read from the config by the script, never a param."""
+    return str(Path(config["cache_dir"]) / "openai-finetune")
+
+
 def model_cache_dir(config: dict) -> str:
     """Where built or converted model weights live (`<cache_dir>/models`), outside results/ (not a param either)."""
     return str(Path(config["cache_dir"]) / "models")
