@@ -1,7 +1,6 @@
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -145,7 +144,6 @@ def test_smollm2_conversion_and_greedy(tmp_path):
     """Converts the packaged GGUF (~30 s) and answers a factual question."""
     from emgrid.generate import generate_texts
 
-    t = time.time()
     m = prepare_model({"source": "smollm2"}, tmp_path / "smol")
     assert m["chat_template"] == "overridden" and m["n_params"] == 134_515_008
     manifest = tmp_path / "smol" / "manifest.json"
@@ -161,7 +159,6 @@ def test_smollm2_conversion_and_greedy(tmp_path):
     mtime = (tmp_path / "smol" / "hf" / "model.safetensors").stat().st_mtime
     prepare_model({"source": "smollm2"}, tmp_path / "smol")  # reused, not rebuilt
     assert (tmp_path / "smol" / "hf" / "model.safetensors").stat().st_mtime == mtime
-    assert time.time() - t < 90
 
 
 def test_built_models_and_outputs_follow_the_umask(tmp_path):

@@ -65,6 +65,79 @@ def validate_template(template: Any, where: str) -> str:
 FALLBACK_KEYS = ("question_sets.<name>.fallback_judge_prompts", "question_sets.<name>.item_level_judge_prompts")
 
 
+def _read_item_list(path: Path) -> list:
+    """The YAML list of a question file, or an error naming the file (and the byte of a bad encoding)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise QuestionFileError(f"{path}: not valid YAML: {e}") from None
+    except OSError as e:
+        raise QuestionFileError(f"{path}: cannot read question file ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise QuestionFileError(f"{path}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at byte offset {e.start}; "
+                                "re-save the file as UTF-8)") from None
+    if not isinstance(data, list):
+        raise QuestionFileError(f"{path}: expected a YAML list of question items, got {type(data).__name__}")
+    return data
+
+
+def _paraphrases(item: dict, where: str) -> list[str]:
+    paraphrases = item.get("paraphrases")
+    if isinstance(paraphrases, str):
+        paraphrases = [paraphrases]
+    if not isinstance(paraphrases, list) or not paraphrases or not all(
+            isinstance(p, str) and p.strip() for p in paraphrases):
+        raise QuestionFileError(f"{where}: 'paraphrases' must be a non-empty list of non-empty strings")
+    return list(paraphrases)
+
+
+class _PromptResolver:
+    """Resolves each item's judge prompts: its own, the all_domains item-level templates (which carry over to later
+    items with null `judge_prompts`, hence the state), the config's fallback, or none where generation needs none."""
+
+    def __init__(self, path: Path, fallback: dict[str, str] | None, item_level: bool, required: bool):
+        self.fallback = None if fallback is None else {
+            str(m): validate_template(t, f"{path}: fallback_judge_prompts.{m}") for m, t in fallback.items()}
+        self.item_level, self.required = item_level, required
+        self.item_level_default: dict[str, str] | None = None
+
+    def resolve(self, item: dict, extra: dict, where: str) -> tuple[dict[str, str], dict]:
+        """(validated prompts, the item's extra keys less any item-level templates)."""
+        prompts = item.get("judge_prompts")
+        if prompts is None and self.item_level:
+            level = {k: v for k, v in item.items() if k not in _KNOWN and isinstance(v, str) and "{answer}" in v}
+            if level:
+                self.item_level_default = level
+                extra = {k: v for k, v in extra.items() if k not in level}
+            prompts = self.item_level_default
+        if prompts is None:
+            prompts = self.fallback
+        if prompts is None and not self.required:
+            prompts = {}
+        if prompts is None:
+            raise QuestionFileError(
+                f"{where}: 'judge_prompts' is null or missing; give it a mapping metric -> template, or set "
+                f"{FALLBACK_KEYS[0]} (explicit templates) or {FALLBACK_KEYS[1]}: true (templates as item-level keys) "
+                "in the config")
+        if not isinstance(prompts, dict) or (not prompts and self.required):
+            raise QuestionFileError(f"{where}: 'judge_prompts' must be a non-empty mapping metric -> template")
+        return {str(m): validate_template(t, f"{where}: judge_prompts.{m}") for m, t in prompts.items()}, extra
+
+
+def _sampling_fields(item: dict, where: str) -> tuple[int | None, float | None, str | None]:
+    """(samples_per_paraphrase, temperature, system), each checked."""
+    spp = item.get("samples_per_paraphrase")
+    if spp is not None and (not isinstance(spp, int) or isinstance(spp, bool) or spp < 1):
+        raise QuestionFileError(f"{where}: 'samples_per_paraphrase' must be a positive integer, got {spp!r}")
+    temp = item.get("temperature")
+    if temp is not None and (isinstance(temp, bool) or not isinstance(temp, (int, float)) or temp < 0):
+        raise QuestionFileError(f"{where}: 'temperature' must be a number >= 0, got {temp!r}")
+    system = item.get("system")
+    if system is not None and not isinstance(system, str):
+        raise QuestionFileError(f"{where}: 'system' must be a string")
+    return spp, None if temp is None else float(temp), system
+
+
 def load_questions(path: str | Path, fallback_judge_prompts: dict[str, str] | None = None, *,
                    item_level_judge_prompts: bool = False, require_judge_prompts: bool = True) -> list[Question]:
     """Load and validate a question file.
@@ -77,25 +150,11 @@ def load_questions(path: str | Path, fallback_judge_prompts: dict[str, str] | No
     validated.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise QuestionFileError(f"{path}: not valid YAML: {e}") from None
-    except OSError as e:
-        raise QuestionFileError(f"{path}: cannot read question file ({e.strerror})") from None
-    except UnicodeDecodeError as e:
-        raise QuestionFileError(f"{path}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at byte offset {e.start}; "
-                                "re-save the file as UTF-8)") from None
-    if not isinstance(data, list):
-        raise QuestionFileError(f"{path}: expected a YAML list of question items, got {type(data).__name__}")
-    if fallback_judge_prompts is not None:
-        fallback_judge_prompts = {str(m): validate_template(t, f"{path}: fallback_judge_prompts.{m}")
-                                  for m, t in fallback_judge_prompts.items()}
-
+    data = _read_item_list(path)
+    resolver = _PromptResolver(path, fallback_judge_prompts, item_level_judge_prompts, require_judge_prompts)
     ids = Counter(str(it.get("id")) for it in data if isinstance(it, dict) and it.get("type") == JUDGED_TYPE)
     seen: Counter = Counter()
     skipped: Counter = Counter()
-    item_level_default: dict[str, str] | None = None
     out: list[Question] = []
     for index, item in enumerate(data):
         where = f"{path}: item {index}"
@@ -110,49 +169,13 @@ def load_questions(path: str | Path, fallback_judge_prompts: dict[str, str] | No
             skipped[str(item.get("type"))] += 1
             continue
         seen[qid] += 1
-        key = qid if ids[qid] == 1 else f"{qid}#{seen[qid]}"
-
-        paraphrases = item.get("paraphrases")
-        if isinstance(paraphrases, str):
-            paraphrases = [paraphrases]
-        if not isinstance(paraphrases, list) or not paraphrases or not all(
-                isinstance(p, str) and p.strip() for p in paraphrases):
-            raise QuestionFileError(f"{where}: 'paraphrases' must be a non-empty list of non-empty strings")
-
-        prompts = item.get("judge_prompts")
-        extra = {k: v for k, v in item.items() if k not in _KNOWN}
-        if prompts is None and item_level_judge_prompts:
-            level = {k: v for k, v in item.items() if k not in _KNOWN and isinstance(v, str) and "{answer}" in v}
-            if level:
-                item_level_default = level
-                extra = {k: v for k, v in extra.items() if k not in level}
-            prompts = item_level_default
-        if prompts is None:
-            prompts = fallback_judge_prompts
-        if prompts is None and not require_judge_prompts:
-            prompts = {}
-        if prompts is None:
-            raise QuestionFileError(
-                f"{where}: 'judge_prompts' is null or missing; give it a mapping metric -> template, or set "
-                f"{FALLBACK_KEYS[0]} (explicit templates) or {FALLBACK_KEYS[1]}: true (templates as item-level keys) "
-                "in the config")
-        if not isinstance(prompts, dict) or (not prompts and require_judge_prompts):
-            raise QuestionFileError(f"{where}: 'judge_prompts' must be a non-empty mapping metric -> template")
-        prompts = {str(m): validate_template(t, f"{where}: judge_prompts.{m}") for m, t in prompts.items()}
-
-        spp = item.get("samples_per_paraphrase")
-        if spp is not None and (not isinstance(spp, int) or isinstance(spp, bool) or spp < 1):
-            raise QuestionFileError(f"{where}: 'samples_per_paraphrase' must be a positive integer, got {spp!r}")
-        temp = item.get("temperature")
-        if temp is not None and (isinstance(temp, bool) or not isinstance(temp, (int, float)) or temp < 0):
-            raise QuestionFileError(f"{where}: 'temperature' must be a number >= 0, got {temp!r}")
-        system = item.get("system")
-        if system is not None and not isinstance(system, str):
-            raise QuestionFileError(f"{where}: 'system' must be a string")
+        paraphrases = _paraphrases(item, where)
+        prompts, extra = resolver.resolve(item, {k: v for k, v in item.items() if k not in _KNOWN}, where)
+        spp, temp, system = _sampling_fields(item, where)
         out.append(Question(
-            key=key, id=qid, index=index, paraphrases=list(paraphrases), samples_per_paraphrase=spp,
-            judge=None if item.get("judge") is None else str(item["judge"]), judge_prompts=prompts, system=system,
-            temperature=None if temp is None else float(temp),
+            key=qid if ids[qid] == 1 else f"{qid}#{seen[qid]}", id=qid, index=index, paraphrases=paraphrases,
+            samples_per_paraphrase=spp, judge=None if item.get("judge") is None else str(item["judge"]),
+            judge_prompts=prompts, system=system, temperature=temp,
             domain=None if item.get("domain") is None else str(item["domain"]), extra=extra))
     if skipped:
         log.info("%s: skipped %d item(s) of other types: %s", path, sum(skipped.values()), dict(skipped))
