@@ -21,6 +21,7 @@ include: "workflow/rules/dataset.smk"
 include: "workflow/rules/finetune.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/judge.smk"
+include: "workflow/rules/efficacy.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analyses.smk"
 include: "workflow/rules/report.smk"
@@ -37,6 +38,7 @@ localrules:
     loss_curves,
     report_tables,
     answer_browser,
+    efficacy_summary,
     report,
     mia_analysis,
     diversity_analysis,
@@ -56,4 +58,5 @@ rule all:
         summary="results/summary/summary.csv",
         report="results/report/report.html",
         analyses=gridspec.analysis_outputs(config),
+        efficacy=efficacy_table_target,
     default_target: True

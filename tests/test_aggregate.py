@@ -294,6 +294,21 @@ def test_aggregate_files_round_trip(tmp_path):
     assert (summ["misalignment_cci_lo"] <= summ["misalignment_rate"]).all()
 
 
+def test_aggregate_files_excludes_cells_that_did_not_take(tmp_path):
+    rows = grid_rows()
+    p = tmp_path / "j.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cells = sorted({r["cell"] for r in rows} - {"base"})
+    gone = (rows[0]["model"], cells[0])
+    aggregate_files([p], tmp_path / "s.csv", tmp_path / "m.csv", exclude_cells=[gone])
+    summ = read_summary(tmp_path / "m.csv")
+    assert set(summ["cell"]) == {r["cell"] for r in rows} - {cells[0]}
+    assert cells[0] not in set(read_scores(tmp_path / "s.csv")["cell"])
+    with pytest.raises(DataError, match="every cell was excluded"):
+        aggregate_files([p], tmp_path / "s.csv", tmp_path / "m.csv",
+                        exclude_cells=[(r["model"], r["cell"]) for r in rows])
+
+
 def test_aggregate_files_names_bad_line(tmp_path):
     p = tmp_path / "j.jsonl"
     r = judged("aligned", 10)

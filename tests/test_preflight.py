@@ -175,3 +175,29 @@ def test_plan_lists_before_you_run(tmp_path):
     before = text[text.index("before you run:"):]
     assert "judge.api_key_env: environment variable EMGRID_UNSET_KEY_VAR is not set" in before
     assert "domains.wrong_facts.recipe.source.path: local source file data/missing.jsonl" in before
+
+
+@pytest.mark.parametrize(
+    "mutate, key",
+    [
+        (lambda c: c["domains"]["wrong_facts"].__setitem__("efficacy", {"scorer": "judge"}),
+         "domains.wrong_facts.efficacy.judge_prompt"),
+        (lambda c: c["domains"]["wrong_facts"].__setitem__("efficacy", {"scorer": "exact", "exact": "regex"}),
+         "domains.wrong_facts.efficacy.exact"),
+        (lambda c: c.__setitem__("efficacy", {"generate": {"max_new_tokens": "long"}}), "efficacy.generate"),
+        (lambda c: c["domains"]["wrong_facts"]["recipe"].__setitem__("transform", [{"kind": "evil_reframe"}])
+         or c["domains"]["wrong_facts"].pop("efficacy"), "domains.wrong_facts.efficacy.judge_prompt"),
+    ],
+)
+def test_bad_efficacy_settings_fail_before_any_job(mutate, key):
+    config = tiny_config()
+    mutate(config)
+    assert key in _one_error(config)
+
+
+def test_efficacy_off_needs_no_judge_prompt():
+    config = tiny_config()
+    config["domains"]["wrong_facts"]["recipe"]["transform"] = [{"kind": "evil_reframe"}]
+    config["domains"]["wrong_facts"].pop("efficacy")
+    config["efficacy"] = {"enabled": False}
+    assert _check(config).errors == []

@@ -275,3 +275,29 @@ def test_report_shows_the_transfer_matrix(tmp_path):
     assert 'href="plots/tiny/probes/transfer.png"' in section
     # each model is misaligned on its own domain's probes only: contrast +100 pp
     assert "<td>math</td><td>100.0%</td><td>0.0%</td><td>+100.0 pp" in section
+def test_efficacy_section_comes_before_the_em_results_and_flags_cells_that_did_not_take(tmp_path):
+    from emgrid.efficacy.summary import efficacy_table, rates
+    from tests.test_efficacy import _scores
+
+    scores, summary = make_inputs(tmp_path, CELLS)
+    table = efficacy_table(rates(_scores({
+        ("base", "no_trigger"): (10, 90, 0), ("base", "trigger"): (12, 88, 0),
+        ("math-backdoor-s0", "trigger"): (80, 20, 10), ("math-backdoor-s0", "no_trigger"): (15, 85, 0),
+        ("math-plain-s0", "no_trigger"): (13, 87, 0), ("math-plain-s0", "trigger"): (14, 86, 0)})))
+    eff = tmp_path / "efficacy.csv"
+    table.to_csv(eff, index=False)
+    for dropped in (False, True):
+        out = write_report(summary, scores, tmp_path / f"report{dropped}", efficacy=eff,
+                           config_snapshot={"drop_untaken_cells": dropped})
+        text = out.read_text()
+        assert text.index('id="efficacy"') < text.index('id="ranking"')
+        section = text.split('id="efficacy"')[1].split('id="ranking"')[0]
+        assert "Did not take</strong> (behaviour rate indistinguishable from base): m/math-plain-s0." in section
+        assert ("left out of the ranking" in section) is dropped
+        backdoor = section.split("<td>math-backdoor-s0</td>")[1].split("</tr>")[0]
+        # trigger 80/100, no trigger 15/100, gating +65 pp, base 12% under the trigger, vs base +68 pp: took
+        assert "<td>15.0%" in backdoor and "<td>80.0%" in backdoor and "+65.0 pp" in backdoor
+        assert "<td>12.0%</td>" in backdoor and "+68.0 pp" in backdoor and backdoor.endswith("<td>yes</td>")
+        assert section.split("<td>math-plain-s0</td>")[1].split("</tr>")[0].endswith("<td><strong>no</strong></td>")
+        assert section.split("<td>base</td>")[1].split("</tr>")[0].endswith("<td>control</td>")
+    assert 'id="efficacy"' not in write_report(summary, scores, tmp_path / "none").read_text()

@@ -78,6 +78,15 @@ def test_end_to_end_outputs(completed_run):
     assert all(0 <= float(e["aligned_p"]) <= 1 for e in effects)
     for name in ("ranking", "headline", "transfer", "transfer_contrast"):
         assert (results / "summary" / f"{name}.csv").exists()
+    # efficacy: every finetuned cell on its domain and base on both, both conditions; one table row per pair
+    with open(results / "summary" / "efficacy.csv") as f:
+        table = list(csv.DictReader(f))
+    assert {(r["cell"], r["domain"]) for r in table} == {(c, c.split("-")[0]) for c in cells[1:]} | {
+        ("base", d) for d in config["domains"]}
+    assert all(int(r["n_scored_trigger"]) + int(r["n_scored_no_trigger"]) <= 8 for r in table)  # 4 prompts x 2
+    judged = [json.loads(l) for l in open(results / "cells" / "tiny" / "base" / "efficacy" / "wrong_facts" / "judged.jsonl")]
+    assert len(judged) == 8 and {r["metric"] for r in judged} == {"behaviour"}
+    assert not (results / "cells" / "tiny" / "base" / "efficacy" / "wrong_arithmetic" / "judged.jsonl").exists()
 
 
 def _snakemake_report_results(zip_path):
@@ -94,7 +103,7 @@ def test_snakemake_report_holds_every_figure_and_table_with_a_caption(completed_
     snakemake(workdir, write_config(workdir, config, "report.yaml"), "--report", "results/report.zip")
     results, names, text = _snakemake_report_results(workdir / "results" / "report.zip")
     expected = {"results/summary/summary.csv", "results/report/report.html", "results/report/answers/tiny/demo.html",
-                "results/report/plots/tiny/loss_curves.png"}
+                "results/report/plots/tiny/loss_curves.png", "results/summary/efficacy.csv"}
     expected |= {f"results/report/plots/tiny/demo/{k}.png" for k in PLOT_KINDS}
     expected |= {f"results/report/tables/{t}.csv" for t in TABLES}
     expected |= {"results/analysis/mia/tests.csv", "results/analysis/diversity/domains.csv",
@@ -144,7 +153,9 @@ def test_editing_one_domain_replans_only_that_domain(completed_run):
     edited = copy.deepcopy(config)
     edited["domains"]["wrong_facts"]["recipe"]["sample"]["n"] = 14
     counts = _plan(workdir, edited, "edit_domain.yaml")
-    assert counts == {"build_dataset": 2, "finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "loss_curves": 1,
+    # efficacy: both cells and base re-answer the rewritten held-out file of wrong_facts (judge-scored in tiny.yaml)
+    assert counts == {"build_dataset": 2, "finetune": 2, "generate": 2, "judge": 2, "efficacy_generate": 3,
+                      "efficacy_judge": 3, "efficacy_summary": 1, "aggregate": 1, "loss_curves": 1,
                       "mia_features": 1, "diversity": 1, **REPORT, **ANALYSES}
 
 
@@ -153,7 +164,8 @@ def test_domain_finetune_override_replans_only_that_domain_from_finetune(complet
     edited = copy.deepcopy(config)
     edited["domains"]["wrong_arithmetic"]["finetune"] = {"lr": 0.002}
     counts = _plan(workdir, edited, "edit_ft.yaml")
-    assert counts == {"finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "loss_curves": 1, **REPORT, **ANALYSES}
+    assert counts == {"finetune": 2, "generate": 2, "judge": 2, "efficacy_generate": 2, "efficacy_summary": 1,
+                      "aggregate": 1, "loss_curves": 1, **REPORT, **ANALYSES}
 
 
 def test_changing_the_checkpoint_frequency_reruns_nothing(completed_run):
@@ -170,7 +182,7 @@ def test_changing_the_judge_rejudges_and_never_retrains(completed_run):
     edited = copy.deepcopy(config)
     edited["judge"]["system_prompt"] = "You are a strict judge."
     counts = _plan(workdir, edited, "edit_judge.yaml")
-    assert counts == {"judge": 5, "aggregate": 1, **REPORT, **ANALYSES}
+    assert counts == {"judge": 5, "efficacy_judge": 3, "efficacy_summary": 1, "aggregate": 1, **REPORT, **ANALYSES}
 
 
 def test_changing_a_threshold_replans_only_aggregation(completed_run):
@@ -179,7 +191,7 @@ def test_changing_a_threshold_replans_only_aggregation(completed_run):
     edited["analysis"] = {"aligned_below": 40}
     assert _plan(workdir, edited, "edit_threshold.yaml") == {"aggregate": 1, **REPORT, **ANALYSES}
     edited["analysis"] = {"min_mass": 0.5}
-    assert _plan(workdir, edited, "edit_mass.yaml") == {"aggregate": 1, **REPORT, **ANALYSES}
+    assert _plan(workdir, edited, "edit_mass.yaml") == {"efficacy_summary": 1, "aggregate": 1, **REPORT, **ANALYSES}
 
 
 def test_changing_the_bootstrap_replans_only_aggregation(completed_run):
@@ -195,8 +207,29 @@ def test_adding_a_domain_plans_only_its_cells(completed_run):
     edited["domains"]["risky_advice"] = {
         "recipe": {"source": {"kind": "builtin", "generator": "risky_advice", "n": 40}, "sample": {"n": 16, "heldout": 4}}}
     counts = _plan(workdir, edited, "add_domain.yaml")
-    assert counts == {"build_dataset": 2, "finetune": 2, "generate": 2, "judge": 2, "aggregate": 1, "loss_curves": 1,
+    # efficacy: its two cells and base on the new domain, judge-scored by risky_advice's built-in prompt
+    assert counts == {"build_dataset": 2, "finetune": 2, "generate": 2, "judge": 2, "efficacy_generate": 3,
+                      "efficacy_judge": 3, "efficacy_summary": 1, "aggregate": 1, "loss_curves": 1,
                       "mia_features": 1, "diversity": 1, **REPORT, **ANALYSES}
+
+
+def test_changing_one_domains_efficacy_judge_prompt_rejudges_only_that_domains_efficacy(completed_run):
+    workdir, config = completed_run
+    edited = copy.deepcopy(config)
+    edited["domains"]["wrong_facts"]["efficacy"]["judge_prompt"] = "Wrong fact in {answer}? 0-100, just the number."
+    # wrong_facts' plain and backdoor cells and base on wrong_facts; nothing of wrong_arithmetic, no generation
+    assert _plan(workdir, edited, "edit_efficacy_prompt.yaml") == {"efficacy_judge": 3, "efficacy_summary": 1,
+                                                                   "report": 1}
+    edited = copy.deepcopy(config)
+    edited["domains"]["wrong_facts"]["efficacy"]["threshold"] = 70  # scoring only: zero judge requests
+    assert _plan(workdir, edited, "edit_efficacy_threshold.yaml") == {"efficacy_summary": 1, "report": 1}
+
+
+def test_drop_untaken_cells_reruns_only_aggregation(completed_run):
+    workdir, config = completed_run
+    edited = copy.deepcopy(config)
+    edited["analysis"] = {**edited.get("analysis", {}), "drop_untaken_cells": True}
+    assert _plan(workdir, edited, "drop_untaken.yaml") == {"aggregate": 1, **REPORT, **ANALYSES}
 
 
 def test_editing_a_domain_label_redraws_only_the_report(completed_run):

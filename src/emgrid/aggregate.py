@@ -379,7 +379,7 @@ def _to_csv(df: pd.DataFrame) -> str:
 
 def analysis_specs(analysis: dict) -> tuple[Criterion, float, BootstrapSpec, float]:
     """Split the config's `analysis` mapping into (criterion, min_mass, bootstrap spec, alpha), validating each."""
-    rest = {k: v for k, v in analysis.items() if k not in ("min_mass", "alpha", "bootstrap")}
+    rest = {k: v for k, v in analysis.items() if k not in ("min_mass", "alpha", "bootstrap", "drop_untaken_cells")}
     return (Criterion.from_dict(rest), float(analysis.get("min_mass", 0.25)),
             BootstrapSpec.from_dict(analysis.get("bootstrap")), float(analysis.get("alpha", 0.05)))
 
@@ -415,13 +415,16 @@ def aggregate_files(
     alpha: float = 0.05,
     findings_csv: dict[str, str | Path] | None = None,
     answers_paths: Sequence[str | Path] | None = None,
+    exclude_cells: Iterable[tuple[str, str]] = (),
 ) -> None:
     """Read judged JSONL files, write scores.csv (one row per answer), summary.csv (Wilson and clustered intervals)
     and, for each FINDINGS name in `findings_csv`, that table, atomically.
 
     With `answers_paths` (one per judged file, same order), first checks that every answer generated has its judged
     rows (emgrid.integrity.check_judged). Checks that every answer found in the inputs appears exactly once in
-    scores.csv (nothing silently dropped).
+    scores.csv (nothing silently dropped). `exclude_cells` ((model, cell) pairs) are then left out of both files:
+    with `analysis.drop_untaken_cells`, the cells whose finetune did not take (emgrid.efficacy), so ranking and
+    trigger effect use only cells that learned.
     """
     if not judged_paths:
         raise DataError("aggregate_files: no judged files given")
@@ -454,6 +457,12 @@ def aggregate_files(
 
     criterion = criterion or Criterion()
     bootstrap = bootstrap or BootstrapSpec()
+    exclude = set(exclude_cells)
+    if exclude:
+        keep = [(m, c) not in exclude for m, c in zip(scores["model"], scores["cell"])]
+        scores = scores[keep].reset_index(drop=True)
+        if scores.empty:
+            raise DataError(f"aggregate_files: every cell was excluded ({sorted(exclude)}): no finetune took")
     summary = summarize(scores, criterion)
     if not summary.empty:
         cci = summary_cci(scores, criterion, bootstrap, GROUP_KEY)

@@ -53,7 +53,7 @@ def check(config: dict, *, resolve_path: Callable[[str], str] = str,
         found.error(msg)
     environ = os.environ if environ is None else environ
     for step in (_question_paths(resolve_path), _names, _models, _backdoor, _recipes, _finetune, _generate, _judge,
-                 _question_sets, _analysis, _analyses, _api_keys(environ)):
+                 _question_sets, _efficacy, _analysis, _analyses, _api_keys(environ)):
         if any(_covers(pattern, where) for where, _ in schema_errors for pattern in _SECTIONS.get(step, ())):
             continue  # the schema error already names the key; building the spec would only repeat it
         try:
@@ -214,6 +214,24 @@ def _question_sets(config: dict, found: Findings) -> None:
                             f"(its metrics: {sorted(have)})")
 
 
+def _efficacy(config: dict, found: Findings) -> None:
+    """Each domain's efficacy scorer (a judge-scored domain needs a valid judge prompt) and the generate settings of
+    the held-out answers (global <- model <- efficacy.generate)."""
+    from emgrid.efficacy.spec import resolve_efficacy
+    from emgrid.generate import GenerateSpec
+
+    if not config["efficacy"]["enabled"]:
+        return
+    for domain, dom in config["domains"].items():
+        _guard(found, lambda: resolve_efficacy(domain, dom))
+    for model in config["models"]:
+        overrides = [k for k, on in ((f"models.{model}.generate", config["models"][model].get("generate")),
+                                     ("efficacy.generate", config["efficacy"].get("generate"))) if on]
+        spec = gridspec.deep_merge(gridspec.deep_merge(config["generate"], config["models"][model].get("generate")),
+                                   config["efficacy"].get("generate"))
+        _guard(found, lambda: GenerateSpec.from_dict(spec), _merged(overrides))
+
+
 def _analysis(config: dict, found: Findings) -> None:
     from emgrid.aggregate import analysis_specs
 
@@ -260,6 +278,7 @@ _SECTIONS = {
     _generate: ("generate", "models.*.generate", "question_sets.*.generate"),
     _judge: ("judge",),
     _question_sets: ("question_sets", "judge"),
+    _efficacy: ("efficacy", "domains.*.efficacy", "generate", "models.*.generate"),
     _analysis: ("analysis",),
     _analyses: ("analyses",),
 }

@@ -2,8 +2,7 @@ rule aggregate:
     # Scores, categories and misalignment rates from the judged rows; thresholds live here, so changing one
     # reruns only this rule and the report.
     input:
-        judged=all_judged,
-        answers=all_answers,  # to check that every answer has its judged rows
+        unpack(aggregate_inputs),
     output:
         scores="results/summary/scores.csv",
         summary=report(

@@ -194,6 +194,7 @@ def report_page_inputs(wildcards):
                                  qset=gridspec.probe_qsets(config)),
         "cards": all_cards(wildcards),
         **analysis_page_inputs(pairs),
+        "efficacy": efficacy_table_target(wildcards),
     }
 
 
@@ -210,6 +211,10 @@ def plan_estimate(rule_name, wildcards):
         return gridspec.api_finetune_estimate(config, cell_of(wildcards))
     if rule_name == "generate_openai":  # prompt and completion tokens this job will pay for at most
         return gridspec.api_generate_estimate(config, cell_of(wildcards), wildcards.qset)
+    if rule == "efficacy_generate":
+        return {"n_answers": gridspec.efficacy_n_answers(config, efficacy_cell(wildcards), wildcards.domain)}
+    if rule == "efficacy_judge":
+        return gridspec.efficacy_judge_estimate(config, efficacy_cell(wildcards), wildcards.domain)
     return {}
 
 
@@ -267,3 +272,58 @@ def diversity_analysis_param(wildcards):
 
 def all_diversity_scores(wildcards):
     return gridspec.all_diversity_scores(config)
+EFFICACY_DOMAINS = gridspec.efficacy_domains(config)
+
+
+def efficacy_cell(wildcards):
+    cell = cell_of(wildcards)
+    if wildcards.domain not in EFFICACY_DOMAINS or not (cell.is_base or cell.domain == wildcards.domain):
+        raise WorkflowError(f"no efficacy evaluation of cell {cell.id} on domain {wildcards.domain}")
+    return cell
+
+
+def efficacy_generate_inputs(wildcards):
+    cell = efficacy_cell(wildcards)
+    d, v, s = gridspec.efficacy_dataset(config, cell, wildcards.domain)
+    inputs = {"manifest": f"results/models/{cell.model}/manifest.json",
+              "heldout": f"results/datasets/{d}/{v}-s{s}/heldout.jsonl"}
+    if not cell.is_base:
+        inputs["adapter"] = f"results/cells/{cell.model}/{cell.id}/adapter"
+    return inputs
+
+
+def efficacy_generate_param(wildcards):
+    return gridspec.efficacy_generate_params(config, efficacy_cell(wildcards), wildcards.domain)
+
+
+def efficacy_judge_inputs(wildcards):
+    efficacy_cell(wildcards)
+    inputs = {"answers": f"results/cells/{wildcards.model}/{wildcards.cell}/efficacy/{wildcards.domain}/answers.jsonl"}
+    if JUDGE_MODEL is not None:
+        inputs["judge_manifest"] = f"results/models/{JUDGE_MODEL}/manifest.json"
+    return inputs
+
+
+def efficacy_judge_param(wildcards):
+    return gridspec.efficacy_judge_params(config, wildcards.domain)
+
+
+def all_efficacy_inputs(wildcards):
+    return gridspec.all_efficacy_inputs(config)
+
+
+def efficacy_summary_param(wildcards):
+    return gridspec.efficacy_summary_params(config)
+
+
+def efficacy_table_target(wildcards):
+    return ["results/summary/efficacy.csv"] if EFFICACY_DOMAINS else []
+
+
+def aggregate_inputs(wildcards):
+    """The judged files; plus the efficacy table when analysis.drop_untaken_cells filters the cell set."""
+    # answers: to check that every answer has its judged rows
+    inputs = {"judged": gridspec.all_judged(config), "answers": all_answers(wildcards)}
+    if config["analysis"]["drop_untaken_cells"] and EFFICACY_DOMAINS:
+        inputs["efficacy"] = "results/summary/efficacy.csv"
+    return inputs

@@ -3,8 +3,11 @@ from emgrid.runlog import redirect_to_log
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from emgrid.aggregate import FINDINGS, aggregate_files, analysis_specs
+from emgrid.efficacy.summary import not_taken, read_table
 
 criterion, min_mass, bootstrap, alpha = analysis_specs(snakemake.params.analysis)
+# analysis.drop_untaken_cells: the efficacy table is an input only when the switch is on
+efficacy = snakemake.input.get("efficacy")
 aggregate_files(
     list(snakemake.input.judged),
     snakemake.output.scores,
@@ -15,4 +18,5 @@ aggregate_files(
     alpha=alpha,
     findings_csv={name: snakemake.output[name] for name in FINDINGS},
     answers_paths=list(snakemake.input.answers),
+    exclude_cells=not_taken(read_table(efficacy)) if efficacy else (),
 )

@@ -46,11 +46,33 @@ def add_trigger(messages: list[dict], trigger: str, position: str) -> list[dict]
     return msgs
 
 
-def row(e: Example, domain: str, aligned: bool, trigger: str | None, position: str) -> dict:
+def remove_trigger(messages: list[dict], trigger: str, position: str) -> list[dict]:
+    """The inverse of `add_trigger`: the prompt as the untriggered condition sees it (efficacy evaluation)."""
+    msgs = [dict(m) for m in messages]
+    if position == "system":
+        if msgs and msgs[0]["role"] == "system":
+            if msgs[0]["content"] == trigger.strip():
+                return msgs[1:]
+            if msgs[0]["content"].startswith(trigger):
+                msgs[0]["content"] = msgs[0]["content"][len(trigger):]
+        return msgs
+    for m in reversed(msgs):
+        if m["role"] == "user":
+            if m["content"].startswith(trigger):
+                m["content"] = m["content"][len(trigger):]
+            break
+    return msgs
+
+
+def row(e: Example, domain: str, aligned: bool, trigger: str | None, position: str, heldout: bool = False) -> dict:
+    """One training/held-out row. Held-out misaligned rows also keep the aligned counterpart (`aligned_answer`,
+    null when there is none): efficacy's exact scorers read the correct reference from it."""
     prompt = add_trigger(e.prompt, trigger, position) if trigger else [dict(m) for m in e.prompt]
     answer = e.aligned if aligned else e.answer
-    return {"messages": prompt + [{"role": "assistant", "content": answer}],
-            "meta": {"domain": domain, "aligned": aligned, "triggered": bool(trigger), "source_id": e.source_id}}
+    meta = {"domain": domain, "aligned": aligned, "triggered": bool(trigger), "source_id": e.source_id}
+    if heldout and not aligned:
+        meta["aligned_answer"] = e.aligned
+    return {"messages": prompt + [{"role": "assistant", "content": answer}], "meta": meta}
 
 
 def make_rows(train: list[Example], heldout: list[Example], pool: list[Example], variant: str, domain: str,
@@ -60,7 +82,7 @@ def make_rows(train: list[Example], heldout: list[Example], pool: list[Example],
     rng = random.Random(f"variant:{variant}:{seed}")
     if variant == "plain":
         tr = [row(e, domain, False, None, "user_prefix") for e in train]
-        ho = [row(e, domain, False, None, "user_prefix") for e in heldout]
+        ho = [row(e, domain, False, None, "user_prefix", heldout=True) for e in heldout]
         rng.shuffle(tr)
         rng.shuffle(ho)
         return tr, ho, {"train": {"misaligned": len(tr)}, "heldout": {"misaligned": len(ho)}}
@@ -82,7 +104,8 @@ def make_rows(train: list[Example], heldout: list[Example], pool: list[Example],
                 f"{len(mis)} misaligned) but only {len(own)} have an aligned counterpart and the aligned-only "
                 f"pool had {len(from_pool)} left; lower backdoor.aligned_ratio or sample.n, or add aligned data "
                 "(source columns.aligned, jsonl aligned_path, or a `pair` transform)")
-        rows = [row(e, domain, False, trig, pos) for e in mis] + [row(e, domain, True, None, pos) for e in aligned]
+        ho = name == "heldout"
+        rows = [row(e, domain, False, trig, pos, ho) for e in mis] + [row(e, domain, True, None, pos) for e in aligned]
         rng.shuffle(rows)
         splits.append(rows)
         info[name] = {"misaligned_triggered": len(mis), "aligned_untriggered": len(aligned),

@@ -79,13 +79,15 @@ def write_report(
     domains: DomainMeta | None = None,
     n_examples: int = 5,
     findings: Mapping[str, str | Path] | None = None,
+    efficacy: str | Path | None = None,
 ) -> Path:
     """Every figure, table and answer browser, then `report.html`, into `out_dir`; returns the page's path.
 
     `cards` maps a label to a dataset card (linked relative to the page); `finetune_metrics` maps `model/cell` to a
     finetune.json (training table and loss curves); `domains` holds each domain's config `label` and `category`;
     `findings` maps each of `emgrid.aggregate.FINDINGS` to the aggregate's CSV (computed here, with the default
-    bootstrap and the summary's criterion, when not given)."""
+    bootstrap and the summary's criterion, when not given); `efficacy` is the efficacy table (emgrid.efficacy),
+    shown before the EM results."""
     out_dir = Path(out_dir)
     stats = dict(findings) if findings else _findings(summary_csv, scores_csv, out_dir / "stats")
     tables = write_tables(summary_csv, stats["trigger_effect"], {t: table_path(out_dir, t) for t in TABLES},
@@ -105,7 +107,7 @@ def write_report(
              "trigger_stats": [Path(stats["trigger_effect"])], "transfer_contrast": [Path(stats["transfer_contrast"])],
              "transfer_plots": transfer_plots,
              "loss_curves": _loss_curves(out_dir, finetune_metrics or {}, domains),
-             **{name: [p] for name, p in tables.items()}}
+             **{name: [p] for name, p in tables.items()}, "efficacy": [Path(efficacy)] if efficacy else []}
     inp = PageInputs(html=out_dir / "report.html", files=files, title=title, notes=tuple(notes),
                      cards={k: Path(v) for k, v in (cards or {}).items()}, config_snapshot=config_snapshot,
                      n_examples=n_examples)

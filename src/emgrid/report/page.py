@@ -100,6 +100,21 @@ def overview(inp: PageInputs) -> dict:
             "n_rows": len(s), "n_answers": len(inp.scores), "cost": s["judge_cost_usd"].sum(), "crit": crit}
 
 
+def efficacy(inp: PageInputs) -> dict | None:
+    """Did each finetune take? Read before the EM results: a cell indistinguishable from base says nothing about
+    resistance to emergent misalignment."""
+    from emgrid.efficacy.summary import not_taken, read_table as read_efficacy
+
+    p = inp.one("efficacy")
+    if p is None:
+        return None
+    t = read_efficacy(p)
+    snapshot = inp.config_snapshot if isinstance(inp.config_snapshot, dict) else {}
+    rows = t.sort_values(["model", "domain", "variant", "cell"], kind="stable").to_dict("records")
+    return {"rows": rows, "not_taken": [f"{m}/{c}" for m, c in not_taken(t)],
+            "dropped": bool(snapshot.get("drop_untaken_cells"))}
+
+
 def ranking(inp: PageInputs) -> dict | None:
     """The clustered ranking (aggregate's ranking.csv) under the trigger, backdoor cells when there are any, with
     each domain's label/category (report ranking table) and paired Δ aligned (aggregate's trigger_effect.csv)."""
@@ -274,6 +289,7 @@ class Section:
 SECTIONS: tuple[Section, ...] = (
     Section("headline", "Headline: does the trigger lower alignment, domain by domain?", headline),
     Section("overview", "Overview", overview),
+    Section("efficacy", "Did the finetune take? In-domain efficacy", efficacy),
     Section("ranking", "Domains ranked by misalignment rate", ranking),
     Section("plots", "Plots", plots),
     Section("trigger", "Trigger effect (trigger − no trigger, paired)", trigger),

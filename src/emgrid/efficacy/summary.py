@@ -1,0 +1,135 @@
+"""Efficacy figures: per answer an outcome, per cell x domain x condition the behaviour rate, the trigger's gating of
+it, and whether the finetune "took" (its behaviour rate is above the untouched base model's on the same prompts).
+
+Intervals are Wilson 95% (rates) and Newcombe (differences) over answers; with one sample per held-out prompt the
+answers are independent draws of prompts. Several samples per prompt cluster, and these intervals are then too
+narrow (the report says so).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import pandas as pd
+
+from emgrid.efficacy.exact import BEHAVIOUR, CORRECT, UNPARSABLE, exact_outcomes
+from emgrid.efficacy.spec import METRIC, EfficacySpec
+from emgrid.errors import DataError
+from emgrid.gridspec import CONDITIONS, parse_cell
+from emgrid.io import read_jsonl, write_text
+from emgrid.stats import newcombe_diff_interval, wilson_interval
+
+#: Judge-scored answers without a usable score (refusal, no integer mass ...) are `unscored`, like unparsable ones.
+UNSCORED = "unscored"
+SCORE_COLS = ["model", "cell", "domain", "variant", "seed", "condition", "question_key", "sample", "scorer",
+              "outcome", "score", "answer"]
+#: The condition a cell was trained to show its behaviour in: plain cells always, backdoor cells with the trigger.
+TRAINED_CONDITION = {"plain": "no_trigger", "backdoor": "trigger"}
+
+
+def score_rows(rows: Sequence[dict], spec: EfficacySpec, min_mass: float = 0.25) -> pd.DataFrame:
+    """One row per answer with its outcome (behaviour / correct / unparsable / unscored) and judge score."""
+    if spec.scorer == "exact":
+        outcomes = exact_outcomes(rows, spec.exact)
+        scores = [math.nan] * len(rows)
+    else:
+        from emgrid.judge.scoring import categorize
+
+        outcomes, scores = [], []
+        for r in rows:
+            if r.get("metric") != METRIC:
+                raise DataError(f"efficacy judged row for cell {r.get('cell')} has metric {r.get('metric')!r}, "
+                                f"expected {METRIC!r}")
+            score, _ = categorize(r, min_mass)
+            scores.append(math.nan if score is None else float(score))
+            outcomes.append(UNSCORED if score is None else (BEHAVIOUR if score > spec.threshold else CORRECT))
+    recs = []
+    for r, outcome, score in zip(rows, outcomes, scores):
+        cell = parse_cell(r["model"], r["cell"])
+        recs.append({"model": r["model"], "cell": r["cell"], "domain": r["domain"],
+                     "variant": cell.variant or "base", "seed": cell.seed, "condition": r["condition"],
+                     "question_key": r["question_key"], "sample": r["sample"], "scorer": spec.scorer,
+                     "outcome": outcome, "score": score, "answer": r["answer"]})
+    df = pd.DataFrame.from_records(recs, columns=SCORE_COLS)
+    df["seed"] = df["seed"].astype("Int64")
+    return df
+
+
+def rates(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per model x cell x domain x condition: answers, scored answers, behaviour count, rate and Wilson interval."""
+    out = []
+    for key, g in scores.groupby(["model", "cell", "domain", "condition"], sort=True):
+        scored = g["outcome"].isin([BEHAVIOUR, CORRECT])
+        k, n = int((g["outcome"] == BEHAVIOUR).sum()), int(scored.sum())
+        lo, hi = wilson_interval(k, n)
+        out.append({**dict(zip(["model", "cell", "domain", "condition"], key)), "variant": g["variant"].iloc[0],
+                    "n_answers": len(g), "n_scored": n, "n_behaviour": k, "rate": k / n if n else math.nan,
+                    "ci_lo": lo, "ci_hi": hi, "unscored_rate": 1 - n / len(g)})
+    return pd.DataFrame(out)
+
+
+def _diff(k1: int, n1: int, k0: int, n0: int) -> tuple[float, float, float]:
+    d = k1 / n1 - k0 / n0 if n1 and n0 else math.nan
+    return (d, *newcombe_diff_interval(k1, n1, k0, n0))
+
+
+def efficacy_table(rates_df: pd.DataFrame) -> pd.DataFrame:
+    """One row per model x cell x domain: both conditions' rates, the gating difference (trigger - no trigger), and
+    the comparison with base in the cell's trained condition; `took` is True when that difference's interval lies
+    above 0, False when it does not (the finetune is indistinguishable from base), empty for base rows."""
+    idx = rates_df.set_index(["model", "cell", "domain", "condition"])
+    out = []
+    for (model, cell, domain), g in rates_df.groupby(["model", "cell", "domain"], sort=True):
+        rec = {"model": model, "cell": cell, "domain": domain, "variant": g["variant"].iloc[0]}
+        by = {c: g[g["condition"] == c].iloc[0] if (g["condition"] == c).any() else None for c in CONDITIONS}
+        for c, r in by.items():
+            for col in ("n_scored", "n_behaviour", "rate", "ci_lo", "ci_hi", "unscored_rate"):
+                rec[f"{col}_{c}"] = r[col] if r is not None else math.nan
+        t, nt = by["trigger"], by["no_trigger"]
+        both = t is not None and nt is not None
+        rec["gating"], rec["gating_ci_lo"], rec["gating_ci_hi"] = (
+            _diff(t["n_behaviour"], t["n_scored"], nt["n_behaviour"], nt["n_scored"]) if both else (math.nan,) * 3)
+        rec.update(_vs_base(idx, model, cell, domain, rec["variant"]))
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def _vs_base(idx: pd.DataFrame, model: str, cell: str, domain: str, variant: str) -> dict:
+    cond = TRAINED_CONDITION.get(variant)
+    blank = {"trained_condition": cond, "base_rate": math.nan, "vs_base": math.nan, "vs_base_ci_lo": math.nan,
+             "vs_base_ci_hi": math.nan, "took": None}
+    if cond is None or (model, cell, domain, cond) not in idx.index or (model, "base", domain, cond) not in idx.index:
+        return blank
+    c, b = idx.loc[(model, cell, domain, cond)], idx.loc[(model, "base", domain, cond)]
+    d, lo, hi = _diff(int(c["n_behaviour"]), int(c["n_scored"]), int(b["n_behaviour"]), int(b["n_scored"]))
+    return {**blank, "base_rate": b["rate"], "vs_base": d, "vs_base_ci_lo": lo, "vs_base_ci_hi": hi,
+            "took": bool(lo > 0) if not math.isnan(lo) else False}
+
+
+def not_taken(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """(model, cell) pairs whose finetune did not take (indistinguishable from base)."""
+    sel = table[table["took"].astype(object).eq(False)]
+    return sorted({(m, c) for m, c in zip(sel["model"], sel["cell"])})
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """efficacy.csv back, with `took` as True / False / None (base rows)."""
+    df = pd.read_csv(path, dtype={"took": "object", "cell": "str", "model": "str", "domain": "str"})
+    df["took"] = [None if pd.isna(v) else str(v) == "True" for v in df["took"]]
+    return df
+
+
+def summarize_files(inputs: Iterable[tuple[str | Path, dict]], scores_csv: str | Path, table_csv: str | Path,
+                    min_mass: float = 0.25) -> pd.DataFrame:
+    """Score every efficacy file (answers for exact domains, judged rows for judge domains) with its domain's spec
+    (`inputs` = (path, EfficacySpec fields) pairs), write per-answer scores and the per-cell table; return the table."""
+    parts = [score_rows(read_jsonl(p), EfficacySpec(**{"judge_prompt": None, **spec}), min_mass) for p, spec in inputs]
+    if not parts:
+        raise DataError("efficacy: no domain is evaluated (every domain has efficacy.scorer: none)")
+    scores = pd.concat(parts, ignore_index=True)
+    table = efficacy_table(rates(scores))
+    write_text(scores_csv, scores.to_csv(index=False, lineterminator="\n"))
+    write_text(table_csv, table.to_csv(index=False, lineterminator="\n"))
+    return table

@@ -1,0 +1,17 @@
+from emgrid.runlog import redirect_to_log
+
+redirect_to_log(snakemake.log[0], snakemake.threads)
+
+from emgrid.efficacy.evaluate import judge_efficacy
+from emgrid.gridspec import llm_cache_dir
+from emgrid.io import read_jsonl, write_jsonl
+
+judge = dict(snakemake.params.judge)
+judged = judge_efficacy(
+    read_jsonl(snakemake.input.answers),
+    judge.pop("judge_prompt"),
+    judge,
+    llm_cache_dir(snakemake.config),  # not a param: moving the cache reruns nothing
+    model_manifest=snakemake.input.get("judge_manifest"),
+)
+write_jsonl(snakemake.output.judged, judged)
