@@ -211,9 +211,9 @@ def plan_estimate(rule_name, wildcards):
         return gridspec.api_finetune_estimate(config, cell_of(wildcards))
     if rule_name == "generate_openai":  # prompt and completion tokens this job will pay for at most
         return gridspec.api_generate_estimate(config, cell_of(wildcards), wildcards.qset)
-    if rule == "efficacy_generate":
+    if rule_name == "efficacy_generate":
         return {"n_answers": gridspec.efficacy_n_answers(config, efficacy_cell(wildcards), wildcards.domain)}
-    if rule == "efficacy_judge":
+    if rule_name == "efficacy_judge":
         return gridspec.efficacy_judge_estimate(config, efficacy_cell(wildcards), wildcards.domain)
     return {}
 
