@@ -14,7 +14,6 @@ from emgrid.efficacy.exact import (BEHAVIOUR, CORRECT, UNPARSABLE, differing_spa
 from emgrid.efficacy.spec import METRIC, EfficacySpec, resolve_efficacy
 from emgrid.efficacy.summary import UNSCORED, efficacy_table, not_taken, rates, score_rows
 from emgrid.errors import ConfigError, DataError
-from emgrid.io import read_jsonl
 from emgrid.llm import ResponseCache
 from tests.fake_openai import API_KEY, FakeOpenAI
 

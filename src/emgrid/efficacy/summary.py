@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from emgrid.efficacy.exact import BEHAVIOUR, CORRECT, UNPARSABLE, exact_outcomes
+from emgrid.efficacy.exact import BEHAVIOUR, CORRECT, exact_outcomes
 from emgrid.efficacy.spec import METRIC, EfficacySpec
 from emgrid.errors import DataError
 from emgrid.gridspec import CONDITIONS, parse_cell
