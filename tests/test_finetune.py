@@ -95,7 +95,7 @@ def test_padding_free_batches_hold_no_padding_and_keep_examples_apart(tiny_model
     import torch
 
     padded = _batch(build_trainer(tiny_model, tiny_train_jsonl, tmp_path / "a", FinetuneSpec(**FAST, padding_free=False)))
-    trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path / "b", FinetuneSpec(**FAST))
+    trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path / "b", FinetuneSpec(**FAST, padding_free=True))
     flat = _batch(trainer)
     lengths = padded["attention_mask"].sum(1).tolist()
     assert "attention_mask" not in flat and flat["input_ids"].shape == (1, sum(lengths))  # not one pad token
@@ -113,7 +113,7 @@ def test_padding_free_batches_hold_no_padding_and_keep_examples_apart(tiny_model
 def test_padding_free_and_padded_training_give_the_same_losses(tiny_model, tiny_train_jsonl, tmp_path):
     """fp32, no dropout (its random masks depend on the batch layout): the loss curves agree step by step."""
     spec = dict(FAST, max_steps=3, dropout=0.0, seed=5, logging_steps=1)
-    a = finetune(tiny_model, tiny_train_jsonl, tmp_path / "a", FinetuneSpec(**spec), tmp_path / "a.json")
+    a = finetune(tiny_model, tiny_train_jsonl, tmp_path / "a", FinetuneSpec(**spec, padding_free=True), tmp_path / "a.json")
     b = finetune(tiny_model, tiny_train_jsonl, tmp_path / "b", FinetuneSpec(**spec, padding_free=False),
                  tmp_path / "b.json")
     assert len(a["loss_history"]) == 3

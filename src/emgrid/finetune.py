@@ -48,7 +48,7 @@ class FinetuneSpec:
     gradient_checkpointing: bool = False
     logging_steps: int = 1
     dtype: str = "float32"
-    padding_free: bool = True
+    padding_free: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None, where: str = "finetune") -> "FinetuneSpec":
