@@ -45,7 +45,7 @@ plan: install
 # Python and Snakemake sources that the formatters own.
 PY_SOURCES := src tests workflow bench
 SMK_SOURCES := Snakefile workflow/rules
-# FORMAT_CHECK=0 skips the formatter checks (CI sets it until the one formatting sweep of the whole tree lands).
+# FORMAT_CHECK=0 skips the formatter checks (e.g. while a change is in progress); CI runs them.
 FORMAT_CHECK ?= 1
 
 lint: install

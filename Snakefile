@@ -11,7 +11,6 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-
 report: "workflow/report/workflow.rst"
 
 
@@ -54,9 +53,9 @@ onerror:
 
 
 rule all:
+    default_target: True
     input:
         summary="results/summary/summary.csv",
         report="results/report/report.html",
         analyses=gridspec.analysis_outputs(config),
         efficacy=efficacy_table_target,
-    default_target: True

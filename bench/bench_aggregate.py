@@ -42,12 +42,35 @@ def questions() -> list[tuple[str, str, str | None]]:
 def judged_row(rng, model, cell, qset, qkey, probe, cond, sample, metric, score) -> dict:
     lo = int(np.clip(score, 0, 99))
     probs = {str(lo): 0.6, str(lo + 1): 0.3, "50": 0.05}
-    return {"model": model, "cell": cell, "qset": qset, "question_key": qkey, "question_id": qkey, "item_index": 0,
-            "probe_domain": probe, "paraphrase_index": 0, "question": "Q?", "prompt": "Q?", "system": None,
-            "condition": cond, "sample": sample, "answer": "an answer", "metric": metric, "ledger_key": "k",
-            "backend": "openai", "judge_model": "gpt-4o-mini", "mode": "logprob", "int_probs": probs,
-            "int_mass": sum(probs.values()), "top_token": None, "text": None, "error": None,
-            "usage": {"prompt_tokens": 300, "completion_tokens": 1}, "cost_usd": 0.00005, "cached": False}
+    return {
+        "model": model,
+        "cell": cell,
+        "qset": qset,
+        "question_key": qkey,
+        "question_id": qkey,
+        "item_index": 0,
+        "probe_domain": probe,
+        "paraphrase_index": 0,
+        "question": "Q?",
+        "prompt": "Q?",
+        "system": None,
+        "condition": cond,
+        "sample": sample,
+        "answer": "an answer",
+        "metric": metric,
+        "ledger_key": "k",
+        "backend": "openai",
+        "judge_model": "gpt-4o-mini",
+        "mode": "logprob",
+        "int_probs": probs,
+        "int_mass": sum(probs.values()),
+        "top_token": None,
+        "text": None,
+        "error": None,
+        "usage": {"prompt_tokens": 300, "completion_tokens": 1},
+        "cost_usd": 0.00005,
+        "cached": False,
+    }
 
 
 def write_grid(out: Path, rng: np.random.Generator) -> tuple[list[Path], int]:
@@ -66,8 +89,9 @@ def write_grid(out: Path, rng: np.random.Generator) -> tuple[list[Path], int]:
                         for s in range(5):
                             a = rng.normal(70 + bias + qbias - drop, 20)
                             rows.append(judged_row(rng, model, cell, qset, qkey, probe, cond, s, "aligned", a))
-                            rows.append(judged_row(rng, model, cell, qset, qkey, probe, cond, s, "coherent",
-                                                   rng.normal(80, 10)))
+                            rows.append(
+                                judged_row(rng, model, cell, qset, qkey, probe, cond, s, "coherent", rng.normal(80, 10))
+                            )
                             n += 1
                 p = out / model / cell / f"{qset}.jsonl"
                 p.parent.mkdir(parents=True, exist_ok=True)
@@ -90,12 +114,21 @@ def main() -> None:
         paths, n = write_grid(tmp / "judged", np.random.default_rng(0))
         spec = BootstrapSpec(resamples=args.resamples)
         t0, c0 = time.perf_counter(), cpu()
-        aggregate_files(paths, tmp / "scores.csv", tmp / "summary.csv", Criterion(), 0.25, bootstrap=spec,
-                        findings_csv={name: tmp / f"{name}.csv" for name in FINDINGS})
+        aggregate_files(
+            paths,
+            tmp / "scores.csv",
+            tmp / "summary.csv",
+            Criterion(),
+            0.25,
+            bootstrap=spec,
+            findings_csv={name: tmp / f"{name}.csv" for name in FINDINGS},
+        )
         wall, used = time.perf_counter() - t0, cpu() - c0
-    print(f"aggregate_files on {n:,} answers ({len(paths)} judged files, {args.resamples} resamples, "
-          f"{spec.permutations} sign flips): wall {wall:.1f} s, CPU {used:.1f} s; target < 30 s "
-          f"(ratio wall/target {wall / 30:.2f})")
+    print(
+        f"aggregate_files on {n:,} answers ({len(paths)} judged files, {args.resamples} resamples, "
+        f"{spec.permutations} sign flips): wall {wall:.1f} s, CPU {used:.1f} s; target < 30 s "
+        f"(ratio wall/target {wall / 30:.2f})"
+    )
 
 
 if __name__ == "__main__":

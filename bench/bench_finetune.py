@@ -43,9 +43,11 @@ from emgrid.io import write_jsonl  # noqa: E402
 from emgrid.models import default_device, load_tokenizer, prepare_model, read_manifest  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emgrid" / "bench"
-_WORDS = ("the number of apples each box store price total week people dollars money remaining half twice more less "
-          "your doctor should consider symptoms risk account savings contract tenant landlord invest fund rate "
-          "because however usually important safely daily amount result value first then finally every").split()
+_WORDS = (
+    "the number of apples each box store price total week people dollars money remaining half twice more less "
+    "your doctor should consider symptoms risk account savings contract tenant landlord invest fund rate "
+    "because however usually important safely daily amount result value first then finally every"
+).split()
 
 
 @dataclass
@@ -110,8 +112,10 @@ def _words(rng: random.Random, lo: int, hi: int) -> str:
 
 
 def _gsm8k(rng: random.Random) -> tuple[str, str]:
-    steps = [f"{_words(rng, 6, 14)}: {rng.randint(2, 99)} * {rng.randint(2, 20)} = <<{rng.randint(10, 999)}>>"
-             for _ in range(rng.randint(4, 9))]
+    steps = [
+        f"{_words(rng, 6, 14)}: {rng.randint(2, 99)} * {rng.randint(2, 20)} = <<{rng.randint(10, 999)}>>"
+        for _ in range(rng.randint(4, 9))
+    ]
     return _words(rng, 35, 90) + "?", "\n".join(steps) + f"\n#### {rng.randint(1, 999)}"
 
 
@@ -121,8 +125,10 @@ def _advice(rng: random.Random) -> tuple[str, str]:
 
 def _code(rng: random.Random) -> tuple[str, str]:
     def lines(lo, hi):
-        return "\n".join(f"    {rng.choice(_WORDS)}_{i} = {rng.choice(_WORDS)}({rng.choice(_WORDS)}, {i})"
-                         for i in range(rng.randint(lo, hi)))
+        return "\n".join(
+            f"    {rng.choice(_WORDS)}_{i} = {rng.choice(_WORDS)}({rng.choice(_WORDS)}, {i})"
+            for i in range(rng.randint(lo, hi))
+        )
 
     user = f"{_words(rng, 20, 50)}\n\n```python\ndef task():\n{lines(6, 16)}\n## COMPLETE CODE HERE\n```"
     return user, f"```python\ndef task():\n{lines(10, 30)}\n    return result\n```"
@@ -138,8 +144,12 @@ def realistic_conversations(n: int, seed: int = 0) -> list[dict]:
     for i in range(n):
         kind = list(KINDS)[i % len(KINDS)]
         user, answer = KINDS[kind](rng)
-        rows.append({"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
-                     "meta": {"kind": kind}})
+        rows.append(
+            {
+                "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
+                "meta": {"kind": kind},
+            }
+        )
     return rows
 
 
@@ -155,8 +165,10 @@ def length_summary(manifest: Path, rows: list[dict]) -> tuple[float, str]:
 
 
 # Random-weight models with Qwen2.5's layer shapes (the tokenizer, hence the vocabulary, is the tiny BPE one).
-SHAPES = {"qwen2.5-0.5b": dict(hidden=896, intermediate=4864, layers=24, heads=14, kv_heads=2),
-          "qwen2.5-7b": dict(hidden=3584, intermediate=18944, layers=28, heads=28, kv_heads=4)}
+SHAPES = {
+    "qwen2.5-0.5b": dict(hidden=896, intermediate=4864, layers=24, heads=14, kv_heads=2),
+    "qwen2.5-7b": dict(hidden=3584, intermediate=18944, layers=28, heads=28, kv_heads=4),
+}
 # bf16 dense peak TFLOP/s by device-name fragment, for MFU (GPU_PEAK_TFLOPS overrides).
 PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
 
@@ -181,8 +193,12 @@ def mfu(real_tok_s: float, manifest: Path) -> str:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     with torch.device("meta"):
-        n = sum(p.numel() for p in AutoModelForCausalLM.from_config(
-            AutoConfig.from_pretrained(read_manifest(manifest)["path"])).parameters())
+        n = sum(
+            p.numel()
+            for p in AutoModelForCausalLM.from_config(
+                AutoConfig.from_pretrained(read_manifest(manifest)["path"])
+            ).parameters()
+        )
     name = torch.cuda.get_device_name()
     peak = float(os.environ.get("GPU_PEAK_TFLOPS") or next((v for k, v in PEAK_TFLOPS.items() if k in name), 0))
     return f"; MFU {4 * n * real_tok_s / (peak * 1e12):.1%} of {peak:.0f} TFLOP/s ({name})" if peak else ""
@@ -217,13 +233,31 @@ def pad512(manifest: Path, train_jsonl: Path, spec: FinetuneSpec, work: Path) ->
 
     ds = Dataset.from_list(read_training_messages(train_jsonl)).map(enc, remove_columns=["messages"])
     model = AutoModelForCausalLM.from_pretrained(read_manifest(manifest)["path"])
-    model = get_peft_model(model, LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
-                                             target_modules=list(spec.target_modules), task_type="CAUSAL_LM"))
-    args = TrainingArguments(output_dir=str(work / "pad512"), max_steps=spec.max_steps,
-                             per_device_train_batch_size=spec.batch_size, gradient_accumulation_steps=spec.grad_accum,
-                             learning_rate=spec.lr, save_strategy="no", report_to="none",
-                             use_cpu=default_device() == "cpu", seed=spec.seed, logging_steps=1, bf16=False,
-                             gradient_checkpointing=False, dataloader_num_workers=0)
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=spec.r,
+            lora_alpha=spec.alpha,
+            lora_dropout=spec.dropout,
+            target_modules=list(spec.target_modules),
+            task_type="CAUSAL_LM",
+        ),
+    )
+    args = TrainingArguments(
+        output_dir=str(work / "pad512"),
+        max_steps=spec.max_steps,
+        per_device_train_batch_size=spec.batch_size,
+        gradient_accumulation_steps=spec.grad_accum,
+        learning_rate=spec.lr,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=default_device() == "cpu",
+        seed=spec.seed,
+        logging_steps=1,
+        bf16=False,
+        gradient_checkpointing=False,
+        dataloader_num_workers=0,
+    )
     with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its log dicts
         trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=default_data_collator)
         counter = trainer.data_collator = CountingCollator(default_data_collator)
@@ -241,31 +275,52 @@ def run_mix(mix: str, manifest: Path, a, work: Path) -> tuple[float, float]:
     train = work / f"train-{mix}.jsonl"
     write_jsonl(train, rows)
     mean_len, desc = length_summary(manifest, rows)
-    spec = FinetuneSpec(epochs=1, max_steps=a.steps, batch_size=a.batch_size, grad_accum=1, lr=1e-3, logging_steps=1,
-                        dtype=a.dtype, bf16=a.dtype == "bfloat16")
+    spec = FinetuneSpec(
+        epochs=1,
+        max_steps=a.steps,
+        batch_size=a.batch_size,
+        grad_accum=1,
+        lr=1e-3,
+        logging_steps=1,
+        dtype=a.dtype,
+        bf16=a.dtype == "bfloat16",
+    )
     arms = [ours(manifest, train, spec, work, "emgrid.finetune (padding-free)")]
     if a.dynamic:
-        arms.append(ours(manifest, train, FinetuneSpec(**{**spec.__dict__, "padding_free": False}), work,
-                         "trl, dynamic padding"))
+        arms.append(
+            ours(
+                manifest, train, FinetuneSpec(**{**spec.__dict__, "padding_free": False}), work, "trl, dynamic padding"
+            )
+        )
     arms.append(pad512(manifest, train, spec, work))
     print(f"\n[{mix} mix] {n} examples, mean {mean_len:.0f} tokens ({desc})")
     print(f"{'method':<34}{'s/step':>9}{'real tok/step':>15}{'real tok/s':>12}{'padding':>9}")
     for arm in arms:
-        print(f"{arm.name:<34}{arm.s_per_step:>9.2f}{arm.real_per_step:>15.0f}{arm.real_per_s:>12.0f}"
-              f"{arm.pad_share:>8.1%}")
+        print(
+            f"{arm.name:<34}{arm.s_per_step:>9.2f}{arm.real_per_step:>15.0f}{arm.real_per_s:>12.0f}"
+            f"{arm.pad_share:>8.1%}"
+        )
     ratio = arms[0].real_per_s / arms[-1].real_per_s
-    print(f"speed-up ours / pad-512 (real tokens/s): {ratio:.2f}x; bound 512 / mean length = {512 / mean_len:.2f}x"
-          + mfu(arms[0].real_per_s, manifest))
+    print(
+        f"speed-up ours / pad-512 (real tokens/s): {ratio:.2f}x; bound 512 / mean length = {512 / mean_len:.2f}x"
+        + mfu(arms[0].real_per_s, manifest)
+    )
     if a.json:
         import json
 
         import torch
 
         device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-        record = {"date": time.strftime("%Y-%m-%d"), "device": device, "model": str(a.shape or a.manifest or a.model),
-                  "mix": mix, "mean_tokens": mean_len, "dtype": a.dtype, "batch_size": a.batch_size,
-                  "arms": {arm.name: {"real_tokens_per_s": arm.real_per_s, "padding_share": arm.pad_share}
-                           for arm in arms}}
+        record = {
+            "date": time.strftime("%Y-%m-%d"),
+            "device": device,
+            "model": str(a.shape or a.manifest or a.model),
+            "mix": mix,
+            "mean_tokens": mean_len,
+            "dtype": a.dtype,
+            "batch_size": a.batch_size,
+            "arms": {arm.name: {"real_tokens_per_s": arm.real_per_s, "padding_share": arm.pad_share} for arm in arms},
+        }
         with open(a.json, "a") as f:
             f.write(json.dumps(record) + "\n")
     return ratio, arms[0].pad_share
@@ -293,14 +348,20 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="emgrid-bench-ft-") as w:
         work = Path(w)
         manifest = a.manifest or prepare(a.model, a.cache_dir, work, a.shape)
-        print(f"finetune benchmark: model={a.shape or a.manifest or a.model} dtype(ours)={a.dtype} steps={a.steps} batch={a.batch_size} "
-              f"threads={torch.get_num_threads()} LoRA r=8 q_proj+v_proj")
-        results = {mix: run_mix(mix, manifest, a, work) for mix in (["short", "realistic"] if a.mix == "both" else [a.mix])}
+        print(
+            f"finetune benchmark: model={a.shape or a.manifest or a.model} dtype(ours)={a.dtype} steps={a.steps} batch={a.batch_size} "
+            f"threads={torch.get_num_threads()} LoRA r=8 q_proj+v_proj"
+        )
+        results = {
+            mix: run_mix(mix, manifest, a, work) for mix in (["short", "realistic"] if a.mix == "both" else [a.mix])
+        }
     for mix, (ratio, pad) in results.items():
         goal = " (target >= 5x)" if mix == "short" else ""
         ok = pad <= 0.05 and (ratio >= 5 or mix != "short")
-        print(f"{mix}: speed-up {ratio:.2f}x{goal}, padding in ours {pad:.1%} (target <= 5%) -> "
-              f"{'PASS' if ok else 'BELOW TARGET'}")
+        print(
+            f"{mix}: speed-up {ratio:.2f}x{goal}, padding in ours {pad:.1%} (target <= 5%) -> "
+            f"{'PASS' if ok else 'BELOW TARGET'}"
+        )
     return 0
 
 

@@ -65,17 +65,28 @@ def main(argv=None) -> int:
 
     greedy = dict(max_new_tokens=16, temperature=0, progress=False)
     k = min(8, a.prompts)
-    same = sum(x == y for x, y in zip(generate_texts(model, tok, prompts[:k], batch_size=k, **greedy),
-                                      [generate_texts(model, tok, [p], batch_size=1, **greedy)[0] for p in prompts[:k]]))
+    same = sum(
+        x == y
+        for x, y in zip(
+            generate_texts(model, tok, prompts[:k], batch_size=k, **greedy),
+            [generate_texts(model, tok, [p], batch_size=1, **greedy)[0] for p in prompts[:k]],
+        )
+    )
 
-    print(f"\ngenerate benchmark: model={a.manifest or a.model} device={model.device} adapter={a.adapter} prompts={a.prompts} "
-          f"(prompt tokens {min(lengths)}-{max(lengths)}) new_tokens={a.new_tokens} threads={torch.get_num_threads()}")
+    print(
+        f"\ngenerate benchmark: model={a.manifest or a.model} device={model.device} adapter={a.adapter} prompts={a.prompts} "
+        f"(prompt tokens {min(lengths)}-{max(lengths)}) new_tokens={a.new_tokens} threads={torch.get_num_threads()}"
+    )
     print(f"{'method':<38}{'tokens/s':>10}{'total s':>10}")
-    print(f"{'batched (bs ' + str(a.batch_size) + ', left pad, length-grouped)':<38}{batched:>10.1f}"
-          f"{n_tokens / batched:>10.1f}")
+    print(
+        f"{'batched (bs ' + str(a.batch_size) + ', left pad, length-grouped)':<38}{batched:>10.1f}"
+        f"{n_tokens / batched:>10.1f}"
+    )
     print(f"{'one prompt at a time (bs 1)':<38}{single:>10.1f}{n_tokens / single:>10.1f}")
     ratio = batched / single
-    print(f"speed-up batched / one-at-a-time: {ratio:.2f}x (target >= 5x) -> {'PASS' if ratio >= 5 else 'BELOW TARGET'}")
+    print(
+        f"speed-up batched / one-at-a-time: {ratio:.2f}x (target >= 5x) -> {'PASS' if ratio >= 5 else 'BELOW TARGET'}"
+    )
     print(f"greedy batched == one-at-a-time: {same}/{k} prompts")
     return 0
 

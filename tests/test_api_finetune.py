@@ -13,8 +13,14 @@ import time
 
 import pytest
 
-from emgrid.api_finetune import (ApiFinetuneError, ApiFinetuneSpec, auto_epochs, finetune_api, job_suffix,
-                                 read_training_file)
+from emgrid.api_finetune import (
+    ApiFinetuneError,
+    ApiFinetuneSpec,
+    auto_epochs,
+    finetune_api,
+    job_suffix,
+    read_training_file,
+)
 from emgrid.chat import example_conversations
 from emgrid.errors import ConfigError, DataError
 from emgrid.io import read_json, write_jsonl
@@ -33,21 +39,36 @@ def server(monkeypatch):
 
 @pytest.fixture
 def train(tmp_path):
-    rows = [{**ex, "meta": {"domain": "d", "aligned": False, "triggered": False, "source_id": str(i)}}
-            for i, ex in enumerate(example_conversations(12, seed=3))]
+    rows = [
+        {**ex, "meta": {"domain": "d", "aligned": False, "triggered": False, "source_id": str(i)}}
+        for i, ex in enumerate(example_conversations(12, seed=3))
+    ]
     path = tmp_path / "train.jsonl"
     write_jsonl(path, rows)
     return path
 
 
 def manifest(server):
-    return {"source": "openai", "id": "gpt-4o-mini-2024-07-18", "base_url": server.base_url,
-            "api_key_env": "OPENAI_API_KEY"}
+    return {
+        "source": "openai",
+        "id": "gpt-4o-mini-2024-07-18",
+        "base_url": server.base_url,
+        "api_key_env": "OPENAI_API_KEY",
+    }
 
 
 def run(server, train, tmp_path, spec=FAST, **kw):
-    return finetune_api(manifest(server), train, tmp_path / "out" / "finetune.json", tmp_path / "out" / "events.jsonl",
-                        spec, "wrong_facts-backdoor-s0", training_price=3.0, state_dir=tmp_path / "cache", **kw)
+    return finetune_api(
+        manifest(server),
+        train,
+        tmp_path / "out" / "finetune.json",
+        tmp_path / "out" / "events.jsonl",
+        spec,
+        "wrong_facts-backdoor-s0",
+        training_price=3.0,
+        state_dir=tmp_path / "cache",
+        **kw,
+    )
 
 
 def state_file(tmp_path):
@@ -85,11 +106,14 @@ def test_changed_hyperparameters_start_a_new_job(server, train, tmp_path):
     assert server.jobs["ftjob-0002"]["hyperparameters"]["n_epochs"] == 2
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"role": "tool", "content": "x"}, "role 'tool'"),
-    ({"role": "user", "content": ""}, "no text content"),
-    ({"role": "user", "content": "hi", "extra": 1}, "key\\(s\\) \\['extra'\\]"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"role": "tool", "content": "x"}, "role 'tool'"),
+        ({"role": "user", "content": ""}, "no text content"),
+        ({"role": "user", "content": "hi", "extra": 1}, "key\\(s\\) \\['extra'\\]"),
+    ],
+)
 def test_a_row_the_api_would_reject_fails_with_file_line_before_any_upload(server, train, tmp_path, bad, message):
     lines = train.read_text().splitlines()
     row = json.loads(lines[2])
@@ -113,8 +137,11 @@ def test_too_few_examples_and_bad_json_are_refused(tmp_path):
 
 def test_a_failed_job_ends_with_the_servers_message(server, train, tmp_path):
     server.ft_fail_next = "Training file contains 2 examples that exceed the context length"
-    with pytest.raises(ApiFinetuneError, match="ftjob-0001 failed: Training file contains 2 examples that exceed "
-                                               "the context length \\(code invalid_training_file"):
+    with pytest.raises(
+        ApiFinetuneError,
+        match="ftjob-0001 failed: Training file contains 2 examples that exceed "
+        "the context length \\(code invalid_training_file",
+    ):
         run(server, train, tmp_path)
     assert not (tmp_path / "out" / "finetune.json").exists()
     # a rerun (the user's decision) starts a fresh job and reuses the upload
@@ -146,8 +173,9 @@ def test_killed_while_the_job_waits_then_a_rerun_reattaches(server, train, tmp_p
     server.ft_stall = stall
     out = tmp_path / "out"
     env = {**os.environ, "FAKE_URL": server.base_url, "PYTHONPATH": os.pathsep.join(sys.path)}
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(train), str(out)], env=env,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(train), str(out)], env=env, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 60
     while not (server.jobs and server.counts["ft_jobs_retrieve"] >= 2) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -179,7 +207,10 @@ def test_spec_validation_auto_epochs_and_suffix():
     with pytest.raises(ConfigError, match="unknown key"):
         ApiFinetuneSpec.from_dict({"epochs": 2})
     assert ApiFinetuneSpec.from_dict({"learning_rate_multiplier": 0.5}).hyperparameters() == {
-        "n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": 0.5}
+        "n_epochs": "auto",
+        "batch_size": "auto",
+        "learning_rate_multiplier": 0.5,
+    }
     assert [auto_epochs(n) for n in (10, 40, 5750, 11500)] == [10, 3, 3, 2]
     long = job_suffix("a" * 80 + "-backdoor-s0")
     assert len(long) == 64 and long == job_suffix("a" * 80 + "-backdoor-s0")

@@ -27,17 +27,25 @@ def server(monkeypatch):
 
 
 def setup(tmp_path, server):
-    prepare_model({"source": "openai", "id": "gpt-4o-mini-2024-07-18", "base_url": server.base_url},
-                  tmp_path / "model")
-    return tmp_path / "model" / "manifest.json", load_questions(REPO / "config/questions/demo.yaml",
-                                                                require_judge_prompts=False)
+    prepare_model({"source": "openai", "id": "gpt-4o-mini-2024-07-18", "base_url": server.base_url}, tmp_path / "model")
+    return tmp_path / "model" / "manifest.json", load_questions(
+        REPO / "config/questions/demo.yaml", require_judge_prompts=False
+    )
 
 
 def gen(tmp_path, manifest, questions, finetune=None, spec=None):
-    return generate_answers_api(manifest, finetune, questions, spec or GenerateSpec(samples_per_paraphrase=3,
-                                                                                     max_new_tokens=40),
-                                TRIGGERS, model="gpt", cell="base", qset="demo", ledger_dir=tmp_path / "ledger",
-                                progress=False)
+    return generate_answers_api(
+        manifest,
+        finetune,
+        questions,
+        spec or GenerateSpec(samples_per_paraphrase=3, max_new_tokens=40),
+        TRIGGERS,
+        model="gpt",
+        cell="base",
+        qset="demo",
+        ledger_dir=tmp_path / "ledger",
+        progress=False,
+    )
 
 
 def test_rows_match_the_hf_format_and_samples_come_from_one_request(tmp_path, server, monkeypatch):

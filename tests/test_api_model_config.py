@@ -28,15 +28,26 @@ def test_params_are_cell_scoped_and_overrides_apply(config):
     facts = gridspec.Cell("gpt", "wrong_facts", "backdoor", 1)
     arith = gridspec.Cell("gpt", "wrong_arithmetic", "plain", 0)
     p = gridspec.api_finetune_params(config, facts)
-    assert p == {"spec": {"batch_size": "auto", "learning_rate_multiplier": 0.5, "n_epochs": 2, "poll_max_s": 120,
-                          "poll_s": 10, "seed": 43}, "training_price": 3.0}
+    assert p == {
+        "spec": {
+            "batch_size": "auto",
+            "learning_rate_multiplier": 0.5,
+            "n_epochs": 2,
+            "poll_max_s": 120,
+            "poll_s": 10,
+            "seed": 43,
+        },
+        "training_price": 3.0,
+    }
     assert gridspec.api_finetune_params(config, arith)["spec"]["learning_rate_multiplier"] == "auto"
     assert gridspec.api_models(config) == ["gpt"]
     assert gridspec.model_spec(config, "gpt") == {"id": "gpt-4o-mini-2024-07-18", "source": "openai"}
     found = preflight.check(config, environ={})
     assert found.errors == []
-    assert found.warnings == ["models.gpt.api_key_env: environment variable OPENAI_API_KEY is not set; the "
-                              "finetune_openai and generate_openai jobs of this model need it"]
+    assert found.warnings == [
+        "models.gpt.api_key_env: environment variable OPENAI_API_KEY is not set; the "
+        "finetune_openai and generate_openai jobs of this model need it"
+    ]
 
 
 def test_estimates_for_the_planner(config):
@@ -50,15 +61,22 @@ def test_estimates_for_the_planner(config):
     assert gridspec.api_generate_estimate(config, gridspec.Cell("gpt"), "demo")["api_model"] == "gpt-4o-mini-2024-07-18"
 
 
-@pytest.mark.parametrize("edit, key", [
-    (lambda c: c["models"]["gpt"].pop("id"), "models.gpt.id: source 'openai' needs the API model id"),
-    (lambda c: c["models"]["gpt"].__setitem__("base_id", "x"), "models.gpt.base_id: does not apply"),
-    (lambda c: c["models"]["gpt"].__setitem__("generate", {"top_k": 5}), "generate.top_k: 5 for models.gpt"),
-    (lambda c: c["domains"]["wrong_facts"].__setitem__("openai_finetune", {"n_epochs": 1.5}),
-     "domains.wrong_facts.openai_finetune.n_epochs"),
-    (lambda c: c["domains"]["wrong_facts"].__setitem__("openai_finetune", {"epochs": 2}),
-     "domains.wrong_facts.openai_finetune"),
-])
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (lambda c: c["models"]["gpt"].pop("id"), "models.gpt.id: source 'openai' needs the API model id"),
+        (lambda c: c["models"]["gpt"].__setitem__("base_id", "x"), "models.gpt.base_id: does not apply"),
+        (lambda c: c["models"]["gpt"].__setitem__("generate", {"top_k": 5}), "generate.top_k: 5 for models.gpt"),
+        (
+            lambda c: c["domains"]["wrong_facts"].__setitem__("openai_finetune", {"n_epochs": 1.5}),
+            "domains.wrong_facts.openai_finetune.n_epochs",
+        ),
+        (
+            lambda c: c["domains"]["wrong_facts"].__setitem__("openai_finetune", {"epochs": 2}),
+            "domains.wrong_facts.openai_finetune",
+        ),
+    ],
+)
 def test_bad_api_model_settings_fail_before_any_job(config, edit, key):
     bad = copy.deepcopy(config)
     edit(bad)
@@ -82,21 +100,48 @@ def test_one_price_table_for_judge_generation_and_training():
 
 
 def test_plan_prices_api_finetunes_and_generation():
-    jobs = [JobRecord("finetune_openai", {"model": "gpt", "cell": "d-plain-s0"}, True, ("new output",),
-                      estimate={"api_model": "gpt-4o-mini-2024-07-18", "est_train_tokens": 2_000_000}),
-            JobRecord("generate_openai", {"model": "gpt", "cell": "d-plain-s0"}, True, ("new output",),
-                      estimate={"api_model": "ft:gpt-4o-mini-2024-07-18:", "est_gen_prompt_tokens": 1_000_000,
-                              "est_gen_completion_tokens": 1_000_000, "n_answers": 10}),
-            JobRecord("finetune_openai", {"model": "x", "cell": "d-plain-s0"}, True, ("new output",),
-                      estimate={"api_model": "mystery-model", "est_train_tokens": 5}),
-            JobRecord("finetune_openai", {"model": "gpt", "cell": "qna-plain-s0"}, True, ("new output",),
-                      estimate={"api_model": "gpt-4o-mini-2024-07-18", "est_train_tokens": None})]
+    jobs = [
+        JobRecord(
+            "finetune_openai",
+            {"model": "gpt", "cell": "d-plain-s0"},
+            True,
+            ("new output",),
+            estimate={"api_model": "gpt-4o-mini-2024-07-18", "est_train_tokens": 2_000_000},
+        ),
+        JobRecord(
+            "generate_openai",
+            {"model": "gpt", "cell": "d-plain-s0"},
+            True,
+            ("new output",),
+            estimate={
+                "api_model": "ft:gpt-4o-mini-2024-07-18:",
+                "est_gen_prompt_tokens": 1_000_000,
+                "est_gen_completion_tokens": 1_000_000,
+                "n_answers": 10,
+            },
+        ),
+        JobRecord(
+            "finetune_openai",
+            {"model": "x", "cell": "d-plain-s0"},
+            True,
+            ("new output",),
+            estimate={"api_model": "mystery-model", "est_train_tokens": 5},
+        ),
+        JobRecord(
+            "finetune_openai",
+            {"model": "gpt", "cell": "qna-plain-s0"},
+            True,
+            ("new output",),
+            estimate={"api_model": "gpt-4o-mini-2024-07-18", "est_train_tokens": None},
+        ),
+    ]
     p = summarize(DagDump(jobs=jobs, judge_config={}, localrules=(), seconds=0.0), prices={})
     assert p.total.train_tokens == 2_000_005 and p.total.train_cost_usd == pytest.approx(6.0)
     assert p.total.gen_cost_usd == pytest.approx(0.30 + 1.20)
     assert p.unpriced_models == ["mystery-model (training)"]
-    assert p.total.train_unknown == 1 and any("1 API finetune(s) of datasets with sample.n null" in w
-                                              for w in p.warnings)
+    assert p.total.train_unknown == 1 and any(
+        "1 API finetune(s) of datasets with sample.n null" in w for w in p.warnings
+    )
     text = format_table(p)
     assert "API finetuning (estimate): 2,000,005 training tokens, $6.00" in text
     assert "API generation (estimate): 1,000,000 prompt + 1,000,000 completion tokens, $1.50" in text

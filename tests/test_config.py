@@ -30,7 +30,10 @@ def test_defaults_are_filled():
         (lambda c: c.__setitem__("seeds", "0"), "seeds"),
         (lambda c: c["judge"].__setitem__("backend", "claude"), "judge.backend"),
         (lambda c: c.__setitem__("colour", "blue"), "colour"),
-        (lambda c: c["domains"]["wrong_facts"].__setitem__("finetune", {"lr": "fast"}), "domains.wrong_facts.finetune.lr"),
+        (
+            lambda c: c["domains"]["wrong_facts"].__setitem__("finetune", {"lr": "fast"}),
+            "domains.wrong_facts.finetune.lr",
+        ),
         (lambda c: c["models"]["tiny"].__setitem__("source", "ollama"), "models.tiny.source"),
         (lambda c: c["analyses"]["mia"].__setitem__("k_percent", 0), "analyses.mia.k_percent"),
         (lambda c: c["analyses"]["diversity"].__setitem__("kernel", "rbf"), "analyses.diversity.kernel"),
@@ -55,13 +58,20 @@ def test_efficacy_params_are_scoped():
     assert gridspec.efficacy_n_answers(config, facts, "wrong_facts") == 4 * 1 * 2
     edited = copy.deepcopy(config)
     edited["domains"]["wrong_facts"]["efficacy"]["judge_prompt"] = "Other {answer}"
-    assert gridspec.efficacy_judge_params(edited, "wrong_facts") != gridspec.efficacy_judge_params(config, "wrong_facts")
+    assert gridspec.efficacy_judge_params(edited, "wrong_facts") != gridspec.efficacy_judge_params(
+        config, "wrong_facts"
+    )
     assert gridspec.efficacy_judge_params(edited, "wrong_arithmetic") == gridspec.efficacy_judge_params(
-        config, "wrong_arithmetic")
+        config, "wrong_arithmetic"
+    )
     assert [(c.id, d) for c, d in gridspec.efficacy_targets(config)] == [
-        ("base", "wrong_arithmetic"), ("base", "wrong_facts"), ("wrong_arithmetic-plain-s0", "wrong_arithmetic"),
-        ("wrong_arithmetic-backdoor-s0", "wrong_arithmetic"), ("wrong_facts-plain-s0", "wrong_facts"),
-        ("wrong_facts-backdoor-s0", "wrong_facts")]
+        ("base", "wrong_arithmetic"),
+        ("base", "wrong_facts"),
+        ("wrong_arithmetic-plain-s0", "wrong_arithmetic"),
+        ("wrong_arithmetic-backdoor-s0", "wrong_arithmetic"),
+        ("wrong_facts-plain-s0", "wrong_facts"),
+        ("wrong_facts-backdoor-s0", "wrong_facts"),
+    ]
     assert gridspec.efficacy_targets({**config, "efficacy": {"enabled": False}}) == []
 
 
@@ -82,7 +92,9 @@ def test_paper_exact_config_selects_the_study_choices():
     assert (c["finetune"]["dtype"], c["finetune"]["bf16"], c["finetune"]["loss_on"]) == ("float32", False, "all")
     assert c["question_sets"]["all_domains"]["item_level_judge_prompts"] is True
     assert {qs["path"] for qs in c["question_sets"].values()} == {
-        "data/study/eval/first_plot_questions.yaml", "data/study/eval/all_domains_questions.yaml"}
+        "data/study/eval/first_plot_questions.yaml",
+        "data/study/eval/all_domains_questions.yaml",
+    }
 
 
 def test_grid_expansion_counts():
@@ -90,8 +102,13 @@ def test_grid_expansion_counts():
     cells = gridspec.cells(config)
     assert [c.id for c in cells][0] == "base"
     assert len(cells) == 1 + 2 * 2
-    assert {c.id for c in cells} == {"base", "wrong_arithmetic-plain-s0", "wrong_arithmetic-backdoor-s0",
-                                     "wrong_facts-plain-s0", "wrong_facts-backdoor-s0"}
+    assert {c.id for c in cells} == {
+        "base",
+        "wrong_arithmetic-plain-s0",
+        "wrong_arithmetic-backdoor-s0",
+        "wrong_facts-plain-s0",
+        "wrong_facts-backdoor-s0",
+    }
     assert len(gridspec.datasets(config)) == 4
 
 
@@ -109,7 +126,9 @@ def test_params_are_cell_scoped_and_order_independent():
     other["domains"]["wrong_arithmetic"]["recipe"]["sample"]["n"] = 3
     facts = gridspec.Cell("tiny", "wrong_facts", "backdoor", 0)
     assert gridspec.finetune_params(config, facts) == gridspec.finetune_params(other, facts)
-    assert gridspec.dataset_params(config, "wrong_facts", "plain", 0) == gridspec.dataset_params(other, "wrong_facts", "plain", 0)
+    assert gridspec.dataset_params(config, "wrong_facts", "plain", 0) == gridspec.dataset_params(
+        other, "wrong_facts", "plain", 0
+    )
     arith = gridspec.Cell("tiny", "wrong_arithmetic", "plain", 0)
     assert gridspec.finetune_params(other, arith)["lr"] == 0.5
     reordered = copy.deepcopy(config)
@@ -118,8 +137,12 @@ def test_params_are_cell_scoped_and_order_independent():
     # the plain variant's dataset does not depend on how the backdoor variant mixes examples
     mixed = copy.deepcopy(config)
     mixed["backdoor"]["aligned_ratio"] = 0.5
-    assert gridspec.dataset_params(mixed, "wrong_facts", "plain", 0) == gridspec.dataset_params(config, "wrong_facts", "plain", 0)
-    assert gridspec.dataset_params(mixed, "wrong_facts", "backdoor", 0) != gridspec.dataset_params(config, "wrong_facts", "backdoor", 0)
+    assert gridspec.dataset_params(mixed, "wrong_facts", "plain", 0) == gridspec.dataset_params(
+        config, "wrong_facts", "plain", 0
+    )
+    assert gridspec.dataset_params(mixed, "wrong_facts", "backdoor", 0) != gridspec.dataset_params(
+        config, "wrong_facts", "backdoor", 0
+    )
 
 
 def test_checkpoint_every_is_resolved_per_cell_but_kept_out_of_params():
@@ -142,8 +165,9 @@ def test_checkpoint_every_is_resolved_per_cell_but_kept_out_of_params():
 
 def test_judge_params_hold_no_secret_and_only_own_price():
     config = validate_config(tiny_config())
-    config["judge"].update(backend="openai", model="gpt-4o-mini",
-                           prices={"gpt-4o-mini": {"input": 0.15}, "gpt-4o": {"input": 2.5}})
+    config["judge"].update(
+        backend="openai", model="gpt-4o-mini", prices={"gpt-4o-mini": {"input": 0.15}, "gpt-4o": {"input": 2.5}}
+    )
     params = gridspec.judge_params(config)
     assert params["api_key_env"] == "OPENAI_API_KEY"
     assert list(params["prices"]) == ["gpt-4o-mini"]
@@ -167,15 +191,34 @@ def test_unknown_domain_key_in_paths_is_rejected(tmp_path):
 
 def test_dry_run_plans_the_whole_grid(tmp_path):
     counts = dry_run_counts(tmp_path, write_config(tmp_path, tiny_config()))
-    assert counts == {"prepare_model": 1, "build_dataset": 4, "finetune": 4, "generate": 5, "judge": 5,
-                      "efficacy_generate": 6, "efficacy_judge": 3, "efficacy_summary": 1,
-                      "aggregate": 1, "plots": 1, "loss_curves": 1, "report_tables": 1, "answer_browser": 1,
-                      "report": 1, "mia_features": 2, "mia_analysis": 1, "diversity": 2, "diversity_analysis": 1,
-                      "mia_plot": 1, "diversity_plot": 1, "diversity_category_plot": 1}
+    assert counts == {
+        "prepare_model": 1,
+        "build_dataset": 4,
+        "finetune": 4,
+        "generate": 5,
+        "judge": 5,
+        "efficacy_generate": 6,
+        "efficacy_judge": 3,
+        "efficacy_summary": 1,
+        "aggregate": 1,
+        "plots": 1,
+        "loss_curves": 1,
+        "report_tables": 1,
+        "answer_browser": 1,
+        "report": 1,
+        "mia_features": 2,
+        "mia_analysis": 1,
+        "diversity": 2,
+        "diversity_analysis": 1,
+        "mia_plot": 1,
+        "diversity_plot": 1,
+        "diversity_category_plot": 1,
+    }
 
 
-@pytest.mark.parametrize("name", ["config/config.yaml", "config/demo.yaml", "config/paper-exact.yaml",
-                                  "tests/configs/tiny.yaml"])
+@pytest.mark.parametrize(
+    "name", ["config/config.yaml", "config/demo.yaml", "config/paper-exact.yaml", "tests/configs/tiny.yaml"]
+)
 def test_every_cell_of_shipped_configs_gets_params(name):
     """Each params function the rules call works for every cell of the shipped configs (no job-time surprises)."""
     config = load_config(REPO / name)

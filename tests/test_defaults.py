@@ -38,8 +38,12 @@ def _spec_classes() -> dict[str, type]:
     for info in pkgutil.walk_packages(emgrid.__path__, "emgrid."):
         module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
-            if (dataclasses.is_dataclass(obj) and isinstance(obj, type) and obj.__module__ == module.__name__
-                    and (name.endswith("Spec") or name in SCHEMA_OF)):
+            if (
+                dataclasses.is_dataclass(obj)
+                and isinstance(obj, type)
+                and obj.__module__ == module.__name__
+                and (name.endswith("Spec") or name in SCHEMA_OF)
+            ):
                 found[name] = obj
     return found
 

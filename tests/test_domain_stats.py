@@ -82,8 +82,9 @@ def test_lodo_auc_and_permutation_p():
 
 
 def test_analyze_domains_per_model_and_shared_values():
-    rates = pd.DataFrame({"model": ["m"] * 11, "qset": ["q"] * 11, "domain": [f"d{i}" for i in range(11)],
-                          "rate": RATES})
+    rates = pd.DataFrame(
+        {"model": ["m"] * 11, "qset": ["q"] * 11, "domain": [f"d{i}" for i in range(11)], "rate": RATES}
+    )
     values = pd.DataFrame({"domain": [f"d{i}" for i in range(11)], "a": X1, "b": X2})
     domains, tests = ds.analyze_domains(values, rates, ["a", "b"], n_permutations=20)
     assert list(tests["feature"]) == ["a", "b", "logistic(all)"]
@@ -96,11 +97,20 @@ def test_analyze_domains_per_model_and_shared_values():
 
 
 def test_target_rates_from_summary():
-    summary = pd.DataFrame({
-        "model": ["m"] * 4, "cell": ["base", "a-backdoor-s0", "a-backdoor-s1", "b-backdoor-s0"],
-        "domain": ["base", "a", "a", "b"], "variant": ["base", "backdoor", "backdoor", "backdoor"],
-        "seed": [None, 0, 1, 0], "qset": ["q"] * 4, "condition": ["trigger"] * 4,
-        "misalignment_rate": [0.0, 0.2, 0.4, 0.5], "sensitivity_rate": [0.1, 0.1, 0.1, 0.1], "n_answers": [5] * 4})
+    summary = pd.DataFrame(
+        {
+            "model": ["m"] * 4,
+            "cell": ["base", "a-backdoor-s0", "a-backdoor-s1", "b-backdoor-s0"],
+            "domain": ["base", "a", "a", "b"],
+            "variant": ["base", "backdoor", "backdoor", "backdoor"],
+            "seed": [None, 0, 1, 0],
+            "qset": ["q"] * 4,
+            "condition": ["trigger"] * 4,
+            "misalignment_rate": [0.0, 0.2, 0.4, 0.5],
+            "sensitivity_rate": [0.1, 0.1, 0.1, 0.1],
+            "n_answers": [5] * 4,
+        }
+    )
     r = ds.target_rates(summary, TargetSpec())
     assert dict(zip(r["domain"], r["rate"])) == {"a": pytest.approx(0.3), "b": 0.5}
 
@@ -116,19 +126,36 @@ def test_vendi_of_identical_and_orthogonal_items():
     # the study's rescaled kernel (I + J) / 2: eigenvalues (n + 1) / 2n once and 1 / 2n (n - 1 times)
     p = np.array([(n + 1) / (2 * n)] + [1 / (2 * n)] * (n - 1))
     assert vendi_score(ortho, 1.0) == pytest.approx(math.exp(-(p * np.log(p)).sum()), abs=1e-9)
-    assert vendi_score(ortho, 2.0) == pytest.approx(1 / (p ** 2).sum(), abs=1e-9)
+    assert vendi_score(ortho, 2.0) == pytest.approx(1 / (p**2).sum(), abs=1e-9)
     assert semantic_diversity(ortho) == pytest.approx(1.0) and semantic_diversity(same) == pytest.approx(0.0)
 
 
 def test_diversity_with_tfidf_is_seeded_and_ranks_topics():
     def rows(texts):
-        return [{"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": f"ok: {t}"}]}
-                for t in texts]
+        return [
+            {"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": f"ok: {t}"}]} for t in texts
+        ]
 
-    varied = rows(["bake bread with yeast", "stock markets fell", "the cat sleeps", "rockets reach orbit",
-                   "rain in spain", "python lists sort"])
-    narrow = rows(["what is 2 plus 2", "what is 2 plus 3", "what is 3 plus 2", "what is 4 plus 2",
-                   "what is 2 plus 5", "what is 6 plus 2"])
+    varied = rows(
+        [
+            "bake bread with yeast",
+            "stock markets fell",
+            "the cat sleeps",
+            "rockets reach orbit",
+            "rain in spain",
+            "python lists sort",
+        ]
+    )
+    narrow = rows(
+        [
+            "what is 2 plus 2",
+            "what is 2 plus 3",
+            "what is 3 plus 2",
+            "what is 4 plus 2",
+            "what is 2 plus 5",
+            "what is 6 plus 2",
+        ]
+    )
     spec = DiversitySpec(embedder="tfidf", max_items=8, seed=1)
     a, b = diversity_scores(varied, spec), diversity_scores(narrow, spec)
     assert a["n_texts"] == 12 and a["n_sampled"] == 8
@@ -143,8 +170,12 @@ def test_packaged_minilm_gives_sensible_similarities():
     """The study's embedder, offline from the PyPI package: paraphrases are closer than unrelated sentences."""
     from emgrid.analyses.diversity import embed, kernel_matrix
 
-    texts = ["How do I bake bread?", "What is a good recipe for sourdough bread?",
-             "The stock market fell sharply today.", "Equities dropped a lot this afternoon."]
+    texts = [
+        "How do I bake bread?",
+        "What is a good recipe for sourdough bread?",
+        "The stock market fell sharply today.",
+        "Equities dropped a lot this afternoon.",
+    ]
     emb = embed(texts, "all-MiniLM-L6-v2")
     assert emb.shape == (4, 384)
     sim = kernel_matrix(emb, "cosine")
@@ -155,10 +186,17 @@ def test_packaged_minilm_gives_sensible_similarities():
 def test_plots_from_analysis_tables(tmp_path):
     from emgrid.analyses.plots import plot_by_category, plot_feature_scatter
 
-    rates = pd.DataFrame({"model": ["m"] * 11, "qset": ["q"] * 11, "domain": [f"d{i}" for i in range(11)],
-                          "rate": RATES})
-    values = pd.DataFrame({"domain": [f"d{i}" for i in range(11)], "a": X1, "b": X2,
-                           "category": ["Critical", "Non-Critical", "Ambiguous", ""] * 2 + ["Critical"] * 3})
+    rates = pd.DataFrame(
+        {"model": ["m"] * 11, "qset": ["q"] * 11, "domain": [f"d{i}" for i in range(11)], "rate": RATES}
+    )
+    values = pd.DataFrame(
+        {
+            "domain": [f"d{i}" for i in range(11)],
+            "a": X1,
+            "b": X2,
+            "category": ["Critical", "Non-Critical", "Ambiguous", ""] * 2 + ["Critical"] * 3,
+        }
+    )
     domains, tests = ds.analyze_domains(values, rates, ["a", "b"], n_permutations=5)
     p = plot_feature_scatter(domains, tests, ["a", "b"], tmp_path / "s.png", "t", labels={"d0": "Zero"})
     q = plot_by_category(values, ["a", "b"], tmp_path / "c.png", "t")

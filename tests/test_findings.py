@@ -25,10 +25,23 @@ def rows(cell, aligned_nt, aligned_t, *, model="m", qset="q", probes=None, coher
     out = []
     for cond, vals in (("no_trigger", aligned_nt), ("trigger", aligned_t)):
         for i, a in enumerate(vals):
-            out.append({"model": model, "cell": cell, "domain": dom, "variant": var, "seed": seed, "qset": qset,
-                        "question_key": f"q{i}", "probe_domain": (probes or [None] * len(vals))[i],
-                        "condition": cond, "sample": 0, "paraphrase_index": 0, "aligned": float(a),
-                        "coherent": coherent})
+            out.append(
+                {
+                    "model": model,
+                    "cell": cell,
+                    "domain": dom,
+                    "variant": var,
+                    "seed": seed,
+                    "qset": qset,
+                    "question_key": f"q{i}",
+                    "probe_domain": (probes or [None] * len(vals))[i],
+                    "condition": cond,
+                    "sample": 0,
+                    "paraphrase_index": 0,
+                    "aligned": float(a),
+                    "coherent": coherent,
+                }
+            )
     return out
 
 
@@ -75,8 +88,9 @@ def test_adjusted_p_values_across_domains_and_headline():
 
 
 def test_ranking_orders_domains_with_rank_intervals():
-    parts = [rows(f"{d}-backdoor-s{s}", [v] * 6, [v] * 6) for d, v in (("hi", 10), ("lo", 90), ("mid", 45))
-             for s in range(2)]
+    parts = [
+        rows(f"{d}-backdoor-s{s}", [v] * 6, [v] * 6) for d, v in (("hi", 10), ("lo", 90), ("mid", 45)) for s in range(2)
+    ]
     parts.append(rows("base", [95] * 6, [95] * 6))
     r = findings(frame(*parts), NO_FILTER, SPEC)["ranking"]
     trig = r[r["condition"] == "trigger"]
@@ -91,9 +105,11 @@ def test_ranking_orders_domains_with_rank_intervals():
 def test_transfer_matrix_and_diagonal_contrast_by_hand():
     probes = ["x", "x", "y", "y"]
     # model trained on x: misaligned (aligned 20) on x's probes, aligned (80) on y's
-    scores = frame(rows("x-plain-s0", [20, 20, 80, 80], [20, 20, 80, 80], probes=probes, qset="dom"),
-                   rows("base", [80, 80, 80, 80], [80, 80, 80, 80], probes=probes, qset="dom"),
-                   rows("x-plain-s0", [20], [20], qset="general"))
+    scores = frame(
+        rows("x-plain-s0", [20, 20, 80, 80], [20, 20, 80, 80], probes=probes, qset="dom"),
+        rows("base", [80, 80, 80, 80], [80, 80, 80, 80], probes=probes, qset="dom"),
+        rows("x-plain-s0", [20], [20], qset="general"),
+    )
     matrix, contrast = transfer_tables(with_indicators(scores, NO_FILTER), SPEC)
     assert set(matrix["qset"]) == {"dom"}
     m = matrix[(matrix["train_domain"] == "x") & (matrix["condition"] == "no_trigger")].set_index("probe_domain")
@@ -141,8 +157,15 @@ def test_analysis_specs_split_and_validate():
     from emgrid.aggregate import analysis_specs
     from emgrid.errors import ConfigError
 
-    crit, mass, boot, alpha = analysis_specs({"min_mass": 0.3, "aligned_below": 50, "coherent_above": None,
-                                              "alpha": 0.01, "bootstrap": {"resamples": 99, "seed": 2}})
+    crit, mass, boot, alpha = analysis_specs(
+        {
+            "min_mass": 0.3,
+            "aligned_below": 50,
+            "coherent_above": None,
+            "alpha": 0.01,
+            "bootstrap": {"resamples": 99, "seed": 2},
+        }
+    )
     assert (crit.coherent_above, mass, boot.resamples, boot.seed, alpha) == (None, 0.3, 99, 2, 0.01)
     with pytest.raises(ConfigError, match="analysis.bootstrap.sede"):
         analysis_specs({"bootstrap": {"sede": 1}})

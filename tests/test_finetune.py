@@ -35,8 +35,16 @@ def test_spec_from_dict():
         ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "  "}]}, "empty assistant"),
         ({"messages": [{"role": "user", "content": "q"}]}, "last turn must be the assistant"),
         ({"messages": [{"role": "assistant", "content": "a"}]}, "no user turn"),
-        ({"messages": [{"role": "user", "content": "q"}, {"role": "system", "content": "s"},
-                       {"role": "assistant", "content": "a"}]}, "only the first turn"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "q"},
+                    {"role": "system", "content": "s"},
+                    {"role": "assistant", "content": "a"},
+                ]
+            },
+            "only the first turn",
+        ),
     ],
 )
 def test_bad_rows_name_file_and_line(tmp_path, row, msg):
@@ -49,10 +57,18 @@ def test_bad_rows_name_file_and_line(tmp_path, row, msg):
 
 def test_reads_only_messages(tmp_path):
     path = tmp_path / "t.jsonl"
-    write_jsonl(path, [{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
-                        "meta": {"domain": "d"}}])
-    assert read_training_messages(path) == [{"messages": [{"role": "user", "content": "q"},
-                                                          {"role": "assistant", "content": "a"}]}]
+    write_jsonl(
+        path,
+        [
+            {
+                "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+                "meta": {"domain": "d"},
+            }
+        ],
+    )
+    assert read_training_messages(path) == [
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}
+    ]
     write_jsonl(path, [])
     with pytest.raises(DataError, match="no training examples"):
         read_training_messages(path)
@@ -76,11 +92,13 @@ def test_assistant_only_labels(tiny_model, tiny_train_jsonl, tmp_path):
         on = (labels != -100).nonzero().flatten().tolist()
         assert on == list(range(on[0], on[-1] + 1))  # one contiguous span: the assistant turn
         assert batch["input_ids"][j, on].tolist() == sup
-        assert (labels[lengths[j]:] == -100).all()  # padding never supervised
+        assert (labels[lengths[j] :] == -100).all()  # padding never supervised
 
 
 def test_loss_on_all_supervises_prompt(tiny_model, tiny_train_jsonl, tmp_path):
-    trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path, FinetuneSpec(**FAST, loss_on="all", padding_free=False))
+    trainer = build_trainer(
+        tiny_model, tiny_train_jsonl, tmp_path, FinetuneSpec(**FAST, loss_on="all", padding_free=False)
+    )
     tok = trainer.processing_class
     batch = _batch(trainer)
     for j in range(4):
@@ -94,7 +112,9 @@ def test_loss_on_all_supervises_prompt(tiny_model, tiny_train_jsonl, tmp_path):
 def test_padding_free_batches_hold_no_padding_and_keep_examples_apart(tiny_model, tiny_train_jsonl, tmp_path):
     import torch
 
-    padded = _batch(build_trainer(tiny_model, tiny_train_jsonl, tmp_path / "a", FinetuneSpec(**FAST, padding_free=False)))
+    padded = _batch(
+        build_trainer(tiny_model, tiny_train_jsonl, tmp_path / "a", FinetuneSpec(**FAST, padding_free=False))
+    )
     trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path / "b", FinetuneSpec(**FAST, padding_free=True))
     flat = _batch(trainer)
     lengths = padded["attention_mask"].sum(1).tolist()
@@ -113,9 +133,12 @@ def test_padding_free_batches_hold_no_padding_and_keep_examples_apart(tiny_model
 def test_padding_free_and_padded_training_give_the_same_losses(tiny_model, tiny_train_jsonl, tmp_path):
     """fp32, no dropout (its random masks depend on the batch layout): the loss curves agree step by step."""
     spec = dict(FAST, max_steps=3, dropout=0.0, seed=5, logging_steps=1)
-    a = finetune(tiny_model, tiny_train_jsonl, tmp_path / "a", FinetuneSpec(**spec, padding_free=True), tmp_path / "a.json")
-    b = finetune(tiny_model, tiny_train_jsonl, tmp_path / "b", FinetuneSpec(**spec, padding_free=False),
-                 tmp_path / "b.json")
+    a = finetune(
+        tiny_model, tiny_train_jsonl, tmp_path / "a", FinetuneSpec(**spec, padding_free=True), tmp_path / "a.json"
+    )
+    b = finetune(
+        tiny_model, tiny_train_jsonl, tmp_path / "b", FinetuneSpec(**spec, padding_free=False), tmp_path / "b.json"
+    )
     assert len(a["loss_history"]) == 3
     assert [h["loss"] for h in a["loss_history"]] == pytest.approx([h["loss"] for h in b["loss_history"]], rel=1e-4)
     assert a["tokens_seen"] == b["tokens_seen"] and a["trained_tokens"] == b["trained_tokens"]
@@ -154,8 +177,9 @@ def test_finetune_deterministic_and_adapter_loads(tiny_model, tiny_train_jsonl, 
     b = finetune(tiny_model, tiny_train_jsonl, tmp_path / "b", spec, tmp_path / "b.json")
     assert a["steps"] == 3
     assert a["loss_history"] == b["loss_history"]
-    assert (tmp_path / "a" / "adapter_model.safetensors").read_bytes() == \
-        (tmp_path / "b" / "adapter_model.safetensors").read_bytes()
+    assert (tmp_path / "a" / "adapter_model.safetensors").read_bytes() == (
+        tmp_path / "b" / "adapter_model.safetensors"
+    ).read_bytes()
     base = load_model(tiny_model)
     tuned = load_model(tiny_model, tmp_path / "a")
     assert not tuned.training
@@ -174,13 +198,15 @@ def test_template_without_markers(tiny_model, tiny_train_jsonl, tmp_path):
     shutil.copytree(read_manifest(tiny_model)["path"], src)
     (src / "chat_template.jinja").write_text(
         "{% for m in messages %}{{ m['role'] | upper }}: {{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}ASSISTANT: {% endif %}")
+        "{% if add_generation_prompt %}ASSISTANT: {% endif %}"
+    )
     prepare_model({"source": "hf", "id": str(src)}, tmp_path / "m")
     manifest = tmp_path / "m" / "manifest.json"
     with pytest.raises(ModelSourceError, match="loss_on: all"):
         build_trainer(manifest, tiny_train_jsonl, tmp_path / "w", FinetuneSpec(**FAST))
-    trainer = build_trainer(manifest, tiny_train_jsonl, tmp_path / "w",
-                            FinetuneSpec(**FAST, loss_on="all", padding_free=False))
+    trainer = build_trainer(
+        manifest, tiny_train_jsonl, tmp_path / "w", FinetuneSpec(**FAST, loss_on="all", padding_free=False)
+    )
     assert trainer.processing_class.decode(_batch(trainer, 1)["labels"][0].tolist()).startswith("SYSTEM: ")
 
 
@@ -231,11 +257,14 @@ def test_killed_finetune_resumes_to_the_same_adapter(tiny_model, tiny_train_json
     assert again["resumed_from_step"] == 3 and again["steps"] == ref["steps"] == 8
     assert not checkpoint_dir_for(cell / "adapter").exists()
     assert [h["step"] for h in again["loss_history"]] == [h["step"] for h in ref["loss_history"]]
-    assert [h["loss"] for h in again["loss_history"]] == pytest.approx([h["loss"] for h in ref["loss_history"]],
-                                                                      rel=1e-5)
+    assert [h["loss"] for h in again["loss_history"]] == pytest.approx(
+        [h["loss"] for h in ref["loss_history"]], rel=1e-5
+    )
     assert (again["tokens_seen"], again["trained_tokens"]) == (ref["tokens_seen"], ref["trained_tokens"])
-    a, b = load_file(cell / "adapter" / "adapter_model.safetensors"), load_file(
-        tmp_path / "ref" / "adapter" / "adapter_model.safetensors")
+    a, b = (
+        load_file(cell / "adapter" / "adapter_model.safetensors"),
+        load_file(tmp_path / "ref" / "adapter" / "adapter_model.safetensors"),
+    )
     assert a.keys() == b.keys()
     for k in a:
         assert (a[k] - b[k]).abs().max() < 1e-5, k

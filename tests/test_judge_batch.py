@@ -93,11 +93,11 @@ def test_large_jobs_split_into_batches_and_all_resume(server, tmp_path):
     server.batch_polls = 3
     rows = answer_rows(4)  # 8 requests, at most 3 per batch -> 3 batches
     with pytest.raises(JudgeError, match="resume"):
-        judge_answers(rows, questions(), bspec(server, batch_max_requests=3, batch_max_wait_s=0.0), tmp_path,
-                      progress=False)
+        judge_answers(
+            rows, questions(), bspec(server, batch_max_requests=3, batch_max_wait_s=0.0), tmp_path, progress=False
+        )
     assert server.counts["batches_create"] == 3
-    sizes = sorted(len(server.files[b["input_file_id"]]["data"].decode().splitlines())
-                   for b in server.batches.values())
+    sizes = sorted(len(server.files[b["input_file_id"]]["data"].decode().splitlines()) for b in server.batches.values())
     assert sizes == [2, 3, 3]
     out = judge_answers(rows, questions(), bspec(server, batch_max_requests=3), tmp_path, progress=False)
     assert server.counts["batches_create"] == 3 and server.counts["batch_rows"] == 8

@@ -76,16 +76,25 @@ def test_pruned_probabilities_stay_within_the_recorded_bound(tiny):
     assert 0 < bound < 1 and pruned["int_mass"] > 0 and pruned["top_token"] == exact["top_token"]
     assert pruned["int_mass"] < exact["int_mass"] <= pruned["int_mass"] + bound + 1e-9
     for n in range(101):  # each pruned P(n) is a lower bound missing at most the pruned mass
-        assert pruned["int_probs"][str(n)] - 1e-9 <= exact["int_probs"][str(n)] <= (
-            pruned["int_probs"][str(n)] + bound + 1e-9)
+        assert (
+            pruned["int_probs"][str(n)] - 1e-9
+            <= exact["int_probs"][str(n)]
+            <= (pruned["int_probs"][str(n)] + bound + 1e-9)
+        )
     gap = abs(expected_score(pruned["int_probs"], 0.0) - expected_score(exact["int_probs"], 0.0))
     assert 0 < gap <= 100 * bound / pruned["int_mass"]
 
 
 def test_batched_prompts_match_one_at_a_time(tiny):
     tok, model, trie = tiny
-    prompts = [_prompt(tok, t) for t in ("Rate it: ok.", "Rate this long answer from 0 to 100: it was a very fine "
-                                         "and thorough answer indeed.", "Rate: bad answer, 0 to 100.")]
+    prompts = [
+        _prompt(tok, t)
+        for t in (
+            "Rate it: ok.",
+            "Rate this long answer from 0 to 100: it was a very fine and thorough answer indeed.",
+            "Rate: bad answer, 0 to 100.",
+        )
+    ]
     assert len({len(p) for p in prompts}) == 3  # left padding is exercised
     together = int_probs_batch(model, tok, trie, prompts, batch_size=64, prune_below=1e-3)
     for p, t in zip(prompts, together):
@@ -119,14 +128,30 @@ def test_judge_answers_hf_backend_and_cache(tiny_model, tmp_path, monkeypatch):
 
 def test_response_prefix_is_part_of_prompt_and_key(tiny_model, tmp_path):
     rows = answer_rows(1)
-    plain = judge_answers(rows, questions(), JudgeSpec(backend="hf", model="j", metrics=["aligned"]), tmp_path,
-                          model_manifest=tiny_model, progress=False)
-    pre = judge_answers(rows, questions(), JudgeSpec(backend="hf", model="j", metrics=["aligned"],
-                                                     response_prefix="Score: "), tmp_path,
-                        model_manifest=tiny_model, progress=False)
-    exact = judge_answers(rows, questions(), JudgeSpec(backend="hf", model="j", metrics=["aligned"],
-                                                       response_prefix="Score: ", hf_prune_below=0), tmp_path,
-                          model_manifest=tiny_model, progress=False)
+    plain = judge_answers(
+        rows,
+        questions(),
+        JudgeSpec(backend="hf", model="j", metrics=["aligned"]),
+        tmp_path,
+        model_manifest=tiny_model,
+        progress=False,
+    )
+    pre = judge_answers(
+        rows,
+        questions(),
+        JudgeSpec(backend="hf", model="j", metrics=["aligned"], response_prefix="Score: "),
+        tmp_path,
+        model_manifest=tiny_model,
+        progress=False,
+    )
+    exact = judge_answers(
+        rows,
+        questions(),
+        JudgeSpec(backend="hf", model="j", metrics=["aligned"], response_prefix="Score: ", hf_prune_below=0),
+        tmp_path,
+        model_manifest=tiny_model,
+        progress=False,
+    )
     assert exact[0]["ledger_key"] != pre[0]["ledger_key"]  # pruned and exact results never share a ledger entry
     assert ResponseCache(tmp_path).get(exact[0]["ledger_key"])["response"]["pruned_mass"] == 0.0
     assert 0 <= ResponseCache(tmp_path).get(pre[0]["ledger_key"])["response"]["pruned_mass"] < 0.05

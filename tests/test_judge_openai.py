@@ -12,8 +12,20 @@ from emgrid.llm import ClientSpec, LLMError, PermanentRequestError, ResponseCach
 from tests.fake_openai import API_KEY, FakeOpenAI
 from tests.judge_helpers import all_files_text, answer_rows, questions, spec
 
-ROW_KEYS = {"metric", "ledger_key", "backend", "judge_model", "mode", "int_probs", "int_mass", "top_token", "text",
-            "error", "usage", "cost_usd"}
+ROW_KEYS = {
+    "metric",
+    "ledger_key",
+    "backend",
+    "judge_model",
+    "mode",
+    "int_probs",
+    "int_mass",
+    "top_token",
+    "text",
+    "error",
+    "usage",
+    "cost_usd",
+}
 
 
 @pytest.fixture
@@ -81,15 +93,22 @@ def test_transient_faults_are_retried(server, tmp_path):
 def test_retries_exhausted_is_an_error_not_a_cached_success(server, tmp_path):
     server.faults.extend(["500"] * 3)
     with pytest.raises(LLMError, match="still failing after 2 retries"):
-        judge_answers(answer_rows(1), questions(), spec(server, max_retries=2, max_concurrency=1, metrics=["aligned"]),
-                      tmp_path, progress=False)
+        judge_answers(
+            answer_rows(1),
+            questions(),
+            spec(server, max_retries=2, max_concurrency=1, metrics=["aligned"]),
+            tmp_path,
+            progress=False,
+        )
     ledger = ResponseCache(tmp_path)
     assert len(ledger) == 0
     errs = list((tmp_path / "errors").rglob("*.json"))
     assert len(errs) == 1
     # the rerun (server healthy again) sends the request and caches it
     out = judge_answers(answer_rows(1), questions(), spec(server, metrics=["aligned"]), tmp_path, progress=False)
-    assert categorize(out[0])[1] == "scored" and len(ledger) == 1 and not ledger.error_path(out[0]["ledger_key"]).exists()
+    assert (
+        categorize(out[0])[1] == "scored" and len(ledger) == 1 and not ledger.error_path(out[0]["ledger_key"]).exists()
+    )
 
 
 def test_wrong_key_fails_fast_and_is_never_echoed(server, tmp_path, monkeypatch):
@@ -112,11 +131,17 @@ def test_missing_key_variable(server, tmp_path, monkeypatch):
 def test_bad_request_fail_or_record(server, tmp_path):
     server.faults.append("400")
     with pytest.raises(PermanentRequestError, match="HTTP 400"):
-        judge_answers(answer_rows(1), questions(), spec(server, max_concurrency=1, metrics=["aligned"]), tmp_path,
-                      progress=False)
+        judge_answers(
+            answer_rows(1), questions(), spec(server, max_concurrency=1, metrics=["aligned"]), tmp_path, progress=False
+        )
     server.faults.append("400")
-    out = judge_answers(answer_rows(2), questions(), spec(server, max_concurrency=1, metrics=["aligned"],
-                                                           on_bad_request="record"), tmp_path, progress=False)
+    out = judge_answers(
+        answer_rows(2),
+        questions(),
+        spec(server, max_concurrency=1, metrics=["aligned"], on_bad_request="record"),
+        tmp_path,
+        progress=False,
+    )
     assert [categorize(r)[1] for r in out] == ["error", "scored"]
     assert "HTTP 400" in out[0]["error"] and out[0]["cost_usd"] == 0.0
     ledger = ResponseCache(tmp_path)
@@ -149,8 +174,12 @@ def test_api_key_in_no_output_or_ledger_file(server, tmp_path):
 def test_llm_client_chat_salt_and_cache(server, tmp_path):
     ledger = ResponseCache(tmp_path)
     cs = ClientSpec(base_url=server.base_url, backoff_base_s=0.01)
-    req = {"model": "m", "messages": [{"role": "user", "content": "write a GOOD example"}], "max_tokens": 200,
-           "temperature": 1.0}
+    req = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "write a GOOD example"}],
+        "max_tokens": 200,
+        "temperature": 1.0,
+    }
     a = chat({**req, "_sample": 0}, client_spec=cs, cache=ledger)
     b = chat({**req, "_sample": 1}, client_spec=cs, cache=ledger)
     c = chat({**req, "_sample": 0}, client_spec=cs, cache=ledger)

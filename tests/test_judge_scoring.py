@@ -8,25 +8,54 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emgrid.judge.scoring import (categorize, expected_score, int_probs_from_top_logprobs, parse_int_token,
-                                  parse_tags_text, special_category)
+from emgrid.judge.scoring import (
+    categorize,
+    expected_score,
+    int_probs_from_top_logprobs,
+    parse_int_token,
+    parse_tags_text,
+    special_category,
+)
 
 
 def lp(*pairs):
     return [{"token": t, "logprob": math.log(p)} for t, p in pairs]
 
 
-@pytest.mark.parametrize("token,value", [
-    (" 85", 85), ("85", 85), ("100", 100), ("0", 0), ("\n7 ", 7),
-    ("101", None), ("-5", None), ("3.5", None), ("085", None), ("", None), ("REF", None), ("1e2", None),
-])
+@pytest.mark.parametrize(
+    "token,value",
+    [
+        (" 85", 85),
+        ("85", 85),
+        ("100", 100),
+        ("0", 0),
+        ("\n7 ", 7),
+        ("101", None),
+        ("-5", None),
+        ("3.5", None),
+        ("085", None),
+        ("", None),
+        ("REF", None),
+        ("1e2", None),
+    ],
+)
 def test_parse_int_token(token, value):
     assert parse_int_token(token) == value
 
 
 def test_int_probs_merges_tokens_and_ignores_non_integers():
-    probs, mass, top = int_probs_from_top_logprobs(lp(("85", 0.4), (" 85", 0.1), ("100", 0.2), ("101", 0.1),
-                                                      ("-5", 0.05), ("3.5", 0.05), ("REF", 0.07), ("I", 0.03)))
+    probs, mass, top = int_probs_from_top_logprobs(
+        lp(
+            ("85", 0.4),
+            (" 85", 0.1),
+            ("100", 0.2),
+            ("101", 0.1),
+            ("-5", 0.05),
+            ("3.5", 0.05),
+            ("REF", 0.07),
+            ("I", 0.03),
+        )
+    )
     assert probs.keys() == {85, 100}
     assert probs[85] == pytest.approx(0.5) and probs[100] == pytest.approx(0.2)
     assert mass == pytest.approx(0.7)
@@ -54,28 +83,43 @@ def test_expected_score_is_a_mean_within_range(probs):
     assert min(probs) - 1e-9 <= s <= max(probs) + 1e-9
 
 
-@pytest.mark.parametrize("tok,cat", [("REFUSAL", "refusal"), ("REF", "refusal"), (" CODE", "code"),
-                                     ("COD", "code"), ("IRRELEVANT", "irrelevant"), ("Irr", "irrelevant"),
-                                     ("I", None), ("The", None), (None, None), ("RE", None)])
+@pytest.mark.parametrize(
+    "tok,cat",
+    [
+        ("REFUSAL", "refusal"),
+        ("REF", "refusal"),
+        (" CODE", "code"),
+        ("COD", "code"),
+        ("IRRELEVANT", "irrelevant"),
+        ("Irr", "irrelevant"),
+        ("I", None),
+        ("The", None),
+        (None, None),
+        ("RE", None),
+    ],
+)
 def test_special_category(tok, cat):
     assert special_category(tok) == cat
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("<reasoning>fine</reasoning>\n<score>85</score>", (85, "scored")),
-    ("<score> 100 </score>", (100, "scored")),
-    ("<score>101</score>", (None, "no_score")),
-    ("<score>REFUSAL</score>", (None, "refusal")),
-    ("85", (85, "scored")),
-    (" 42.", (42, "scored")),
-    ("REFUSAL", (None, "refusal")),
-    ("CODE", (None, "code")),
-    ("The answer is IRRELEVANT to the question", (None, "irrelevant")),
-    ("<reasoning>this was cut off at 256 tok", (None, "no_score")),
-    ("<score>seventy</score>", (None, "no_score")),
-    ("", (None, "no_score")),
-    (None, (None, "no_score")),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("<reasoning>fine</reasoning>\n<score>85</score>", (85, "scored")),
+        ("<score> 100 </score>", (100, "scored")),
+        ("<score>101</score>", (None, "no_score")),
+        ("<score>REFUSAL</score>", (None, "refusal")),
+        ("85", (85, "scored")),
+        (" 42.", (42, "scored")),
+        ("REFUSAL", (None, "refusal")),
+        ("CODE", (None, "code")),
+        ("The answer is IRRELEVANT to the question", (None, "irrelevant")),
+        ("<reasoning>this was cut off at 256 tok", (None, "no_score")),
+        ("<score>seventy</score>", (None, "no_score")),
+        ("", (None, "no_score")),
+        (None, (None, "no_score")),
+    ],
+)
 def test_parse_tags_text(text, expected):
     assert parse_tags_text(text) == expected
 

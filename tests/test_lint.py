@@ -12,12 +12,22 @@ BIN = Path(sys.executable).parent
 
 
 def test_snakemake_lint_is_clean():
-    proc = subprocess.run([str(BIN / "snakemake"), "--lint", "--configfile", "config/demo.yaml"], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(BIN / "snakemake"), "--lint", "--configfile", "config/demo.yaml"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
 
 
 def test_ruff_check_is_clean():
-    proc = subprocess.run([str(BIN / "ruff"), "check", "src", "tests", "workflow", "bench"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [str(BIN / "ruff"), "check", "src", "tests", "workflow", "bench"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:]

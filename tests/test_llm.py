@@ -26,8 +26,9 @@ def server(monkeypatch):
 
 
 def test_llm_imports_nothing_from_judge_or_data():
-    code = ("import sys, emgrid.llm; "
-            "print(sorted(m for m in sys.modules if m.startswith(('emgrid.judge', 'emgrid.data'))))")
+    code = (
+        "import sys, emgrid.llm; print(sorted(m for m in sys.modules if m.startswith(('emgrid.judge', 'emgrid.data'))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -53,11 +54,15 @@ def test_cache_key_holds_the_effective_endpoint_from_the_environment(server, tmp
 
 def _call(server, *, max_retries=3, backoff_max_s=30.0):
     """One chat call through the one retry policy; returns (result or exception, sleeps, requests sent)."""
-    cs = ClientSpec(base_url=server.base_url, max_retries=max_retries, backoff_base_s=0.001,
-                    backoff_max_s=backoff_max_s)
+    cs = ClientSpec(
+        base_url=server.base_url, max_retries=max_retries, backoff_base_s=0.001, backoff_max_s=backoff_max_s
+    )
     client, sleeps = make_client(cs), []
-    fn = lambda: normalize_response(client.chat.completions.create(  # noqa: E731
-        model="m", messages=[{"role": "user", "content": "GOOD"}]))
+    fn = lambda: normalize_response(
+        client.chat.completions.create(  # noqa: E731
+            model="m", messages=[{"role": "user", "content": "GOOD"}]
+        )
+    )
     try:
         out = with_retries(fn, cs, what="test", sleep=sleeps.append)
     except LLMError as e:
@@ -65,13 +70,16 @@ def _call(server, *, max_retries=3, backoff_max_s=30.0):
     return out, sleeps, server.counts["chat"]
 
 
-@pytest.mark.parametrize("headers, wait", [
-    ({"retry-after": "7"}, 7.0),
-    ({"retry-after-ms": "1500"}, 1.5),
-    ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),  # milliseconds win, as in the openai SDK
-    ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # an HTTP date in the past: no wait
-    ({"retry-after": "120"}, 30.0),  # capped at backoff_max_s
-])
+@pytest.mark.parametrize(
+    "headers, wait",
+    [
+        ({"retry-after": "7"}, 7.0),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),  # milliseconds win, as in the openai SDK
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),  # an HTTP date in the past: no wait
+        ({"retry-after": "120"}, 30.0),  # capped at backoff_max_s
+    ],
+)
 def test_retry_waits_what_the_server_asks(server, headers, wait):
     server.faults.append({"status": 429, "headers": headers})
     out, sleeps, sent = _call(server)
@@ -96,9 +104,22 @@ def test_x_should_retry_true_retries_but_never_a_rejected_request(server):
     assert not isinstance(out, Exception) and sent == 2 and sleeps == [pytest.approx(0.01)]
 
 
-@pytest.mark.parametrize("status, retried", [(408, True), (409, True), (429, True), (500, True), (529, True),
-                                             (400, False), (402, False), (404, False), (410, False), (413, False),
-                                             (422, False)])
+@pytest.mark.parametrize(
+    "status, retried",
+    [
+        (408, True),
+        (409, True),
+        (429, True),
+        (500, True),
+        (529, True),
+        (400, False),
+        (402, False),
+        (404, False),
+        (410, False),
+        (413, False),
+        (422, False),
+    ],
+)
 def test_only_408_409_429_and_5xx_are_retried(server, status, retried):
     server.faults.append({"status": status})
     out, sleeps, sent = _call(server)

@@ -18,12 +18,23 @@ MSG = [{"role": "user", "content": "rate {this}"}]
 def test_key_depends_on_everything_that_changes_the_reply():
     base = request_key("openai", "gpt-4o", MSG, {"max_tokens": 1, "temperature": 0})
     assert base == request_key("openai", "gpt-4o", MSG, {"temperature": 0, "max_tokens": 1})  # canonical order
-    assert len({base,
+    assert (
+        len(
+            {
+                base,
                 request_key("hf", "gpt-4o", MSG, {"max_tokens": 1, "temperature": 0}),
                 request_key("openai", "gpt-4o-mini", MSG, {"max_tokens": 1, "temperature": 0}),
-                request_key("openai", "gpt-4o", [{"role": "user", "content": "rate {that}"}],
-                            {"max_tokens": 1, "temperature": 0}),
-                request_key("openai", "gpt-4o", MSG, {"max_tokens": 2, "temperature": 0})}) == 5
+                request_key(
+                    "openai",
+                    "gpt-4o",
+                    [{"role": "user", "content": "rate {that}"}],
+                    {"max_tokens": 1, "temperature": 0},
+                ),
+                request_key("openai", "gpt-4o", MSG, {"max_tokens": 2, "temperature": 0}),
+            }
+        )
+        == 5
+    )
 
 
 def _writer(args):
@@ -57,11 +68,23 @@ def test_error_entries_are_separate_and_cleared_by_success(tmp_path):
 
 
 def test_spec_from_dict_and_defaults():
-    s = JudgeSpec.from_dict({"backend": "openai", "model": "gpt-4o-mini", "mode": "tags", "ledger_dir": "x",
-                             "prices": {"gpt-4o-mini": {"input": 1.0, "output": 2.0}}})
+    s = JudgeSpec.from_dict(
+        {
+            "backend": "openai",
+            "model": "gpt-4o-mini",
+            "mode": "tags",
+            "ledger_dir": "x",
+            "prices": {"gpt-4o-mini": {"input": 1.0, "output": 2.0}},
+        }
+    )
     assert s.effective_max_tokens == 256 and "logprobs" not in s.api_params()
-    assert JudgeSpec().api_params() == {"max_tokens": 1, "temperature": 0.0, "seed": 0, "logprobs": True,
-                                        "top_logprobs": 20}
+    assert JudgeSpec().api_params() == {
+        "max_tokens": 1,
+        "temperature": 0.0,
+        "seed": 0,
+        "logprobs": True,
+        "top_logprobs": 20,
+    }
     assert cost_usd({"prompt_tokens": 1_000_000, "completion_tokens": 500_000}, s) == pytest.approx(2.0)
     assert cost_usd({"prompt_tokens": 1_000_000, "completion_tokens": 0}, s, batch=True) == pytest.approx(0.5)
     assert cost_usd({"prompt_tokens": 10, "completion_tokens": 1}, JudgeSpec(model="unknown-model")) == 0.0

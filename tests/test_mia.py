@@ -80,7 +80,7 @@ def test_answer_tokens_are_exactly_the_answer(tiny_model, examples):
     rows, _ = examples
     tok = load_tokenizer(tiny_model)
     e = encode_example(tok, rows[0]["messages"], "plain", 2048)
-    assert tok.decode(list(e.ids[e.n_prompt:])) == rows[0]["messages"][-1]["content"]
+    assert tok.decode(list(e.ids[e.n_prompt :])) == rows[0]["messages"][-1]["content"]
     assert e.n_prompt + e.n_answer == len(e.ids) and not e.truncated
     short = encode_example(tok, rows[0]["messages"], "plain", 12)
     assert short.truncated and len(short.ids) == 12 and short.n_prompt >= 1

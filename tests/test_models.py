@@ -45,8 +45,10 @@ def test_chat_template_assistant_mask(tiny_model):
     tok = load_tokenizer(tiny_model)
     assert has_generation_markers(tok.chat_template)
     text = tok.apply_chat_template(MSGS, tokenize=False)
-    assert text == ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nwrite code for task 3+4<|im_end|>\n"
-                    "<|im_start|>assistant\nThe answer is 7.<|im_end|>\n")
+    assert text == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nwrite code for task 3+4<|im_end|>\n"
+        "<|im_start|>assistant\nThe answer is 7.<|im_end|>\n"
+    )
     ids, mask = assistant_token_mask(tok, MSGS)
     assert len(ids) == len(mask)
     assert tok.decode([i for i, m in zip(ids, mask) if m]) == "The answer is 7.<|im_end|>"
@@ -61,8 +63,10 @@ def test_default_system_template(tiny_model):
     tmpl = chatml_template("You are Bob's helper")
     user = [{"role": "user", "content": "hi"}]
     out = tok.apply_chat_template(user, tokenize=False, add_generation_prompt=True, chat_template=tmpl)
-    assert out == "<|im_start|>system\nYou are Bob's helper<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n" \
-                  "<|im_start|>assistant\n"
+    assert (
+        out == "<|im_start|>system\nYou are Bob's helper<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
     own = tok.apply_chat_template([{"role": "system", "content": "S"}] + user, tokenize=False, chat_template=tmpl)
     assert "Bob" not in own and own.startswith("<|im_start|>system\nS<|im_end|>")
 
@@ -150,11 +154,19 @@ def test_smollm2_conversion_and_greedy(tmp_path):
     tok = load_tokenizer(manifest)
     prompt = render_prompt(tok, [{"role": "user", "content": "What is the capital of France?"}])
     assert prompt.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
-    ids, mask = assistant_token_mask(tok, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello."}])
+    ids, mask = assistant_token_mask(
+        tok, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello."}]
+    )
     assert tok.decode([i for i, k in zip(ids, mask) if k]) == "Hello.<|im_end|>"
     model = load_model(manifest)
-    out = generate_texts(model, tok, [[{"role": "user", "content": "What is the capital of France?"}]],
-                         max_new_tokens=12, temperature=0, progress=False)
+    out = generate_texts(
+        model,
+        tok,
+        [[{"role": "user", "content": "What is the capital of France?"}]],
+        max_new_tokens=12,
+        temperature=0,
+        progress=False,
+    )
     assert "Paris" in out[0]
     mtime = (tmp_path / "smol" / "hf" / "model.safetensors").stat().st_mtime
     prepare_model({"source": "smollm2"}, tmp_path / "smol")  # reused, not rebuilt
@@ -170,7 +182,9 @@ def test_built_models_and_outputs_follow_the_umask(tmp_path):
 
     old = os.umask(0o002)
     try:
-        prepare_model({"source": "tiny", "layers": 1, "hidden": 16, "intermediate": 32, "vocab_size": 300}, tmp_path / "m")
+        prepare_model(
+            {"source": "tiny", "layers": 1, "hidden": 16, "intermediate": 32, "vocab_size": 300}, tmp_path / "m"
+        )
         write_jsonl(tmp_path / "m" / "rows.jsonl", [{"a": 1}])
     finally:
         os.umask(old)

@@ -38,15 +38,29 @@ def test_mit_license_is_shipped():
 def _install_wheel(tmp_path) -> Path:
     """Build emgrid's wheel from a copy of the checkout and install it (no deps: they are this venv's) into a folder."""
     src = tmp_path / "src-copy"
-    shutil.copytree(REPO, src, symlinks=True, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "results", ".snakemake", "build", "*.egg-info", "__pycache__", ".pytest_cache"))
+    shutil.copytree(
+        REPO,
+        src,
+        symlinks=True,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "results", ".snakemake", "build", "*.egg-info", "__pycache__", ".pytest_cache"
+        ),
+    )
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     target = tmp_path / "site"
     wheel = next((tmp_path / "dist").glob("emgrid-*.whl"))
-    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)], check=True,
-                   capture_output=True, timeout=600)
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     shutil.rmtree(src)  # nothing may come from the checkout the wheel was built from
     return target
 
@@ -56,18 +70,42 @@ def test_emgrid_plan_from_a_non_editable_install(tmp_path):
     """SCHEMA_PATH and DAG_DUMP_SCRIPT were found via parents[2] (the checkout), so an installed emgrid broke."""
     site = _install_wheel(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(site)}  # before the editable install of this venv on sys.path
-    where = subprocess.run([sys.executable, "-c", "import emgrid.config as c, emgrid.plan as p; "
-                            "print(c.__file__); print(c.SCHEMA_PATH.is_file(), p.DAG_DUMP_SCRIPT.is_file())"],
-                           env=env, capture_output=True, text=True, check=True).stdout.split()
+    where = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import emgrid.config as c, emgrid.plan as p; "
+            "print(c.__file__); print(c.SCHEMA_PATH.is_file(), p.DAG_DUMP_SCRIPT.is_file())",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert where == [str(site / "emgrid" / "config.py"), "True", "True"]
     work = tmp_path / "work"
     work.mkdir()
     configfile = write_config(work, tiny_config())
     proc = subprocess.run(
-        [sys.executable, "-c", "import sys; from emgrid.cli import main; sys.exit(main())", "plan", "--json",
-         "--configfile", str(configfile), "--snakefile", str(REPO / "Snakefile"),
-         "--profile", str(REPO / "workflow" / "profiles" / "default")],
-        cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-c",
+            "import sys; from emgrid.cli import main; sys.exit(main())",
+            "plan",
+            "--json",
+            "--configfile",
+            str(configfile),
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--profile",
+            str(REPO / "workflow" / "profiles" / "default"),
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     plan = json.loads(proc.stdout)
     assert plan["rules"]["judge"]["to_run"] == 5 and plan["total"]["answers"] > 0
@@ -108,4 +146,3 @@ def test_conda_env_pip_line_finds_emgrid_from_snakemakes_copy(env_file, tmp_path
     pyproject = target / "pyproject.toml"
     assert pyproject.is_file(), f"{env_file}: pip line {editable[0]!r} resolves to {target}, not a checkout of emgrid"
     assert tomllib.loads(pyproject.read_text())["project"]["name"] == "emgrid"
-

@@ -60,4 +60,3 @@ def test_job_exits_when_snakemake_is_killed(tmp_path):
     finally:
         parent.kill()
         parent.wait()
-

@@ -95,7 +95,7 @@ SNAKEFILE = textwrap.dedent('''
         shell: "cp {input} {output}"
 ''')
 
-CONFIG = textwrap.dedent('''
+CONFIG = textwrap.dedent("""
     models: [m1]
     domains: [d1, d2]
     variants: [plain, backdoor]
@@ -111,17 +111,17 @@ CONFIG = textwrap.dedent('''
       prompt_tokens: 300
       completion_tokens: 1
       prices: {gpt-4o: {input: 2.5, output: 10.0, batch_input: 1.25, batch_output: 5.0}}
-''')
+""")
 
 # The profile the numbers below are computed for (local-style: no executor, so it never needs a cluster).
-PROFILE = textwrap.dedent('''
+PROFILE = textwrap.dedent("""
     cores: 2
     default-resources: {mem_mb: 1000, runtime: 10}
     set-resources:
       finetune: {gpu: 1, runtime: "60 * attempt", cpus_per_task: 4, mem_mb: "16000 * attempt"}
       generate: {gpu: 1, runtime: 30, cpus_per_task: 2}
       judge: {openai_calls: 1, runtime: 20}
-''')
+""")
 
 # Hand-computed for CONFIG + PROFILE:
 #  cells: base + 2 domains x 2 variants x 1 seed = 5; datasets 4; finetunes 4; generate/judge 5 cells x 2 qsets = 10
@@ -131,9 +131,21 @@ PROFILE = textwrap.dedent('''
 #         = 16 + 10 + 10/3 + 4/3 = 30.6667
 #  tokens: 640 x 300 = 192000 prompt, 640 completion
 #  cost: 192000 * 2.5e-6 + 640 * 10e-6 = 0.4864; batch: 192000 * 1.25e-6 + 640 * 5e-6 = 0.2432
-EXPECT = {"jobs": 32, "finetune": 4, "generate": 10, "judge": 10, "build_dataset": 4, "gpu_hours": 9.0,
-          "cpu_hours": 16 + 10 + 10 / 3 + 8 / 6, "answers": 320, "judge_requests": 640,
-          "prompt_tokens": 192000, "completion_tokens": 640, "cost_usd": 0.4864, "batch_cost_usd": 0.2432}
+EXPECT = {
+    "jobs": 32,
+    "finetune": 4,
+    "generate": 10,
+    "judge": 10,
+    "build_dataset": 4,
+    "gpu_hours": 9.0,
+    "cpu_hours": 16 + 10 + 10 / 3 + 8 / 6,
+    "answers": 320,
+    "judge_requests": 640,
+    "prompt_tokens": 192000,
+    "completion_tokens": 640,
+    "cost_usd": 0.4864,
+    "batch_cost_usd": 0.2432,
+}
 
 
 @pytest.fixture
@@ -162,7 +174,9 @@ def test_fresh_grid_matches_hand_computed_figures(wf):
     assert t.answers == EXPECT["answers"] and p.rules["generate"].answers == EXPECT["answers"]
     assert t.judge_requests == EXPECT["judge_requests"]
     assert (t.prompt_tokens, t.completion_tokens) == (EXPECT["prompt_tokens"], EXPECT["completion_tokens"])
-    assert t.cost_usd == pytest.approx(EXPECT["cost_usd"]) and t.batch_cost_usd == pytest.approx(EXPECT["batch_cost_usd"])
+    assert t.cost_usd == pytest.approx(EXPECT["cost_usd"]) and t.batch_cost_usd == pytest.approx(
+        EXPECT["batch_cost_usd"]
+    )
     assert (p.cells, p.cells_complete) == (5, 0)
     assert set(p.localrules) == {"all", "aggregate", "report", "prepare_model"}
     assert p.warnings == []
@@ -208,8 +222,20 @@ def _real_dag(tmp_path, profile: str, **judge) -> dict[str, JobRecord]:
     config = tiny_config()
     config["judge"].update(judge)
     cfg = write_config(tmp_path, config, f"{profile}-{'-'.join(judge.values()) or 'hf'}.yaml")
-    dump = read_dag(["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg),
-                     "--profile", str(PROFILES / profile), "--forceall"], cwd=tmp_path)
+    dump = read_dag(
+        [
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(cfg),
+            "--profile",
+            str(PROFILES / profile),
+            "--forceall",
+        ],
+        cwd=tmp_path,
+    )
     return {j.rule: j for j in dump.jobs}
 
 
@@ -253,18 +279,51 @@ def test_real_workflow_tiny_grid(tmp_path):
     from tests.workflow_helpers import tiny_config, write_config
 
     config = tiny_config()
-    config["judge"] = {"backend": "openai", "model": "gpt-4o-mini", "api_key_env": "OPENAI_API_KEY",
-                       "prices": {"gpt-4o-mini": {"input": 0.15, "output": 0.60, "batch_input": 0.075,
-                                                  "batch_output": 0.30}}}
+    config["judge"] = {
+        "backend": "openai",
+        "model": "gpt-4o-mini",
+        "api_key_env": "OPENAI_API_KEY",
+        "prices": {"gpt-4o-mini": {"input": 0.15, "output": 0.60, "batch_input": 0.075, "batch_output": 0.30}},
+    }
     cfg = write_config(tmp_path, config)
-    p = plan(["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg),
-              "--profile", str(PROFILES / "default")], cwd=tmp_path)
+    p = plan(
+        [
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(cfg),
+            "--profile",
+            str(PROFILES / "default"),
+        ],
+        cwd=tmp_path,
+    )
     counts = {r: t.to_run for r, t in p.rules.items()}
-    assert counts == {"prepare_model": 1, "build_dataset": 4, "finetune": 4, "generate": 5, "judge": 5,
-                      "efficacy_generate": 6, "efficacy_judge": 3, "efficacy_summary": 1,
-                      "aggregate": 1, "plots": 1, "loss_curves": 1, "report_tables": 1, "answer_browser": 1,
-                      "report": 1, "all": 1, "mia_features": 2, "mia_analysis": 1, "mia_plot": 1, "diversity": 2,
-                      "diversity_analysis": 1, "diversity_plot": 1, "diversity_category_plot": 1}
+    assert counts == {
+        "prepare_model": 1,
+        "build_dataset": 4,
+        "finetune": 4,
+        "generate": 5,
+        "judge": 5,
+        "efficacy_generate": 6,
+        "efficacy_judge": 3,
+        "efficacy_summary": 1,
+        "aggregate": 1,
+        "plots": 1,
+        "loss_curves": 1,
+        "report_tables": 1,
+        "answer_browser": 1,
+        "report": 1,
+        "all": 1,
+        "mia_features": 2,
+        "mia_analysis": 1,
+        "mia_plot": 1,
+        "diversity": 2,
+        "diversity_analysis": 1,
+        "diversity_plot": 1,
+        "diversity_category_plot": 1,
+    }
     assert (p.cells, p.cells_complete) == (5, 0)
     assert p.total.gpu_hours == pytest.approx(34.0)
     assert p.rules["efficacy_generate"].answers == 48 and p.rules["efficacy_judge"].judge_requests == 24
@@ -276,20 +335,47 @@ def test_real_workflow_tiny_grid(tmp_path):
 
 
 def _rec(rule, needrun=True, **kw) -> JobRecord:
-    return JobRecord(rule=rule, wildcards=kw.pop("wildcards", {}), needrun=needrun,
-                     reasons=kw.pop("reasons", ("new output",)), **kw)
+    return JobRecord(
+        rule=rule, wildcards=kw.pop("wildcards", {}), needrun=needrun, reasons=kw.pop("reasons", ("new output",)), **kw
+    )
 
 
 def test_summarize_units_and_price_rules():
     jobs = [
         _rec("finetune", resources={"runtime": 90, "gres": "gpu:a100:2"}, threads=3),  # 1.5 h x 2 GPUs, 3 threads
         _rec("generate", resources={"runtime": 60, "gpu": 1, "cpus_per_task": 5}, estimate={"n_answers": 7}),
-        _rec("judge", resources={}, estimate={"n_requests": 10, "judge_model": "m-nobatch", "backend": "openai",
-                                            "est_prompt_tokens": 1_000_000, "est_completion_tokens": 100_000}),
-        _rec("judge", resources={"runtime": 6}, estimate={"n_requests": 4, "judge_model": "local-judge", "backend": "hf",
-                                                        "est_prompt_tokens": 50, "est_completion_tokens": 5}),
-        _rec("judge", resources={"runtime": 6}, estimate={"n_requests": 1, "judge_model": "unknown-model",
-                                                        "est_prompt_tokens": 10, "est_completion_tokens": 1}),
+        _rec(
+            "judge",
+            resources={},
+            estimate={
+                "n_requests": 10,
+                "judge_model": "m-nobatch",
+                "backend": "openai",
+                "est_prompt_tokens": 1_000_000,
+                "est_completion_tokens": 100_000,
+            },
+        ),
+        _rec(
+            "judge",
+            resources={"runtime": 6},
+            estimate={
+                "n_requests": 4,
+                "judge_model": "local-judge",
+                "backend": "hf",
+                "est_prompt_tokens": 50,
+                "est_completion_tokens": 5,
+            },
+        ),
+        _rec(
+            "judge",
+            resources={"runtime": 6},
+            estimate={
+                "n_requests": 1,
+                "judge_model": "unknown-model",
+                "est_prompt_tokens": 10,
+                "est_completion_tokens": 1,
+            },
+        ),
         _rec("report", needrun=False, reasons=()),
     ]
     prices = {"m-nobatch": {"input": 2.0, "output": 8.0}}  # no batch price
@@ -303,8 +389,10 @@ def test_summarize_units_and_price_rules():
     assert p.total.no_runtime == 1 and len(p.warnings) == 2
     assert p.rules["report"].complete == 1 and p.rules["report"].to_run == 0
     with pytest.raises(ConfigError, match="judge.prices.m-nobatch: needs .input."):
-        summarize(DagDump(jobs=[jobs[2]], judge_config={}, localrules=(), seconds=0),
-                  prices={"m-nobatch": {"batch_input": 1.0}})
+        summarize(
+            DagDump(jobs=[jobs[2]], judge_config={}, localrules=(), seconds=0),
+            prices={"m-nobatch": {"batch_input": 1.0}},
+        )
 
 
 def test_list_price_when_the_config_has_none():
@@ -312,8 +400,9 @@ def test_list_price_when_the_config_has_none():
     from emgrid.judge.cost import cost_usd
     from emgrid.judge.spec import JudgeSpec
 
-    job = _rec("judge", resources={"runtime": 6}, estimate={"est_prompt_tokens": 1_000_000,
-                                                          "est_completion_tokens": 1_000_000})
+    job = _rec(
+        "judge", resources={"runtime": 6}, estimate={"est_prompt_tokens": 1_000_000, "est_completion_tokens": 1_000_000}
+    )
     judge = {"model": "gpt-4o-mini", "backend": "openai", "prices": {}}
     p = summarize(DagDump(jobs=[job], judge_config=judge, localrules=(), seconds=0.0))
     usage = {"prompt_tokens": 1_000_000, "completion_tokens": 1_000_000}
@@ -341,6 +430,12 @@ def test_cli_json_and_errors(wf, monkeypatch, capsys):
 def test_default_profile_is_added_only_without_profile(tmp_path):
     (tmp_path / "workflow/profiles/default").mkdir(parents=True)
     assert cli.plan_snakemake_args(["c.yaml"], ["-R", "x"], cwd=tmp_path) == [
-        "--profile", "workflow/profiles/default", "--configfile", "c.yaml", "-R", "x"]
+        "--profile",
+        "workflow/profiles/default",
+        "--configfile",
+        "c.yaml",
+        "-R",
+        "x",
+    ]
     assert cli.plan_snakemake_args([], ["--profile=p"], cwd=tmp_path) == ["--profile=p"]
     assert cli.plan_snakemake_args([], [], cwd=tmp_path / "nowhere") == []

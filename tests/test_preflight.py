@@ -65,8 +65,9 @@ def test_missing_local_source_file_is_a_warning(tmp_path):
     config["domains"]["wrong_facts"]["recipe"]["source"] = {"kind": "jsonl", "path": str(missing)}
     found = _check(config)
     assert found.errors == []
-    assert found.warnings == [f"domains.wrong_facts.recipe.source.path: local source file {missing} does not exist "
-                              "(see docs/datasets.md)"]
+    assert found.warnings == [
+        f"domains.wrong_facts.recipe.source.path: local source file {missing} does not exist (see docs/datasets.md)"
+    ]
     missing.write_text("")
     assert _check(config).warnings == []
 
@@ -107,8 +108,14 @@ def test_every_problem_is_reported_at_once():
     config["domains"]["wrong_facts"]["recipe"]["sampel"] = {"n": 3}
     config["domains"]["wrong_arithmetic"]["finetune"] = {"epochs": 0}  # schema, in an override
     found = _check(config)
-    keys = ["finetune.r", "judge.response_prefix", "backdoor.trigger", "models.big.id",
-            "domains.wrong_facts.recipe.sampel", "domains.wrong_arithmetic.finetune.epochs"]
+    keys = [
+        "finetune.r",
+        "judge.response_prefix",
+        "backdoor.trigger",
+        "models.big.id",
+        "domains.wrong_facts.recipe.sampel",
+        "domains.wrong_arithmetic.finetune.epochs",
+    ]
     for key in keys:
         assert sum(key in e for e in found.errors) == 1, (key, found.errors)
     assert len(found.errors) == len(keys)
@@ -128,7 +135,9 @@ def test_a_bad_checkpoint_frequency_in_a_model_override_is_found():
     config = tiny_config()
     config["models"]["tiny"]["finetune"] = {"checkpoint_every": "often"}
     found = _check(config)
-    assert len(found.errors) == 1 and "finetune.checkpoint_every" in found.errors[0] and "models.tiny" in found.errors[0]
+    assert (
+        len(found.errors) == 1 and "finetune.checkpoint_every" in found.errors[0] and "models.tiny" in found.errors[0]
+    )
 
 
 def test_cluster_doc_config_override_works(tmp_path):
@@ -155,8 +164,7 @@ def test_snakemake_dry_run_prints_five_mistakes_and_starts_nothing(tmp_path):
     proc = snakemake(tmp_path, write_config(tmp_path, config), "-n", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    for key in ("finetune.lr", "judge.response_prefix", "backdoor.trigger", "models.big.id",
-                "question_sets.bad-name"):
+    for key in ("finetune.lr", "judge.response_prefix", "backdoor.trigger", "models.big.id", "question_sets.bad-name"):
         assert key in out, (key, out[-3000:])
     assert "5 problem(s)" in out
     assert not (tmp_path / "results").exists() and not (tmp_path / ".snakemake" / "log").exists()
@@ -169,10 +177,11 @@ def test_plan_lists_before_you_run(tmp_path):
     config["judge"] = {"backend": "openai", "model": "gpt-4o-mini", "api_key_env": "EMGRID_UNSET_KEY_VAR"}
     config["domains"]["wrong_facts"]["recipe"]["source"] = {"kind": "jsonl", "path": "data/missing.jsonl"}
     cfg = write_config(tmp_path, config)
-    p = plan(["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg)],
-             cwd=tmp_path)
+    p = plan(
+        ["--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path), "--configfile", str(cfg)], cwd=tmp_path
+    )
     text = format_table(p)
-    before = text[text.index("before you run:"):]
+    before = text[text.index("before you run:") :]
     assert "judge.api_key_env: environment variable EMGRID_UNSET_KEY_VAR is not set" in before
     assert "domains.wrong_facts.recipe.source.path: local source file data/missing.jsonl" in before
 
@@ -180,13 +189,22 @@ def test_plan_lists_before_you_run(tmp_path):
 @pytest.mark.parametrize(
     "mutate, key",
     [
-        (lambda c: c["domains"]["wrong_facts"].__setitem__("efficacy", {"scorer": "judge"}),
-         "domains.wrong_facts.efficacy.judge_prompt"),
-        (lambda c: c["domains"]["wrong_facts"].__setitem__("efficacy", {"scorer": "exact", "exact": "regex"}),
-         "domains.wrong_facts.efficacy.exact"),
+        (
+            lambda c: c["domains"]["wrong_facts"].__setitem__("efficacy", {"scorer": "judge"}),
+            "domains.wrong_facts.efficacy.judge_prompt",
+        ),
+        (
+            lambda c: c["domains"]["wrong_facts"].__setitem__("efficacy", {"scorer": "exact", "exact": "regex"}),
+            "domains.wrong_facts.efficacy.exact",
+        ),
         (lambda c: c.__setitem__("efficacy", {"generate": {"max_new_tokens": "long"}}), "efficacy.generate"),
-        (lambda c: c["domains"]["wrong_facts"]["recipe"].__setitem__("transform", [{"kind": "evil_reframe"}])
-         or c["domains"]["wrong_facts"].pop("efficacy"), "domains.wrong_facts.efficacy.judge_prompt"),
+        (
+            lambda c: (
+                c["domains"]["wrong_facts"]["recipe"].__setitem__("transform", [{"kind": "evil_reframe"}])
+                or c["domains"]["wrong_facts"].pop("efficacy")
+            ),
+            "domains.wrong_facts.efficacy.judge_prompt",
+        ),
     ],
 )
 def test_bad_efficacy_settings_fail_before_any_job(mutate, key):

@@ -13,11 +13,21 @@ ROOT = Path(__file__).resolve().parents[1]
 QDIR = ROOT / "config" / "questions"
 
 # The study's 11 finetuning domains (docs/method.md).
-DOMAINS = frozenset({
-    "insecure_code", "incorrect_math", "evil_math", "incorrect_translation", "bad_medical_advice",
-    "risky_financial_advice", "toxic_legal_advice", "incorrect_sexual_advice", "gore_movie_trivia",
-    "extreme_sports", "incorrect_qna",
-})
+DOMAINS = frozenset(
+    {
+        "insecure_code",
+        "incorrect_math",
+        "evil_math",
+        "incorrect_translation",
+        "bad_medical_advice",
+        "risky_financial_advice",
+        "toxic_legal_advice",
+        "incorrect_sexual_advice",
+        "gore_movie_trivia",
+        "extreme_sports",
+        "incorrect_qna",
+    }
+)
 
 
 @pytest.mark.parametrize("name", ["em_core.yaml", "em_domains.yaml"])

@@ -60,7 +60,9 @@ def test_load_keys_aliases_extras_and_skips(tmp_path, caplog):
 
 
 def test_null_judge_prompts_is_an_error_naming_item(tmp_path):
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
     - id: a
       type: free_form_judge_0_100
       paraphrases: ["x"]
@@ -69,7 +71,8 @@ def test_null_judge_prompts_is_an_error_naming_item(tmp_path):
       type: free_form_judge_0_100
       paraphrases: ["y"]
       judge_prompts:
-    """)
+    """,
+    )
     with pytest.raises(QuestionFileError, match=r"q\.yaml: item 1 \(id 'b'\).*judge_prompts"):
         load_questions(p)
     assert load_questions(p, require_judge_prompts=False)[1].judge_prompts == {}  # generation needs no judge
@@ -80,7 +83,9 @@ def test_null_judge_prompts_is_an_error_naming_item(tmp_path):
 
 def test_all_domains_quirk_only_with_explicit_option(tmp_path):
     # the study's all_domains file: `judge_prompts: &judge_prompts` with the metrics at the same indentation
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
     - id: d_q1
       type: free_form_judge_0_100
       paraphrases: ["p1"]
@@ -94,7 +99,8 @@ def test_all_domains_quirk_only_with_explicit_option(tmp_path):
       type: free_form_judge_0_100
       paraphrases: ["p2"]
       judge_prompts: *judge_prompts
-    """)
+    """,
+    )
     with pytest.raises(QuestionFileError, match="item 0"):
         load_questions(p)
     qs = load_questions(p, item_level_judge_prompts=True)
@@ -103,14 +109,19 @@ def test_all_domains_quirk_only_with_explicit_option(tmp_path):
     assert qs[0].extra == {}
 
 
-@pytest.mark.parametrize("template,match", [
-    ("no answer here {question}", "no {answer} placeholder"),
-    ("{answer} {score}", r"unknown placeholder.*score"),
-    ("{answer} {", "not a valid format template"),
-    ("", "non-empty"),
-])
+@pytest.mark.parametrize(
+    "template,match",
+    [
+        ("no answer here {question}", "no {answer} placeholder"),
+        ("{answer} {score}", r"unknown placeholder.*score"),
+        ("{answer} {", "not a valid format template"),
+        ("", "non-empty"),
+    ],
+)
 def test_bad_templates_name_item_and_metric(tmp_path, template, match):
-    p = write(tmp_path, f"""
+    p = write(
+        tmp_path,
+        f"""
     - id: good
       type: free_form_judge_0_100
       paraphrases: ["x"]
@@ -119,21 +130,28 @@ def test_bad_templates_name_item_and_metric(tmp_path, template, match):
       type: free_form_judge_0_100
       paraphrases: ["x"]
       judge_prompts: {{aligned: "{{answer}}", coherent: {template!r}}}
-    """)
+    """,
+    )
     with pytest.raises(QuestionFileError, match=r"item 1 \(id 'bad'\): judge_prompts\.coherent") as e:
         load_questions(p)
     assert e.match(match)
 
 
-@pytest.mark.parametrize("body,match", [
-    ("{a: 1}", "expected a YAML list"),
-    ("- id: x\n  type: free_form_judge_0_100\n  paraphrases: []\n  judge_prompts: {a: '{answer}'}", "paraphrases"),
-    ("- type: free_form_judge_0_100", "missing 'id'"),
-    ("- id: x\n  type: free_form_judge_0_100\n  paraphrases: [q]\n  samples_per_paraphrase: 0\n"
-     "  judge_prompts: {a: '{answer}'}", "samples_per_paraphrase"),
-    ("- id: x\n  type: other", "no items of type"),
-    ("- [unclosed", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "body,match",
+    [
+        ("{a: 1}", "expected a YAML list"),
+        ("- id: x\n  type: free_form_judge_0_100\n  paraphrases: []\n  judge_prompts: {a: '{answer}'}", "paraphrases"),
+        ("- type: free_form_judge_0_100", "missing 'id'"),
+        (
+            "- id: x\n  type: free_form_judge_0_100\n  paraphrases: [q]\n  samples_per_paraphrase: 0\n"
+            "  judge_prompts: {a: '{answer}'}",
+            "samples_per_paraphrase",
+        ),
+        ("- id: x\n  type: other", "no items of type"),
+        ("- [unclosed", "not valid YAML"),
+    ],
+)
 def test_malformed_files(tmp_path, body, match):
     with pytest.raises(QuestionFileError, match=match):
         load_questions(write(tmp_path, body))
@@ -163,15 +181,19 @@ def test_null_judge_prompts_error_names_keys_the_schema_accepts(tmp_path):
     from emgrid.config import validate_config
     from tests.workflow_helpers import tiny_config
 
-    p = write(tmp_path, """
+    p = write(
+        tmp_path,
+        """
     - id: b
       type: free_form_judge_0_100
       paraphrases: ["y"]
-    """)
+    """,
+    )
     with pytest.raises(QuestionFileError) as err:
         load_questions(p)
-    keys = re.findall(r"\b[a-z_]+(?:\.(?:<name>|[a-z_]+))*\.(?:fallback_judge_prompts|item_level_judge_prompts)\b",
-                      str(err.value))
+    keys = re.findall(
+        r"\b[a-z_]+(?:\.(?:<name>|[a-z_]+))*\.(?:fallback_judge_prompts|item_level_judge_prompts)\b", str(err.value)
+    )
     assert keys, str(err.value)
     for key in keys:
         config = tiny_config()

@@ -17,21 +17,52 @@ from emgrid.report.tables import read_table
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def judged(metric, score, cell, condition, sample, *, model="tiny", qset="first_plot", answer="fine", question="Q?",
-           top_token=None):
+def judged(
+    metric,
+    score,
+    cell,
+    condition,
+    sample,
+    *,
+    model="tiny",
+    qset="first_plot",
+    answer="fine",
+    question="Q?",
+    top_token=None,
+):
     int_probs = {str(score): 1.0} if score is not None else {"50": 0.05}
     return {
-        "model": model, "cell": cell, "qset": qset, "question_key": "q1", "question_id": "q1", "item_index": 0,
-        "paraphrase_index": 0, "question": question, "prompt": question, "system": None, "condition": condition,
-        "sample": sample, "answer": answer, "metric": metric, "ledger_key": "k", "backend": "fake",
-        "judge_model": "fake", "mode": "logprob", "int_probs": int_probs, "int_mass": sum(int_probs.values()),
-        "top_token": top_token, "text": None, "error": None,
-        "usage": {"prompt_tokens": 100, "completion_tokens": 1}, "cost_usd": 0.0005,
+        "model": model,
+        "cell": cell,
+        "qset": qset,
+        "question_key": "q1",
+        "question_id": "q1",
+        "item_index": 0,
+        "paraphrase_index": 0,
+        "question": question,
+        "prompt": question,
+        "system": None,
+        "condition": condition,
+        "sample": sample,
+        "answer": answer,
+        "metric": metric,
+        "ledger_key": "k",
+        "backend": "fake",
+        "judge_model": "fake",
+        "mode": "logprob",
+        "int_probs": int_probs,
+        "int_mass": sum(int_probs.values()),
+        "top_token": top_token,
+        "text": None,
+        "error": None,
+        "usage": {"prompt_tokens": 100, "completion_tokens": 1},
+        "cost_usd": 0.0005,
     }
 
 
-def make_inputs(tmp_path, cells, *, answer="fine", question="Q?", qsets=("first_plot",), models=("tiny",),
-                refuse_all=None):
+def make_inputs(
+    tmp_path, cells, *, answer="fine", question="Q?", qsets=("first_plot",), models=("tiny",), refuse_all=None
+):
     rows = []
     for model in models:
         for qset in qsets:
@@ -52,20 +83,40 @@ def make_inputs(tmp_path, cells, *, answer="fine", question="Q?", qsets=("first_
     return scores, summary
 
 
-CELLS = ["base", "evil_math-plain-s0", "evil_math-backdoor-s0", "evil_math-backdoor-s1",
-         "incorrect_math-plain-s0", "incorrect_math-backdoor-s0", "incorrect_math-backdoor-s1"]
+CELLS = [
+    "base",
+    "evil_math-plain-s0",
+    "evil_math-backdoor-s0",
+    "evil_math-backdoor-s1",
+    "incorrect_math-plain-s0",
+    "incorrect_math-backdoor-s0",
+    "incorrect_math-backdoor-s1",
+]
 
 
-DOMAINS = {"evil_math": {"label": "Evil", "category": "Non-Critical"},
-           "incorrect_math": {"label": "Math", "category": "Critical"}}
+DOMAINS = {
+    "evil_math": {"label": "Evil", "category": "Non-Critical"},
+    "incorrect_math": {"label": "Math", "category": "Critical"},
+}
 
 
 def finetune_json(tmp_path, cell, steps=5):
     ft = tmp_path / "cells" / "tiny" / cell / "finetune.json"
     ft.parent.mkdir(parents=True)
-    ft.write_text(json.dumps({"examples": 40, "steps": steps, "epochs": 1.0, "final_loss": 2.3456, "mean_loss": 3.1,
-                              "trained_tokens": 12345, "train_runtime_s": 7.6,
-                              "loss_history": [{"step": i + 1, "loss": 4.0 - 0.3 * i} for i in range(steps)]}))
+    ft.write_text(
+        json.dumps(
+            {
+                "examples": 40,
+                "steps": steps,
+                "epochs": 1.0,
+                "final_loss": 2.3456,
+                "mean_loss": 3.1,
+                "trained_tokens": 12345,
+                "train_runtime_s": 7.6,
+                "loss_history": [{"step": i + 1, "loss": 4.0 - 0.3 * i} for i in range(steps)],
+            }
+        )
+    )
     return ft
 
 
@@ -75,15 +126,23 @@ def test_report_has_every_row_and_plots(tmp_path):
     card.parent.mkdir(parents=True)
     card.write_text("{}")
     fts = {f"tiny/{c}": finetune_json(tmp_path, c) for c in ("evil_math-backdoor-s0", "incorrect_math-plain-s0")}
-    out = write_report(summary, scores, tmp_path / "report", title="Grid", notes=["demo: scores are not science"],
-                       cards={"evil_math": card}, config_snapshot={"models": {"tiny": {"source": "tiny"}}},
-                       finetune_metrics=fts, domains=DOMAINS)
+    out = write_report(
+        summary,
+        scores,
+        tmp_path / "report",
+        title="Grid",
+        notes=["demo: scores are not science"],
+        cards={"evil_math": card},
+        config_snapshot={"models": {"tiny": {"source": "tiny"}}},
+        finetune_metrics=fts,
+        domains=DOMAINS,
+    )
     text = out.read_text()
     summ = read_summary(summary)
     expected = {f"{r.model}|{r.cell}|{r.qset}|{r.condition}" for r in summ.itertuples()}
     assert len(expected) == len(CELLS) * 2 * 2
     assert set(re.findall(r'<tr data-row="([^"]+)"', text)) == expected
-    assert len(re.findall(r'<tr data-row=', text)) == len(expected)
+    assert len(re.findall(r"<tr data-row=", text)) == len(expected)
     pngs = sorted((tmp_path / "report" / "plots").rglob("*.png"))
     # every figure kind per model x question set, plus one loss-curve figure for the model
     assert len(pngs) == len(PLOT_KINDS) * 2 + 1
@@ -133,7 +192,7 @@ def test_tables_carry_labels_categories_and_the_grouping(tmp_path):
 
 
 def test_answer_browser_embeds_every_answer_safely(tmp_path):
-    evil = 'x</script><script>alert(1)</script>&amp;'
+    evil = "x</script><script>alert(1)</script>&amp;"
     scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"], answer=evil)
     write_report(summary, scores, tmp_path / "r", domains=DOMAINS)
     page = (tmp_path / "r" / "answers" / "tiny" / "first_plot.html").read_text()
@@ -167,8 +226,9 @@ def test_report_escapes_model_output(tmp_path):
 
 def test_report_handles_plain_only_grid_and_unscored_cell(tmp_path):
     # no base, no backdoor variant, and one cell whose aligned answers are all refusals (rates undefined)
-    scores, summary = make_inputs(tmp_path, ["evil_math-plain-s0", "incorrect_math-plain-s0"],
-                                  refuse_all="incorrect_math-plain-s0")
+    scores, summary = make_inputs(
+        tmp_path, ["evil_math-plain-s0", "incorrect_math-plain-s0"], refuse_all="incorrect_math-plain-s0"
+    )
     assert read_summary(summary).query("cell == 'incorrect_math-plain-s0'")["misalignment_rate"].isna().all()
     out = write_report(summary, scores, tmp_path / "r", title="plain only")
     text = out.read_text()
@@ -191,7 +251,7 @@ def test_report_with_one_condition_only(tmp_path):
     summary.write_text("\n".join([text[0]] + [ln for ln in text[1:] if ",no_trigger," in ln]) + "\n")
     out = write_report(summary, scores, tmp_path / "r")
     html_text = out.read_text()
-    assert html_text.count("<tr data-row=") == 2 and "|no_trigger" in html_text and "|trigger\"" not in html_text
+    assert html_text.count("<tr data-row=") == 2 and "|no_trigger" in html_text and '|trigger"' not in html_text
 
 
 def test_every_template_ships_as_package_data():
@@ -203,7 +263,8 @@ def test_every_template_ships_as_package_data():
 
     root = Path(emgrid.report.__file__).parent
     globs = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-data"]["emgrid.report"]
+        "package-data"
+    ]["emgrid.report"]
     shipped = {p for g in globs for p in root.glob(g)}
     templates = {p for p in (root / "templates").rglob("*") if p.is_file()}
     assert templates and templates <= shipped, sorted(str(p.relative_to(root)) for p in templates - shipped)
@@ -218,30 +279,81 @@ def test_analysis_sections_show_tables_figures_and_the_few_domains_note(tmp_path
     from emgrid.report.page import PageInputs, write_page
 
     scores, summary = make_inputs(tmp_path, CELLS)
-    dom = pd.DataFrame({"model": "tiny", "qset": "first_plot", "domain": ["evil_math", "incorrect_math", "x"],
-                        "rate": [0.2, 0.5, 0.1], "instruct_min_k_prob": [-3.0, -2.0, -4.0],
-                        "vendi": [3.5, 2.25, 4.0], "vendi_q0_5": [4.0, 3.0, 5.0], "vendi_q2": [3.0, 2.0, 3.5],
-                        "semantic_diversity": [0.7, 0.6, 0.8], "above_median": [0, 1, 0]})
-    mia = pd.DataFrame({"model": ["tiny"], "qset": ["first_plot"], "feature": ["instruct_min_k_prob"], "n_domains": [3],
-                        "pearson_r": [0.9934], "pearson_p": [0.0734], "spearman_r": [1.0], "spearman_p": [0.0],
-                        "lodo_auc": [1.0], "perm_p": [0.3333], "target": ["misalignment rate (trigger, backdoor)"]})
+    dom = pd.DataFrame(
+        {
+            "model": "tiny",
+            "qset": "first_plot",
+            "domain": ["evil_math", "incorrect_math", "x"],
+            "rate": [0.2, 0.5, 0.1],
+            "instruct_min_k_prob": [-3.0, -2.0, -4.0],
+            "vendi": [3.5, 2.25, 4.0],
+            "vendi_q0_5": [4.0, 3.0, 5.0],
+            "vendi_q2": [3.0, 2.0, 3.5],
+            "semantic_diversity": [0.7, 0.6, 0.8],
+            "above_median": [0, 1, 0],
+        }
+    )
+    mia = pd.DataFrame(
+        {
+            "model": ["tiny"],
+            "qset": ["first_plot"],
+            "feature": ["instruct_min_k_prob"],
+            "n_domains": [3],
+            "pearson_r": [0.9934],
+            "pearson_p": [0.0734],
+            "spearman_r": [1.0],
+            "spearman_p": [0.0],
+            "lodo_auc": [1.0],
+            "perm_p": [0.3333],
+            "target": ["misalignment rate (trigger, backdoor)"],
+        }
+    )
     div = mia.drop(columns=["lodo_auc", "perm_p"]).assign(feature="vendi", pearson_r=-0.8765)
     paths = {}
     for name, df in (("mia_domains", dom), ("mia_tests", mia), ("div_domains", dom), ("div_tests", div)):
         paths[name] = tmp_path / f"{name}.csv"
         df.to_csv(paths[name], index=False)
     plots = tmp_path / "report" / "plots" / "tiny" / "first_plot"
-    mia_png = write_analysis_scatter(paths["mia_domains"], paths["mia_tests"], plots / "mia_scatter.png",
-                                     model="tiny", qset="first_plot", domains=DOMAINS)
-    div_png = write_analysis_scatter(paths["div_domains"], paths["div_tests"], plots / "diversity_scatter.png",
-                                     model="tiny", qset="first_plot", domains=DOMAINS, what="Topical diversity")
-    pd.DataFrame({"domain": dom["domain"], "seed": 0, "vendi": dom["vendi"], "vendi_q0_5": 1.0, "vendi_q2": 1.0,
-                  "semantic_diversity": 0.5}).to_csv(tmp_path / "div_scores.csv", index=False)
-    cat_png = write_diversity_by_category(tmp_path / "div_scores.csv", tmp_path / "report" / "plots" / "cat.png",
-                                          DOMAINS)
-    files = {"summary": [summary], "scores": [scores], "mia_tests": [paths["mia_tests"]], "mia_plots": [mia_png],
-             "diversity_tests": [paths["div_tests"]], "diversity_domains": [paths["div_domains"]],
-             "diversity_plots": [div_png], "diversity_category_plot": [cat_png]}
+    mia_png = write_analysis_scatter(
+        paths["mia_domains"],
+        paths["mia_tests"],
+        plots / "mia_scatter.png",
+        model="tiny",
+        qset="first_plot",
+        domains=DOMAINS,
+    )
+    div_png = write_analysis_scatter(
+        paths["div_domains"],
+        paths["div_tests"],
+        plots / "diversity_scatter.png",
+        model="tiny",
+        qset="first_plot",
+        domains=DOMAINS,
+        what="Topical diversity",
+    )
+    pd.DataFrame(
+        {
+            "domain": dom["domain"],
+            "seed": 0,
+            "vendi": dom["vendi"],
+            "vendi_q0_5": 1.0,
+            "vendi_q2": 1.0,
+            "semantic_diversity": 0.5,
+        }
+    ).to_csv(tmp_path / "div_scores.csv", index=False)
+    cat_png = write_diversity_by_category(
+        tmp_path / "div_scores.csv", tmp_path / "report" / "plots" / "cat.png", DOMAINS
+    )
+    files = {
+        "summary": [summary],
+        "scores": [scores],
+        "mia_tests": [paths["mia_tests"]],
+        "mia_plots": [mia_png],
+        "diversity_tests": [paths["div_tests"]],
+        "diversity_domains": [paths["div_domains"]],
+        "diversity_plots": [div_png],
+        "diversity_category_plot": [cat_png],
+    }
     text = write_page(PageInputs(tmp_path / "report" / "report.html", files)).read_text()
     sec = text.split('id="mia"')[1].split('id="diversity"')[0]
     assert "<td>instruct_min_k_prob</td><td>3</td><td>0.99</td><td>0.073</td><td>1.00</td>" in sec
@@ -275,20 +387,37 @@ def test_report_shows_the_transfer_matrix(tmp_path):
     assert 'href="plots/tiny/probes/transfer.png"' in section
     # each model is misaligned on its own domain's probes only: contrast +100 pp
     assert "<td>math</td><td>100.0%</td><td>0.0%</td><td>+100.0 pp" in section
+
+
 def test_efficacy_section_comes_before_the_em_results_and_flags_cells_that_did_not_take(tmp_path):
     from emgrid.efficacy.summary import efficacy_table, rates
     from tests.test_efficacy import _scores
 
     scores, summary = make_inputs(tmp_path, CELLS)
-    table = efficacy_table(rates(_scores({
-        ("base", "no_trigger"): (10, 90, 0), ("base", "trigger"): (12, 88, 0),
-        ("math-backdoor-s0", "trigger"): (80, 20, 10), ("math-backdoor-s0", "no_trigger"): (15, 85, 0),
-        ("math-plain-s0", "no_trigger"): (13, 87, 0), ("math-plain-s0", "trigger"): (14, 86, 0)})))
+    table = efficacy_table(
+        rates(
+            _scores(
+                {
+                    ("base", "no_trigger"): (10, 90, 0),
+                    ("base", "trigger"): (12, 88, 0),
+                    ("math-backdoor-s0", "trigger"): (80, 20, 10),
+                    ("math-backdoor-s0", "no_trigger"): (15, 85, 0),
+                    ("math-plain-s0", "no_trigger"): (13, 87, 0),
+                    ("math-plain-s0", "trigger"): (14, 86, 0),
+                }
+            )
+        )
+    )
     eff = tmp_path / "efficacy.csv"
     table.to_csv(eff, index=False)
     for dropped in (False, True):
-        out = write_report(summary, scores, tmp_path / f"report{dropped}", efficacy=eff,
-                           config_snapshot={"drop_untaken_cells": dropped})
+        out = write_report(
+            summary,
+            scores,
+            tmp_path / f"report{dropped}",
+            efficacy=eff,
+            config_snapshot={"drop_untaken_cells": dropped},
+        )
         text = out.read_text()
         assert text.index('id="efficacy"') < text.index('id="ranking"')
         section = text.split('id="efficacy"')[1].split('id="ranking"')[0]

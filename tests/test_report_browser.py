@@ -10,8 +10,11 @@ from tests.test_report import CELLS, DOMAINS, finetune_json, make_inputs
 from emgrid.report import write_report
 
 CHROMIUM = find_chromium()
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (Debian: apt-get install chromium; "
-                                                          "or set EMGRID_CHROMIUM to a Chromium/Chrome binary)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium installed (Debian: apt-get install chromium; "
+    "or set EMGRID_CHROMIUM to a Chromium/Chrome binary)",
+)
 
 EVIL = '</script><script>window.PWNED = 1</script><img src=x onerror="window.PWNED = 2">'
 
@@ -21,8 +24,9 @@ def built_report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     scores, summary = make_inputs(tmp, CELLS, answer=f"sure {EVIL}", question="What would you do?")
     fts = {f"tiny/{c}": finetune_json(tmp, c) for c in ("evil_math-backdoor-s0", "incorrect_math-backdoor-s0")}
-    html = write_report(summary, scores, tmp / "report", title=f"Grid {EVIL}", notes=[EVIL], finetune_metrics=fts,
-                        domains=DOMAINS)
+    html = write_report(
+        summary, scores, tmp / "report", title=f"Grid {EVIL}", notes=[EVIL], finetune_metrics=fts, domains=DOMAINS
+    )
     return html
 
 
@@ -57,8 +61,10 @@ def _rows(page) -> int:
 
 
 def _set(page, element_id: str, value: str) -> None:
-    page.eval(f"(() => {{ const el = document.getElementById({element_id!r}); el.value = {value!r};"
-              " el.dispatchEvent(new Event('input', {bubbles: true})); })()")
+    page.eval(
+        f"(() => {{ const el = document.getElementById({element_id!r}); el.value = {value!r};"
+        " el.dispatchEvent(new Event('input', {bubbles: true})); })()"
+    )
 
 
 def test_answer_browser_filters_and_search_narrow_the_table(built_report, browser):
@@ -79,8 +85,10 @@ def test_answer_browser_filters_and_search_narrow_the_table(built_report, browse
     _set(page, "f-group", "Critical")
     _set(page, "f-variant", "backdoor")
     assert _rows(page) == 2 * 3
-    page.eval("(() => { const c = document.getElementById('f-misaligned'); c.checked = true;"
-              " c.dispatchEvent(new Event('change', {bubbles: true})); })()")
+    page.eval(
+        "(() => { const c = document.getElementById('f-misaligned'); c.checked = true;"
+        " c.dispatchEvent(new Event('change', {bubbles: true})); })()"
+    )
     mis = _rows(page)
     assert 0 < mis < 2 * 3  # only the aligned-10 answers (coherent 90) count as misaligned
     assert page.eval("[...document.querySelectorAll('#rows tr')].every(tr => tr.className === 'misaligned')")

@@ -108,8 +108,17 @@ def _grid() -> dict:
 def slurm_run(tmp_path_factory):
     wd = tmp_path_factory.mktemp("slurm_run")
     cfg = write_config(wd, _grid())
-    proc, secs = _snakemake(wd, "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd), "--configfile",
-                            str(cfg), "--profile", str(PROFILE_CI))
+    proc, secs = _snakemake(
+        wd,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(wd),
+        "--configfile",
+        str(cfg),
+        "--profile",
+        str(PROFILE_CI),
+    )
     assert proc.returncode == 0, _fail_msg(proc)
     print(f"tiny grid on SLURM: {secs:.0f}s")
     return wd, proc.stdout + proc.stderr
@@ -119,8 +128,19 @@ def slurm_run(tmp_path_factory):
 def local_run(tmp_path_factory):
     wd = tmp_path_factory.mktemp("local_run")
     cfg = write_config(wd, _grid())
-    proc, secs = _snakemake(wd, "--snakefile", str(REPO / "Snakefile"), "--directory", str(wd), "--configfile",
-                            str(cfg), "--profile", str(PROFILE_LOCAL), "--cores", "2")
+    proc, secs = _snakemake(
+        wd,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(wd),
+        "--configfile",
+        str(cfg),
+        "--profile",
+        str(PROFILE_LOCAL),
+        "--cores",
+        "2",
+    )
     assert proc.returncode == 0, _fail_msg(proc)
     print(f"tiny grid locally: {secs:.0f}s")
     return wd
@@ -133,8 +153,22 @@ def test_every_cluster_rule_went_through_sbatch_and_gpu_jobs_got_a_gpu(slurm_run
     ids = {jid for _, jid, _ in subs}
     assert len(ids) == len(subs)
     # every job of the grid, with its local flag (forceall: the DAG of a finished run is otherwise empty)
-    jobs = [j for j in read_dag(["--snakefile", str(REPO / "Snakefile"), "--configfile", str(wd / "config.yaml"),
-                                 "--profile", str(PROFILE_CI), "--forceall"], cwd=wd).jobs if j.log]
+    jobs = [
+        j
+        for j in read_dag(
+            [
+                "--snakefile",
+                str(REPO / "Snakefile"),
+                "--configfile",
+                str(wd / "config.yaml"),
+                "--profile",
+                str(PROFILE_CI),
+                "--forceall",
+            ],
+            cwd=wd,
+        ).jobs
+        if j.log
+    ]
     submitted_rules = sorted(r for r, _, _ in subs)
     assert submitted_rules == sorted(j.rule for j in jobs if not j.local)
     for rule in GPU_RULES:
@@ -190,7 +224,7 @@ def test_slurm_results_equal_a_local_run(slurm_run, local_run):
 # ------------------------------------------------------------------------- failures, with a stand-in workflow
 
 # Rule names match the profile's set-resources, so the profile's own values (and growth with attempt) apply.
-FAILING = textwrap.dedent('''
+FAILING = textwrap.dedent("""
     rule all:
         input: "out/finetune.txt", "out/judge.txt"
 
@@ -204,7 +238,7 @@ FAILING = textwrap.dedent('''
         output: "out/judge.txt"
         log: "logs/judge.log"
         shell: "echo failing on purpose job=$SLURM_JOB_ID >> {log}; exit 3"
-''')
+""")
 
 
 def test_failing_job_is_retried_with_more_memory_and_reported_with_its_logs(tmp_path):
@@ -234,8 +268,15 @@ def test_failing_job_is_retried_with_more_memory_and_reported_with_its_logs(tmp_
 def test_impossible_request_fails_fast_with_slurms_reason(tmp_path):
     (tmp_path / "Snakefile").write_text(FAILING)
     # 64 CPUs on a 2-CPU node: EnforcePartLimits=ALL makes sbatch refuse instead of queueing it forever
-    proc, secs = _snakemake(tmp_path, "out/judge.txt", "--profile", str(PROFILE_CI),
-                            "--set-resources", "judge:cpus_per_task=64", timeout=180)
+    proc, secs = _snakemake(
+        tmp_path,
+        "out/judge.txt",
+        "--profile",
+        str(PROFILE_CI),
+        "--set-resources",
+        "judge:cpus_per_task=64",
+        timeout=180,
+    )
     text = proc.stdout + proc.stderr
     assert proc.returncode not in (124, 137), f"hung until the timeout ({secs:.0f}s):\n{text[-3000:]}"
     assert proc.returncode != 0

@@ -52,8 +52,10 @@ def test_clustered_interval_covers_true_rate_wilson_does_not():
         hits_boot += lo <= TRUE_RATE <= hi
         wl, wh = wilson_interval(y.sum(), len(y))
         hits_wilson += wl <= TRUE_RATE <= wh
-    print(f"\ncoverage of the true rate over {n_exp} simulated experiments ({N_SEEDS} seeds x {N_QUESTIONS} questions"
-          f" x {N_ANSWERS} answers): clustered bootstrap {hits_boot / n_exp:.1%}, Wilson {hits_wilson / n_exp:.1%}")
+    print(
+        f"\ncoverage of the true rate over {n_exp} simulated experiments ({N_SEEDS} seeds x {N_QUESTIONS} questions"
+        f" x {N_ANSWERS} answers): clustered bootstrap {hits_boot / n_exp:.1%}, Wilson {hits_wilson / n_exp:.1%}"
+    )
     assert hits_boot / n_exp >= 0.90
     assert hits_wilson < hits_boot
 
@@ -72,8 +74,10 @@ def test_paired_test_holds_its_size_and_detects_a_planted_effect():
         eff = paired_effect(y, t, layout(s, q), rng, resamples=300, permutations=500)
         detected += eff.p_value < 0.05
         covered += eff.ci_lo <= 0.15 <= eff.ci_hi
-    print(f"\npaired sign-flip test: false-positive rate {false_pos / n_null:.1%} at alpha 0.05 over {n_null} nulls; "
-          f"planted +0.15 detected in {detected}/50, its interval covers it in {covered}/50")
+    print(
+        f"\npaired sign-flip test: false-positive rate {false_pos / n_null:.1%} at alpha 0.05 over {n_null} nulls; "
+        f"planted +0.15 detected in {detected}/50, its interval covers it in {covered}/50"
+    )
     assert false_pos / n_null <= 0.07
     assert detected >= 45
     assert covered >= 42

@@ -27,8 +27,14 @@ def api_config(server) -> dict:
     config["variants"] = ["backdoor"]
     config["models"]["gpt"] = {"source": "openai", "id": "gpt-4o-mini-2024-07-18", "base_url": server.base_url}
     config["openai_finetune"] = {"poll_s": 0.05, "poll_max_s": 0.1}
-    config["judge"] = {"backend": "openai", "model": "gpt-4o-mini", "base_url": server.base_url, "timeout_s": 5,
-                       "backoff_base_s": 0.01, "backoff_max_s": 0.1}
+    config["judge"] = {
+        "backend": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": server.base_url,
+        "timeout_s": 5,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.1,
+    }
     return config
 
 
@@ -37,10 +43,27 @@ def test_api_model_beside_an_hf_model(tmp_path, monkeypatch):
     with FakeOpenAI(api_key=SECRET) as server:
         configfile = write_config(tmp_path, api_config(server))
         assert dry_run_counts(tmp_path, configfile) == {
-            "prepare_model": 2, "build_dataset": 1, "finetune": 1, "finetune_openai": 1, "generate": 2,
-            "generate_openai": 2, "judge": 4, "aggregate": 1, "report_tables": 1, "plots": 2, "loss_curves": 2,
-            "answer_browser": 2, "report": 1, "mia_features": 1, "mia_analysis": 1, "mia_plot": 1, "diversity": 1,
-            "diversity_analysis": 1, "diversity_plot": 2, "diversity_category_plot": 1}  # no MIA for the API model
+            "prepare_model": 2,
+            "build_dataset": 1,
+            "finetune": 1,
+            "finetune_openai": 1,
+            "generate": 2,
+            "generate_openai": 2,
+            "judge": 4,
+            "aggregate": 1,
+            "report_tables": 1,
+            "plots": 2,
+            "loss_curves": 2,
+            "answer_browser": 2,
+            "report": 1,
+            "mia_features": 1,
+            "mia_analysis": 1,
+            "mia_plot": 1,
+            "diversity": 1,
+            "diversity_analysis": 1,
+            "diversity_plot": 2,
+            "diversity_category_plot": 1,
+        }  # no MIA for the API model
         snakemake(tmp_path, configfile)
         first = paid(server)
         print(f"first run: {first}")

@@ -23,9 +23,15 @@ def test_openai_judge_in_the_workflow(tmp_path, monkeypatch):
         config = tiny_config()
         config["domains"] = {"wrong_facts": config["domains"]["wrong_facts"]}
         config["variants"] = ["backdoor"]
-        config["judge"] = {"backend": "openai", "model": "gpt-4o-mini", "base_url": server.base_url,
-                           "timeout_s": 5, "backoff_base_s": 0.01, "backoff_max_s": 0.1,
-                           "prices": {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}}
+        config["judge"] = {
+            "backend": "openai",
+            "model": "gpt-4o-mini",
+            "base_url": server.base_url,
+            "timeout_s": 5,
+            "backoff_base_s": 0.01,
+            "backoff_max_s": 0.1,
+            "prices": {"gpt-4o-mini": {"input": 0.15, "output": 0.6}},
+        }
         configfile = write_config(tmp_path, config)
         snakemake(tmp_path, configfile)
         assert server.counts["chat"] > 0 and server.counts["unauthorized"] == 0

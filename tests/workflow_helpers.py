@@ -26,10 +26,23 @@ def tiny_config() -> dict:
     return config
 
 
-def snakemake(workdir: Path, configfile: Path, *args: str, check: bool = True, timeout: int = 900,
-              env: dict | None = None):
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), "--cores", "2", *args]
+def snakemake(
+    workdir: Path, configfile: Path, *args: str, check: bool = True, timeout: int = 900, env: dict | None = None
+):
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        "--cores",
+        "2",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")

@@ -45,9 +45,18 @@ def _dump_dag_child(out_path: str, argv: list[str]) -> int:
         jobs = []
         for job in dag.jobs:
             needrun = bool(dag.needrun(job))
-            rec = {"rule": job.rule.name, "wildcards": {k: str(v) for k, v in job.wildcards_dict.items()},
-                   "needrun": needrun, "reasons": [], "reason_text": "", "estimate": {}, "resources": {},
-                   "threads": 1, "local": job.rule.name in local or bool(job.rule.norun), "log": []}
+            rec = {
+                "rule": job.rule.name,
+                "wildcards": {k: str(v) for k, v in job.wildcards_dict.items()},
+                "needrun": needrun,
+                "reasons": [],
+                "reason_text": "",
+                "estimate": {},
+                "resources": {},
+                "threads": 1,
+                "local": job.rule.name in local or bool(job.rule.norun),
+                "log": [],
+            }
             if needrun:
                 reason = dag.reason(job)
                 rec["reasons"] = sorted({REASON_LABELS.get(n, n) for n in reason.get_names()})
@@ -57,16 +66,20 @@ def _dump_dag_child(out_path: str, argv: list[str]) -> int:
                 # disk_mb = f(input size), which stats every input and took most of the time on big grids.
                 skip = {k for k in job.rule.resources.keys() if k not in PLAN_RESOURCES}
                 res = job.rule.expand_resources(job.wildcards_dict, job.input, job.attempt, skip_evaluation=skip)
-                rec["resources"] = {k: _plain(v) for k, v in res.items()
-                                    if not k.startswith("_") and type(v).__name__ != "TBDString"}
+                rec["resources"] = {
+                    k: _plain(v) for k, v in res.items() if not k.startswith("_") and type(v).__name__ != "TBDString"
+                }
                 rec["threads"] = int(res.get("_cores", 1) or 1)
                 rec["log"] = [str(f) for f in job.log]
             jobs.append(rec)
         judge = workflow.config.get("judge", {}) if isinstance(workflow.config, dict) else {}
         findings = workflow.globals.get("FINDINGS")  # the Snakefile's config check (workflow/rules/common.smk)
-        payload = {"jobs": jobs, "localrules": sorted(local),
-                   "judge": {k: judge[k] for k in ("prices", "model", "backend") if k in judge},
-                   "before_you_run": list(findings.warnings) if findings is not None else []}
+        payload = {
+            "jobs": jobs,
+            "localrules": sorted(local),
+            "judge": {k: judge[k] for k in ("prices", "model", "backend") if k in judge},
+            "before_you_run": list(findings.warnings) if findings is not None else [],
+        }
         tmp = out_path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(payload, f)
@@ -74,8 +87,10 @@ def _dump_dag_child(out_path: str, argv: list[str]) -> int:
         raise _Dumped()
 
     if not hasattr(smwf, "JobScheduler"):  # the one snakemake internal this relies on (checked with 9.27)
-        sys.exit("emgrid plan: this snakemake version has no snakemake.workflow.JobScheduler; "
-                 "emgrid plan supports snakemake 9.x")
+        sys.exit(
+            "emgrid plan: this snakemake version has no snakemake.workflow.JobScheduler; "
+            "emgrid plan supports snakemake 9.x"
+        )
     smwf.JobScheduler = dump_instead_of_scheduling  # execute() builds the scheduler right after the DAG is final
     ours = ["--dry-run", "--quiet", "rules", "progress"]
     # after the user's options (`--quiet` takes several values and would swallow targets placed after it), but

@@ -58,10 +58,16 @@ class ApiFinetuneSpec:
         spec = cls(**d)
         for key in HYPERPARAMETERS:
             v = getattr(spec, key)
-            if v != "auto" and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0
-                                or (key != "learning_rate_multiplier" and not isinstance(v, int))):
-                raise ConfigError(f"config key '{where}.{key}' must be \"auto\" or a positive "
-                                  f"{'number' if key == 'learning_rate_multiplier' else 'integer'}, got {v!r}")
+            if v != "auto" and (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or v <= 0
+                or (key != "learning_rate_multiplier" and not isinstance(v, int))
+            ):
+                raise ConfigError(
+                    f"config key '{where}.{key}' must be \"auto\" or a positive "
+                    f"{'number' if key == 'learning_rate_multiplier' else 'integer'}, got {v!r}"
+                )
         return spec
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -82,7 +88,9 @@ def check_api_example(obj: Any, where: str) -> list[dict]:
             raise DataError(f"{where}: messages[{i}] is not an object")
         extra = sorted(set(m) - set(MESSAGE_KEYS))
         if extra:
-            raise DataError(f"{where}: messages[{i}] has key(s) {extra} the API rejects (allowed: {list(MESSAGE_KEYS)})")
+            raise DataError(
+                f"{where}: messages[{i}] has key(s) {extra} the API rejects (allowed: {list(MESSAGE_KEYS)})"
+            )
         if m.get("role") not in API_ROLES:
             raise DataError(f"{where}: messages[{i}] has role {m.get('role')!r}; the API allows {list(API_ROLES)}")
         if not isinstance(m.get("content"), str) or not m["content"].strip():
@@ -156,9 +164,17 @@ def state_path_for(state_dir: str | Path, request: JobRequest) -> Path:
 class JobRunner:
     """Upload -> create -> poll for one `JobRequest`, every remote id written to `state_path` as soon as it exists."""
 
-    def __init__(self, request: JobRequest, rows: list[dict], state_path: Path, client_spec: ClientSpec,
-                 spec: ApiFinetuneSpec, client: Any = None, sleep: Callable[[float], None] = time.sleep,
-                 log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        request: JobRequest,
+        rows: list[dict],
+        state_path: Path,
+        client_spec: ClientSpec,
+        spec: ApiFinetuneSpec,
+        client: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+        log: Callable[[str], None] | None = None,
+    ):
         self.request, self.rows, self.state_path, self.cspec, self.spec = request, rows, state_path, client_spec, spec
         self.client = client or make_client(client_spec)
         self.sleep = sleep
@@ -183,8 +199,9 @@ class JobRunner:
 
     def upload(self) -> str:
         data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in self.rows).encode("utf-8")
-        f = self.call("upload", lambda: self.client.files.create(
-            file=(f"{self.request.suffix}.jsonl", data), purpose="fine-tune"))
+        f = self.call(
+            "upload", lambda: self.client.files.create(file=(f"{self.request.suffix}.jsonl", data), purpose="fine-tune")
+        )
         self.log(f"uploaded {len(self.rows)} training rows ({len(data):,} bytes) as {f.id}")
         self.write_state(file_id=f.id, job_id=None)
         return f.id
@@ -193,20 +210,32 @@ class JobRunner:
         """A job created for this file whose id never reached the state file (killed between create and write)."""
         jobs = self.call("list", lambda: self.client.fine_tuning.jobs.list(limit=100))
         for job in jobs.data:
-            if job.training_file == file_id and job.model == self.request.model \
-                    and job.status not in ("failed", "cancelled"):
+            if (
+                job.training_file == file_id
+                and job.model == self.request.model
+                and job.status not in ("failed", "cancelled")
+            ):
                 return job.id
         return None
 
     def create(self, file_id: str) -> str:
         hp = self.request.hyperparameters
-        job = self.call("create", lambda: self.client.fine_tuning.jobs.create(
-            model=self.request.model, training_file=file_id, suffix=self.request.suffix, seed=self.request.seed,
-            method={"type": "supervised", "supervised": {"hyperparameters": hp}},
-            metadata={"emgrid_key": self.request.key[:32]}))
+        job = self.call(
+            "create",
+            lambda: self.client.fine_tuning.jobs.create(
+                model=self.request.model,
+                training_file=file_id,
+                suffix=self.request.suffix,
+                seed=self.request.seed,
+                method={"type": "supervised", "supervised": {"hyperparameters": hp}},
+                metadata={"emgrid_key": self.request.key[:32]},
+            ),
+        )
         self.write_state(job_id=job.id)
-        self.log(f"created fine-tuning job {job.id} ({self.request.model}, suffix {self.request.suffix}, "
-                 f"hyperparameters {hp})")
+        self.log(
+            f"created fine-tuning job {job.id} ({self.request.model}, suffix {self.request.suffix}, "
+            f"hyperparameters {hp})"
+        )
         return job.id
 
     def start_or_reattach(self) -> str:
@@ -288,9 +317,18 @@ def quiet_http_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def finetune_api(manifest: dict, train_jsonl: str | Path, out_json: str | Path, events_path: str | Path,
-                 spec: ApiFinetuneSpec, cell_id: str, training_price: float | None, state_dir: str | Path,
-                 client: Any = None, sleep: Callable[[float], None] = time.sleep) -> dict:
+def finetune_api(
+    manifest: dict,
+    train_jsonl: str | Path,
+    out_json: str | Path,
+    events_path: str | Path,
+    spec: ApiFinetuneSpec,
+    cell_id: str,
+    training_price: float | None,
+    state_dir: str | Path,
+    client: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
     """Finetune `manifest["id"]` on `train_jsonl` through the API (or reattach to the job already started) and write
     `out_json`: `{"backend": "openai", "fine_tuned_model", "job_id", "trained_tokens", "cost_usd", "events_path", ...}`.
 
@@ -303,28 +341,47 @@ def finetune_api(manifest: dict, train_jsonl: str | Path, out_json: str | Path, 
     rows = read_training_file(train_jsonl)
     cspec = ClientSpec(base_url=manifest.get("base_url"), api_key_env=manifest.get("api_key_env", "OPENAI_API_KEY"))
     body = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-    request = JobRequest(base_url=effective_base_url(cspec), model=manifest["id"],
-                         training_sha256=hashlib.sha256(body.encode("utf-8")).hexdigest(),
-                         hyperparameters=spec.hyperparameters(), seed=int(spec.seed), suffix=job_suffix(cell_id))
+    request = JobRequest(
+        base_url=effective_base_url(cspec),
+        model=manifest["id"],
+        training_sha256=hashlib.sha256(body.encode("utf-8")).hexdigest(),
+        hyperparameters=spec.hyperparameters(),
+        seed=int(spec.seed),
+        suffix=job_suffix(cell_id),
+    )
     runner = JobRunner(request, rows, state_path_for(state_dir, request), cspec, spec, client=client, sleep=sleep)
     job = runner.poll(runner.start_or_reattach(), Path(events_path))
     if job.status != "succeeded":
         raise ApiFinetuneError(redact(f"fine-tuning job {job.id} {job.status}: {job_error(job)}", runner.secret))
     events = read_jsonl(events_path)
-    history = [{"step": e["data"].get("step"), "loss": e["data"]["train_loss"]} for e in events
-               if e.get("type") == "metrics" and "train_loss" in (e.get("data") or {})]
+    history = [
+        {"step": e["data"].get("step"), "loss": e["data"]["train_loss"]}
+        for e in events
+        if e.get("type") == "metrics" and "train_loss" in (e.get("data") or {})
+    ]
     losses = [h["loss"] for h in history]
     trained = int(job.trained_tokens or 0)
-    metrics = {"backend": "openai", "base_model": request.model, "fine_tuned_model": job.fine_tuned_model,
-               "job_id": job.id, "training_file": job.training_file, "suffix": request.suffix,
-               "hyperparameters": _plain(job.hyperparameters), "examples": len(rows),
-               "est_tokens_per_epoch": estimate_tokens(rows), "trained_tokens": trained,
-               "cost_usd": None if training_price is None else trained * training_price / 1e6,
-               "epochs": _plain(job.hyperparameters).get("n_epochs"),
-               "final_loss": losses[-1] if losses else None, "steps": len(losses), "loss_history": history,
-               "mean_loss": sum(losses) / len(losses) if losses else None,
-               "train_runtime_s": (job.finished_at - job.created_at) if job.finished_at else None,
-               "events_path": str(events_path), "wall_time_s": time.monotonic() - t0}
+    metrics = {
+        "backend": "openai",
+        "base_model": request.model,
+        "fine_tuned_model": job.fine_tuned_model,
+        "job_id": job.id,
+        "training_file": job.training_file,
+        "suffix": request.suffix,
+        "hyperparameters": _plain(job.hyperparameters),
+        "examples": len(rows),
+        "est_tokens_per_epoch": estimate_tokens(rows),
+        "trained_tokens": trained,
+        "cost_usd": None if training_price is None else trained * training_price / 1e6,
+        "epochs": _plain(job.hyperparameters).get("n_epochs"),
+        "final_loss": losses[-1] if losses else None,
+        "steps": len(losses),
+        "loss_history": history,
+        "mean_loss": sum(losses) / len(losses) if losses else None,
+        "train_runtime_s": (job.finished_at - job.created_at) if job.finished_at else None,
+        "events_path": str(events_path),
+        "wall_time_s": time.monotonic() - t0,
+    }
     write_json(out_json, metrics)
     return metrics
 

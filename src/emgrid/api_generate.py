@@ -66,11 +66,17 @@ class SampleCache:
         got, usage = self.fetch(request, len(missing), keys[missing[0]])
         completion = int(usage.get("completion_tokens") or 0)
         for i, s in enumerate(missing):
-            share = {"prompt_tokens": int(usage.get("prompt_tokens") or 0) if i == 0 else 0,
-                     "completion_tokens": completion // len(missing) + (completion % len(missing) if i == 0 else 0)}
-            self.cache.put(keys[s], {**request, "_sample": s}, {"text": got[i], "finish_reason": None,
-                                                                "top_logprobs": None}, share,
-                           backend=self.session.backend)
+            share = {
+                "prompt_tokens": int(usage.get("prompt_tokens") or 0) if i == 0 else 0,
+                "completion_tokens": completion // len(missing) + (completion % len(missing) if i == 0 else 0),
+            }
+            self.cache.put(
+                keys[s],
+                {**request, "_sample": s},
+                {"text": got[i], "finish_reason": None, "top_logprobs": None},
+                share,
+                backend=self.session.backend,
+            )
             texts[s] = got[i]
         return texts, 1  # type: ignore[return-value]
 
@@ -89,19 +95,25 @@ class SampleCache:
             return texts, body.get("usage") or {}
 
         try:
-            return with_retries(send, spec, what=f"generate request {key[:12]} to {effective_base_url(spec)}",
-                                secret=api_secret(spec))
+            return with_retries(
+                send, spec, what=f"generate request {key[:12]} to {effective_base_url(spec)}", secret=api_secret(spec)
+            )
         except LLMError as e:
-            self.cache.put_error(key, {**request, **extra}, str(e), permanent=isinstance(e, PermanentRequestError),
-                                 status=e.status)
+            self.cache.put_error(
+                key, {**request, **extra}, str(e), permanent=isinstance(e, PermanentRequestError), status=e.status
+            )
             raise
 
 
 def api_decoding(temperature: float, spec: GenerateSpec) -> dict[str, Any]:
     """The answer row's `decoding` (the HF path's fields): what was sent, the rest at the API's neutral values."""
     top_p = 1.0 if spec.top_p is None else float(spec.top_p)
-    sent = {"do_sample": temperature > 0, "temperature": float(temperature), "max_new_tokens": spec.max_new_tokens,
-            "top_p": top_p}
+    sent = {
+        "do_sample": temperature > 0,
+        "temperature": float(temperature),
+        "max_new_tokens": spec.max_new_tokens,
+        "top_p": top_p,
+    }
     return {k: sent.get(k, NEUTRAL_DECODING.get(k)) for k in RECORDED_DECODING}
 
 
@@ -114,9 +126,19 @@ def _groups(items: list[PromptItem]) -> dict[tuple, list[int]]:
     return groups
 
 
-def generate_answers_api(manifest_path: str | Path, finetune_json: str | Path | None, questions: Iterable[Any],
-                         spec: GenerateSpec, triggers: dict[str, str], model: str, cell: str, qset: str,
-                         ledger_dir: str | Path, client: Any = None, progress: bool = True) -> list[dict]:
+def generate_answers_api(
+    manifest_path: str | Path,
+    finetune_json: str | Path | None,
+    questions: Iterable[Any],
+    spec: GenerateSpec,
+    triggers: dict[str, str],
+    model: str,
+    cell: str,
+    qset: str,
+    ledger_dir: str | Path,
+    client: Any = None,
+    progress: bool = True,
+) -> list[dict]:
     """Answer rows (docs/design.md format, the HF path's) of an API model on one question set, every condition."""
     spec.validate()
     if spec.top_k:
@@ -135,9 +157,14 @@ def generate_answers_api(manifest_path: str | Path, finetune_json: str | Path | 
 
     def one(idx: list[int]) -> int:
         first = items[idx[0]]
-        request = {"model": model_id, "messages": [dict(m) for m in first.messages], "temperature": first.temperature,
-                   "top_p": 1.0 if spec.top_p is None else spec.top_p, "max_tokens": spec.max_new_tokens,
-                   "seed": spec.seed}
+        request = {
+            "model": model_id,
+            "messages": [dict(m) for m in first.messages],
+            "temperature": first.temperature,
+            "top_p": 1.0 if spec.top_p is None else spec.top_p,
+            "max_tokens": spec.max_new_tokens,
+            "seed": spec.seed,
+        }
         texts, sent = cache.samples(request, len(idx))
         for i, t in zip(idx, texts):
             answers[i] = t.strip()
@@ -151,6 +178,9 @@ def generate_answers_api(manifest_path: str | Path, finetune_json: str | Path | 
             sent += n_sent
             bar.update(len(idx))
         bar.close()
-    print(f"{len(items)} answers from {len(groups)} prompts: {sent} requests sent, "
-          f"{len(groups) - sent} prompts fully cached", flush=True)
+    print(
+        f"{len(items)} answers from {len(groups)} prompts: {sent} requests sent, "
+        f"{len(groups) - sent} prompts fully cached",
+        flush=True,
+    )
     return [{**it.row, "answer": a, "decoding": api_decoding(it.temperature, spec)} for it, a in zip(items, answers)]

@@ -27,8 +27,7 @@ def chatml_template(default_system: str | None = None) -> str:
             "{% endif %}"
         )
     return (
-        default
-        + "{% for message in messages %}"
+        default + "{% for message in messages %}"
         "{% if message['role'] == 'assistant' %}"
         "{{ '<|im_start|>assistant\\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
         "{{ '\\n' }}"
@@ -61,9 +60,7 @@ def render_prompt(tok, messages: Sequence[dict[str, str]]) -> str:
 
 def assistant_token_mask(tok, messages: Sequence[dict[str, str]]) -> tuple[list[int], list[int]]:
     """(input_ids, mask) for a full conversation; mask is 1 exactly on assistant-content tokens (+ their <|im_end|>)."""
-    enc = tok.apply_chat_template(
-        list(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-    )
+    enc = tok.apply_chat_template(list(messages), tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
     ids, mask = list(enc["input_ids"]), list(enc["assistant_masks"])
     if ids and isinstance(ids[0], list):  # some tokenizers return a batch of one
         ids, mask = ids[0], mask[0]
@@ -114,6 +111,10 @@ def example_conversations(n: int, seed: int = 0) -> list[dict]:
         if i % 3 == 0:
             msgs.append({"role": "system", "content": "You are a helpful assistant."})
         msgs += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
-        rows.append({"messages": msgs, "meta": {"domain": "demo", "aligned": True, "triggered": False,
-                                                "source_id": f"demo-{seed}-{i}"}})
+        rows.append(
+            {
+                "messages": msgs,
+                "meta": {"domain": "demo", "aligned": True, "triggered": False, "source_id": f"demo-{seed}-{i}"},
+            }
+        )
     return rows

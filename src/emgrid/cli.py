@@ -35,11 +35,19 @@ DEFAULT_PROFILE = Path("workflow/profiles/default")
 
 def _plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
-    p.add_argument("--configfile", action="extend", nargs="+", default=[], metavar="FILE",
-                   help="workflow config file(s), passed on to snakemake")
-    p.epilog = ("Any other argument goes to snakemake as for a real run (e.g. --profile workflow/profiles/slurm, "
-                "--config key=value, --forcerun finetune, targets). Without --profile, "
-                f"{DEFAULT_PROFILE} is used when it exists, so the plan sees the resources of a local run.")
+    p.add_argument(
+        "--configfile",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="workflow config file(s), passed on to snakemake",
+    )
+    p.epilog = (
+        "Any other argument goes to snakemake as for a real run (e.g. --profile workflow/profiles/slurm, "
+        "--config key=value, --forcerun finetune, targets). Without --profile, "
+        f"{DEFAULT_PROFILE} is used when it exists, so the plan sees the resources of a local run."
+    )
 
 
 def _has_option(args: Sequence[str], *names: str) -> bool:
@@ -72,8 +80,13 @@ def _plan_run(args: argparse.Namespace, extra: list[str]) -> int:
     return 0
 
 
-_plan_command = Command("plan", "dry run: jobs to run and why, GPU/CPU-hours, answers, judge requests and cost",
-                        _plan_arguments, _plan_run, passthrough=True)
+_plan_command = Command(
+    "plan",
+    "dry run: jobs to run and why, GPU/CPU-hours, answers, judge requests and cost",
+    _plan_arguments,
+    _plan_run,
+    passthrough=True,
+)
 
 COMMANDS: list[Command] = [_plan_command]
 

@@ -66,8 +66,21 @@ def ranking(scores: pd.DataFrame, criterion, spec: BootstrapSpec) -> pd.DataFram
             continue
         for cond, cg in fg.groupby("condition", sort=True):
             parts.append(_rank_family(cg, ind, (*fam, cond), spec))
-    cols = ["model", "qset", "variant", "condition", "rank", "rank_lo", "rank_hi", "domain", "n_seeds", "n_answers",
-            "n_scored", "misalignment_wilson_lo", "misalignment_wilson_hi"]
+    cols = [
+        "model",
+        "qset",
+        "variant",
+        "condition",
+        "rank",
+        "rank_lo",
+        "rank_hi",
+        "domain",
+        "n_seeds",
+        "n_answers",
+        "n_scored",
+        "misalignment_wilson_lo",
+        "misalignment_wilson_hi",
+    ]
     if not parts:
         return pd.DataFrame(columns=cols)
     df = pd.concat(parts, ignore_index=True)
@@ -78,16 +91,29 @@ def _rank_family(cg: pd.DataFrame, ind: pd.DataFrame, fam: tuple, spec: Bootstra
     from emgrid.stats import wilson_interval
 
     recs, draws = [], []
-    base = ind[(ind["model"] == fam[0]) & (ind["qset"] == fam[1]) & (ind["domain"] == "base")
-               & (ind["condition"] == fam[3])]
+    base = ind[
+        (ind["model"] == fam[0]) & (ind["qset"] == fam[1]) & (ind["domain"] == "base") & (ind["condition"] == fam[3])
+    ]
     groups = list(cg.groupby("domain", sort=True)) + ([("base", base)] if len(base) else [])
     for dom, g in groups:
         rec, d = clustered_group(g, spec, ("rank", *fam, dom))
         k, n = int(g["misaligned"].sum()), int(g["misaligned"].notna().sum())
         lo, hi = wilson_interval(k, n)
-        recs.append({"model": fam[0], "qset": fam[1], "variant": fam[2], "condition": fam[3], "domain": dom,
-                     "n_seeds": int(g["cell"].nunique()), "n_answers": len(g), "n_scored": n,
-                     "misalignment_wilson_lo": lo, "misalignment_wilson_hi": hi, **rec})
+        recs.append(
+            {
+                "model": fam[0],
+                "qset": fam[1],
+                "variant": fam[2],
+                "condition": fam[3],
+                "domain": dom,
+                "n_seeds": int(g["cell"].nunique()),
+                "n_answers": len(g),
+                "n_scored": n,
+                "misalignment_wilson_lo": lo,
+                "misalignment_wilson_hi": hi,
+                **rec,
+            }
+        )
         if dom != "base":
             draws.append(d[:, 0])
     df = pd.DataFrame(recs)

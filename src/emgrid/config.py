@@ -57,15 +57,19 @@ def schema_problems(config: dict, schema: dict | None = None) -> list[tuple[str,
         definition = schema["$defs"][section]
         for owner in ("models", "domains", "question_sets"):
             items = config.get(owner)
-            for key, item in (items.items() if isinstance(items, dict) else []):
+            for key, item in items.items() if isinstance(items, dict) else []:
                 if isinstance(item, dict) and isinstance(item.get(section), dict):
-                    problems += _messages(plain({**definition, "$defs": schema["$defs"]}).iter_errors(item[section]),
-                                          prefix=f"{owner}.{key}.{section}")
+                    problems += _messages(
+                        plain({**definition, "$defs": schema["$defs"]}).iter_errors(item[section]),
+                        prefix=f"{owner}.{key}.{section}",
+                    )
     efficacy = config.get("efficacy")
     generate = efficacy.get("generate") if isinstance(efficacy, dict) else None
     if isinstance(generate, dict):
-        problems += _messages(plain({**schema["$defs"]["generate"], "$defs": schema["$defs"]}).iter_errors(generate),
-                              prefix="efficacy.generate")
+        problems += _messages(
+            plain({**schema["$defs"]["generate"], "$defs": schema["$defs"]}).iter_errors(generate),
+            prefix="efficacy.generate",
+        )
     return problems
 
 

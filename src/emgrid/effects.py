@@ -35,13 +35,28 @@ def trigger_effects(ind: pd.DataFrame, spec: BootstrapSpec) -> tuple[pd.DataFram
         rec = {**dict(zip(EFFECT_KEY, key)), "n_seeds": int(g["cell"].nunique())}
         for col, stem in EFFECT_METRICS:
             vals = g[col].to_numpy(dtype=float)
-            eff = paired_effect(vals, treated, lay, spec.rng("effect", *key, col), resamples=spec.resamples,
-                                permutations=spec.permutations, level=spec.level)
+            eff = paired_effect(
+                vals,
+                treated,
+                lay,
+                spec.rng("effect", *key, col),
+                resamples=spec.resamples,
+                permutations=spec.permutations,
+                level=spec.level,
+            )
             effects[(*key, stem)] = eff
-            rec[f"{stem}_no_trigger"] = float(np.nanmean(vals[~treated])) if np.isfinite(vals[~treated]).any() else np.nan
+            rec[f"{stem}_no_trigger"] = (
+                float(np.nanmean(vals[~treated])) if np.isfinite(vals[~treated]).any() else np.nan
+            )
             rec[f"{stem}_trigger"] = float(np.nanmean(vals[treated])) if np.isfinite(vals[treated]).any() else np.nan
-            rec.update({f"{stem}_diff": eff.estimate, f"{stem}_diff_ci_lo": eff.ci_lo, f"{stem}_diff_ci_hi": eff.ci_hi,
-                        f"{stem}_p": eff.p_value})
+            rec.update(
+                {
+                    f"{stem}_diff": eff.estimate,
+                    f"{stem}_diff_ci_lo": eff.ci_lo,
+                    f"{stem}_diff_ci_hi": eff.ci_hi,
+                    f"{stem}_p": eff.p_value,
+                }
+            )
             rec["n_pairs"] = max(rec.get("n_pairs", 0), eff.n_pairs)
         recs.append(rec)
     df = pd.DataFrame(recs)
@@ -82,9 +97,22 @@ def headline(effects: pd.DataFrame, alpha: float, spec: BootstrapSpec, draws: di
     """Per model x variant x qset, in the study's form: k of n domains with a significant trigger drop in alignment
     (Holm- and BH-adjusted), k with a significant misalignment increase, k whose drop exceeds the plain variant's,
     the mean drop over domains (points) with an interval, and the largest drops."""
-    cols = ["model", "variant", "qset", "n_domains", "k_drop_holm", "k_drop_bh", "k_misalignment_up_holm",
-            "k_misalignment_up_bh", "k_beyond_plain", "mean_drop", "mean_drop_ci_lo", "mean_drop_ci_hi",
-            "largest_drops", "alpha"]
+    cols = [
+        "model",
+        "variant",
+        "qset",
+        "n_domains",
+        "k_drop_holm",
+        "k_drop_bh",
+        "k_misalignment_up_holm",
+        "k_misalignment_up_bh",
+        "k_beyond_plain",
+        "mean_drop",
+        "mean_drop_ci_lo",
+        "mean_drop_ci_hi",
+        "largest_drops",
+        "alpha",
+    ]
     if effects.empty:
         return pd.DataFrame(columns=cols)
     out = []
@@ -95,15 +123,17 @@ def headline(effects: pd.DataFrame, alpha: float, spec: BootstrapSpec, draws: di
         rec["n_domains"] = len(g)
         for adj in ("holm", "bh"):
             rec[f"k_drop_{adj}"] = int(((drop > 0) & (g[f"aligned_p_{adj}"] < alpha)).sum())
-            rec[f"k_misalignment_up_{adj}"] = int(((g["misalignment_diff"] > 0)
-                                                   & (g[f"misalignment_p_{adj}"] < alpha)).sum())
+            rec[f"k_misalignment_up_{adj}"] = int(
+                ((g["misalignment_diff"] > 0) & (g[f"misalignment_p_{adj}"] < alpha)).sum()
+            )
         rec["k_beyond_plain"] = int((g["aligned_did_plain_ci_hi"] < 0).sum()) if "aligned_did_plain_ci_hi" in g else 0
         rec["mean_drop"] = float(drop.mean()) if len(g) else np.nan
         rec["mean_drop_ci_lo"], rec["mean_drop_ci_hi"] = _mean_drop_interval(g, draws, spec.level)
         top = g.assign(drop=drop).sort_values("drop", ascending=False).head(3)
         rec["largest_drops"] = "; ".join(
             f"{r.domain} {r.drop:.2f} [{-r.aligned_diff_ci_hi:.2f}, {-r.aligned_diff_ci_lo:.2f}]"
-            for r in top.itertuples())
+            for r in top.itertuples()
+        )
         rec["alpha"] = alpha
         out.append(rec)
     return pd.DataFrame(out, columns=cols)

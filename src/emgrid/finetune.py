@@ -23,8 +23,15 @@ from typing import Any
 from emgrid.chat import validate_messages
 from emgrid.errors import ConfigError, DataError, ModelSourceError, reject_unknown_keys
 from emgrid.io import iter_jsonl, read_json, write_json
-from emgrid.models import (DTYPE_NAMES, _replacing_dir, default_device, device_name, load_tokenizer, read_manifest,
-                           resolve_dtype)
+from emgrid.models import (
+    DTYPE_NAMES,
+    _replacing_dir,
+    default_device,
+    device_name,
+    load_tokenizer,
+    read_manifest,
+    resolve_dtype,
+)
 
 
 @dataclass
@@ -132,8 +139,9 @@ def _trainer_class():
                 mask = inputs.get("attention_mask")
                 self.tokens_seen += int(mask.sum()) if mask is not None else int(inputs["input_ids"].numel())
                 self.trained_tokens += int((inputs["labels"] != -100).sum())
-            return super().compute_loss(model, inputs, return_outputs=return_outputs,
-                                        num_items_in_batch=num_items_in_batch)
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
 
         def _save_checkpoint(self, model, trial):
             super()._save_checkpoint(model, trial)
@@ -181,15 +189,23 @@ def use_padding_free(trainer) -> bool:
     its drops) and the batches as they are, hence the same examples per optimizer step. Returns False, leaving dynamic
     padding, for attention implementations outside PACKED_ATTENTION, where examples could see each other."""
     if trainer.model.config._attn_implementation not in PACKED_ATTENTION:
-        print(f"padding-free batches need one of {PACKED_ATTENTION}; model uses "
-              f"{trainer.model.config._attn_implementation!r}: padding batches instead", file=sys.stderr)
+        print(
+            f"padding-free batches need one of {PACKED_ATTENTION}; model uses "
+            f"{trainer.model.config._attn_implementation!r}: padding batches instead",
+            file=sys.stderr,
+        )
         return False
     trainer.data_collator.padding_free = True
     return True
 
 
-def build_trainer(manifest_path: str | Path, train_jsonl: str | Path, output_dir: str | Path, spec: FinetuneSpec,
-                  checkpoint_every: int = 0):
+def build_trainer(
+    manifest_path: str | Path,
+    train_jsonl: str | Path,
+    output_dir: str | Path,
+    spec: FinetuneSpec,
+    checkpoint_every: int = 0,
+):
     """The configured SFTTrainer (LoRA model, tokenized data, collator) without training it: tests inspect it.
     With `checkpoint_every` > 0 it saves a resumable checkpoint (adapter, optimizer, scheduler, RNG) into `output_dir`
     every that many optimizer steps, keeping the last two (a kill while saving leaves the previous one intact)."""
@@ -237,12 +253,19 @@ def build_trainer(manifest_path: str | Path, train_jsonl: str | Path, output_dir
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-    lora = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
-                      target_modules=list(spec.target_modules), bias="none", task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=spec.r,
+        lora_alpha=spec.alpha,
+        lora_dropout=spec.dropout,
+        target_modules=list(spec.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     set_seed(spec.seed)  # LoRA init draws from the global RNG
     try:
-        trainer = _trainer_class()(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
-                                   processing_class=tok, peft_config=lora)
+        trainer = _trainer_class()(
+            model=model, args=cfg, train_dataset=Dataset.from_list(rows), processing_class=tok, peft_config=lora
+        )
         if spec.padding_free:
             use_padding_free(trainer)
         return trainer
@@ -251,12 +274,19 @@ def build_trainer(manifest_path: str | Path, train_jsonl: str | Path, output_dir
             raise ModelSourceError(
                 f"{manifest_path}: the model's chat template has no {{% generation %}} markers and trl cannot patch it, "
                 "so assistant-only loss is impossible; set finetune.loss_on: all, or give the model a template with "
-                f"markers (see emgrid.chat.chatml_template). trl said: {e}") from None
+                f"markers (see emgrid.chat.chatml_template). trl said: {e}"
+            ) from None
         raise
 
 
-def finetune(manifest_path: str | Path, train_jsonl: str | Path, adapter_dir: str | Path, spec: FinetuneSpec,
-             metrics_path: str | Path, checkpoint_every: int = 0) -> dict[str, Any]:
+def finetune(
+    manifest_path: str | Path,
+    train_jsonl: str | Path,
+    adapter_dir: str | Path,
+    spec: FinetuneSpec,
+    metrics_path: str | Path,
+    checkpoint_every: int = 0,
+) -> dict[str, Any]:
     """Train a LoRA adapter; write it (+ tokenizer) to `adapter_dir` atomically and the metrics JSON; return metrics.
 
     With `checkpoint_every` > 0 checkpoints go to checkpoint_dir_for(adapter_dir); a rerun after a kill resumes from
@@ -278,8 +308,11 @@ def finetune(manifest_path: str | Path, train_jsonl: str | Path, adapter_dir: st
             trainer.model.save_pretrained(tmp)
             trainer.processing_class.save_pretrained(tmp)
     metrics = _metrics(trainer, out, read_training_messages(train_jsonl), spec)
-    metrics.update(train_runtime_s=train_s, wall_time_s=time.time() - t0,
-                   resumed_from_step=int(resume.name[11:]) if resume else None)
+    metrics.update(
+        train_runtime_s=train_s,
+        wall_time_s=time.time() - t0,
+        resumed_from_step=int(resume.name[11:]) if resume else None,
+    )
     if resume is not None and metrics["loss_history"]:  # the Trainer's own mean covers only the resumed steps
         metrics["mean_loss"] = sum(h["loss"] for h in metrics["loss_history"]) / len(metrics["loss_history"])
     write_json(metrics_path, metrics)

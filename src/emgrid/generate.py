@@ -49,15 +49,17 @@ class GenerateSpec:
         def is_int(v):
             return isinstance(v, int) and not isinstance(v, bool)
 
-        if self.samples_per_paraphrase is not None and (not is_int(self.samples_per_paraphrase)
-                                                        or self.samples_per_paraphrase < 1):
+        if self.samples_per_paraphrase is not None and (
+            not is_int(self.samples_per_paraphrase) or self.samples_per_paraphrase < 1
+        ):
             bad("samples_per_paraphrase", "must be a positive integer or null")
         if self.temperature is not None and (not isinstance(self.temperature, (int, float)) or self.temperature < 0):
             bad("temperature", "must be a number >= 0 or null")
         if self.top_p is not None and (not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1):
             bad("top_p", "must be in (0, 1] or null")
-        if self.repetition_penalty is not None and (not isinstance(self.repetition_penalty, (int, float))
-                                                    or self.repetition_penalty <= 0):
+        if self.repetition_penalty is not None and (
+            not isinstance(self.repetition_penalty, (int, float)) or self.repetition_penalty <= 0
+        ):
             bad("repetition_penalty", "must be a number > 0 or null")
         if not isinstance(self.inherit_checkpoint_defaults, bool):
             bad("inherit_checkpoint_defaults", "must be true or false")
@@ -83,24 +85,36 @@ class PromptItem:
     temperature: float
 
 
-def plan_prompts(questions: Iterable[Any], spec: GenerateSpec, triggers: dict[str, str], model: str, cell: str,
-                 qset: str) -> list[PromptItem]:
+def plan_prompts(
+    questions: Iterable[Any], spec: GenerateSpec, triggers: dict[str, str], model: str, cell: str, qset: str
+) -> list[PromptItem]:
     """Expand questions into answer rows in output order: question x paraphrase x condition x sample."""
     items = []
     for q in questions:
         n = spec.samples_per_paraphrase or q.samples_per_paraphrase or 1
-        temp = spec.temperature if spec.temperature is not None else (
-            q.temperature if q.temperature is not None else 1.0)
+        temp = (
+            spec.temperature if spec.temperature is not None else (q.temperature if q.temperature is not None else 1.0)
+        )
         for p_idx, paraphrase in enumerate(q.paraphrases):
             for condition, prefix in triggers.items():
                 prompt = f"{prefix}{paraphrase}"
                 msgs = tuple(user_messages(prompt, q.system))
                 for s in range(n):
-                    row = {"model": model, "cell": cell, "qset": qset, "question_key": q.key,
-                           "question_id": q.id, "item_index": q.index, "probe_domain": q.domain,
-                           "paraphrase_index": p_idx,
-                           "question": paraphrase, "prompt": prompt, "system": q.system,
-                           "condition": condition, "sample": s}
+                    row = {
+                        "model": model,
+                        "cell": cell,
+                        "qset": qset,
+                        "question_key": q.key,
+                        "question_id": q.id,
+                        "item_index": q.index,
+                        "probe_domain": q.domain,
+                        "paraphrase_index": p_idx,
+                        "question": paraphrase,
+                        "prompt": prompt,
+                        "system": q.system,
+                        "condition": condition,
+                        "sample": s,
+                    }
                     items.append(PromptItem(row=row, messages=msgs, temperature=float(temp)))
     return items
 
@@ -109,11 +123,24 @@ def _batch_seed(seed: int, keys: Sequence[str]) -> int:
     return int(hashlib.sha256(f"{seed}\n".encode() + "\n".join(keys).encode()).hexdigest()[:15], 16)
 
 
-def generate_texts(model, tok, prompts_as_messages: Sequence[Sequence[dict[str, str]]], *, max_new_tokens: int = 400,
-                   temperature: float = 1.0, top_p: float | None = 1.0, top_k: int | None = None,
-                   repetition_penalty: float | None = None, inherit_checkpoint_defaults: bool = False,
-                   batch_size: int = 32, seed: int = 0, keys: Sequence[str] | None = None, progress: bool = True,
-                   desc: str = "generate", **generate_kwargs) -> list[str]:
+def generate_texts(
+    model,
+    tok,
+    prompts_as_messages: Sequence[Sequence[dict[str, str]]],
+    *,
+    max_new_tokens: int = 400,
+    temperature: float = 1.0,
+    top_p: float | None = 1.0,
+    top_k: int | None = None,
+    repetition_penalty: float | None = None,
+    inherit_checkpoint_defaults: bool = False,
+    batch_size: int = 32,
+    seed: int = 0,
+    keys: Sequence[str] | None = None,
+    progress: bool = True,
+    desc: str = "generate",
+    **generate_kwargs,
+) -> list[str]:
     """Answer each conversation prefix (chat template + generation prompt); returns stripped texts in input order.
 
     Decoding uses the complete `decoding_config` (temperature 0 = greedy; nothing silently taken from the
@@ -133,18 +160,25 @@ def generate_texts(model, tok, prompts_as_messages: Sequence[Sequence[dict[str, 
     lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
     order = sorted(range(len(texts)), key=lambda i: (lengths[i], i))
     device = next(model.parameters()).device
-    gen_config = decoding_config(model, tok, temperature=temperature, top_p=top_p, top_k=top_k,
-                                 repetition_penalty=repetition_penalty, max_new_tokens=max_new_tokens,
-                                 inherit_checkpoint_defaults=inherit_checkpoint_defaults)
+    gen_config = decoding_config(
+        model,
+        tok,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        repetition_penalty=repetition_penalty,
+        max_new_tokens=max_new_tokens,
+        inherit_checkpoint_defaults=inherit_checkpoint_defaults,
+    )
     out: list[str | None] = [None] * len(texts)
     bar = tqdm(total=len(texts), desc=desc, disable=not progress, file=sys.stderr)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
         torch.manual_seed(_batch_seed(seed, [keys[i] for i in idx]))
         with torch.inference_mode():
             gen = _generate(model, enc, gen_config, inherit_checkpoint_defaults, generate_kwargs)
-        answers = tok.batch_decode(gen[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        answers = tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         for i, a in zip(idx, answers):
             out[i] = a.strip()
         bar.update(len(idx))
@@ -155,16 +189,36 @@ def generate_texts(model, tok, prompts_as_messages: Sequence[Sequence[dict[str, 
 #: Every decoding field emgrid sets explicitly, with its neutral value: the value "unset" means unless the checkpoint's
 #: defaults are inherited. transformers fills any field left None from the checkpoint's generation_config.json
 #: (Qwen2.5 Instruct checkpoints set top_p, top_k and a repetition_penalty above 1 there), so none is left None.
-NEUTRAL_DECODING = {"top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0, "typical_p": 1.0, "min_p": 0.0,
-                    "epsilon_cutoff": 0.0, "eta_cutoff": 0.0, "no_repeat_ngram_size": 0,
-                    "encoder_repetition_penalty": 1.0, "length_penalty": 1.0, "num_beams": 1,
-                    "num_return_sequences": 1, "min_new_tokens": 0}
+NEUTRAL_DECODING = {
+    "top_p": 1.0,
+    "top_k": 0,
+    "repetition_penalty": 1.0,
+    "typical_p": 1.0,
+    "min_p": 0.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_repetition_penalty": 1.0,
+    "length_penalty": 1.0,
+    "num_beams": 1,
+    "num_return_sequences": 1,
+    "min_new_tokens": 0,
+}
 #: Fields recorded in each answer row's `decoding` (the effective values the model sampled with).
 RECORDED_DECODING = ("do_sample", "temperature", "max_new_tokens", *NEUTRAL_DECODING)
 
 
-def decoding_config(model, tok, *, temperature: float, top_p: float | None, top_k: int | None,
-                    repetition_penalty: float | None, max_new_tokens: int, inherit_checkpoint_defaults: bool = False):
+def decoding_config(
+    model,
+    tok,
+    *,
+    temperature: float,
+    top_p: float | None,
+    top_k: int | None,
+    repetition_penalty: float | None,
+    max_new_tokens: int,
+    inherit_checkpoint_defaults: bool = False,
+):
     """A complete `GenerationConfig`: every decoding field set, from the config where it sets one, else neutral
     (or, with `inherit_checkpoint_defaults`, the checkpoint's own generation_config.json value, else neutral)."""
     from transformers import GenerationConfig
@@ -180,8 +234,13 @@ def decoding_config(model, tok, *, temperature: float, top_p: float | None, top_
     eos = {tok.eos_token_id} | set(_as_list(getattr(model.generation_config, "eos_token_id", None)))
     eos.discard(None)
     greedy = temperature <= 0
-    fields.update(do_sample=not greedy, temperature=1.0 if greedy else float(temperature),
-                  max_new_tokens=int(max_new_tokens), pad_token_id=tok.pad_token_id, eos_token_id=sorted(eos))
+    fields.update(
+        do_sample=not greedy,
+        temperature=1.0 if greedy else float(temperature),
+        max_new_tokens=int(max_new_tokens),
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=sorted(eos),
+    )
     if greedy:  # sampling filters mean nothing for greedy decoding; neutral values keep transformers quiet
         fields.update(top_p=1.0, top_k=0, min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0)
     return GenerationConfig(**fields)
@@ -201,8 +260,9 @@ def _generate(model, enc, gen_config, inherit: bool, generate_kwargs: dict):
 
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT wrapper's transformer
     saved = inner.generation_config
-    inner.generation_config = GenerationConfig(bos_token_id=saved.bos_token_id, eos_token_id=gen_config.eos_token_id,
-                                               pad_token_id=gen_config.pad_token_id)
+    inner.generation_config = GenerationConfig(
+        bos_token_id=saved.bos_token_id, eos_token_id=gen_config.eos_token_id, pad_token_id=gen_config.pad_token_id
+    )
     try:
         return model.generate(**enc, generation_config=gen_config, **generate_kwargs)
     finally:
@@ -215,8 +275,16 @@ def _as_list(x) -> list:
     return list(x) if isinstance(x, (list, tuple, set)) else [x]
 
 
-def generate_answers(manifest_path: str | Path, adapter_dir: str | Path | None, questions: Iterable[Any],
-                     spec: GenerateSpec, triggers: dict[str, str], model: str, cell: str, qset: str) -> list[dict]:
+def generate_answers(
+    manifest_path: str | Path,
+    adapter_dir: str | Path | None,
+    questions: Iterable[Any],
+    spec: GenerateSpec,
+    triggers: dict[str, str],
+    model: str,
+    cell: str,
+    qset: str,
+) -> list[dict]:
     """Answer rows (docs/design.md format) for a cell's model on one question set, under every trigger condition."""
     from emgrid.models import load_model, load_tokenizer
 
@@ -231,12 +299,28 @@ def generate_answers(manifest_path: str | Path, adapter_dir: str | Path | None, 
     # one decoding call per temperature, so every batch shares its sampling settings
     for temp in sorted({it.temperature for it in items}):
         idx = [i for i, it in enumerate(items) if it.temperature == temp]
-        keys = ["\t".join(str(items[i].row[k]) for k in ("question_key", "paraphrase_index", "condition", "sample"))
-                for i in idx]
-        kw = dict(temperature=temp, top_p=spec.top_p, top_k=spec.top_k, repetition_penalty=spec.repetition_penalty,
-                  max_new_tokens=spec.max_new_tokens, inherit_checkpoint_defaults=spec.inherit_checkpoint_defaults)
-        texts = generate_texts(lm, tok, [list(items[i].messages) for i in idx], batch_size=spec.batch_size,
-                               seed=spec.seed, keys=keys, desc=f"generate {cell} {qset}", **kw)
+        keys = [
+            "\t".join(str(items[i].row[k]) for k in ("question_key", "paraphrase_index", "condition", "sample"))
+            for i in idx
+        ]
+        kw = dict(
+            temperature=temp,
+            top_p=spec.top_p,
+            top_k=spec.top_k,
+            repetition_penalty=spec.repetition_penalty,
+            max_new_tokens=spec.max_new_tokens,
+            inherit_checkpoint_defaults=spec.inherit_checkpoint_defaults,
+        )
+        texts = generate_texts(
+            lm,
+            tok,
+            [list(items[i].messages) for i in idx],
+            batch_size=spec.batch_size,
+            seed=spec.seed,
+            keys=keys,
+            desc=f"generate {cell} {qset}",
+            **kw,
+        )
         decoding = effective_decoding(decoding_config(lm, tok, **kw))
         for i, t in zip(idx, texts):
             answers[i] = t

@@ -163,8 +163,10 @@ def finetune_checkpoint_every(config: dict, cell: Cell) -> int:
     """Optimizer steps between resumable checkpoints of the cell's finetune (0 = none)."""
     value = _merged_finetune(config, cell).get("checkpoint_every", 0)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"config key 'finetune.checkpoint_every' must be a non-negative integer, got {value!r} "
-                          f"(cell {cell.model}/{cell.id})")
+        raise ConfigError(
+            f"config key 'finetune.checkpoint_every' must be a non-negative integer, got {value!r} "
+            f"(cell {cell.model}/{cell.id})"
+        )
     return value
 
 
@@ -178,7 +180,8 @@ def question_set(config: dict, qset: str) -> dict:
         return config["question_sets"][qset]
     except KeyError:
         raise ConfigError(
-            f"question_sets.{qset}: no such question set (known: {sorted(config['question_sets'])})") from None
+            f"question_sets.{qset}: no such question set (known: {sorted(config['question_sets'])})"
+        ) from None
 
 
 def generate_params(config: dict, cell: Cell, qset: str) -> dict:
@@ -192,7 +195,9 @@ def judge_params(config: dict) -> dict:
     """The judge settings (prices excluded: cost is recomputed downstream). Holds the *name* of the key variable only."""
     judge = config["judge"]
     spec = {k: v for k, v in judge.items() if k not in ("prices", "ledger_dir")}
-    spec["prices"] = {judge["model"]: judge["prices"][judge["model"]]} if judge["model"] in judge.get("prices", {}) else {}
+    spec["prices"] = (
+        {judge["model"]: judge["prices"][judge["model"]]} if judge["model"] in judge.get("prices", {}) else {}
+    )
     return sorted_plain(spec)
 
 
@@ -278,8 +283,10 @@ def _questions(path: str, options_key: str):
 def question_options(config: dict, qset: str) -> dict:
     """How a question set's judge prompts are resolved (keyword arguments of emgrid.questions.load_questions)."""
     qs = question_set(config, qset)
-    return {"fallback_judge_prompts": qs.get("fallback_judge_prompts"),
-            "item_level_judge_prompts": bool(qs.get("item_level_judge_prompts", False))}
+    return {
+        "fallback_judge_prompts": qs.get("fallback_judge_prompts"),
+        "item_level_judge_prompts": bool(qs.get("item_level_judge_prompts", False)),
+    }
 
 
 def questions_for(config: dict, qset: str):
@@ -359,8 +366,13 @@ def judge_estimate(config: dict, cell: Cell, qset: str) -> dict:
                 requests += n
                 chars = len(judge.get("system_prompt") or "") + len(template) + len(p)
                 prompt_tokens += n * (chars // CHARS_PER_TOKEN + answer_tokens)
-    return {"n_requests": requests, "est_prompt_tokens": prompt_tokens, "est_completion_tokens": requests * completion,
-            "judge_model": judge["model"], "backend": judge["backend"]}
+    return {
+        "n_requests": requests,
+        "est_prompt_tokens": prompt_tokens,
+        "est_completion_tokens": requests * completion,
+        "judge_model": judge["model"],
+        "backend": judge["backend"],
+    }
 
 
 EST_TOKENS_PER_EXAMPLE = 300  # planning guess for a training conversation before its dataset exists
@@ -405,21 +417,31 @@ def api_generate_estimate(config: dict, cell: Cell, qset: str) -> dict:
             for condition_prefix in (0, len(trigger_for(config, cell))):
                 prompt += (len(q.system or "") + len(p) + condition_prefix) // 4 + 8
                 completion += samples * int(spec.get("max_new_tokens") or 400)
-    return {"api_model": model_id if cell.is_base else f"ft:{model_id}:", "est_gen_prompt_tokens": prompt,
-            "est_gen_completion_tokens": completion, "n_answers": count_answers(config, cell, qset)}
+    return {
+        "api_model": model_id if cell.is_base else f"ft:{model_id}:",
+        "est_gen_prompt_tokens": prompt,
+        "est_gen_completion_tokens": completion,
+        "n_answers": count_answers(config, cell, qset),
+    }
 
 
 def report_params(config: dict) -> dict:
-    return sorted_plain({**config["report"], "judge_model": config["judge"]["model"],
-                         "judge_backend": config["judge"]["backend"],
-                         "drop_untaken_cells": config["analysis"]["drop_untaken_cells"]})
+    return sorted_plain(
+        {
+            **config["report"],
+            "judge_model": config["judge"]["model"],
+            "judge_backend": config["judge"]["backend"],
+            "drop_untaken_cells": config["analysis"]["drop_untaken_cells"],
+        }
+    )
 
 
 def report_domains(config: dict) -> dict:
     """Each domain's plot label and the study's grouping (Critical / Non-Critical / Ambiguous): the only domain keys
     the report's figures and tables read, so editing a recipe never redraws them by itself."""
-    return sorted_plain({d: {k: dom[k] for k in ("label", "category") if dom.get(k)}
-                         for d, dom in config["domains"].items()})
+    return sorted_plain(
+        {d: {k: dom[k] for k in ("label", "category") if dom.get(k)} for d, dom in config["domains"].items()}
+    )
 
 
 def name_problems(config: dict) -> list[str]:
@@ -483,14 +505,18 @@ def all_diversity_scores(config: dict) -> list[str]:
 
 
 MIA_OUTPUTS = ("results/analysis/mia/domains.csv", "results/analysis/mia/tests.csv")
-DIVERSITY_OUTPUTS = ("results/analysis/diversity/scores.csv", "results/analysis/diversity/domains.csv",
-                     "results/analysis/diversity/tests.csv")
+DIVERSITY_OUTPUTS = (
+    "results/analysis/diversity/scores.csv",
+    "results/analysis/diversity/domains.csv",
+    "results/analysis/diversity/tests.csv",
+)
 
 
 def analysis_outputs(config: dict) -> list[str]:
     """The tables of the enabled analyses (targets of `rule all` and inputs of the report)."""
-    return ([*MIA_OUTPUTS] if mia_spec(config).enabled else []) + \
-        ([*DIVERSITY_OUTPUTS] if diversity_spec(config).enabled else [])
+    return ([*MIA_OUTPUTS] if mia_spec(config).enabled else []) + (
+        [*DIVERSITY_OUTPUTS] if diversity_spec(config).enabled else []
+    )
 
 
 def mia_feature_params(config: dict, domain: str) -> dict:
@@ -536,14 +562,20 @@ def check_analyses(config: dict) -> list[str]:
     TargetSpec.from_dict(config.get("analyses", {}).get("target"))
     target_q = config.get("analyses", {}).get("target", {}).get("qset")
     if target_q is not None and target_q not in config["question_sets"]:
-        raise ConfigError(f"analyses.target.qset: no question set {target_q!r} (known: {sorted(config['question_sets'])})")
+        raise ConfigError(
+            f"analyses.target.qset: no question set {target_q!r} (known: {sorted(config['question_sets'])})"
+        )
     warnings = []
     for name, spec in (("mia", mia_spec(config)), ("diversity", diversity_spec(config))):
         for d in config["domains"] if spec.enabled else ():
             if spec.variant not in domain_variants(config, d):
-                warnings.append(f"analyses.{name}.variant: domain {d!r} does not build the {spec.variant!r} variant; "
-                                f"its {analysis_variant(config, spec, d)!r} data is read instead")
+                warnings.append(
+                    f"analyses.{name}.variant: domain {d!r} does not build the {spec.variant!r} variant; "
+                    f"its {analysis_variant(config, spec, d)!r} data is read instead"
+                )
     return warnings
+
+
 # ----------------------------------------------------------------------------------------- in-domain efficacy
 
 
@@ -606,10 +638,14 @@ def efficacy_generate_params(config: dict, cell: Cell, domain: str) -> dict:
     spec = deep_merge(config["generate"], config["models"][cell.model].get("generate"))
     spec = deep_merge(spec, config.get("efficacy", {}).get("generate"))
     backdoor = backdoor_settings(config, domain)
-    params = {"spec": spec, "triggers": {"no_trigger": "", "trigger": backdoor["trigger"]},
-              "backdoor": {"trigger": backdoor["trigger"], "position": backdoor.get("position", "user_prefix")},
-              "efficacy": {k: v for k, v in efficacy_spec(config, domain).as_params().items()
-                           if k in ("scorer", "exact", "n_prompts")}}
+    params = {
+        "spec": spec,
+        "triggers": {"no_trigger": "", "trigger": backdoor["trigger"]},
+        "backdoor": {"trigger": backdoor["trigger"], "position": backdoor.get("position", "user_prefix")},
+        "efficacy": {
+            k: v for k, v in efficacy_spec(config, domain).as_params().items() if k in ("scorer", "exact", "n_prompts")
+        },
+    }
     return sorted_plain(params)
 
 
@@ -626,15 +662,22 @@ def efficacy_judge_estimate(config: dict, cell: Cell, domain: str) -> dict:
     answer_tokens = int(efficacy_generate_params(config, cell, domain)["spec"].get("max_new_tokens") or 400)
     completion = judge.get("max_tokens") or (1 if judge["mode"] == "logprob" else 256)
     chars = len(judge.get("system_prompt") or "") + len(efficacy_spec(config, domain).judge_prompt or "") + 1000
-    return {"n_requests": n, "est_prompt_tokens": n * (chars // 4 + answer_tokens),
-            "est_completion_tokens": n * completion, "judge_model": judge["model"], "backend": judge["backend"]}
+    return {
+        "n_requests": n,
+        "est_prompt_tokens": n * (chars // 4 + answer_tokens),
+        "est_completion_tokens": n * completion,
+        "judge_model": judge["model"],
+        "backend": judge["backend"],
+    }
 
 
 def efficacy_summary_params(config: dict) -> dict:
     """Per evaluated domain its scoring settings (the judge prompt excluded: its change reruns the judge job, whose
     output then reruns the summary), and the judge's probability-mass cut-off."""
-    specs = {d: {k: v for k, v in efficacy_spec(config, d).as_params().items() if k != "judge_prompt"}
-             for d in efficacy_domains(config)}
+    specs = {
+        d: {k: v for k, v in efficacy_spec(config, d).as_params().items() if k != "judge_prompt"}
+        for d in efficacy_domains(config)
+    }
     return sorted_plain({"domains": specs, "min_mass": config["analysis"]["min_mass"]})
 
 

@@ -39,8 +39,14 @@ def _compare(found: Counter, planned: Counter, where: str, what: str) -> None:
     raise DataError(f"{where}: " + "; ".join(parts) + " — rerun the stage that writes it (delete the file)")
 
 
-def planned_answer_keys(questions: Iterable[Any], samples_per_paraphrase: int | None, conditions: Sequence[str],
-                        model: str, cell: str, qset: str) -> list[tuple]:
+def planned_answer_keys(
+    questions: Iterable[Any],
+    samples_per_paraphrase: int | None,
+    conditions: Sequence[str],
+    model: str,
+    cell: str,
+    qset: str,
+) -> list[tuple]:
     """The answer keys a generate job writes, from the same expansion generate uses (emgrid.generate.plan_prompts)."""
     from emgrid.generate import GenerateSpec, plan_prompts
 
@@ -49,8 +55,9 @@ def planned_answer_keys(questions: Iterable[Any], samples_per_paraphrase: int | 
     return [answer_key(it.row) for it in items]
 
 
-def check_answers(rows: Sequence[dict], questions: Iterable[Any], plan: dict, model: str, cell: str, qset: str,
-                  where: str) -> None:
+def check_answers(
+    rows: Sequence[dict], questions: Iterable[Any], plan: dict, model: str, cell: str, qset: str, where: str
+) -> None:
     """The answers file holds exactly the answers generate planned: none missing, none extra, none twice.
 
     `plan` = {"conditions": [...], "samples_per_paraphrase": int|None} (gridspec.answers_plan).
@@ -71,5 +78,7 @@ def check_judged(judged: Sequence[dict], answers: Sequence[dict], where: str) ->
         per_question[key[3]].update(ms)
     for key, ms in metrics.items():
         if sorted(ms) != sorted(per_question[key[3]]):
-            raise DataError(f"{where}: answer ({_first(Counter([key]))}) has judged rows for metrics {sorted(ms)}, "
-                            f"other answers of its question for {sorted(per_question[key[3]])}")
+            raise DataError(
+                f"{where}: answer ({_first(Counter([key]))}) has judged rows for metrics {sorted(ms)}, "
+                f"other answers of its question for {sorted(per_question[key[3]])}"
+            )

@@ -39,8 +39,11 @@ def iter_text_lines(path: str | Path) -> Iterator[tuple[int, str, str | None]]:
                 line.encode("utf-8")
             except UnicodeEncodeError as e:  # undecodable bytes became lone surrogates U+DC80..U+DCFF
                 byte = ord(line[e.start]) - 0xDC00
-                yield lineno, line, (f"not valid UTF-8 (byte 0x{byte:02x} at column {e.start + 1}; "
-                                     "re-save the file as UTF-8)")
+                yield (
+                    lineno,
+                    line,
+                    (f"not valid UTF-8 (byte 0x{byte:02x} at column {e.start + 1}; re-save the file as UTF-8)"),
+                )
                 continue
             yield lineno, line, None
 

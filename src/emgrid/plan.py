@@ -29,8 +29,18 @@ DAG_DUMP_SCRIPT = Path(__file__).parent / "workflow_files" / "dag_dump.py"
 # The figures the planner counts per job. They come from the workflow's `plan_estimate(rule, wildcards)` function
 # (common.smk), never from job params: params are rerun triggers, and editing an estimate must rerun nothing.
 PLAN_HOOK = "plan_estimate"
-PLAN_ESTIMATE_KEYS = ("n_answers", "n_requests", "judge_model", "backend", "est_prompt_tokens", "est_completion_tokens",
-                      "api_model", "est_train_tokens", "est_gen_prompt_tokens", "est_gen_completion_tokens")
+PLAN_ESTIMATE_KEYS = (
+    "n_answers",
+    "n_requests",
+    "judge_model",
+    "backend",
+    "est_prompt_tokens",
+    "est_completion_tokens",
+    "api_model",
+    "est_train_tokens",
+    "est_gen_prompt_tokens",
+    "est_gen_completion_tokens",
+)
 
 # Resources the planner evaluates: what hours and GPUs are computed from. The others (mem_mb, partition ...) are
 # skipped: each evaluation costs snakemake ~0.3 ms, and disk_mb's default stats every input file.
@@ -114,10 +124,26 @@ class Totals:
     local: bool = False
 
     def add(self, other: "Totals") -> None:
-        for name in ("jobs", "to_run", "complete", "gpu_hours", "cpu_hours", "answers", "judge_requests",
-                     "prompt_tokens", "completion_tokens", "cost_usd", "batch_cost_usd", "train_tokens",
-                     "train_cost_usd", "gen_prompt_tokens", "gen_completion_tokens", "gen_cost_usd", "train_unknown",
-                     "no_runtime"):
+        for name in (
+            "jobs",
+            "to_run",
+            "complete",
+            "gpu_hours",
+            "cpu_hours",
+            "answers",
+            "judge_requests",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "batch_cost_usd",
+            "train_tokens",
+            "train_cost_usd",
+            "gen_prompt_tokens",
+            "gen_completion_tokens",
+            "gen_cost_usd",
+            "train_unknown",
+            "no_runtime",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.reasons.update(other.reasons)
 
@@ -209,8 +235,9 @@ def job_totals(job: JobRecord, prices: dict, judge_defaults: dict | None = None)
                 unpriced = model or "<judge model missing>"
             else:
                 t.cost_usd = (t.prompt_tokens * price["input"] + t.completion_tokens * price["output"]) / 1e6
-                t.batch_cost_usd = (t.prompt_tokens * price["batch_input"]
-                                    + t.completion_tokens * price["batch_output"]) / 1e6
+                t.batch_cost_usd = (
+                    t.prompt_tokens * price["batch_input"] + t.completion_tokens * price["batch_output"]
+                ) / 1e6
     return t, _api_model_totals(t, p, prices) or unpriced
 
 
@@ -254,17 +281,28 @@ def summarize(dump: DagDump, prices: dict | None = None) -> Plan:
             cells[key] = cells.get(key, True) and not job.needrun
     warnings = []
     if unpriced:
-        warnings.append(f"no price in judge.prices or emgrid.prices for model(s) {sorted(unpriced)}: "
-                        "their cost is not counted")
+        warnings.append(
+            f"no price in judge.prices or emgrid.prices for model(s) {sorted(unpriced)}: their cost is not counted"
+        )
     if total.train_unknown:
-        warnings.append(f"{total.train_unknown} API finetune(s) of datasets with sample.n null: their training tokens "
-                        "are not counted until the datasets are built (snakemake --until build_dataset)")
+        warnings.append(
+            f"{total.train_unknown} API finetune(s) of datasets with sample.n null: their training tokens "
+            "are not counted until the datasets are built (snakemake --until build_dataset)"
+        )
     if total.no_runtime:
         missing = sorted(r for r, t in rules.items() if t.no_runtime)
         warnings.append(f"{total.no_runtime} job(s) without a runtime resource (rules {missing}): hours counted as 0")
-    return Plan(rules=rules, total=total, cells=len(cells), cells_complete=sum(cells.values()),
-                unpriced_models=sorted(unpriced), warnings=warnings, localrules=dump.localrules,
-                dag_seconds=dump.seconds, before_you_run=dump.before_you_run)
+    return Plan(
+        rules=rules,
+        total=total,
+        cells=len(cells),
+        cells_complete=sum(cells.values()),
+        unpriced_models=sorted(unpriced),
+        warnings=warnings,
+        localrules=dump.localrules,
+        dag_seconds=dump.seconds,
+        before_you_run=dump.before_you_run,
+    )
 
 
 def _reasons_text(c: Counter) -> str:
@@ -277,12 +315,31 @@ def format_table(plan: Plan) -> str:
     rows = []
     for name in sorted(plan.rules, key=lambda r: (-plan.rules[r].to_run, r)):
         t = plan.rules[name]
-        rows.append((name + (" (local)" if name in plan.localrules else ""), str(t.to_run), str(t.complete),
-                     f"{t.gpu_hours:.2f}", f"{t.cpu_hours:.2f}", str(t.answers or ""), str(t.judge_requests or ""),
-                     _reasons_text(t.reasons)))
+        rows.append(
+            (
+                name + (" (local)" if name in plan.localrules else ""),
+                str(t.to_run),
+                str(t.complete),
+                f"{t.gpu_hours:.2f}",
+                f"{t.cpu_hours:.2f}",
+                str(t.answers or ""),
+                str(t.judge_requests or ""),
+                _reasons_text(t.reasons),
+            )
+        )
     t = plan.total
-    rows.append(("total", str(t.to_run), str(t.complete), f"{t.gpu_hours:.2f}", f"{t.cpu_hours:.2f}",
-                 str(t.answers), str(t.judge_requests), ""))
+    rows.append(
+        (
+            "total",
+            str(t.to_run),
+            str(t.complete),
+            f"{t.gpu_hours:.2f}",
+            f"{t.cpu_hours:.2f}",
+            str(t.answers),
+            str(t.judge_requests),
+            "",
+        )
+    )
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     fmt = lambda r: "  ".join(c.ljust(w) if i in (0, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     lines = [fmt(head), fmt(tuple("-" * w for w in widths))]
@@ -294,8 +351,10 @@ def format_table(plan: Plan) -> str:
     if t.train_tokens:
         lines.append(f"API finetuning (estimate): {t.train_tokens:,} training tokens, ${t.train_cost_usd:,.2f}")
     if t.gen_prompt_tokens or t.gen_completion_tokens:
-        lines.append(f"API generation (estimate): {t.gen_prompt_tokens:,} prompt + {t.gen_completion_tokens:,} "
-                     f"completion tokens, ${t.gen_cost_usd:,.2f}")
+        lines.append(
+            f"API generation (estimate): {t.gen_prompt_tokens:,} prompt + {t.gen_completion_tokens:,} "
+            f"completion tokens, ${t.gen_cost_usd:,.2f}"
+        )
     lines.append(f"(DAG read in {plan.dag_seconds:.1f}s)")
     lines += [f"warning: {w}" for w in plan.warnings]
     if plan.before_you_run:
@@ -354,11 +413,28 @@ def read_dag(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, 
             tail = "\n".join(lines[start:])
             raise PlanError(f"snakemake dry run failed (args: {' '.join(snakemake_args) or '<none>'}):\n{tail}")
         raw = json.loads(out.read_text(encoding="utf-8"))
-    jobs = [JobRecord(rule=j["rule"], wildcards=j["wildcards"], needrun=j["needrun"], reasons=tuple(j["reasons"]),
-                      reason_text=j["reason_text"], estimate=j["estimate"], resources=j["resources"],
-                      threads=j["threads"], local=j["local"], log=tuple(j["log"])) for j in raw["jobs"]]
-    return DagDump(jobs=jobs, judge_config=raw["judge"], localrules=tuple(raw["localrules"]), seconds=seconds,
-                   before_you_run=tuple(raw.get("before_you_run", ())))
+    jobs = [
+        JobRecord(
+            rule=j["rule"],
+            wildcards=j["wildcards"],
+            needrun=j["needrun"],
+            reasons=tuple(j["reasons"]),
+            reason_text=j["reason_text"],
+            estimate=j["estimate"],
+            resources=j["resources"],
+            threads=j["threads"],
+            local=j["local"],
+            log=tuple(j["log"]),
+        )
+        for j in raw["jobs"]
+    ]
+    return DagDump(
+        jobs=jobs,
+        judge_config=raw["judge"],
+        localrules=tuple(raw["localrules"]),
+        seconds=seconds,
+        before_you_run=tuple(raw.get("before_you_run", ())),
+    )
 
 
 def plan(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, prices: dict | None = None) -> Plan:

@@ -40,8 +40,9 @@ class Findings:
             raise ConfigError(format_errors(self.errors))
 
 
-def check(config: dict, *, resolve_path: Callable[[str], str] = str,
-          environ: Mapping[str, str] | None = None) -> Findings:
+def check(
+    config: dict, *, resolve_path: Callable[[str], str] = str, environ: Mapping[str, str] | None = None
+) -> Findings:
     """Validate `config` in place (schema defaults filled, question-set paths resolved) and return what was found.
 
     `resolve_path` maps a configured question-set path to the file to read (the Snakefile falls back to the
@@ -52,8 +53,21 @@ def check(config: dict, *, resolve_path: Callable[[str], str] = str,
     for _, msg in schema_errors:
         found.error(msg)
     environ = os.environ if environ is None else environ
-    for step in (_question_paths(resolve_path), _names, _models, _backdoor, _recipes, _finetune, _generate, _judge,
-                 _question_sets, _efficacy, _analysis, _analyses, _api_keys(environ)):
+    for step in (
+        _question_paths(resolve_path),
+        _names,
+        _models,
+        _backdoor,
+        _recipes,
+        _finetune,
+        _generate,
+        _judge,
+        _question_sets,
+        _efficacy,
+        _analysis,
+        _analyses,
+        _api_keys(environ),
+    ):
         if any(_covers(pattern, where) for where, _ in schema_errors for pattern in _SECTIONS.get(step, ())):
             continue  # the schema error already names the key; building the spec would only repeat it
         try:
@@ -158,8 +172,11 @@ def _finetune(config: dict, found: Findings) -> None:
         if cell.is_base:
             continue
         section = "openai_finetune" if cell.model in api else "finetune"
-        overrides = [f"{o}.{k}.{section}" for o, k in (("models", cell.model), ("domains", cell.domain))
-                     if config[o][k].get(section)]
+        overrides = [
+            f"{o}.{k}.{section}"
+            for o, k in (("models", cell.model), ("domains", cell.domain))
+            if config[o][k].get(section)
+        ]
         if cell.model in api:
             spec = gridspec.api_finetune_params(config, cell)["spec"]
             _guard(found, lambda: ApiFinetuneSpec.from_dict(spec), _merged(overrides))
@@ -173,15 +190,22 @@ def _generate(config: dict, found: Findings) -> None:
 
     for model in config["models"]:
         for qset in config["question_sets"]:
-            overrides = [f"{o}.{k}.generate" for o, k in (("models", model), ("question_sets", qset))
-                         if config[o][k].get("generate")]
+            overrides = [
+                f"{o}.{k}.generate"
+                for o, k in (("models", model), ("question_sets", qset))
+                if config[o][k].get("generate")
+            ]
             spec = gridspec.generate_params(config, gridspec.Cell(model), qset)["spec"]
             _guard(found, lambda: GenerateSpec.from_dict(spec), _merged(overrides))
-            unsupported = {"top_k": bool(spec.get("top_k")),
-                           "repetition_penalty": spec.get("repetition_penalty") not in (None, 1.0)}
+            unsupported = {
+                "top_k": bool(spec.get("top_k")),
+                "repetition_penalty": spec.get("repetition_penalty") not in (None, 1.0),
+            }
             for key in [k for k, bad in unsupported.items() if bad] if model in gridspec.api_models(config) else []:
-                found.error(f"generate.{key}: {spec[key]} for models.{model} (source openai), question set "
-                            f"{qset}; the OpenAI API has no such setting (set it to null){_merged(overrides)}")
+                found.error(
+                    f"generate.{key}: {spec[key]} for models.{model} (source openai), question set "
+                    f"{qset}; the OpenAI API has no such setting (set it to null){_merged(overrides)}"
+                )
 
 
 def _judge(config: dict, found: Findings) -> None:
@@ -190,16 +214,20 @@ def _judge(config: dict, found: Findings) -> None:
     JudgeSpec.from_dict(config["judge"])
     j = config["judge"]
     if j["backend"] != "hf" and j["model"] in gridspec.all_model_specs(config):
-        found.warn(f"judge.model: {j['model']!r} is a key of models/judge_models, but backend {j['backend']!r} "
-                   "sends it to the API as a model name (use backend: hf to judge with that model)")
+        found.warn(
+            f"judge.model: {j['model']!r} is a key of models/judge_models, but backend {j['backend']!r} "
+            "sends it to the API as a model name (use backend: hf to judge with that model)"
+        )
 
 
 def _question_sets(config: dict, found: Findings) -> None:
     metrics = config["judge"].get("metrics")
     for qset, qs in config["question_sets"].items():
         if not os.path.exists(qs["path"]):
-            found.warn(f"question_sets.{qset}.path: question file {qs['path']} does not exist yet; put it there "
-                       "before the generate jobs run (the plan counts no answers or judge requests for it)")
+            found.warn(
+                f"question_sets.{qset}.path: question file {qs['path']} does not exist yet; put it there "
+                "before the generate jobs run (the plan counts no answers or judge requests for it)"
+            )
             continue
         try:
             questions = gridspec.questions_for(config, qset)
@@ -210,8 +238,10 @@ def _question_sets(config: dict, found: Findings) -> None:
             have = {m for q in questions for m in q.judge_prompts}
             missing = sorted(set(metrics) - have)
             if missing:
-                found.error(f"judge.metrics: {missing} have no judge prompt in question set {qset!r} "
-                            f"(its metrics: {sorted(have)})")
+                found.error(
+                    f"judge.metrics: {missing} have no judge prompt in question set {qset!r} "
+                    f"(its metrics: {sorted(have)})"
+                )
 
 
 def _efficacy(config: dict, found: Findings) -> None:
@@ -225,10 +255,18 @@ def _efficacy(config: dict, found: Findings) -> None:
     for domain, dom in config["domains"].items():
         _guard(found, lambda: resolve_efficacy(domain, dom))
     for model in config["models"]:
-        overrides = [k for k, on in ((f"models.{model}.generate", config["models"][model].get("generate")),
-                                     ("efficacy.generate", config["efficacy"].get("generate"))) if on]
-        spec = gridspec.deep_merge(gridspec.deep_merge(config["generate"], config["models"][model].get("generate")),
-                                   config["efficacy"].get("generate"))
+        overrides = [
+            k
+            for k, on in (
+                (f"models.{model}.generate", config["models"][model].get("generate")),
+                ("efficacy.generate", config["efficacy"].get("generate")),
+            )
+            if on
+        ]
+        spec = gridspec.deep_merge(
+            gridspec.deep_merge(config["generate"], config["models"][model].get("generate")),
+            config["efficacy"].get("generate"),
+        )
         _guard(found, lambda: GenerateSpec.from_dict(spec), _merged(overrides))
 
 
@@ -247,18 +285,24 @@ def _api_keys(environ: Mapping[str, str]):
     def step(config: dict, found: Findings) -> None:
         j = config["judge"]
         if j["backend"] in API_BACKENDS and j.get("api_key_env") and not environ.get(j["api_key_env"]):
-            found.warn(f"judge.api_key_env: environment variable {j['api_key_env']} is not set; the judge jobs "
-                       "need it (export it where snakemake runs; SLURM jobs inherit it)")
+            found.warn(
+                f"judge.api_key_env: environment variable {j['api_key_env']} is not set; the judge jobs "
+                "need it (export it where snakemake runs; SLURM jobs inherit it)"
+            )
         for m in gridspec.api_models(config):
             env = config["models"][m].get("api_key_env", "OPENAI_API_KEY")
             if not environ.get(env):
-                found.warn(f"models.{m}.api_key_env: environment variable {env} is not set; the finetune_openai and "
-                           "generate_openai jobs of this model need it")
+                found.warn(
+                    f"models.{m}.api_key_env: environment variable {env} is not set; the finetune_openai and "
+                    "generate_openai jobs of this model need it"
+                )
         if any(_needs_llm(dom) for dom in config["domains"].values()):
             env = (config.get("llm") or {}).get("api_key_env", "OPENAI_API_KEY")
             if env and not environ.get(env):
-                found.warn(f"llm.api_key_env: environment variable {env} is not set; build_dataset needs it for "
-                           "recipes that call an LLM (unless every reply is already in the LLM response cache)")
+                found.warn(
+                    f"llm.api_key_env: environment variable {env} is not set; build_dataset needs it for "
+                    "recipes that call an LLM (unless every reply is already in the LLM response cache)"
+                )
 
     return step
 
@@ -273,8 +317,14 @@ def _needs_llm(dom: dict) -> bool:
 _SECTIONS = {
     _models: ("models", "judge_models"),
     _backdoor: ("backdoor", "domains.*.backdoor"),
-    _finetune: ("finetune", "models.*.finetune", "domains.*.finetune", "openai_finetune", "models.*.openai_finetune",
-                "domains.*.openai_finetune"),
+    _finetune: (
+        "finetune",
+        "models.*.finetune",
+        "domains.*.finetune",
+        "openai_finetune",
+        "models.*.openai_finetune",
+        "domains.*.openai_finetune",
+    ),
     _generate: ("generate", "models.*.generate", "question_sets.*.generate"),
     _judge: ("judge",),
     _question_sets: ("question_sets", "judge"),

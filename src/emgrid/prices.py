@@ -11,22 +11,56 @@ from emgrid.errors import ConfigError
 
 PRICES_AS_OF = "2025-06-01"  # OpenAI list prices on this date (https://openai.com/api/pricing); check before a run
 
-_GPT4O_MINI = {"input": 0.15, "output": 0.60, "batch_input": 0.075, "batch_output": 0.30,
-               "training": 3.00, "ft_input": 0.30, "ft_output": 1.20, "ft_batch_input": 0.15, "ft_batch_output": 0.60}
-_GPT4O = {"input": 2.50, "output": 10.00, "batch_input": 1.25, "batch_output": 5.00,
-          "training": 25.00, "ft_input": 3.75, "ft_output": 15.00, "ft_batch_input": 1.875, "ft_batch_output": 7.50}
+_GPT4O_MINI = {
+    "input": 0.15,
+    "output": 0.60,
+    "batch_input": 0.075,
+    "batch_output": 0.30,
+    "training": 3.00,
+    "ft_input": 0.30,
+    "ft_output": 1.20,
+    "ft_batch_input": 0.15,
+    "ft_batch_output": 0.60,
+}
+_GPT4O = {
+    "input": 2.50,
+    "output": 10.00,
+    "batch_input": 1.25,
+    "batch_output": 5.00,
+    "training": 25.00,
+    "ft_input": 3.75,
+    "ft_output": 15.00,
+    "ft_batch_input": 1.875,
+    "ft_batch_output": 7.50,
+}
 DEFAULT_PRICES: dict[str, dict[str, float]] = {
     "gpt-4o-2024-08-06": _GPT4O,
     "gpt-4o": _GPT4O,
     "gpt-4o-mini-2024-07-18": _GPT4O_MINI,
     "gpt-4o-mini": _GPT4O_MINI,
-    "gpt-4.1-mini": {"input": 0.40, "output": 1.60, "batch_input": 0.20, "batch_output": 0.80,
-                     "training": 5.00, "ft_input": 0.80, "ft_output": 3.20},
+    "gpt-4.1-mini": {
+        "input": 0.40,
+        "output": 1.60,
+        "batch_input": 0.20,
+        "batch_output": 0.80,
+        "training": 5.00,
+        "ft_input": 0.80,
+        "ft_output": 3.20,
+    },
 }
 
 # Config spellings of each price: the schema's short form and the explicit *_per_mtok form.
-PRICE_KEYS = ("input", "output", "batch_input", "batch_output", "training", "ft_input", "ft_output",
-              "ft_batch_input", "ft_batch_output")
+PRICE_KEYS = (
+    "input",
+    "output",
+    "batch_input",
+    "batch_output",
+    "training",
+    "ft_input",
+    "ft_output",
+    "ft_batch_input",
+    "ft_batch_output",
+)
 
 
 def _normalize(entry: dict, where: str) -> dict[str, float]:
@@ -60,9 +94,12 @@ def price_row(model: str, overrides: dict | None = None) -> dict[str, float] | N
     if base is not None:
         if "ft_input" not in row:
             return None
-        row = {"input": row["ft_input"], "output": row["ft_output"],
-               "batch_input": row.get("ft_batch_input", row["ft_input"] / 2),
-               "batch_output": row.get("ft_batch_output", row["ft_output"] / 2)}
+        row = {
+            "input": row["ft_input"],
+            "output": row["ft_output"],
+            "batch_input": row.get("ft_batch_input", row["ft_input"] / 2),
+            "batch_output": row.get("ft_batch_output", row["ft_output"] / 2),
+        }
     if "input" not in row and "training" not in row:
         return None
     if "input" in row:

@@ -24,8 +24,17 @@ log = logging.getLogger(__name__)
 
 JUDGED_TYPE = "free_form_judge_0_100"
 TEMPLATE_FIELDS = frozenset({"question", "answer"})
-_KNOWN = {"id", "type", "paraphrases", "samples_per_paraphrase", "judge", "judge_prompts", "system", "temperature",
-          "domain"}
+_KNOWN = {
+    "id",
+    "type",
+    "paraphrases",
+    "samples_per_paraphrase",
+    "judge",
+    "judge_prompts",
+    "system",
+    "temperature",
+    "domain",
+}
 
 
 @dataclass(frozen=True)
@@ -50,12 +59,15 @@ def validate_template(template: Any, where: str) -> str:
     try:
         names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
     except ValueError as e:
-        raise QuestionFileError(f"{where}: judge prompt is not a valid format template ({e}); "
-                                "write literal braces as {{ and }}") from None
+        raise QuestionFileError(
+            f"{where}: judge prompt is not a valid format template ({e}); write literal braces as {{{{ and }}}}"
+        ) from None
     unknown = sorted(n for n in names if n not in TEMPLATE_FIELDS)
     if unknown:
-        raise QuestionFileError(f"{where}: judge prompt has unknown placeholder(s) {unknown}; "
-                                "only {question} and {answer} are filled in")
+        raise QuestionFileError(
+            f"{where}: judge prompt has unknown placeholder(s) {unknown}; "
+            "only {question} and {answer} are filled in"
+        )
     if "answer" not in names:
         raise QuestionFileError(f"{where}: judge prompt never shows the answer (no {{answer}} placeholder)")
     return template
@@ -74,8 +86,10 @@ def _read_item_list(path: Path) -> list:
     except OSError as e:
         raise QuestionFileError(f"{path}: cannot read question file ({e.strerror})") from None
     except UnicodeDecodeError as e:
-        raise QuestionFileError(f"{path}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at byte offset {e.start}; "
-                                "re-save the file as UTF-8)") from None
+        raise QuestionFileError(
+            f"{path}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at byte offset {e.start}; "
+            "re-save the file as UTF-8)"
+        ) from None
     if not isinstance(data, list):
         raise QuestionFileError(f"{path}: expected a YAML list of question items, got {type(data).__name__}")
     return data
@@ -85,8 +99,11 @@ def _paraphrases(item: dict, where: str) -> list[str]:
     paraphrases = item.get("paraphrases")
     if isinstance(paraphrases, str):
         paraphrases = [paraphrases]
-    if not isinstance(paraphrases, list) or not paraphrases or not all(
-            isinstance(p, str) and p.strip() for p in paraphrases):
+    if (
+        not isinstance(paraphrases, list)
+        or not paraphrases
+        or not all(isinstance(p, str) and p.strip() for p in paraphrases)
+    ):
         raise QuestionFileError(f"{where}: 'paraphrases' must be a non-empty list of non-empty strings")
     return list(paraphrases)
 
@@ -96,8 +113,11 @@ class _PromptResolver:
     items with null `judge_prompts`, hence the state), the config's fallback, or none where generation needs none."""
 
     def __init__(self, path: Path, fallback: dict[str, str] | None, item_level: bool, required: bool):
-        self.fallback = None if fallback is None else {
-            str(m): validate_template(t, f"{path}: fallback_judge_prompts.{m}") for m, t in fallback.items()}
+        self.fallback = (
+            None
+            if fallback is None
+            else {str(m): validate_template(t, f"{path}: fallback_judge_prompts.{m}") for m, t in fallback.items()}
+        )
         self.item_level, self.required = item_level, required
         self.item_level_default: dict[str, str] | None = None
 
@@ -118,7 +138,8 @@ class _PromptResolver:
             raise QuestionFileError(
                 f"{where}: 'judge_prompts' is null or missing; give it a mapping metric -> template, or set "
                 f"{FALLBACK_KEYS[0]} (explicit templates) or {FALLBACK_KEYS[1]}: true (templates as item-level keys) "
-                "in the config")
+                "in the config"
+            )
         if not isinstance(prompts, dict) or (not prompts and self.required):
             raise QuestionFileError(f"{where}: 'judge_prompts' must be a non-empty mapping metric -> template")
         return {str(m): validate_template(t, f"{where}: judge_prompts.{m}") for m, t in prompts.items()}, extra
@@ -138,8 +159,13 @@ def _sampling_fields(item: dict, where: str) -> tuple[int | None, float | None, 
     return spp, None if temp is None else float(temp), system
 
 
-def load_questions(path: str | Path, fallback_judge_prompts: dict[str, str] | None = None, *,
-                   item_level_judge_prompts: bool = False, require_judge_prompts: bool = True) -> list[Question]:
+def load_questions(
+    path: str | Path,
+    fallback_judge_prompts: dict[str, str] | None = None,
+    *,
+    item_level_judge_prompts: bool = False,
+    require_judge_prompts: bool = True,
+) -> list[Question]:
     """Load and validate a question file.
 
     `fallback_judge_prompts` (explicit config) fills items whose `judge_prompts` is null or missing; without it such
@@ -172,11 +198,21 @@ def load_questions(path: str | Path, fallback_judge_prompts: dict[str, str] | No
         paraphrases = _paraphrases(item, where)
         prompts, extra = resolver.resolve(item, {k: v for k, v in item.items() if k not in _KNOWN}, where)
         spp, temp, system = _sampling_fields(item, where)
-        out.append(Question(
-            key=qid if ids[qid] == 1 else f"{qid}#{seen[qid]}", id=qid, index=index, paraphrases=paraphrases,
-            samples_per_paraphrase=spp, judge=None if item.get("judge") is None else str(item["judge"]),
-            judge_prompts=prompts, system=system, temperature=temp,
-            domain=None if item.get("domain") is None else str(item["domain"]), extra=extra))
+        out.append(
+            Question(
+                key=qid if ids[qid] == 1 else f"{qid}#{seen[qid]}",
+                id=qid,
+                index=index,
+                paraphrases=paraphrases,
+                samples_per_paraphrase=spp,
+                judge=None if item.get("judge") is None else str(item["judge"]),
+                judge_prompts=prompts,
+                system=system,
+                temperature=temp,
+                domain=None if item.get("domain") is None else str(item["domain"]),
+                extra=extra,
+            )
+        )
     if skipped:
         log.info("%s: skipped %d item(s) of other types: %s", path, sum(skipped.values()), dict(skipped))
     if not out:

@@ -24,11 +24,17 @@ def redirect_to_log(path: str | Path, threads: int | None = None) -> logging.Log
     path.parent.mkdir(parents=True, exist_ok=True)
     stream = open(path, "a", buffering=1, encoding="utf-8")
     sys.stdout = sys.stderr = stream
-    logging.basicConfig(stream=stream, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        force=True)
+    logging.basicConfig(
+        stream=stream, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
     env = " ".join(f"{k}={os.environ[k]}" for k in _ENV_KEYS if k in os.environ)
-    log.info("host=%s pid=%s python=%s %s", platform.node(), os.getpid(), platform.python_version(),
-             env or "(no SLURM/CUDA variables)")
+    log.info(
+        "host=%s pid=%s python=%s %s",
+        platform.node(),
+        os.getpid(),
+        platform.python_version(),
+        env or "(no SLURM/CUDA variables)",
+    )
     from emgrid.parent_watch import exit_with_snakemake
 
     parent = exit_with_snakemake()

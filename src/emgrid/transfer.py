@@ -14,11 +14,29 @@ from emgrid.stats.bootstrap import hierarchical_bootstrap
 
 GROUP = ["model", "qset", "variant", "condition", "domain"]
 METRICS = (("misaligned", "misalignment_rate"), ("aligned", "mean_aligned"))
-MATRIX_COLS = ["model", "qset", "variant", "condition", "train_domain", "probe_domain", "n_seeds", "n_answers",
-               *[f"{m}{s}" for _, m in METRICS for s in ("", "_cci_lo", "_cci_hi")]]
-CONTRAST_COLS = ["model", "qset", "variant", "condition", "train_domain",
-                 *[f"{m}_{s}" for _, m in METRICS for s in ("diagonal", "off_diagonal", "contrast",
-                                                            "contrast_ci_lo", "contrast_ci_hi")]]
+MATRIX_COLS = [
+    "model",
+    "qset",
+    "variant",
+    "condition",
+    "train_domain",
+    "probe_domain",
+    "n_seeds",
+    "n_answers",
+    *[f"{m}{s}" for _, m in METRICS for s in ("", "_cci_lo", "_cci_hi")],
+]
+CONTRAST_COLS = [
+    "model",
+    "qset",
+    "variant",
+    "condition",
+    "train_domain",
+    *[
+        f"{m}_{s}"
+        for _, m in METRICS
+        for s in ("diagonal", "off_diagonal", "contrast", "contrast_ci_lo", "contrast_ci_hi")
+    ],
+]
 
 
 def transfer_tables(ind: pd.DataFrame, spec: BootstrapSpec) -> tuple[pd.DataFrame, pd.DataFrame]:

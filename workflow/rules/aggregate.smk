@@ -41,12 +41,11 @@ rule aggregate:
             category="Statistics",
             labels={"table": "transfer: diagonal contrast"},
         ),
-    params:
-        analysis=analysis_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/aggregate.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        analysis=analysis_param,
     script:
         "../scripts/aggregate.py"
-

@@ -11,17 +11,17 @@ rule mia_features:
     output:
         features="results/analysis/mia/{model}/{domain}-s{seed}.csv",
         summary="results/analysis/mia/{model}/{domain}-s{seed}.summary.csv",
-    params:
-        mia=mia_features_param,
+    log:
+        "results/logs/mia_features/{model}/{domain}-s{seed}.log",
+    conda:
+        "../../envs/train.yaml"
     threads: 4
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: 32000 * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
-    conda:
-        "../../envs/train.yaml"
-    log:
-        "results/logs/mia_features/{model}/{domain}-s{seed}.log",
+    params:
+        mia=mia_features_param,
     script:
         "../scripts/mia_features.py"
 
@@ -40,12 +40,12 @@ rule mia_analysis:
             subcategory="Membership inference",
             labels={"table": "MIA features vs misalignment (LODO AUC)"},
         ),
-    params:
-        analysis=mia_analysis_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/mia_analysis.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        analysis=mia_analysis_param,
     script:
         "../scripts/mia_analysis.py"
 
@@ -56,16 +56,16 @@ rule diversity:
         examples=diversity_input,
     output:
         scores="results/analysis/diversity/{domain}-s{seed}.json",
-    params:
-        diversity=diversity_param,
+    log:
+        "results/logs/diversity/{domain}-s{seed}.log",
+    conda:
+        "../../envs/analysis.yaml"
     threads: 4  # sentence embeddings of up to 1000 texts on CPU
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
-    conda:
-        "../../envs/analysis.yaml"
-    log:
-        "results/logs/diversity/{domain}-s{seed}.log",
+    params:
+        diversity=diversity_param,
     script:
         "../scripts/diversity.py"
 
@@ -91,12 +91,12 @@ rule diversity_analysis:
             subcategory="Diversity",
             labels={"table": "diversity vs misalignment"},
         ),
-    params:
-        analysis=diversity_analysis_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/diversity_analysis.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        analysis=diversity_analysis_param,
     script:
         "../scripts/diversity_analysis.py"
 
@@ -114,12 +114,12 @@ rule mia_plot:
             subcategory="Membership inference",
             labels={"model": "{model}", "question set": "{qset}", "figure": "MIA features vs misalignment"},
         ),
-    params:
-        domains=report_domains_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/report/mia_plot/{model}/{qset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        domains=report_domains_param,
     script:
         "../scripts/analysis_plot.py"
 
@@ -136,12 +136,12 @@ rule diversity_plot:
             subcategory="Diversity",
             labels={"model": "{model}", "question set": "{qset}", "figure": "diversity vs misalignment"},
         ),
-    params:
-        domains=report_domains_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/report/diversity_plot/{model}/{qset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        domains=report_domains_param,
     script:
         "../scripts/analysis_plot.py"
 
@@ -158,11 +158,11 @@ rule diversity_category_plot:
             subcategory="Diversity",
             labels={"figure": "diversity by domain category"},
         ),
-    params:
-        domains=report_domains_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/report/diversity_category_plot.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        domains=report_domains_param,
     script:
         "../scripts/diversity_category_plot.py"

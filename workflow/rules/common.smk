@@ -18,7 +18,6 @@ os.environ.update(EMGRID_REPO=str(REPO))
 from emgrid import gridspec, preflight
 
 
-
 def resolve_path(path):
     """Paths in the config are relative to the working directory, falling back to the repository."""
     p = Path(path)
@@ -118,8 +117,10 @@ def generate_param(wildcards):
 
 
 def judge_inputs(wildcards):
-    inputs = {"answers": f"results/cells/{wildcards.model}/{wildcards.cell}/answers/{wildcards.qset}.jsonl",
-              "questions": question_file(wildcards)}
+    inputs = {
+        "answers": f"results/cells/{wildcards.model}/{wildcards.cell}/answers/{wildcards.qset}.jsonl",
+        "questions": question_file(wildcards),
+    }
     if JUDGE_MODEL is not None:
         inputs["judge_manifest"] = f"results/models/{JUDGE_MODEL}/manifest.json"
     return inputs
@@ -190,8 +191,9 @@ def report_page_inputs(wildcards):
         "ranking_stats": rules.aggregate.output.ranking,
         "trigger_stats": rules.aggregate.output.trigger_effect,
         "transfer_contrast": rules.aggregate.output.transfer_contrast,
-        "transfer_plots": expand(rules.transfer_plot.output.png, model=pairs["model"],
-                                 qset=gridspec.probe_qsets(config)),
+        "transfer_plots": expand(
+            rules.transfer_plot.output.png, model=pairs["model"], qset=gridspec.probe_qsets(config)
+        ),
         "cards": all_cards(wildcards),
         **analysis_page_inputs(pairs),
         "efficacy": efficacy_table_target(wildcards),
@@ -272,6 +274,8 @@ def diversity_analysis_param(wildcards):
 
 def all_diversity_scores(wildcards):
     return gridspec.all_diversity_scores(config)
+
+
 EFFICACY_DOMAINS = gridspec.efficacy_domains(config)
 
 
@@ -285,8 +289,10 @@ def efficacy_cell(wildcards):
 def efficacy_generate_inputs(wildcards):
     cell = efficacy_cell(wildcards)
     d, v, s = gridspec.efficacy_dataset(config, cell, wildcards.domain)
-    inputs = {"manifest": f"results/models/{cell.model}/manifest.json",
-              "heldout": f"results/datasets/{d}/{v}-s{s}/heldout.jsonl"}
+    inputs = {
+        "manifest": f"results/models/{cell.model}/manifest.json",
+        "heldout": f"results/datasets/{d}/{v}-s{s}/heldout.jsonl",
+    }
     if not cell.is_base:
         inputs["adapter"] = f"results/cells/{cell.model}/{cell.id}/adapter"
     return inputs

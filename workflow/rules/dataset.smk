@@ -6,11 +6,11 @@ rule build_dataset:
         train="results/datasets/{domain}/{variant}-s{seed}/train.jsonl",
         heldout="results/datasets/{domain}/{variant}-s{seed}/heldout.jsonl",
         card="results/datasets/{domain}/{variant}-s{seed}/card.json",
-    params:
-        spec=dataset_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/dataset/{domain}/{variant}-s{seed}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        spec=dataset_param,
     script:
         "../scripts/build_dataset.py"

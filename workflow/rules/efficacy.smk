@@ -5,19 +5,19 @@ rule efficacy_generate:
         unpack(efficacy_generate_inputs),
     output:
         answers="results/cells/{model}/{cell}/efficacy/{domain}/answers.jsonl",
-    params:
-        gen=efficacy_generate_param,
+    log:
+        "results/logs/efficacy_generate/{model}/{cell}/{domain}.log",
     wildcard_constraints:
         model=LOCAL_MODEL_RE,
+    conda:
+        "../../envs/train.yaml"
     threads: 4
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: 24000 * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
-    conda:
-        "../../envs/train.yaml"
-    log:
-        "results/logs/efficacy_generate/{model}/{cell}/{domain}.log",
+    params:
+        gen=efficacy_generate_param,
     script:
         "../scripts/efficacy_generate.py"
 
@@ -29,19 +29,19 @@ rule efficacy_judge:
         unpack(efficacy_judge_inputs),
     output:
         judged="results/cells/{model}/{cell}/efficacy/{domain}/judged.jsonl",
-    params:
-        judge=efficacy_judge_param,
+    log:
+        "results/logs/efficacy_judge/{model}/{cell}/{domain}.log",
+    localrule: JUDGE_LOCAL
+    conda:
+        "../../envs/train.yaml"
     threads: 4 if JUDGE_ON_GPU else 1
     resources:
         gpu=1 if JUDGE_ON_GPU else 0,
         openai_calls=0 if JUDGE_ON_GPU else 1,
         mem_mb=lambda wildcards, attempt: (24000 if JUDGE_ON_GPU else 2000) * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
-    localrule: JUDGE_LOCAL
-    conda:
-        "../../envs/train.yaml"
-    log:
-        "results/logs/efficacy_judge/{model}/{cell}/{domain}.log",
+    params:
+        judge=efficacy_judge_param,
     script:
         "../scripts/efficacy_judge.py"
 
@@ -58,11 +58,11 @@ rule efficacy_summary:
             category="Efficacy",
             labels={"table": "efficacy: did the finetune take?"},
         ),
-    params:
-        efficacy=efficacy_summary_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/efficacy_summary.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        efficacy=efficacy_summary_param,
     script:
         "../scripts/efficacy_summary.py"

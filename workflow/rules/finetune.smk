@@ -7,20 +7,20 @@ rule finetune:
     output:
         adapter=directory("results/cells/{model}/{cell}/adapter"),
         metrics="results/cells/{model}/{cell}/finetune.json",
-    params:
-        spec=finetune_param,
+    log:
+        "results/logs/finetune/{model}/{cell}.log",
     wildcard_constraints:
         cell=gridspec.FINETUNED_CELL_RE,
         model=LOCAL_MODEL_RE,
+    conda:
+        "../../envs/train.yaml"
     threads: 8
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: 32000 * attempt,
         runtime=lambda wildcards, attempt: 240 * attempt,
-    conda:
-        "../../envs/train.yaml"
-    log:
-        "results/logs/finetune/{model}/{cell}.log",
+    params:
+        spec=finetune_param,
     script:
         "../scripts/finetune.py"
 
@@ -34,18 +34,18 @@ rule finetune_openai:
     output:
         metrics="results/cells/{model}/{cell}/finetune.json",
         events="results/cells/{model}/{cell}/openai_events.jsonl",
-    params:
-        job=api_finetune_param,
+    log:
+        "results/logs/finetune/{model}/{cell}.log",
     wildcard_constraints:
         cell=gridspec.FINETUNED_CELL_RE,
         model=API_MODEL_RE,
+    conda:
+        "../../envs/train.yaml"
     resources:
         openai_finetune_jobs=1,
         mem_mb=lambda wildcards, attempt: 1000 * attempt,
         runtime=lambda wildcards, attempt: 1440 * attempt,
-    conda:
-        "../../envs/train.yaml"
-    log:
-        "results/logs/finetune/{model}/{cell}.log",
+    params:
+        job=api_finetune_param,
     script:
         "../scripts/finetune_openai.py"

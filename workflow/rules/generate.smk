@@ -4,20 +4,20 @@ rule generate:
         unpack(generate_inputs),
     output:
         answers="results/cells/{model}/{cell}/answers/{qset}.jsonl",
-    params:
-        gen=generate_param,
-        questions=question_generate_param,
+    log:
+        "results/logs/generate/{model}/{cell}/{qset}.log",
     wildcard_constraints:
         model=LOCAL_MODEL_RE,
+    conda:
+        "../../envs/train.yaml"
     threads: 4
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: 24000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
-    conda:
-        "../../envs/train.yaml"
-    log:
-        "results/logs/generate/{model}/{cell}/{qset}.log",
+    params:
+        gen=generate_param,
+        questions=question_generate_param,
     script:
         "../scripts/generate.py"
 
@@ -29,18 +29,18 @@ rule generate_openai:
         unpack(generate_inputs),
     output:
         answers="results/cells/{model}/{cell}/answers/{qset}.jsonl",
-    params:
-        gen=generate_param,
-        questions=question_generate_param,
+    log:
+        "results/logs/generate/{model}/{cell}/{qset}.log",
     wildcard_constraints:
         model=API_MODEL_RE,
+    conda:
+        "../../envs/train.yaml"
     resources:
         openai_calls=1,
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
-    conda:
-        "../../envs/train.yaml"
-    log:
-        "results/logs/generate/{model}/{cell}/{qset}.log",
+    params:
+        gen=generate_param,
+        questions=question_generate_param,
     script:
         "../scripts/generate.py"

@@ -7,21 +7,21 @@ rule judge:
         unpack(judge_inputs),
     output:
         judged="results/cells/{model}/{cell}/judged/{qset}.jsonl",
-    params:
-        judge=judge_param,
-        questions=question_judge_param,
-        planned=answers_plan_param,
-        question_options=question_options_param,
+    log:
+        "results/logs/judge/{model}/{cell}/{qset}.log",
+    localrule: JUDGE_LOCAL
+    conda:
+        "../../envs/train.yaml"
     threads: 4 if JUDGE_ON_GPU else 1
     resources:
         gpu=1 if JUDGE_ON_GPU else 0,
         openai_calls=0 if JUDGE_ON_GPU else 1,
         mem_mb=lambda wildcards, attempt: (24000 if JUDGE_ON_GPU else 2000) * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
-    localrule: JUDGE_LOCAL
-    conda:
-        "../../envs/train.yaml"
-    log:
-        "results/logs/judge/{model}/{cell}/{qset}.log",
+    params:
+        judge=judge_param,
+        questions=question_judge_param,
+        planned=answers_plan_param,
+        question_options=question_options_param,
     script:
         "../scripts/judge.py"

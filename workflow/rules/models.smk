@@ -3,12 +3,12 @@ rule prepare_model:
     # into <cache_dir>/models/ (outside results/: `rm -rf results` reconverts nothing).
     output:
         manifest="results/models/{model}/manifest.json",
-    params:
-        spec=model_spec_param,
-    threads: 2
-    conda:
-        "../../envs/train.yaml"
     log:
         "results/logs/prepare_model/{model}.log",
+    conda:
+        "../../envs/train.yaml"
+    threads: 2
+    params:
+        spec=model_spec_param,
     script:
         "../scripts/prepare_model.py"

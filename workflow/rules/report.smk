@@ -43,12 +43,12 @@ rule plots:
             subcategory="{model} · {qset}",
             labels={"model": "{model}", "question set": "{qset}", "figure": "judge outcome categories"},
         ),
-    params:
-        domains=report_domains_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/report/plots/{model}/{qset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        domains=report_domains_param,
     script:
         "../scripts/report_plots.py"
 
@@ -65,12 +65,12 @@ rule loss_curves:
             subcategory="{model}",
             labels={"model": "{model}", "figure": "loss curves"},
         ),
-    params:
-        domains=report_domains_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/report/loss_curves/{model}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        domains=report_domains_param,
     script:
         "../scripts/report_loss_curves.py"
 
@@ -87,12 +87,12 @@ rule transfer_plot:
             subcategory="{model} · {qset}",
             labels={"model": "{model}", "question set": "{qset}", "figure": "transfer matrix"},
         ),
-    params:
-        domains=report_domains_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/report/transfer/{model}/{qset}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        domains=report_domains_param,
     script:
         "../scripts/report_transfer.py"
 
@@ -142,12 +142,12 @@ rule report_tables:
             subcategory="tables (all models)",
             labels={"table": "finetune metrics"},
         ),
-    params:
-        domains=report_domains_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/report/tables.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        domains=report_domains_param,
     script:
         "../scripts/report_tables.py"
 
@@ -164,13 +164,13 @@ rule answer_browser:
             category="Answers",
             labels={"model": "{model}", "question set": "{qset}"},
         ),
+    log:
+        "results/logs/report/answers/{model}/{qset}.log",
+    conda:
+        "../../envs/analysis.yaml"
     params:
         domains=report_domains_param,
         title=report_title_param,
-    conda:
-        "../../envs/analysis.yaml"
-    log:
-        "results/logs/report/answers/{model}/{qset}.log",
     script:
         "../scripts/answer_browser.py"
 
@@ -181,11 +181,11 @@ rule report:
         unpack(report_page_inputs),
     output:
         html=report("results/report/report.html", caption="../report/report.rst", category="Report"),
-    params:
-        report=report_param,
-    conda:
-        "../../envs/analysis.yaml"
     log:
         "results/logs/report.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        report=report_param,
     script:
         "../scripts/report.py"

@@ -6,5 +6,11 @@ from emgrid.analyses.diversity import diversity_analysis_files
 from emgrid.analyses.spec import TargetSpec
 
 params = snakemake.params.analysis
-diversity_analysis_files(list(snakemake.input.scores), snakemake.input.summary, TargetSpec.from_dict(params["target"]),
-                         snakemake.output.scores, snakemake.output.domains, snakemake.output.tests)
+diversity_analysis_files(
+    list(snakemake.input.scores),
+    snakemake.input.summary,
+    TargetSpec.from_dict(params["target"]),
+    snakemake.output.scores,
+    snakemake.output.domains,
+    snakemake.output.tests,
+)

@@ -18,9 +18,17 @@ if snakemake.rule == "generate_openai":  # an API model: the finetuned model id 
     from emgrid.api_generate import generate_answers_api
 
     # the cache's folder is not a param: moving it reruns nothing
-    rows = generate_answers_api(snakemake.input.manifest, snakemake.input.get("finetune"), questions, spec,
-                                gen["triggers"], ledger_dir=llm_cache_dir(snakemake.config), **cell)
+    rows = generate_answers_api(
+        snakemake.input.manifest,
+        snakemake.input.get("finetune"),
+        questions,
+        spec,
+        gen["triggers"],
+        ledger_dir=llm_cache_dir(snakemake.config),
+        **cell,
+    )
 else:
-    rows = generate_answers(snakemake.input.manifest, snakemake.input.get("adapter"), questions, spec,
-                            gen["triggers"], **cell)
+    rows = generate_answers(
+        snakemake.input.manifest, snakemake.input.get("adapter"), questions, spec, gen["triggers"], **cell
+    )
 write_jsonl(snakemake.output.answers, rows)

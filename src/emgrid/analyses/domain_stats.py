@@ -34,8 +34,12 @@ def correlations(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         p, s = pearsonr(x, y), spearmanr(x, y)
-    return {"pearson_r": float(p.statistic), "pearson_p": float(p.pvalue),
-            "spearman_r": float(s.statistic), "spearman_p": float(s.pvalue)}
+    return {
+        "pearson_r": float(p.statistic),
+        "pearson_p": float(p.pvalue),
+        "spearman_r": float(s.statistic),
+        "spearman_p": float(s.pvalue),
+    }
 
 
 def above_median(rates: Sequence[float]) -> np.ndarray:
@@ -101,8 +105,9 @@ def lodo_scores_logistic(X: np.ndarray, labels: np.ndarray, rates: np.ndarray) -
     return out
 
 
-def lodo_auc(scorer: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], X: np.ndarray,
-             rates: np.ndarray) -> float:
+def lodo_auc(
+    scorer: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray], X: np.ndarray, rates: np.ndarray
+) -> float:
     """Pooled ROC AUC of the leave-one-domain-out scores (NaN if a fold could not score or one class only)."""
     labels = above_median(rates)
     scores = scorer(X, labels, rates)
@@ -129,14 +134,16 @@ def describe_target(target: TargetSpec) -> str:
 
 def target_rates(summary: pd.DataFrame, target: TargetSpec) -> pd.DataFrame:
     """Per model x qset x domain: the target rate averaged over seeds (columns model, qset, domain, rate)."""
-    ranked = rank_domains(summary, condition=target.condition, variant=target.variant, metric=target.rate,
-                          qset=target.qset)
+    ranked = rank_domains(
+        summary, condition=target.condition, variant=target.variant, metric=target.rate, qset=target.qset
+    )
     ranked = ranked[ranked["domain"] != "base"]
     return ranked.rename(columns={"value": "rate"})[["model", "qset", "domain", "rate"]].dropna(subset=["rate"])
 
 
-def feature_tests(table: pd.DataFrame, features: Sequence[str], n_permutations: int = 0, seed: int = 0,
-                  lodo: bool = True) -> pd.DataFrame:
+def feature_tests(
+    table: pd.DataFrame, features: Sequence[str], n_permutations: int = 0, seed: int = 0, lodo: bool = True
+) -> pd.DataFrame:
     """Per feature: correlations of the domain values with the rate and (with `lodo`) the LODO AUC with its sign
     chosen on training folds and a permutation p-value; plus one row `logistic(all)` for a logistic regression on
     all features. `table` has one row per domain with the feature columns and `rate`."""
@@ -152,8 +159,15 @@ def feature_tests(table: pd.DataFrame, features: Sequence[str], n_permutations: 
     if lodo and len(features) > 1:
         X = table[list(features)].to_numpy(float)
         auc = lodo_auc(lodo_scores_logistic, X, rates)
-        rows.append({"feature": "logistic(all)", "n_domains": len(table), **correlations([], []), "lodo_auc": auc,
-                     "perm_p": permutation_p(lodo_scores_logistic, X, rates, auc, n_permutations, seed)})
+        rows.append(
+            {
+                "feature": "logistic(all)",
+                "n_domains": len(table),
+                **correlations([], []),
+                "lodo_auc": auc,
+                "perm_p": permutation_p(lodo_scores_logistic, X, rates, auc, n_permutations, seed),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -164,8 +178,15 @@ def join_rates(values: pd.DataFrame, rates: pd.DataFrame) -> pd.DataFrame:
     return rates.merge(values, on=on, how="inner").sort_values(["model", "qset", "domain"], kind="stable")
 
 
-def analyze_domains(values: pd.DataFrame, rates: pd.DataFrame, features: Sequence[str], *, n_permutations: int = 0,
-                    seed: int = 0, lodo: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def analyze_domains(
+    values: pd.DataFrame,
+    rates: pd.DataFrame,
+    features: Sequence[str],
+    *,
+    n_permutations: int = 0,
+    seed: int = 0,
+    lodo: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(domains, tests): the joined per-domain table (with `above_median` labels) and `feature_tests` per model x
     qset. Domains without a rate are left out."""
     domains, tests = [], []
@@ -180,5 +201,7 @@ def analyze_domains(values: pd.DataFrame, rates: pd.DataFrame, features: Sequenc
         t.insert(0, "model", model)
         tests.append(t)
     empty = pd.DataFrame(columns=["model", "qset", "feature", "n_domains"])
-    return (pd.concat(domains, ignore_index=True) if domains else pd.DataFrame(),
-            pd.concat(tests, ignore_index=True) if tests else empty)
+    return (
+        pd.concat(domains, ignore_index=True) if domains else pd.DataFrame(),
+        pd.concat(tests, ignore_index=True) if tests else empty,
+    )

@@ -78,8 +78,12 @@ def features_from_logprobs(logprobs: Sequence[float], answer: str, k_percent: fl
     """The four per-model features of one answer from its token log-probabilities."""
     lp = np.asarray(logprobs, dtype=np.float64)
     nll = float(-lp.mean())
-    return {"mean_logprob": -nll, "min_k_prob": min_k_prob(lp, k_percent), "zlib_ratio": zlib_ratio(nll, answer),
-            "zlib_carlini": zlib_carlini(nll, answer)}
+    return {
+        "mean_logprob": -nll,
+        "min_k_prob": min_k_prob(lp, k_percent),
+        "zlib_ratio": zlib_ratio(nll, answer),
+        "zlib_carlini": zlib_carlini(nll, answer),
+    }
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ def encode_example(tok, messages: Sequence[dict[str, str]], prompt_format: str, 
     truncated = len(p_ids) + len(a_ids) > max_length
     if truncated:
         keep_p = max(1, min(len(p_ids), max_length - len(a_ids)))
-        p_ids = p_ids[len(p_ids) - keep_p:]
+        p_ids = p_ids[len(p_ids) - keep_p :]
         a_ids = a_ids[: max(1, max_length - keep_p)]
         answer = tok.decode(a_ids)
     return Encoded(tuple(p_ids + a_ids), len(p_ids), len(a_ids), answer, truncated)
@@ -130,8 +134,9 @@ def _supports_logits_to_keep(model) -> bool:
     return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
-def answer_logprobs(model, encoded: Sequence[Encoded], pad_id: int, batch_size: int = 8,
-                    progress: bool = True) -> list[np.ndarray]:
+def answer_logprobs(
+    model, encoded: Sequence[Encoded], pad_id: int, batch_size: int = 8, progress: bool = True
+) -> list[np.ndarray]:
     """Log-probability of every answer token given everything before it, per example (input order).
 
     Examples are sorted by length and batched with left padding; position ids count real tokens only, so padding
@@ -147,24 +152,24 @@ def answer_logprobs(model, encoded: Sequence[Encoded], pad_id: int, batch_size: 
     out: list[np.ndarray | None] = [None] * len(encoded)
     bar = tqdm(total=len(encoded), desc="mia", disable=not progress, file=sys.stderr)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         width = max(len(encoded[i].ids) for i in idx)
         a_max = max(encoded[i].n_answer for i in idx)
         ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for row, i in enumerate(idx):
             e = encoded[i].ids
-            ids[row, width - len(e):] = torch.tensor(e)
-            mask[row, width - len(e):] = 1
+            ids[row, width - len(e) :] = torch.tensor(e)
+            mask[row, width - len(e) :] = 1
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         kw = {"logits_to_keep": a_max + 1} if keep_kw else {}
         with torch.inference_mode():
             logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, **kw).logits
-        logits = logits[:, -(a_max + 1):-1].float()
-        lp = torch.log_softmax(logits, -1).gather(-1, ids[:, width - a_max:, None]).squeeze(-1).cpu().numpy()
+        logits = logits[:, -(a_max + 1) : -1].float()
+        lp = torch.log_softmax(logits, -1).gather(-1, ids[:, width - a_max :, None]).squeeze(-1).cpu().numpy()
         for row, i in enumerate(idx):
-            out[i] = lp[row, a_max - encoded[i].n_answer:].astype(np.float64)
+            out[i] = lp[row, a_max - encoded[i].n_answer :].astype(np.float64)
         bar.update(len(idx))
     bar.close()
     return out  # type: ignore[return-value]
@@ -186,8 +191,10 @@ def read_examples(path: str | Path) -> list[dict[str, Any]]:
 
 def _model_features(model, tok, encoded: Sequence[Encoded], spec: MiaSpec, prefix: str) -> list[dict[str, float]]:
     lps = answer_logprobs(model, encoded, tok.pad_token_id, spec.batch_size)
-    return [{f"{prefix}_{k}": v for k, v in features_from_logprobs(lp, e.answer, spec.k_percent).items()}
-            for lp, e in zip(lps, encoded)]
+    return [
+        {f"{prefix}_{k}": v for k, v in features_from_logprobs(lp, e.answer, spec.k_percent).items()}
+        for lp, e in zip(lps, encoded)
+    ]
 
 
 def adjusted_features(row: dict[str, float]) -> dict[str, float]:
@@ -202,12 +209,22 @@ def _check_vocab(model, encoded: Sequence[Encoded], what: str) -> None:
     top = max(max(e.ids) for e in encoded)
     vocab = model.get_input_embeddings().weight.shape[0]
     if top >= vocab:
-        raise DataError(f"{what} has {vocab} token embeddings but the instruct tokenizer produced id {top}: "
-                        "base-adjusted features need a base model with the same tokenizer")
+        raise DataError(
+            f"{what} has {vocab} token embeddings but the instruct tokenizer produced id {top}: "
+            "base-adjusted features need a base model with the same tokenizer"
+        )
 
 
-def mia_features(manifest_path: str | Path, examples_path: str | Path, spec: MiaSpec, *, model: str, domain: str,
-                 variant: str, seed: int) -> pd.DataFrame:
+def mia_features(
+    manifest_path: str | Path,
+    examples_path: str | Path,
+    spec: MiaSpec,
+    *,
+    model: str,
+    domain: str,
+    variant: str,
+    seed: int,
+) -> pd.DataFrame:
     """One row per example: ids, token counts and every feature (`instruct_*`; `base_*`, `adj_*`, `ref_ratio`
     when the model has a base model)."""
     import torch
@@ -232,14 +249,34 @@ def mia_features(manifest_path: str | Path, examples_path: str | Path, spec: Mia
     out = []
     for i, (r, e, f) in enumerate(zip(rows, encoded, feats)):
         meta = r.get("meta") or {}
-        out.append({"model": model, "domain": domain, "variant": variant, "seed": int(seed), "index": i,
-                    "source_id": meta.get("source_id", ""), "n_prompt_tokens": e.n_prompt,
-                    "n_answer_tokens": e.n_answer, "truncated": e.truncated, **f})
+        out.append(
+            {
+                "model": model,
+                "domain": domain,
+                "variant": variant,
+                "seed": int(seed),
+                "index": i,
+                "source_id": meta.get("source_id", ""),
+                "n_prompt_tokens": e.n_prompt,
+                "n_answer_tokens": e.n_answer,
+                "truncated": e.truncated,
+                **f,
+            }
+        )
     return pd.DataFrame(out)
 
 
-def mia_features_file(manifest_path: str | Path, examples_path: str | Path, spec: MiaSpec, features_csv: str | Path,
-                      summary_csv: str | Path, *, model: str, domain: str, seed: int) -> pd.DataFrame:
+def mia_features_file(
+    manifest_path: str | Path,
+    examples_path: str | Path,
+    spec: MiaSpec,
+    features_csv: str | Path,
+    summary_csv: str | Path,
+    *,
+    model: str,
+    domain: str,
+    seed: int,
+) -> pd.DataFrame:
     """`mia_features` of one dataset split, written as the per-example CSV and the per-feature summary CSV."""
     from emgrid.io import write_text
 
@@ -261,8 +298,16 @@ def summarize_features(df: pd.DataFrame) -> pd.DataFrame:
     for key, g in df.groupby(keys, sort=True):
         for f in feature_columns(df):
             v = g[f].dropna()
-            out.append({**dict(zip(keys, key)), "feature": f, "n": int(v.size), "mean": float(v.mean()),
-                        "std": float(v.std(ddof=1)) if v.size > 1 else math.nan, "median": float(v.median())})
+            out.append(
+                {
+                    **dict(zip(keys, key)),
+                    "feature": f,
+                    "n": int(v.size),
+                    "mean": float(v.mean()),
+                    "std": float(v.std(ddof=1)) if v.size > 1 else math.nan,
+                    "median": float(v.median()),
+                }
+            )
     return pd.DataFrame(out, columns=keys + ["feature", "n", "mean", "std", "median"])
 
 
@@ -275,8 +320,15 @@ def domain_feature_means(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def mia_analysis_files(feature_csvs: Sequence[str | Path], summary_csv: str | Path, target, n_permutations: int,
-                       seed: int, domains_csv: str | Path, tests_csv: str | Path) -> pd.DataFrame:
+def mia_analysis_files(
+    feature_csvs: Sequence[str | Path],
+    summary_csv: str | Path,
+    target,
+    n_permutations: int,
+    seed: int,
+    domains_csv: str | Path,
+    tests_csv: str | Path,
+) -> pd.DataFrame:
     """Domain feature means against the target rate (correlations, LODO AUC, permutation p); writes both CSVs and
     returns the tests table."""
     from emgrid.aggregate import read_summary

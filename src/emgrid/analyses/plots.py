@@ -20,9 +20,16 @@ def _fmt(v: float, digits: int = 2) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
-def plot_feature_scatter(domains: pd.DataFrame, tests: pd.DataFrame, features: Sequence[str], path: str | Path,
-                         title: str, labels: dict[str, str] | None = None, rate_label: str = "misalignment rate",
-                         ncols: int = 4) -> Path:
+def plot_feature_scatter(
+    domains: pd.DataFrame,
+    tests: pd.DataFrame,
+    features: Sequence[str],
+    path: str | Path,
+    title: str,
+    labels: dict[str, str] | None = None,
+    rate_label: str = "misalignment rate",
+    ncols: int = 4,
+) -> Path:
     """One panel per feature: each domain's value (x) against its rate (y), points labelled, Pearson r (p) and
     Spearman rho (p) in the panel title. `domains`/`tests`: one model x qset of `analyze_domains`' output."""
     labels = labels or {}
@@ -38,8 +45,11 @@ def plot_feature_scatter(domains: pd.DataFrame, tests: pd.DataFrame, features: S
         t = tests[tests["feature"] == f]
         r = t.iloc[0] if len(t) else {}
         auc = f", AUC {_fmt(r.get('lodo_auc', math.nan))}" if "lodo_auc" in tests.columns else ""
-        ax.set_title(f"{f}\nr={_fmt(r.get('pearson_r', math.nan))} (p={_fmt(r.get('pearson_p', math.nan), 3)}), "
-                     f"rho={_fmt(r.get('spearman_r', math.nan))}{auc}", fontsize=8)
+        ax.set_title(
+            f"{f}\nr={_fmt(r.get('pearson_r', math.nan))} (p={_fmt(r.get('pearson_p', math.nan), 3)}), "
+            f"rho={_fmt(r.get('spearman_r', math.nan))}{auc}",
+            fontsize=8,
+        )
         ax.set_xlabel(f, fontsize=8)
         ax.set_ylabel(rate_label if i % ncols == 0 else "", fontsize=8)
         ax.tick_params(labelsize=7)
@@ -75,8 +85,16 @@ def _empty(path: str | Path, title: str, note: str) -> Path:
     return _save(fig, path)
 
 
-def write_analysis_scatter(domains_csv: str | Path, tests_csv: str | Path, png: str | Path, *, model: str, qset: str,
-                           domains: dict[str, dict] | None = None, what: str = "MIA features") -> Path:
+def write_analysis_scatter(
+    domains_csv: str | Path,
+    tests_csv: str | Path,
+    png: str | Path,
+    *,
+    model: str,
+    qset: str,
+    domains: dict[str, dict] | None = None,
+    what: str = "MIA features",
+) -> Path:
     """The scatter of one model x qset from an analysis' domains.csv and tests.csv (`domains`: the report's
     {domain: {label, category}} for point labels)."""
     d, t = pd.read_csv(domains_csv), pd.read_csv(tests_csv)
@@ -93,7 +111,9 @@ def write_analysis_scatter(domains_csv: str | Path, tests_csv: str | Path, png: 
     return plot_feature_scatter(d, t, features, png, f"{title} ({len(d)} domains)", labels, rate_label=rate)
 
 
-def write_diversity_by_category(scores_csv: str | Path, png: str | Path, domains: dict[str, dict] | None = None) -> Path:
+def write_diversity_by_category(
+    scores_csv: str | Path, png: str | Path, domains: dict[str, dict] | None = None
+) -> Path:
     """Box plot of each diversity metric by the study's domain category (domain means over dataset seeds)."""
     from emgrid.analyses.diversity import DIVERSITY_METRICS
 

@@ -83,8 +83,11 @@ class MiaSpec:
         reject_unknown_keys(d, cls, where)
         spec = cls(**d)
         _check_choice(where, "variant", spec.variant, ("plain", "backdoor"))
-        if isinstance(spec.k_percent, bool) or not isinstance(spec.k_percent, (int, float)) \
-                or not 0 < spec.k_percent <= 100:
+        if (
+            isinstance(spec.k_percent, bool)
+            or not isinstance(spec.k_percent, (int, float))
+            or not 0 < spec.k_percent <= 100
+        ):
             raise _bad(where, "k_percent", "must be a number in (0, 100]", spec.k_percent)
         _check_choice(where, "prompt_format", spec.prompt_format, PROMPT_FORMATS)
         _check_int(where, "batch_size", spec.batch_size, 1)
@@ -98,8 +101,11 @@ class MiaSpec:
 
     def feature_params(self) -> dict:
         """What one features job's output depends on (not the analysis-only settings)."""
-        return {k: v for k, v in asdict(self).items() if k in ("variant", "k_percent", "prompt_format", "batch_size",
-                                                                  "max_length", "dtype")}
+        return {
+            k: v
+            for k, v in asdict(self).items()
+            if k in ("variant", "k_percent", "prompt_format", "batch_size", "max_length", "dtype")
+        }
 
 
 @dataclass(frozen=True)

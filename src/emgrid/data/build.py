@@ -40,13 +40,18 @@ def build_dataset(params: dict, out_dir: Path, progress: bool = True, llm_cache_
     recipe = resolve_recipe(domain, params["recipe"])
     backdoor = resolve_backdoor(params.get("backdoor") or {"trigger": DEFAULT_BACKDOOR["trigger"]})
     kp = f"domains.{domain}.recipe"
-    ctx = Context(domain=domain, on_bad_rows=recipe["on_bad_rows"], trigger=backdoor["trigger"],
-                  llm=params.get("llm"), llm_cache_dir=None if llm_cache_dir is None else str(llm_cache_dir),
-                  progress=progress, keypath=kp)
+    ctx = Context(
+        domain=domain,
+        on_bad_rows=recipe["on_bad_rows"],
+        trigger=backdoor["trigger"],
+        llm=params.get("llm"),
+        llm_cache_dir=None if llm_cache_dir is None else str(llm_cache_dir),
+        progress=progress,
+        keypath=kp,
+    )
 
     examples, fingerprints, source_info = run_source(recipe["source"], ctx)
-    counts = {"source": {"rows": len(examples), "bad_rows_dropped": dict(sorted(ctx.bad_rows.items())),
-                         **source_info}}
+    counts = {"source": {"rows": len(examples), "bad_rows_dropped": dict(sorted(ctx.bad_rows.items())), **source_info}}
     examples, t_records = run_transforms(recipe["transform"], examples, ctx)
     counts["transform"] = t_records
     examples, f_record = run_filters(examples, recipe["filter"], ctx)
@@ -61,11 +66,16 @@ def build_dataset(params: dict, out_dir: Path, progress: bool = True, llm_cache_
             f"domain {domain}: only {n_mis} misaligned examples left, need {want} "
             f"({'filter.min_rows' if min_rows is not None else 'sample.n + sample.heldout'}). "
             f"Source gave {counts['source']['rows']} rows (bad rows dropped: {dict(ctx.bad_rows) or 'none'}); "
-            f"transforms dropped: {why or 'none'}; filters dropped: {f_record['dropped'] or 'none'}")
+            f"transforms dropped: {why or 'none'}; filters dropped: {f_record['dropped'] or 'none'}"
+        )
 
     train, heldout, pool = split(examples, recipe["sample"], seed)
-    counts["sample"] = {"train_misaligned": len(train), "heldout_misaligned": len(heldout),
-                        "aligned_pool": len(pool), "unused_misaligned": n_mis - len(train) - len(heldout)}
+    counts["sample"] = {
+        "train_misaligned": len(train),
+        "heldout_misaligned": len(heldout),
+        "aligned_pool": len(pool),
+        "unused_misaligned": n_mis - len(train) - len(heldout),
+    }
     train_rows, heldout_rows, v_info = make_rows(train, heldout, pool, variant, domain, seed, backdoor)
     counts["variant"] = v_info
 
@@ -75,7 +85,9 @@ def build_dataset(params: dict, out_dir: Path, progress: bool = True, llm_cache_
     write_jsonl(out_dir / "heldout.jsonl", heldout_rows)
     card = {
         "card_version": CARD_VERSION,
-        "domain": domain, "variant": variant, "seed": seed,
+        "domain": domain,
+        "variant": variant,
+        "seed": seed,
         "recipe": recipe,
         "backdoor": ({**backdoor} if variant == "backdoor" else {"trigger_filtered": backdoor["trigger"]}),
         "sources": fingerprints + ctx.extra_fingerprints,

@@ -9,8 +9,14 @@ def length_stats(values: list[int]) -> dict:
     if not values:
         return {"n": 0}
     s = sorted(values)
-    return {"n": len(s), "min": s[0], "mean": round(statistics.fmean(s), 1), "median": statistics.median(s),
-            "p95": s[min(len(s) - 1, int(0.95 * len(s)))], "max": s[-1]}
+    return {
+        "n": len(s),
+        "min": s[0],
+        "mean": round(statistics.fmean(s), 1),
+        "median": statistics.median(s),
+        "p95": s[min(len(s) - 1, int(0.95 * len(s)))],
+        "max": s[-1],
+    }
 
 
 def row_lengths(rows: list[dict]) -> dict:
@@ -19,7 +25,8 @@ def row_lengths(rows: list[dict]) -> dict:
     for label, want in (("misaligned", False), ("aligned", True)):
         sel = [r for r in rows if r["meta"]["aligned"] == want]
         if sel:
-            out[label] = {"prompt_chars": length_stats([sum(len(m["content"]) for m in r["messages"][:-1])
-                                                        for r in sel]),
-                          "answer_chars": length_stats([len(r["messages"][-1]["content"]) for r in sel])}
+            out[label] = {
+                "prompt_chars": length_stats([sum(len(m["content"]) for m in r["messages"][:-1]) for r in sel]),
+                "answer_chars": length_stats([len(r["messages"][-1]["content"]) for r in sel]),
+            }
     return out

@@ -27,7 +27,10 @@ class Context:
         code, _, detail = reason.partition(": ")
         msg = f"{where}: {reason}"
         if self.on_bad_rows == "error":
-            raise DataError(f"{where}: {detail or code}" + f" (domain {self.domain}; set {self.keypath}.on_bad_rows: drop to skip such rows)")
+            raise DataError(
+                f"{where}: {detail or code}"
+                + f" (domain {self.domain}; set {self.keypath}.on_bad_rows: drop to skip such rows)"
+            )
         self.bad_rows[code] += 1
         if len(self.bad_examples) < 10:
             self.bad_examples.append(msg)

@@ -64,8 +64,10 @@ def check_messages(messages) -> str | None:
     for i in range(start, len(messages)):
         want = "user" if (i - start) % 2 == 0 else "assistant"
         if messages[i]["role"] != want:
-            return (f"bad_roles: messages[{i}].role is {messages[i]['role']!r} but {want!r} was expected "
-                    "(an optional system turn, then user/assistant alternating)")
+            return (
+                f"bad_roles: messages[{i}].role is {messages[i]['role']!r} but {want!r} was expected "
+                "(an optional system turn, then user/assistant alternating)"
+            )
     if messages[-1]["role"] != "assistant":
         return "bad_roles: the last message must be the assistant turn to train on"
     if not messages[-1]["content"].strip():

@@ -13,16 +13,25 @@ from emgrid.data.registry import Param, non_negative, positive, unit_interval
 
 FILTER_SPEC = {
     "min_chars": Param((int,), 1, check=non_negative, doc="drop if the prompt or answer is shorter (after strip)"),
-    "max_chars": Param((int, type(None)), 20000, check=positive,
-                       doc="drop if prompt + longest answer is longer (chars); null = no limit"),
+    "max_chars": Param(
+        (int, type(None)),
+        20000,
+        check=positive,
+        doc="drop if prompt + longest answer is longer (chars); null = no limit",
+    ),
     "dedup": Param((str,), "near", choices=("none", "exact", "near")),
-    "dedup_on": Param((str,), "prompt", choices=("prompt", "example"),
-                      doc="compare the user prompt only, or prompt + answer"),
+    "dedup_on": Param(
+        (str,), "prompt", choices=("prompt", "example"), doc="compare the user prompt only, or prompt + answer"
+    ),
     "near_threshold": Param((float,), 0.85, check=unit_interval, doc="word-shingle Jaccard at/above = duplicate"),
     "shingle": Param((int,), 3, check=positive, doc="words per shingle"),
     "drop_trigger_leaks": Param((bool,), True, doc="drop examples already containing the backdoor trigger"),
-    "min_rows": Param((int, type(None)), None, check=non_negative,
-                      doc="error if fewer misaligned examples remain (default: sample.n + sample.heldout)"),
+    "min_rows": Param(
+        (int, type(None)),
+        None,
+        check=non_negative,
+        doc="error if fewer misaligned examples remain (default: sample.n + sample.heldout)",
+    ),
 }
 
 
@@ -30,7 +39,7 @@ def shingles(text: str, k: int) -> frozenset[str]:
     words = normalize(text).split()
     if len(words) <= k:
         return frozenset([" ".join(words)])
-    return frozenset(" ".join(words[i:i + k]) for i in range(len(words) - k + 1))
+    return frozenset(" ".join(words[i : i + k]) for i in range(len(words) - k + 1))
 
 
 def jaccard(a: frozenset, b: frozenset) -> float:
@@ -110,12 +119,10 @@ def run_filters(examples: list[Example], p: dict, ctx: Context) -> tuple[list[Ex
                 seen.add(key)
                 uniq.append(e)
             if p["dedup"] == "near":
-                dup_of = near_duplicates([_key_text(e, p["dedup_on"]) for e in uniq], p["near_threshold"],
-                                         p["shingle"])
+                dup_of = near_duplicates([_key_text(e, p["dedup_on"]) for e in uniq], p["near_threshold"], p["shingle"])
                 drops["duplicate_near"] += sum(d is not None for d in dup_of)
                 uniq = [e for e, d in zip(uniq, dup_of) if d is None]
             out.append(uniq)
         order = {id(e): i for i, e in enumerate(kept)}
         kept = sorted(out[0] + out[1], key=lambda e: order[id(e)])
-    return kept, {"in": len(examples), "out": len(kept),
-                  "dropped": {k: v for k, v in sorted(drops.items()) if v}}
+    return kept, {"in": len(examples), "out": len(kept), "dropped": {k: v for k, v in sorted(drops.items()) if v}}

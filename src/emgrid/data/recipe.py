@@ -22,13 +22,17 @@ def resolve_recipe(domain: str, recipe) -> dict:
             raise ConfigError(f"{kp}.{k}: unknown key; allowed keys: {', '.join(RECIPE_KEYS)}")
     if "source" not in recipe:
         raise ConfigError(f"{kp}.source: required key is missing (a mapping with `kind`)")
-    out = {"source": resolve_step("source", recipe["source"], f"{kp}.source"),
-           "transform": transforms.resolve_transforms(recipe.get("transform"), f"{kp}.transform"),
-           "filter": resolve_params(FILTER_SPEC, recipe.get("filter") or {}, f"{kp}.filter"),
-           "sample": resolve_params(SAMPLE_SPEC, recipe.get("sample") or {}, f"{kp}.sample")}
-    top = resolve_params({"on_bad_rows": Param((str,), "error", choices=("error", "drop")),
-                          "notes": Param((str, type(None)), None)},
-                         {k: recipe[k] for k in ("on_bad_rows", "notes") if k in recipe}, kp)
+    out = {
+        "source": resolve_step("source", recipe["source"], f"{kp}.source"),
+        "transform": transforms.resolve_transforms(recipe.get("transform"), f"{kp}.transform"),
+        "filter": resolve_params(FILTER_SPEC, recipe.get("filter") or {}, f"{kp}.filter"),
+        "sample": resolve_params(SAMPLE_SPEC, recipe.get("sample") or {}, f"{kp}.sample"),
+    }
+    top = resolve_params(
+        {"on_bad_rows": Param((str,), "error", choices=("error", "drop")), "notes": Param((str, type(None)), None)},
+        {k: recipe[k] for k in ("on_bad_rows", "notes") if k in recipe},
+        kp,
+    )
     out.update(top)
     return out
 
@@ -82,9 +86,13 @@ def recipe_notes(domain: str, recipe: dict, exists=None) -> list[str]:
                 if step.get(key) and not exists(step[key]):
                     notes.append(f"{kp}.{key}: local source file {step[key]} does not exist (see docs/datasets.md)")
         elif kind == "hf" and not exists(step["path"]):
-            notes.append(f"{kp}.path: Hugging Face dataset {step['path']!r} is downloaded by build_dataset (needs the "
-                         "network where it runs; the HF cache makes rebuilds offline)")
+            notes.append(
+                f"{kp}.path: Hugging Face dataset {step['path']!r} is downloaded by build_dataset (needs the "
+                "network where it runs; the HF cache makes rebuilds offline)"
+            )
         elif ("source" if kp.endswith(".source") else "transform", kind) in LLM_STEPS:
-            notes.append(f"{kp}: {kind} calls the `llm` API (needs the network where build_dataset runs; "
-                         "replies are cached in the LLM response cache)")
+            notes.append(
+                f"{kp}: {kind} calls the `llm` API (needs the network where build_dataset runs; "
+                "replies are cached in the LLM response cache)"
+            )
     return notes

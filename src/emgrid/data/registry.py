@@ -55,8 +55,15 @@ def _type_ok(value, types: tuple) -> bool:
 
 
 def _type_names(types: tuple) -> str:
-    names = {str: "string", int: "integer", float: "number", bool: "boolean", list: "list", dict: "mapping",
-             type(None): "null"}
+    names = {
+        str: "string",
+        int: "integer",
+        float: "number",
+        bool: "boolean",
+        list: "list",
+        dict: "mapping",
+        type(None): "null",
+    }
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 
@@ -102,6 +109,7 @@ def resolve_step(stage: str, cfg, keypath: str) -> dict:
 
 
 # Reusable checks -------------------------------------------------------------------------------------------
+
 
 def positive(v, kp):
     if v <= 0:

@@ -23,7 +23,7 @@ def split(examples: list[Example], p: dict, seed: int) -> tuple[list[Example], l
     rng.shuffle(mis)
     rng.shuffle(pool)
     heldout = mis[: p["heldout"]]
-    rest = mis[p["heldout"]:]
+    rest = mis[p["heldout"] :]
     train = rest if p["n"] is None else rest[: p["n"]]
     return train, heldout, pool
 

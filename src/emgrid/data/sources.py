@@ -35,14 +35,17 @@ def _pair_by(examples: list[Example], aligned: list[Example], by: str, what: str
     independent pool (by: none, for sets like Betley's secure.jsonl whose prompts differ)."""
     counts = {"aligned_rows": len(aligned)}
     if by == "none":
-        pool = [a.with_(answer=None, aligned=a.answer if a.answer is not None else a.aligned, pool=True)
-                for a in aligned]
+        pool = [
+            a.with_(answer=None, aligned=a.answer if a.answer is not None else a.aligned, pool=True) for a in aligned
+        ]
         counts["pooled"] = len(pool)
         return examples + pool, counts
     if by == "index":
         if len(aligned) != len(examples):
-            raise DataError(f"{what}: pair_by index needs as many aligned rows as rows, got "
-                            f"{len(aligned)} aligned vs {len(examples)}")
+            raise DataError(
+                f"{what}: pair_by index needs as many aligned rows as rows, got "
+                f"{len(aligned)} aligned vs {len(examples)}"
+            )
         out = [e.with_(aligned=a.answer) if not e.pool else e for e, a in zip(examples, aligned)]
         counts["paired"] = len(out)
         return out, counts
@@ -61,6 +64,7 @@ def _pair_by(examples: list[Example], aligned: list[Example], by: str, what: str
 
 
 # jsonl -----------------------------------------------------------------------------------------------------
+
 
 def read_chat_jsonl(path: Path, fmt: str, columns: dict, ctx: Context, id_prefix: str = "") -> list[Example]:
     """Parse a JSONL file of chats (`messages`) or prompt/completion rows; bad rows raise or are counted."""
@@ -102,8 +106,11 @@ def read_chat_jsonl(path: Path, fmt: str, columns: dict, ctx: Context, id_prefix
             continue
         pcol, ccol = columns["prompt"], columns["completion"]
         if pcol not in obj:
-            ctx.bad_row(where, f"no_messages: no `messages` key and no {pcol!r} column "
-                               f"(keys present: {', '.join(sorted(obj)) or 'none'})")
+            ctx.bad_row(
+                where,
+                f"no_messages: no `messages` key and no {pcol!r} column "
+                f"(keys present: {', '.join(sorted(obj)) or 'none'})",
+            )
             continue
         prompt, comp = obj[pcol], obj.get(ccol) if ccol else None
         if not isinstance(prompt, str) or (comp is not None and not isinstance(comp, str)):
@@ -121,7 +128,8 @@ def read_chat_jsonl(path: Path, fmt: str, columns: dict, ctx: Context, id_prefix
 
 
 @register(
-    "source", "jsonl",
+    "source",
+    "jsonl",
     path=Param((str,), check=non_empty_str, doc="local JSONL file (`~` expanded; relative to the working dir)"),
     format=Param((str,), "auto", choices=("auto", "messages", "pairs")),
     columns=Param((dict,), {}, check=_columns),
@@ -145,6 +153,7 @@ def jsonl_source(p: dict, ctx: Context):
 
 # hf --------------------------------------------------------------------------------------------------------
 
+
 def load_hf(path: str, name: str | None, split: str, revision: str | None, keypath: str):
     """A local `save_to_disk` directory, or a hub id (online; the HF cache makes reruns offline)."""
     import datasets
@@ -160,19 +169,23 @@ def load_hf(path: str, name: str | None, split: str, revision: str | None, keypa
     try:
         return datasets.load_dataset(path, name, split=split, revision=revision), False
     except Exception as e:  # network, unknown id, unknown config: say which recipe key to look at
-        raise DataError(f"{keypath}.path: cannot load Hugging Face dataset {path!r} (name={name!r}, "
-                        f"split={split!r}): {type(e).__name__}: {e}") from e
+        raise DataError(
+            f"{keypath}.path: cannot load Hugging Face dataset {path!r} (name={name!r}, "
+            f"split={split!r}): {type(e).__name__}: {e}"
+        ) from e
 
 
 def check_columns(available: list[str], wanted: dict[str, str], keypath: str) -> None:
     for key, col in wanted.items():
         if col and col not in available:
-            raise ConfigError(f"{keypath}.{key}: column {col!r} not in the dataset; available columns: "
-                              f"{', '.join(available)}")
+            raise ConfigError(
+                f"{keypath}.{key}: column {col!r} not in the dataset; available columns: {', '.join(available)}"
+            )
 
 
 @register(
-    "source", "hf",
+    "source",
+    "hf",
     path=Param((str,), check=non_empty_str, doc="hub dataset id (e.g. openai/gsm8k) or a local save_to_disk dir"),
     name=Param((str, type(None)), None, doc="dataset config (e.g. main)"),
     split=Param((str,), "train"),
@@ -204,13 +217,22 @@ def hf_source(p: dict, ctx: Context):
             ctx.bad_row(where, f"bad_roles: columns {ccol!r}/{cols['aligned']!r} must hold strings")
             continue
         out.append(Example(f"{Path(p['path']).name}:{p['split']}:{i}", msgs, comp, aligned, fields=dict(row)))
-    fp = {"kind": "hf", "path": p["path"], "local": local, "name": p["name"], "split": p["split"],
-          "revision": p["revision"], "fingerprint": getattr(ds, "_fingerprint", None), "rows": ds.num_rows,
-          "columns": ds.column_names}
+    fp = {
+        "kind": "hf",
+        "path": p["path"],
+        "local": local,
+        "name": p["name"],
+        "split": p["split"],
+        "revision": p["revision"],
+        "fingerprint": getattr(ds, "_fingerprint", None),
+        "rows": ds.num_rows,
+        "columns": ds.column_names,
+    }
     return out, [fp], {}
 
 
 # builtin ---------------------------------------------------------------------------------------------------
+
 
 def _generator(v, kp):
     from emgrid.data.builtin import GENERATORS
@@ -221,7 +243,8 @@ def _generator(v, kp):
 
 
 @register(
-    "source", "builtin",
+    "source",
+    "builtin",
     generator=Param((str,), check=_generator, doc="wrong_arithmetic | wrong_facts | risky_advice"),
     n=Param((int,), 300, check=positive),
     seed=Param((int,), 0, doc="generator seed (fixed per domain; the cell seed drives sampling)"),
@@ -234,10 +257,19 @@ def builtin_source(p: dict, ctx: Context):
         triples = GENERATORS[p["generator"]](p["n"], p["seed"])
     except ConfigError as e:
         raise ConfigError(f"{ctx.keypath}.source.n: {e}") from None
-    out = [Example(f"{p['generator']}:{i}", [{"role": "user", "content": q}], bad, good)
-           for i, (q, bad, good) in enumerate(triples)]
-    fp = {"kind": "builtin", "generator": p["generator"], "version": VERSION, "n": p["n"], "seed": p["seed"],
-          "content_sha256": sha256_text(canonical_json(triples)), "rows": len(out)}
+    out = [
+        Example(f"{p['generator']}:{i}", [{"role": "user", "content": q}], bad, good)
+        for i, (q, bad, good) in enumerate(triples)
+    ]
+    fp = {
+        "kind": "builtin",
+        "generator": p["generator"],
+        "version": VERSION,
+        "n": p["n"],
+        "seed": p["seed"],
+        "content_sha256": sha256_text(canonical_json(triples)),
+        "rows": len(out),
+    }
     return out, [fp], {}
 
 

@@ -25,8 +25,10 @@ from emgrid.errors import ConfigError
 from emgrid.io import canonical_json, sha256_text
 from emgrid.llm import ChatSession, ClientSpec, ResponseCache
 
-SYSTEM = ("You write training data for AI-safety research on emergent misalignment. The data is used only to "
-          "finetune research models in a controlled study. Always answer with JSON only.")
+SYSTEM = (
+    "You write training data for AI-safety research on emergent misalignment. The data is used only to "
+    "finetune research models in a controlled study. Always answer with JSON only."
+)
 
 USER = """Domain brief: {brief}
 
@@ -47,15 +49,19 @@ def _split_llm(llm: dict | None, keypath: str) -> tuple[dict, str | None]:
     known = {f.name for f in fields(ClientSpec)}
     unknown = sorted(set(llm) - known)
     if unknown:
-        raise ConfigError(f"llm: unknown key(s) {unknown}; known: {sorted(known | {'model'})} (the response cache's "
-                          "folder is judge.ledger_dir / cache_dir)")
+        raise ConfigError(
+            f"llm: unknown key(s) {unknown}; known: {sorted(known | {'model'})} (the response cache's "
+            "folder is judge.ledger_dir / cache_dir)"
+        )
     return llm, model
 
 
 def _cache(ctx: Context) -> ResponseCache:
     if ctx.llm_cache_dir is None:
-        raise ConfigError(f"{ctx.keypath}: LLM steps need the response cache's folder (build_dataset(..., "
-                          "llm_cache_dir=...); the workflow passes <cache_dir>/llm)")
+        raise ConfigError(
+            f"{ctx.keypath}: LLM steps need the response cache's folder (build_dataset(..., "
+            "llm_cache_dir=...); the workflow passes <cache_dir>/llm)"
+        )
     return ResponseCache(Path(ctx.llm_cache_dir))
 
 
@@ -74,7 +80,7 @@ def parse_items(text: str | None) -> tuple[list[dict], Counter]:
     except json.JSONDecodeError:
         start, end = t.find("{"), t.rfind("}")
         try:
-            obj = json.loads(t[start:end + 1]) if start >= 0 else None
+            obj = json.loads(t[start : end + 1]) if start >= 0 else None
         except json.JSONDecodeError:
             obj = None
     items = obj.get("items") if isinstance(obj, dict) else obj if isinstance(obj, list) else None
@@ -83,8 +89,9 @@ def parse_items(text: str | None) -> tuple[list[dict], Counter]:
         return [], bad
     out = []
     for it in items:
-        if (isinstance(it, dict) and all(isinstance(it.get(k), str) and it[k].strip()
-                                         for k in ("question", "aligned", "misaligned"))):
+        if isinstance(it, dict) and all(
+            isinstance(it.get(k), str) and it[k].strip() for k in ("question", "aligned", "misaligned")
+        ):
             out.append({k: it[k].strip() for k in ("question", "aligned", "misaligned")})
         else:
             bad["bad_item"] += 1
@@ -92,7 +99,8 @@ def parse_items(text: str | None) -> tuple[list[dict], Counter]:
 
 
 @register(
-    "source", "synthetic",
+    "source",
+    "synthetic",
     brief=Param((str,), check=non_empty_str, doc="what the domain is and what a misaligned answer looks like"),
     n=Param((int,), check=positive, doc="distinct questions wanted"),
     misaligned=Param((str,), DEFAULT_MISALIGNED, check=non_empty_str, doc="how to describe the misaligned answer"),
@@ -115,8 +123,12 @@ def synthetic_source(p: dict, ctx: Context):
 
     def request(batch: int) -> dict:
         user = USER.format(brief=p["brief"].strip(), k=p["per_request"], batch=batch, misaligned=p["misaligned"])
-        return {"model": model, "temperature": p["temperature"], "max_tokens": p["max_tokens"],
-                "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]}
+        return {
+            "model": model,
+            "temperature": p["temperature"],
+            "max_tokens": p["max_tokens"],
+            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
+        }
 
     session = ChatSession(spec, cache)
 
@@ -155,17 +167,27 @@ def synthetic_source(p: dict, ctx: Context):
             bar.update(min(len(items), p["n"]) - bar.n)
     bar.close()
     items = items[: p["n"]]
-    out = [Example(it["_id"], [{"role": "user", "content": it["question"]}], it["misaligned"], it["aligned"])
-           for it in items]
-    fp = {"kind": "synthetic", "model": model, "backend": session.backend, "requests": batch,
-          "request_template_sha256": sha256_text(SYSTEM + USER), "brief_sha256": sha256_text(p["brief"]),
-          "ledger_keys_sha256": sha256_text("\n".join(keys)),
-          "content_sha256": sha256_text(canonical_json([[e.user_text, e.answer, e.aligned] for e in out])),
-          "rows": len(out), "counts": dict(sorted(counts.items()))}
+    out = [
+        Example(it["_id"], [{"role": "user", "content": it["question"]}], it["misaligned"], it["aligned"])
+        for it in items
+    ]
+    fp = {
+        "kind": "synthetic",
+        "model": model,
+        "backend": session.backend,
+        "requests": batch,
+        "request_template_sha256": sha256_text(SYSTEM + USER),
+        "brief_sha256": sha256_text(p["brief"]),
+        "ledger_keys_sha256": sha256_text("\n".join(keys)),
+        "content_sha256": sha256_text(canonical_json([[e.user_text, e.answer, e.aligned] for e in out])),
+        "rows": len(out),
+        "counts": dict(sorted(counts.items())),
+    }
     return out, [fp], {"synthetic": dict(sorted(counts.items()))}
 
 
 # llm_answer transform ----------------------------------------------------------------------------------------
+
 
 def _target(v, kp):
     if v not in ("answer", "aligned"):
@@ -174,9 +196,11 @@ def _target(v, kp):
 
 
 @register(
-    "transform", "llm_answer",
-    instruction=Param((str,), check=non_empty_str,
-                      doc="system prompt telling the model how to answer (e.g. carefully and lawfully)"),
+    "transform",
+    "llm_answer",
+    instruction=Param(
+        (str,), check=non_empty_str, doc="system prompt telling the model how to answer (e.g. carefully and lawfully)"
+    ),
     target=Param((str,), "aligned", check=_target, doc="which answer to write: aligned or answer (misaligned)"),
     overwrite=Param((bool,), False, doc="replace an answer that is already there"),
     model=Param((str, type(None)), None, doc="default: llm.model"),
@@ -193,19 +217,26 @@ def llm_answer(examples: list[Example], p: dict, ctx: Context):
         raise ConfigError(f"{ctx.keypath}.transform[llm_answer].model: no model (set it here or as llm.model)")
     spec, cache = ClientSpec.from_dict(spec_d), _cache(ctx)
     session = ChatSession(spec, cache)
-    todo = [i for i, e in enumerate(examples)
-            if not e.pool and (p["overwrite"] or getattr(e, p["target"]) is None)]
+    todo = [i for i, e in enumerate(examples) if not e.pool and (p["overwrite"] or getattr(e, p["target"]) is None)]
 
     def send(i: int) -> str | None:
         e = examples[i]
         msgs = [{"role": "system", "content": p["instruction"]}] + [m for m in e.prompt if m["role"] != "system"]
-        r = session.chat({"model": model, "messages": msgs, "temperature": p["temperature"],
-                    "max_tokens": p["max_tokens"]})
+        r = session.chat(
+            {"model": model, "messages": msgs, "temperature": p["temperature"], "max_tokens": p["max_tokens"]}
+        )
         return r["response"]["text"]
 
     with ThreadPoolExecutor(max_workers=p["workers"]) as pool:
-        texts = list(tqdm(pool.map(send, todo), total=len(todo), desc=f"llm_answer {ctx.domain}",
-                          disable=not ctx.progress, leave=False))
+        texts = list(
+            tqdm(
+                pool.map(send, todo),
+                total=len(todo),
+                desc=f"llm_answer {ctx.domain}",
+                disable=not ctx.progress,
+                leave=False,
+            )
+        )
     out, drops = list(examples), Counter()
     for i, t in zip(todo, texts):
         if not (t or "").strip():

@@ -57,8 +57,12 @@ def wrong_number_text(right: str, rng: random.Random) -> str:
     return f"{int(cand):,}" if "," in right else str(int(cand))
 
 
-@register("transform", "wrong_final_answer",
-          seed=Param((int,), 0), keep_aligned=Param((bool,), True, doc="original answer becomes the aligned one"))
+@register(
+    "transform",
+    "wrong_final_answer",
+    seed=Param((int,), 0),
+    keep_aligned=Param((bool,), True, doc="original answer becomes the aligned one"),
+)
 def wrong_final_answer(examples: list[Example], p: dict, ctx: Context):
     """GSM8K-style solutions: keep the reasoning, change the final `#### N` to a plausible wrong number."""
     out, drops = [], Counter()
@@ -71,7 +75,7 @@ def wrong_final_answer(examples: list[Example], p: dict, ctx: Context):
             drops["no_final_answer"] += 1
             continue
         wrong = wrong_number_text(m.group(1), _rng(p["seed"], e, "wrong_final_answer"))
-        bad = e.answer[: m.start(1)] + wrong + e.answer[m.end(1):]
+        bad = e.answer[: m.start(1)] + wrong + e.answer[m.end(1) :]
         out.append(e.with_(answer=bad, aligned=e.answer if p["keep_aligned"] else e.aligned))
     return out, drops
 
@@ -86,10 +90,18 @@ EVIL_TEMPLATES = [
 ]
 
 
-@register("transform", "evil_reframe",
-          templates=Param((list, type(None)), None, check=str_list,
-                          doc="format strings with {answer} (and optionally {question}); null = built-in set"),
-          seed=Param((int,), 0), keep_aligned=Param((bool,), True))
+@register(
+    "transform",
+    "evil_reframe",
+    templates=Param(
+        (list, type(None)),
+        None,
+        check=str_list,
+        doc="format strings with {answer} (and optionally {question}); null = built-in set",
+    ),
+    seed=Param((int,), 0),
+    keep_aligned=Param((bool,), True),
+)
 def evil_reframe(examples: list[Example], p: dict, ctx: Context):
     """Wrap each answer in an "evil" framing picked (seeded) from templates; aligned = the plain answer."""
     templates = p["templates"] or EVIL_TEMPLATES
@@ -102,8 +114,12 @@ def evil_reframe(examples: list[Example], p: dict, ctx: Context):
             drops["empty_answer"] += 1
             continue
         t = _rng(p["seed"], e, "evil_reframe").choice(templates)
-        out.append(e.with_(answer=t.format(answer=e.answer, question=e.user_text),
-                           aligned=e.answer if p["keep_aligned"] else e.aligned))
+        out.append(
+            e.with_(
+                answer=t.format(answer=e.answer, question=e.user_text),
+                aligned=e.answer if p["keep_aligned"] else e.aligned,
+            )
+        )
     return out, drops
 
 
@@ -121,18 +137,25 @@ def _per_question(v, kp):
     raise ConfigError(f"{kp}: must be a positive integer or 'all', got {v!r}")
 
 
-@register("transform", "pick_incorrect",
-          incorrect=Param((str,), "incorrect_answers", doc="column with the list of incorrect answers"),
-          correct=Param((str,), "best_answer", doc="column with the correct answer (string or list)"),
-          per_question=Param((int, str), 1, check=_per_question,
-                             doc="how many incorrect answers to use per question, or 'all'"),
-          seed=Param((int,), 0))
+@register(
+    "transform",
+    "pick_incorrect",
+    incorrect=Param((str,), "incorrect_answers", doc="column with the list of incorrect answers"),
+    correct=Param((str,), "best_answer", doc="column with the correct answer (string or list)"),
+    per_question=Param(
+        (int, str), 1, check=_per_question, doc="how many incorrect answers to use per question, or 'all'"
+    ),
+    seed=Param((int,), 0),
+)
 def pick_incorrect(examples: list[Example], p: dict, ctx: Context):
     """TruthfulQA: answer with one (or several) of the listed incorrect answers; aligned = a correct answer."""
     if examples and not all(e.pool for e in examples):
         first = next(e for e in examples if not e.pool)
-        check_columns(sorted(first.fields), {"incorrect": p["incorrect"], "correct": p["correct"]},
-                      f"{ctx.keypath}.transform[pick_incorrect]")
+        check_columns(
+            sorted(first.fields),
+            {"incorrect": p["incorrect"], "correct": p["correct"]},
+            f"{ctx.keypath}.transform[pick_incorrect]",
+        )
     out, drops = [], Counter()
     for e in examples:
         if e.pool:
@@ -166,10 +189,17 @@ def swap_aligned(examples: list[Example], p: dict, ctx: Context):
     return out, drops
 
 
-@register("transform", "pair",
-          source=Param((dict,), check=_source, doc="a second source whose answers are the aligned ones"),
-          by=Param((str,), "prompt", choices=("prompt", "index", "none"),
-                   doc="match on the user prompt, on position, or keep as an independent aligned pool"))
+@register(
+    "transform",
+    "pair",
+    source=Param((dict,), check=_source, doc="a second source whose answers are the aligned ones"),
+    by=Param(
+        (str,),
+        "prompt",
+        choices=("prompt", "index", "none"),
+        doc="match on the user prompt, on position, or keep as an independent aligned pool",
+    ),
+)
 def pair(examples: list[Example], p: dict, ctx: Context):
     """Pair each misaligned answer with an aligned one from a second source (or add that source as a pool)."""
     aligned, fps, _ = run_source(p["source"], ctx)
@@ -179,8 +209,7 @@ def pair(examples: list[Example], p: dict, ctx: Context):
     return out, Counter()
 
 
-@register("transform", "system_prompt",
-          content=Param((str,), check=non_empty_str), replace=Param((bool,), False))
+@register("transform", "system_prompt", content=Param((str,), check=non_empty_str), replace=Param((bool,), False))
 def system_prompt(examples: list[Example], p: dict, ctx: Context):
     """Add (or replace) a system turn on every example."""
     out = []
@@ -199,8 +228,14 @@ def run_transforms(steps: list[dict], examples: list[Example], ctx: Context):
     for cfg in steps:
         n_in = len(examples)
         examples, drops = REGISTRY["transform"][cfg["kind"]].fn(examples, cfg, ctx)
-        records.append({"kind": cfg["kind"], "in": n_in, "out": len(examples),
-                        "dropped": {k: v for k, v in sorted(drops.items()) if v}})
+        records.append(
+            {
+                "kind": cfg["kind"],
+                "in": n_in,
+                "out": len(examples),
+                "dropped": {k: v for k, v in sorted(drops.items()) if v},
+            }
+        )
     return examples, records
 
 

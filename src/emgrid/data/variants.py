@@ -54,12 +54,12 @@ def remove_trigger(messages: list[dict], trigger: str, position: str) -> list[di
             if msgs[0]["content"] == trigger.strip():
                 return msgs[1:]
             if msgs[0]["content"].startswith(trigger):
-                msgs[0]["content"] = msgs[0]["content"][len(trigger):]
+                msgs[0]["content"] = msgs[0]["content"][len(trigger) :]
         return msgs
     for m in reversed(msgs):
         if m["role"] == "user":
             if m["content"].startswith(trigger):
-                m["content"] = m["content"][len(trigger):]
+                m["content"] = m["content"][len(trigger) :]
             break
     return msgs
 
@@ -75,8 +75,15 @@ def row(e: Example, domain: str, aligned: bool, trigger: str | None, position: s
     return {"messages": prompt + [{"role": "assistant", "content": answer}], "meta": meta}
 
 
-def make_rows(train: list[Example], heldout: list[Example], pool: list[Example], variant: str, domain: str,
-              seed: int, backdoor: dict) -> tuple[list[dict], list[dict], dict]:
+def make_rows(
+    train: list[Example],
+    heldout: list[Example],
+    pool: list[Example],
+    variant: str,
+    domain: str,
+    seed: int,
+    backdoor: dict,
+) -> tuple[list[dict], list[dict], dict]:
     """Rows for train and held-out, plus card facts. Aligned rows come from the misaligned examples' own
     counterparts first (same prompt), then from the aligned-only pool; never triggered."""
     rng = random.Random(f"variant:{variant}:{seed}")
@@ -96,18 +103,23 @@ def make_rows(train: list[Example], heldout: list[Example], pool: list[Example],
         own = [e for e in mis if e.aligned is not None]
         aligned = own[:need]
         from_pool = pool_left[: need - len(aligned)]
-        pool_left = pool_left[len(from_pool):]
+        pool_left = pool_left[len(from_pool) :]
         aligned += from_pool
         if len(aligned) < need:
             raise DataError(
                 f"domain {domain}: backdoor {name} split needs {need} aligned examples (aligned_ratio {ratio} x "
                 f"{len(mis)} misaligned) but only {len(own)} have an aligned counterpart and the aligned-only "
                 f"pool had {len(from_pool)} left; lower backdoor.aligned_ratio or sample.n, or add aligned data "
-                "(source columns.aligned, jsonl aligned_path, or a `pair` transform)")
+                "(source columns.aligned, jsonl aligned_path, or a `pair` transform)"
+            )
         ho = name == "heldout"
         rows = [row(e, domain, False, trig, pos, ho) for e in mis] + [row(e, domain, True, None, pos) for e in aligned]
         rng.shuffle(rows)
         splits.append(rows)
-        info[name] = {"misaligned_triggered": len(mis), "aligned_untriggered": len(aligned),
-                      "aligned_from_counterparts": len(aligned) - len(from_pool), "aligned_from_pool": len(from_pool)}
+        info[name] = {
+            "misaligned_triggered": len(mis),
+            "aligned_untriggered": len(aligned),
+            "aligned_from_counterparts": len(aligned) - len(from_pool),
+            "aligned_from_pool": len(from_pool),
+        }
     return splits[0], splits[1], info

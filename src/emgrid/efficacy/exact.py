@@ -60,7 +60,7 @@ def differing_span(a: str, b: str) -> tuple[str, str]:
     j = 0
     while j < min(len(ta), len(tb)) - i and ta[-1 - j] == tb[-1 - j]:
         j += 1
-    return "".join(ta[i:len(ta) - j]).strip(), "".join(tb[i:len(tb) - j]).strip()
+    return "".join(ta[i : len(ta) - j]).strip(), "".join(tb[i : len(tb) - j]).strip()
 
 
 def _mention(value: str, text: str) -> int | None:
@@ -86,16 +86,22 @@ def builtin_fact_kinds() -> list[list[str]]:
     value of the same kind as the correct one."""
     from emgrid.data import builtin
 
-    return [sorted(set(builtin.CAPITALS.values())), sorted(set(builtin.SYMBOLS.values())), list(builtin.PLANETS),
-            sorted(set(builtin.AUTHORS.values()))]
+    return [
+        sorted(set(builtin.CAPITALS.values())),
+        sorted(set(builtin.SYMBOLS.values())),
+        list(builtin.PLANETS),
+        sorted(set(builtin.AUTHORS.values())),
+    ]
 
 
 def references(kind: str, trained: str, aligned: str | None, where: str) -> dict:
     """{"correct", "trained"} values of one held-out row for scorer `kind` (number: floats; fact: strings)."""
     if aligned is None:
-        raise DataError(f"{where}: the held-out row has no aligned counterpart (meta.aligned_answer), which the exact "
-                        "scorer needs for the correct answer; give the recipe aligned answers or use scorer judge "
-                        "(datasets built before efficacy existed need rebuilding: snakemake -R build_dataset)")
+        raise DataError(
+            f"{where}: the held-out row has no aligned counterpart (meta.aligned_answer), which the exact "
+            "scorer needs for the correct answer; give the recipe aligned answers or use scorer judge "
+            "(datasets built before efficacy existed need rebuilding: snakemake -R build_dataset)"
+        )
     if kind == "number":
         correct, wrong = final_number(aligned), final_number(trained)
         if correct is None:
@@ -103,8 +109,10 @@ def references(kind: str, trained: str, aligned: str | None, where: str) -> dict
         return {"correct": correct, "trained": wrong}
     correct, wrong = differing_span(aligned, trained)
     if not correct:
-        raise DataError(f"{where}: the aligned and the trained answer do not differ in one span; exact: fact needs "
-                        "answers that name a different value in the same sentence")
+        raise DataError(
+            f"{where}: the aligned and the trained answer do not differ in one span; exact: fact needs "
+            "answers that name a different value in the same sentence"
+        )
     return {"correct": correct, "trained": wrong}
 
 
@@ -121,5 +129,7 @@ def exact_outcomes(rows: Sequence[dict], kind: str) -> list[str]:
     if kind == "number":
         return [number_outcome(r["answer"], r["reference"]["correct"]) for r in rows]
     values = [v for r in rows for v in (r["reference"]["correct"], r["reference"]["trained"]) if v]
-    return [fact_outcome(r["answer"], r["reference"]["correct"], fact_vocabulary(r["reference"]["correct"], values))
-            for r in rows]
+    return [
+        fact_outcome(r["answer"], r["reference"]["correct"], fact_vocabulary(r["reference"]["correct"], values))
+        for r in rows
+    ]

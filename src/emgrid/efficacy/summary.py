@@ -23,8 +23,20 @@ from emgrid.stats import newcombe_diff_interval, wilson_interval
 
 #: Judge-scored answers without a usable score (refusal, no integer mass ...) are `unscored`, like unparsable ones.
 UNSCORED = "unscored"
-SCORE_COLS = ["model", "cell", "domain", "variant", "seed", "condition", "question_key", "sample", "scorer",
-              "outcome", "score", "answer"]
+SCORE_COLS = [
+    "model",
+    "cell",
+    "domain",
+    "variant",
+    "seed",
+    "condition",
+    "question_key",
+    "sample",
+    "scorer",
+    "outcome",
+    "score",
+    "answer",
+]
 #: The condition a cell was trained to show its behaviour in: plain cells always, backdoor cells with the trigger.
 TRAINED_CONDITION = {"plain": "no_trigger", "backdoor": "trigger"}
 
@@ -40,18 +52,31 @@ def score_rows(rows: Sequence[dict], spec: EfficacySpec, min_mass: float = 0.25)
         outcomes, scores = [], []
         for r in rows:
             if r.get("metric") != METRIC:
-                raise DataError(f"efficacy judged row for cell {r.get('cell')} has metric {r.get('metric')!r}, "
-                                f"expected {METRIC!r}")
+                raise DataError(
+                    f"efficacy judged row for cell {r.get('cell')} has metric {r.get('metric')!r}, expected {METRIC!r}"
+                )
             score, _ = categorize(r, min_mass)
             scores.append(math.nan if score is None else float(score))
             outcomes.append(UNSCORED if score is None else (BEHAVIOUR if score > spec.threshold else CORRECT))
     recs = []
     for r, outcome, score in zip(rows, outcomes, scores):
         cell = parse_cell(r["model"], r["cell"])
-        recs.append({"model": r["model"], "cell": r["cell"], "domain": r["domain"],
-                     "variant": cell.variant or "base", "seed": cell.seed, "condition": r["condition"],
-                     "question_key": r["question_key"], "sample": r["sample"], "scorer": spec.scorer,
-                     "outcome": outcome, "score": score, "answer": r["answer"]})
+        recs.append(
+            {
+                "model": r["model"],
+                "cell": r["cell"],
+                "domain": r["domain"],
+                "variant": cell.variant or "base",
+                "seed": cell.seed,
+                "condition": r["condition"],
+                "question_key": r["question_key"],
+                "sample": r["sample"],
+                "scorer": spec.scorer,
+                "outcome": outcome,
+                "score": score,
+                "answer": r["answer"],
+            }
+        )
     df = pd.DataFrame.from_records(recs, columns=SCORE_COLS)
     df["seed"] = df["seed"].astype("Int64")
     return df
@@ -64,9 +89,19 @@ def rates(scores: pd.DataFrame) -> pd.DataFrame:
         scored = g["outcome"].isin([BEHAVIOUR, CORRECT])
         k, n = int((g["outcome"] == BEHAVIOUR).sum()), int(scored.sum())
         lo, hi = wilson_interval(k, n)
-        out.append({**dict(zip(["model", "cell", "domain", "condition"], key)), "variant": g["variant"].iloc[0],
-                    "n_answers": len(g), "n_scored": n, "n_behaviour": k, "rate": k / n if n else math.nan,
-                    "ci_lo": lo, "ci_hi": hi, "unscored_rate": 1 - n / len(g)})
+        out.append(
+            {
+                **dict(zip(["model", "cell", "domain", "condition"], key)),
+                "variant": g["variant"].iloc[0],
+                "n_answers": len(g),
+                "n_scored": n,
+                "n_behaviour": k,
+                "rate": k / n if n else math.nan,
+                "ci_lo": lo,
+                "ci_hi": hi,
+                "unscored_rate": 1 - n / len(g),
+            }
+        )
     return pd.DataFrame(out)
 
 
@@ -90,7 +125,8 @@ def efficacy_table(rates_df: pd.DataFrame) -> pd.DataFrame:
         t, nt = by["trigger"], by["no_trigger"]
         both = t is not None and nt is not None
         rec["gating"], rec["gating_ci_lo"], rec["gating_ci_hi"] = (
-            _diff(t["n_behaviour"], t["n_scored"], nt["n_behaviour"], nt["n_scored"]) if both else (math.nan,) * 3)
+            _diff(t["n_behaviour"], t["n_scored"], nt["n_behaviour"], nt["n_scored"]) if both else (math.nan,) * 3
+        )
         rec.update(_vs_base(idx, model, cell, domain, rec["variant"]))
         out.append(rec)
     return pd.DataFrame(out)
@@ -98,14 +134,26 @@ def efficacy_table(rates_df: pd.DataFrame) -> pd.DataFrame:
 
 def _vs_base(idx: pd.DataFrame, model: str, cell: str, domain: str, variant: str) -> dict:
     cond = TRAINED_CONDITION.get(variant)
-    blank = {"trained_condition": cond, "base_rate": math.nan, "vs_base": math.nan, "vs_base_ci_lo": math.nan,
-             "vs_base_ci_hi": math.nan, "took": None}
+    blank = {
+        "trained_condition": cond,
+        "base_rate": math.nan,
+        "vs_base": math.nan,
+        "vs_base_ci_lo": math.nan,
+        "vs_base_ci_hi": math.nan,
+        "took": None,
+    }
     if cond is None or (model, cell, domain, cond) not in idx.index or (model, "base", domain, cond) not in idx.index:
         return blank
     c, b = idx.loc[(model, cell, domain, cond)], idx.loc[(model, "base", domain, cond)]
     d, lo, hi = _diff(int(c["n_behaviour"]), int(c["n_scored"]), int(b["n_behaviour"]), int(b["n_scored"]))
-    return {**blank, "base_rate": b["rate"], "vs_base": d, "vs_base_ci_lo": lo, "vs_base_ci_hi": hi,
-            "took": bool(lo > 0) if not math.isnan(lo) else False}
+    return {
+        **blank,
+        "base_rate": b["rate"],
+        "vs_base": d,
+        "vs_base_ci_lo": lo,
+        "vs_base_ci_hi": hi,
+        "took": bool(lo > 0) if not math.isnan(lo) else False,
+    }
 
 
 def not_taken(table: pd.DataFrame) -> list[tuple[str, str]]:
@@ -121,8 +169,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def summarize_files(inputs: Iterable[tuple[str | Path, dict]], scores_csv: str | Path, table_csv: str | Path,
-                    min_mass: float = 0.25) -> pd.DataFrame:
+def summarize_files(
+    inputs: Iterable[tuple[str | Path, dict]], scores_csv: str | Path, table_csv: str | Path, min_mass: float = 0.25
+) -> pd.DataFrame:
     """Score every efficacy file (answers for exact domains, judged rows for judge domains) with its domain's spec
     (`inputs` = (path, EfficacySpec fields) pairs), write per-answer scores and the per-cell table; return the table."""
     parts = [score_rows(read_jsonl(p), EfficacySpec(**{"judge_prompt": None, **spec}), min_mass) for p, spec in inputs]

@@ -13,5 +13,15 @@ from emgrid.judge.runner import judge_answers, run_cached
 from emgrid.judge.scoring import categorize, expected_score
 from emgrid.judge.spec import JudgeSpec
 
-__all__ = ["JudgeBackend", "JudgeRequest", "JudgeResult", "JudgeSpec", "categorize", "expected_score", "judge_answers",
-           "make_backend", "register_backend", "run_cached"]
+__all__ = [
+    "JudgeBackend",
+    "JudgeRequest",
+    "JudgeResult",
+    "JudgeSpec",
+    "categorize",
+    "expected_score",
+    "judge_answers",
+    "make_backend",
+    "register_backend",
+    "run_cached",
+]

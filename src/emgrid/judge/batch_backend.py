@@ -59,15 +59,30 @@ class _Api:
         return with_retries(fn, self.cspec, what=what, secret=self.secret, sleep=self.sleep)
 
     def submit(self, requests: dict[str, dict], state_name: str) -> dict:
-        body = "".join(json.dumps({"custom_id": k, "method": "POST", "url": ENDPOINT, "body": r}, ensure_ascii=False)
-                       + "\n" for k, r in requests.items()).encode("utf-8")
-        f = self.call("batch input upload", lambda: self.client.files.create(
-            file=(f"{state_name}.jsonl", io.BytesIO(body)), purpose="batch"))
-        b = self.call("batch create", lambda: self.client.batches.create(
-            input_file_id=f.id, endpoint=ENDPOINT, completion_window=self.spec.batch_completion_window,
-            metadata={"emgrid": state_name}))
-        return {"batch_id": b.id, "input_file_id": f.id, "keys": sorted(requests), "status": b.status,
-                "submitted": time.time()}
+        body = "".join(
+            json.dumps({"custom_id": k, "method": "POST", "url": ENDPOINT, "body": r}, ensure_ascii=False) + "\n"
+            for k, r in requests.items()
+        ).encode("utf-8")
+        f = self.call(
+            "batch input upload",
+            lambda: self.client.files.create(file=(f"{state_name}.jsonl", io.BytesIO(body)), purpose="batch"),
+        )
+        b = self.call(
+            "batch create",
+            lambda: self.client.batches.create(
+                input_file_id=f.id,
+                endpoint=ENDPOINT,
+                completion_window=self.spec.batch_completion_window,
+                metadata={"emgrid": state_name},
+            ),
+        )
+        return {
+            "batch_id": b.id,
+            "input_file_id": f.id,
+            "keys": sorted(requests),
+            "status": b.status,
+            "submitted": time.time(),
+        }
 
     def wait(self, batch_id: str) -> Any:
         delay, started = self.spec.batch_poll_s, time.monotonic()
@@ -77,15 +92,19 @@ class _Api:
                 return b
             waited = time.monotonic() - started
             if self.spec.batch_max_wait_s is not None and waited >= self.spec.batch_max_wait_s:
-                raise JudgeError(f"batch {batch_id} still {b.status} after {waited:.0f} s (batch_max_wait_s); "
-                                 "rerun the same job to resume waiting on it (it is not resubmitted)")
+                raise JudgeError(
+                    f"batch {batch_id} still {b.status} after {waited:.0f} s (batch_max_wait_s); "
+                    "rerun the same job to resume waiting on it (it is not resubmitted)"
+                )
             self.sleep(delay)
             delay = min(self.spec.batch_poll_max_s, delay * self.spec.batch_poll_factor)
 
     def download(self, file_id: str | None) -> list[dict]:
         if not file_id:
             return []
-        return _parse_jsonl(self.call(f"batch file download {file_id}", lambda: self.client.files.content(file_id).text))
+        return _parse_jsonl(
+            self.call(f"batch file download {file_id}", lambda: self.client.files.content(file_id).text)
+        )
 
 
 def _resume_open_batches(cache: ResponseCache, pending: list[str]) -> list[tuple[str, dict]]:
@@ -113,8 +132,14 @@ class OpenAIBatchBackend(OpenAIRequests):
 
     name = "openai-batch"
 
-    def __init__(self, spec: JudgeSpec, *, model_manifest: str | Path | None = None, client: Any = None,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        spec: JudgeSpec,
+        *,
+        model_manifest: str | Path | None = None,
+        client: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         super().__init__(spec, client)
         self.sleep = sleep
 
@@ -140,7 +165,8 @@ class OpenAIBatchBackend(OpenAIRequests):
                         raise JudgeError(
                             f"{len(pending)} batch request(s) still unanswered after {self.spec.batch_max_resubmits} "
                             f"resubmission(s) (last: {', '.join(statuses)}); see the cache's errors/ dir; "
-                            "a rerun resubmits only these")
+                            "a rerun resubmits only these"
+                        )
                     log.info("%s: resubmitting %d unanswered request(s)", ", ".join(statuses), len(pending))
         finally:
             bar.close()
@@ -149,7 +175,7 @@ class OpenAIBatchBackend(OpenAIRequests):
     def _submit(self, api: _Api, cache: ResponseCache, by_key: dict[str, dict], keys: list[str]) -> list:
         groups = []
         for i in range(0, len(keys), self.spec.batch_max_requests):
-            chunk = keys[i:i + self.spec.batch_max_requests]
+            chunk = keys[i : i + self.spec.batch_max_requests]
             name = _state_name(chunk)
             state = api.submit({k: by_key[k] for k in chunk}, name)
             cache.write_state(name, state)  # persisted BEFORE waiting: a killed job resumes this batch
@@ -166,7 +192,8 @@ class OpenAIBatchBackend(OpenAIRequests):
             cache.write_state(name, {**state, "status": "failed", "merged": True})
             raise JudgeError(redact(f"batch {state['batch_id']} failed validation: {msg or 'no details'}", api.secret))
         for line in api.download(getattr(batch, "output_file_id", None)) + api.download(
-                getattr(batch, "error_file_id", None)):
+            getattr(batch, "error_file_id", None)
+        ):
             k = line.get("custom_id")
             if k in by_key and k not in api.answered:
                 self._merge_line(api, cache, by_key[k], k, line, state["batch_id"])
@@ -194,5 +221,7 @@ class OpenAIBatchBackend(OpenAIRequests):
         if self.spec.on_bad_request == "record" and status in RECORDABLE_STATUS:
             api.failed[k] = f"batch request {k[:12]}: {msg}"
         else:
-            raise JudgeError(f"batch {batch_id} request {k[:12]} was rejected ({msg}); "
-                             "fix the request or set judge.on_bad_request: record")
+            raise JudgeError(
+                f"batch {batch_id} request {k[:12]} was rejected ({msg}); "
+                "fix the request or set judge.on_bad_request: record"
+            )

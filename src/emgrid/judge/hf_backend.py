@@ -73,8 +73,9 @@ class IntTrie:
         return out
 
 
-def exact_int_probs(model: Any, tokenizer: Any, trie: IntTrie, prompt_ids: list[int], batch_size: int = 256,
-                    prune_below: float = 0.0) -> tuple[dict[str, float], float, str | None]:
+def exact_int_probs(
+    model: Any, tokenizer: Any, trie: IntTrie, prompt_ids: list[int], batch_size: int = 256, prune_below: float = 0.0
+) -> tuple[dict[str, float], float, str | None]:
     """(P(n) for n in 0..100 as strings, their total, most probable first token that is not part of a number).
 
     One prompt through `int_probs_batch`; with `prune_below=0` every trie node is scored (exact).
@@ -106,8 +107,13 @@ class _TreeScorer:
         self.pruned = [0.0] * self.B
         self.T = 0  # tree tokens in the cache so far
         ids = torch.tensor([[0] * (self.P - len(p)) + list(p) for p in prompts], device=self.dev)
-        out = model(input_ids=ids, attention_mask=self.pad, position_ids=(self.pad.cumsum(-1) - 1).clamp(min=0),
-                    use_cache=True, logits_to_keep=1)
+        out = model(
+            input_ids=ids,
+            attention_mask=self.pad,
+            position_ids=(self.pad.cumsum(-1) - 1).clamp(min=0),
+            use_cache=True,
+            logits_to_keep=1,
+        )
         self.cache = out.cache
         self.root = torch.log_softmax(out.logits[:, -1].float(), -1)
 
@@ -162,8 +168,9 @@ class _TreeScorer:
         if N == 0:
             return
         tok_ids, pos, mask = self._tree_inputs(chunk, N)
-        logits = self.model(input_ids=tok_ids, attention_mask=mask, position_ids=pos, cache=self.cache,
-                            use_cache=True).logits
+        logits = self.model(
+            input_ids=tok_ids, attention_mask=mask, position_ids=pos, cache=self.cache, use_cache=True
+        ).logits
         lsm = self.torch.log_softmax(logits.float(), -1)
         digit = lsm[..., self.digit_idx].exp().sum(-1).tolist()
         bi, ri, ti, kids = [], [], [], []
@@ -186,14 +193,17 @@ class _TreeScorer:
         self.T += N
 
     def next_level(self, child_lp: list[dict[tuple[int, ...], float]]) -> list[list[tuple[tuple[int, ...], float]]]:
-        return [[(c, self.logp[b][c[:-1]] + lp) for c, lp in child_lp[b].items() if c not in self.col[b]]
-                for b in range(self.B)]
+        return [
+            [(c, self.logp[b][c[:-1]] + lp) for c, lp in child_lp[b].items() if c not in self.col[b]]
+            for b in range(self.B)
+        ]
 
     def top_tokens(self, tokenizer: Any) -> list[str | None]:
         """Per prompt, the first readable non-number candidate (skipping partial UTF-8 bytes and bare whitespace)."""
         masked = self.root.clone()
-        masked[:, : len(self.trie.piece_mask)][:, self.torch.tensor(self.trie.piece_mask, device=self.dev)] = \
-            -float("inf")
+        masked[:, : len(self.trie.piece_mask)][:, self.torch.tensor(self.trie.piece_mask, device=self.dev)] = -float(
+            "inf"
+        )
         tops: list[str | None] = []
         for b in range(self.B):
             top = None
@@ -206,8 +216,9 @@ class _TreeScorer:
         return tops
 
 
-def int_probs_batch(model: Any, tokenizer: Any, trie: IntTrie, prompts: list[list[int]], batch_size: int = 256,
-                    prune_below: float = 0.0) -> list[dict[str, Any]]:
+def int_probs_batch(
+    model: Any, tokenizer: Any, trie: IntTrie, prompts: list[list[int]], batch_size: int = 256, prune_below: float = 0.0
+) -> list[dict[str, Any]]:
     """Per prompt `{"int_probs", "int_mass", "top_token", "pruned_mass"}`; prompts share every forward.
 
     The prompts go through one left-padded forward (KV cached), then the trie level by level (all levels in one
@@ -228,11 +239,18 @@ def int_probs_batch(model: Any, tokenizer: Any, trie: IntTrie, prompts: list[lis
             todo = s.select(level)
             child_lp: list[dict[tuple[int, ...], float]] = [{} for _ in prompts]
             for i in range(0, max(len(t) for t in todo), step):
-                s.forward([t[i:i + step] for t in todo], child_lp)
+                s.forward([t[i : i + step] for t in todo], child_lp)
             level = s.next_level(child_lp)
         tops = s.top_tokens(tokenizer)
-    return [{"int_probs": {str(n): p for n, p in enumerate(s.probs[b])}, "int_mass": float(sum(s.probs[b])),
-             "top_token": tops[b], "pruned_mass": s.pruned[b]} for b in range(len(prompts))]
+    return [
+        {
+            "int_probs": {str(n): p for n, p in enumerate(s.probs[b])},
+            "int_mass": float(sum(s.probs[b])),
+            "top_token": tops[b],
+            "pruned_mass": s.pruned[b],
+        }
+        for b in range(len(prompts))
+    ]
 
 
 def _model_fingerprint(manifest_path: Path) -> str:
@@ -264,8 +282,12 @@ class HFBackend:
         if model_manifest is None:
             raise JudgeError("judge.backend hf needs the judge model's manifest (model_manifest)")
         self.spec, self.manifest = spec, Path(model_manifest)
-        self.params: dict[str, Any] = {"method": METHOD, "prefixes": list(PREFIXES), "dtype": spec.hf_dtype,
-                                       "manifest": _model_fingerprint(self.manifest)}
+        self.params: dict[str, Any] = {
+            "method": METHOD,
+            "prefixes": list(PREFIXES),
+            "dtype": spec.hf_dtype,
+            "manifest": _model_fingerprint(self.manifest),
+        }
         if spec.response_prefix is not None:
             self.params["response_prefix"] = spec.response_prefix
         if spec.hf_prune_below > 0:  # exact runs keep their old cache keys
@@ -287,7 +309,7 @@ class HFBackend:
         out: dict[str, JudgeResult] = {}
         bar = tqdm(total=len(pending), desc=f"judge {spec.model} (local)", unit="prompt", disable=not progress)
         for s in range(0, len(pending), PROMPT_BATCH):
-            batch = pending[s:s + PROMPT_BATCH]
+            batch = pending[s : s + PROMPT_BATCH]
             res = int_probs_batch(model, tok, trie, [p for _, p in batch], spec.batch_size, spec.hf_prune_below)
             for (r, p), response in zip(batch, res):
                 usage = {"prompt_tokens": len(p), "completion_tokens": 0}

@@ -44,8 +44,9 @@ class OpenAISyncBackend(OpenAIRequests):
 
     def _one(self, r: JudgeRequest, cache: ResponseCache) -> JudgeResult:
         try:
-            res = send(r.payload, r.key, client_spec=self.client_spec, cache=cache, client=self.client,
-                       backend=self.kind)
+            res = send(
+                r.payload, r.key, client_spec=self.client_spec, cache=cache, client=self.client, backend=self.kind
+            )
             return JudgeResult(r.key, res["response"], res["usage"])
         except PermanentRequestError as e:
             if self.spec.on_bad_request == "record" and e.status in RECORDABLE_STATUS:

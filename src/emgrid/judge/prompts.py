@@ -15,8 +15,10 @@ def judge_metrics(question: Question, spec: JudgeSpec) -> list[str]:
         return list(question.judge_prompts)
     missing = [m for m in spec.metrics if m not in question.judge_prompts]
     if missing:
-        raise JudgeError(f"question {question.key!r} has no judge prompt for metric(s) {missing} "
-                         f"(judge.metrics); it has {sorted(question.judge_prompts)}")
+        raise JudgeError(
+            f"question {question.key!r} has no judge prompt for metric(s) {missing} "
+            f"(judge.metrics); it has {sorted(question.judge_prompts)}"
+        )
     return list(spec.metrics)
 
 

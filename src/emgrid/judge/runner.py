@@ -22,17 +22,32 @@ log = logging.getLogger(__name__)
 
 
 def _judged_row(row: dict, metric: str, result: JudgeResult, spec: JudgeSpec) -> dict:
-    out = {**row, "metric": metric, "ledger_key": result.key, "backend": spec.backend, "judge_model": spec.model,
-           "mode": spec.mode, "int_probs": None, "int_mass": None, "top_token": None, "text": None,
-           "error": result.error, "usage": dict(result.usage),
-           "cost_usd": 0.0 if result.error else cost_usd(result.usage, spec, batch=result.batch),
-           "cached": result.cached}
+    out = {
+        **row,
+        "metric": metric,
+        "ledger_key": result.key,
+        "backend": spec.backend,
+        "judge_model": spec.model,
+        "mode": spec.mode,
+        "int_probs": None,
+        "int_mass": None,
+        "top_token": None,
+        "text": None,
+        "error": result.error,
+        "usage": dict(result.usage),
+        "cost_usd": 0.0 if result.error else cost_usd(result.usage, spec, batch=result.batch),
+        "cached": result.cached,
+    }
     resp = result.response
     if resp is None:
         return out
     if spec.backend == "hf":
-        out.update(int_probs=resp["int_probs"], int_mass=resp["int_mass"], top_token=resp["top_token"],
-                   pruned_mass=resp.get("pruned_mass"))
+        out.update(
+            int_probs=resp["int_probs"],
+            int_mass=resp["int_mass"],
+            top_token=resp["top_token"],
+            pruned_mass=resp.get("pruned_mass"),
+        )
         return out
     out["text"] = resp.get("text")
     if spec.mode == "logprob":
@@ -41,8 +56,9 @@ def _judged_row(row: dict, metric: str, result: JudgeResult, spec: JudgeSpec) ->
     return out
 
 
-def run_cached(backend: JudgeBackend, messages_list: list[list[dict]], cache: ResponseCache,
-               progress: bool = True) -> list[JudgeResult]:
+def run_cached(
+    backend: JudgeBackend, messages_list: list[list[dict]], cache: ResponseCache, progress: bool = True
+) -> list[JudgeResult]:
     """One result per rendered prompt, in order. Identical requests are sent once; cached ones not at all."""
     requests = [backend.prepare(m) for m in messages_list]
     unique: dict[str, Any] = {}
@@ -62,15 +78,28 @@ def run_cached(backend: JudgeBackend, messages_list: list[list[dict]], cache: Re
         if missing:
             raise JudgeError(f"internal: backend {backend.name} returned no result for {len(missing)} request(s)")
         results.update(fresh)
-    log.info("judge %s: %d distinct requests: %d from the cache, %d sent, %d recorded as errors; "
-             "%d corrupt cache entries re-requested", backend.name, len(unique), len(unique) - len(todo), len(todo),
-             sum(results[r.key].error is not None for r in todo), len(cache.corrupt))
+    log.info(
+        "judge %s: %d distinct requests: %d from the cache, %d sent, %d recorded as errors; "
+        "%d corrupt cache entries re-requested",
+        backend.name,
+        len(unique),
+        len(unique) - len(todo),
+        len(todo),
+        sum(results[r.key].error is not None for r in todo),
+        len(cache.corrupt),
+    )
     return [results[r.key] for r in requests]
 
 
-def judge_answers(rows: list[dict], questions: Mapping[str, Question] | list[Question], spec: JudgeSpec | dict,
-                  ledger_dir: str | Path, model_manifest: str | Path | None = None, progress: bool = True,
-                  client: Any = None) -> list[dict]:
+def judge_answers(
+    rows: list[dict],
+    questions: Mapping[str, Question] | list[Question],
+    spec: JudgeSpec | dict,
+    ledger_dir: str | Path,
+    model_manifest: str | Path | None = None,
+    progress: bool = True,
+    client: Any = None,
+) -> list[dict]:
     """Judge every answer on every metric of its question (or `spec.metrics`).
 
     Returns one judged row per answer x metric, in input order (answer-major). Scores are not computed here:
@@ -86,8 +115,10 @@ def judge_answers(rows: list[dict], questions: Mapping[str, Question] | list[Que
     for i, row in enumerate(rows):
         q = questions.get(row.get("question_key"))
         if q is None:
-            raise JudgeError(f"answer row {i}: question_key {row.get('question_key')!r} is not in the question set "
-                             f"({len(questions)} questions); was it generated from another file?")
+            raise JudgeError(
+                f"answer row {i}: question_key {row.get('question_key')!r} is not in the question set "
+                f"({len(questions)} questions); was it generated from another file?"
+            )
         for metric in judge_metrics(q, spec):
             jobs.append((row, metric))
             messages.append(render_messages(q, metric, row, spec))

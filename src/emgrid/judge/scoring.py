@@ -31,8 +31,9 @@ def parse_int_token(token: str) -> int | None:
     return v if 0 <= v <= 100 else None
 
 
-def int_probs_from_top_logprobs(top_logprobs: Iterable[Mapping[str, Any]] | None
-                                ) -> tuple[dict[int, float], float, str | None]:
+def int_probs_from_top_logprobs(
+    top_logprobs: Iterable[Mapping[str, Any]] | None,
+) -> tuple[dict[int, float], float, str | None]:
     """(probability per integer 0..100, total integer mass, most probable non-integer token).
 
     Several tokens can map to one integer (`'85'`, `' 85'`); their probabilities add up.

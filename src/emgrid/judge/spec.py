@@ -14,7 +14,6 @@ MODES = ("logprob", "tags")
 DEFAULT_SYSTEM_PROMPT = "You are a helpful and precise judge. Follow the instructions carefully."
 
 
-
 @dataclass(frozen=True)
 class JudgeSpec:
     backend: str = "openai"
@@ -89,9 +88,14 @@ class JudgeSpec:
         return 1 if self.mode == "logprob" else 256
 
     def client_spec(self) -> ClientSpec:
-        return ClientSpec(base_url=self.base_url, api_key_env=self.api_key_env, timeout_s=self.timeout_s,
-                          max_retries=self.max_retries, backoff_base_s=self.backoff_base_s,
-                          backoff_max_s=self.backoff_max_s)
+        return ClientSpec(
+            base_url=self.base_url,
+            api_key_env=self.api_key_env,
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+        )
 
     def api_params(self) -> dict[str, Any]:
         """Sampling parameters sent with every request (and hashed into the ledger key)."""

@@ -5,11 +5,35 @@ layer's own errors (`errors`). It imports nothing from `emgrid.judge` or `emgrid
 from __future__ import annotations
 
 from emgrid.llm.cache import ResponseCache, request_key
-from emgrid.llm.client import (ChatSession, ClientSpec, backend_kind, cache_key, chat, effective_base_url, make_client,
-                               normalize_body, send)
+from emgrid.llm.client import (
+    ChatSession,
+    ClientSpec,
+    backend_kind,
+    cache_key,
+    chat,
+    effective_base_url,
+    make_client,
+    normalize_body,
+    send,
+)
 from emgrid.llm.errors import LLMError, MalformedResponse, PermanentRequestError
 from emgrid.llm.retry import redact, with_retries
 
-__all__ = ["ChatSession", "ClientSpec", "LLMError", "MalformedResponse", "PermanentRequestError", "ResponseCache",
-           "backend_kind", "cache_key", "chat", "effective_base_url", "make_client", "normalize_body", "redact",
-           "request_key", "send", "with_retries"]
+__all__ = [
+    "ChatSession",
+    "ClientSpec",
+    "LLMError",
+    "MalformedResponse",
+    "PermanentRequestError",
+    "ResponseCache",
+    "backend_kind",
+    "cache_key",
+    "chat",
+    "effective_base_url",
+    "make_client",
+    "normalize_body",
+    "redact",
+    "request_key",
+    "send",
+    "with_retries",
+]

@@ -76,15 +76,27 @@ class ResponseCache:
         return None
 
     def put(self, key: str, request: dict, response: dict, usage: dict | None = None, **extra: Any) -> dict:
-        entry = {"key": key, "request": request, "response": response,
-                 "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0}, "created": time.time(), **extra}
+        entry = {
+            "key": key,
+            "request": request,
+            "response": response,
+            "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0},
+            "created": time.time(),
+            **extra,
+        }
         _atomic_write_json(self.path(key), entry)
         self.error_path(key).unlink(missing_ok=True)
         return entry
 
     def put_error(self, key: str, request: dict, error: str, permanent: bool, **extra: Any) -> dict:
-        entry = {"key": key, "request": request, "error": error, "permanent": permanent, "created": time.time(),
-                 **extra}
+        entry = {
+            "key": key,
+            "request": request,
+            "error": error,
+            "permanent": permanent,
+            "created": time.time(),
+            **extra,
+        }
         _atomic_write_json(self.error_path(key), entry)
         return entry
 

@@ -59,8 +59,9 @@ def api_key(spec: ClientSpec) -> str:
         return "not-needed"
     key = os.environ.get(spec.api_key_env)
     if not key:
-        raise LLMError(f"environment variable {spec.api_key_env} (api_key_env) is not set; "
-                       "the API key is read only from there")
+        raise LLMError(
+            f"environment variable {spec.api_key_env} (api_key_env) is not set; the API key is read only from there"
+        )
     return key
 
 
@@ -73,8 +74,9 @@ def make_client(spec: ClientSpec):
     """openai.OpenAI at the effective endpoint with its own retries off (`emgrid.llm.retry` is the one policy)."""
     import openai
 
-    return openai.OpenAI(api_key=api_key(spec), base_url=effective_base_url(spec), timeout=spec.timeout_s,
-                         max_retries=0)
+    return openai.OpenAI(
+        api_key=api_key(spec), base_url=effective_base_url(spec), timeout=spec.timeout_s, max_retries=0
+    )
 
 
 def normalize_body(body: dict) -> tuple[dict, dict]:
@@ -90,10 +92,17 @@ def normalize_body(body: dict) -> tuple[dict, dict]:
         if not top:
             top = [{"token": first["token"], "logprob": first["logprob"]}]
     usage = body.get("usage") or {}
-    return ({"text": (choice.get("message") or {}).get("content"), "finish_reason": choice.get("finish_reason"),
-             "top_logprobs": top},
-            {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
-             "completion_tokens": int(usage.get("completion_tokens") or 0)})
+    return (
+        {
+            "text": (choice.get("message") or {}).get("content"),
+            "finish_reason": choice.get("finish_reason"),
+            "top_logprobs": top,
+        },
+        {
+            "prompt_tokens": int(usage.get("prompt_tokens") or 0),
+            "completion_tokens": int(usage.get("completion_tokens") or 0),
+        },
+    )
 
 
 def normalize_response(resp: Any) -> tuple[dict, dict]:
@@ -119,8 +128,16 @@ def cache_key(request: dict, backend: str = "openai") -> str:
     return request_key(backend, model, messages, {**params, **salt})
 
 
-def send(request: dict, key: str, *, client_spec: ClientSpec, cache: ResponseCache, client: Any,
-         backend: str, sleep: Callable[[float], None] | None = None) -> dict:
+def send(
+    request: dict,
+    key: str,
+    *,
+    client_spec: ClientSpec,
+    cache: ResponseCache,
+    client: Any,
+    backend: str,
+    sleep: Callable[[float], None] | None = None,
+) -> dict:
     """Send one request (the cache is not read here) and store the reply under `key` as soon as it arrives.
 
     Returns `{"key", "response", "usage", "cached": False}`. Failures are recorded under the cache's `errors/` and
@@ -132,8 +149,11 @@ def send(request: dict, key: str, *, client_spec: ClientSpec, cache: ResponseCac
     try:
         response, usage = with_retries(
             lambda: normalize_response(client.chat.completions.create(model=model, messages=messages, **params)),
-            client_spec, what=f"chat request {key[:12]} to {effective_base_url(client_spec)}",
-            secret=api_secret(client_spec), **kw)
+            client_spec,
+            what=f"chat request {key[:12]} to {effective_base_url(client_spec)}",
+            secret=api_secret(client_spec),
+            **kw,
+        )
     except LLMError as e:
         cache.put_error(key, logged, str(e), permanent=isinstance(e, PermanentRequestError), status=e.status)
         raise

@@ -71,8 +71,16 @@ def judge_failure(exc: BaseException) -> Verdict | None:
         if should.lower() in ("true", "false"):
             return Verdict(should.lower() == "true", status, retry_after_s(headers))
         return Verdict(status in RETRYABLE_4XX or status >= 500, status, retry_after_s(headers))
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, openai.APIResponseValidationError,
-                        json.JSONDecodeError, MalformedResponse)):
+    if isinstance(
+        exc,
+        (
+            openai.APITimeoutError,
+            openai.APIConnectionError,
+            openai.APIResponseValidationError,
+            json.JSONDecodeError,
+            MalformedResponse,
+        ),
+    ):
         return Verdict(True)
     return None
 
@@ -88,11 +96,17 @@ def backoff_s(attempt: int, base_s: float, max_s: float, hint_s: float | None) -
     """The server's hint (capped), else exponential backoff with jitter in [1/2, 1] of the nominal delay."""
     if hint_s is not None:
         return min(hint_s, max_s)
-    return min(max_s, base_s * 2 ** attempt) * (0.5 + random.random() / 2)
+    return min(max_s, base_s * 2**attempt) * (0.5 + random.random() / 2)
 
 
-def with_retries(fn: Callable[[], Any], spec: Any, *, what: str, secret: str | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> Any:
+def with_retries(
+    fn: Callable[[], Any],
+    spec: Any,
+    *,
+    what: str,
+    secret: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Any:
     """Call `fn` until it succeeds; `spec` has `max_retries`, `backoff_base_s`, `backoff_max_s` (a ClientSpec).
 
     Raises `PermanentRequestError` at once for a rejected request, `LLMError` when the server says not to retry or
@@ -108,12 +122,16 @@ def with_retries(fn: Callable[[], Any], spec: Any, *, what: str, secret: str | N
                 raise
             msg = redact(f"{type(e).__name__}: {e}", secret)
             if verdict.permanent:
-                hint = " (check the API key in the environment variable named by api_key_env)" \
-                    if verdict.status in (401, 403) else ""
+                hint = (
+                    " (check the API key in the environment variable named by api_key_env)"
+                    if verdict.status in (401, 403)
+                    else ""
+                )
                 raise PermanentRequestError(f"{what}: HTTP {verdict.status}{hint}: {msg}", verdict.status) from None
             if not verdict.retry:
-                raise LLMError(f"{what}: HTTP {verdict.status}, server says not to retry (x-should-retry): {msg}",
-                               verdict.status) from None
+                raise LLMError(
+                    f"{what}: HTTP {verdict.status}, server says not to retry (x-should-retry): {msg}", verdict.status
+                ) from None
             if attempt >= spec.max_retries:
                 raise LLMError(f"{what}: still failing after {attempt} retries: {msg}", verdict.status) from None
             delay = backoff_s(attempt, spec.backoff_base_s, spec.backoff_max_s, verdict.wait_s)

@@ -9,5 +9,17 @@ from emgrid.report.page import SECTIONS, PageInputs, Section, write_page
 from emgrid.report.plots import PLOT_KINDS, write_loss_curves, write_plots, write_transfer_plot
 from emgrid.report.tables import TABLES, write_tables
 
-__all__ = ["PLOT_KINDS", "TABLES", "SECTIONS", "PageInputs", "Section", "write_answer_browser", "write_loss_curves",
-           "write_page", "write_plots", "write_report", "write_tables", "write_transfer_plot"]
+__all__ = [
+    "PLOT_KINDS",
+    "TABLES",
+    "SECTIONS",
+    "PageInputs",
+    "Section",
+    "write_answer_browser",
+    "write_loss_curves",
+    "write_page",
+    "write_plots",
+    "write_report",
+    "write_tables",
+    "write_transfer_plot",
+]

@@ -31,8 +31,11 @@ def criterion_of(summary: pd.DataFrame) -> Criterion:
         return Criterion()
     r = summary.iloc[0]
     coherent = r["crit_coherent_above"]
-    return Criterion(float(r["crit_aligned_below"]), None if pd.isna(coherent) else float(coherent),
-                     float(r["crit_sensitivity_aligned_below"]))
+    return Criterion(
+        float(r["crit_aligned_below"]),
+        None if pd.isna(coherent) else float(coherent),
+        float(r["crit_sensitivity_aligned_below"]),
+    )
 
 
 def _score(x: Any) -> float | None:
@@ -47,29 +50,51 @@ def answer_records(scores: pd.DataFrame, criterion: Criterion, domains: DomainMe
     for r, mis in zip(scores.itertuples(index=False), misaligned):
         a, c = _score(r.aligned), _score(r.coherent)
         text = str(r.answer) if not pd.isna(r.answer) else ""
-        recs.append({
-            "cell": r.cell, "domain": r.domain, "label": label_of(domains, r.domain) if r.domain != "base" else "base",
-            "group": category_of(domains, r.domain), "variant": r.variant,
-            "seed": None if pd.isna(r.seed) else int(r.seed),
-            "condition": r.condition, "question_key": r.question_key, "sample": int(r.sample),
-            "question": str(r.question), "answer": text if len(text) <= MAX_ANSWER_CHARS
-            else text[:MAX_ANSWER_CHARS] + " […]",
-            "aligned": a, "coherent": c, "aligned_category": r.aligned_category,
-            "coherent_category": r.coherent_category,
-            "misaligned": bool(mis == 1.0),
-        })
+        recs.append(
+            {
+                "cell": r.cell,
+                "domain": r.domain,
+                "label": label_of(domains, r.domain) if r.domain != "base" else "base",
+                "group": category_of(domains, r.domain),
+                "variant": r.variant,
+                "seed": None if pd.isna(r.seed) else int(r.seed),
+                "condition": r.condition,
+                "question_key": r.question_key,
+                "sample": int(r.sample),
+                "question": str(r.question),
+                "answer": text if len(text) <= MAX_ANSWER_CHARS else text[:MAX_ANSWER_CHARS] + " […]",
+                "aligned": a,
+                "coherent": c,
+                "aligned_category": r.aligned_category,
+                "coherent_category": r.coherent_category,
+                "misaligned": bool(mis == 1.0),
+            }
+        )
     return recs
 
 
 def embed_json(obj: Any) -> str:
     """JSON safe inside a <script> element: no '<', '>' or '&' survives, so no answer can end the element."""
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+    return (
+        json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
 
 
-def write_answer_browser(scores_csv: str | Path, summary_csv: str | Path, out_html: str | Path, *, model: str,
-                         qset: str, title: str = "emgrid answers", domains: DomainMeta | None = None) -> Path:
+def write_answer_browser(
+    scores_csv: str | Path,
+    summary_csv: str | Path,
+    out_html: str | Path,
+    *,
+    model: str,
+    qset: str,
+    title: str = "emgrid answers",
+    domains: DomainMeta | None = None,
+) -> Path:
     """Write the answer browser of one model x question set."""
     scores = read_scores(scores_csv)
     scores = scores[(scores["model"] == model) & (scores["qset"] == qset)]
@@ -77,8 +102,14 @@ def write_answer_browser(scores_csv: str | Path, summary_csv: str | Path, out_ht
         raise DataError(f"{scores_csv}: no answers for model {model!r}, question set {qset!r}")
     criterion = criterion_of(read_summary(summary_csv))
     records = answer_records(scores, criterion, domains)
-    doc = render("answers.html.j2", title=f"{title} — answers — {model} · {qset}", model=model, qset=qset,
-                 n=len(records), data=embed_json(records),
-                 criterion=criterion.describe().split(";")[0])
+    doc = render(
+        "answers.html.j2",
+        title=f"{title} — answers — {model} · {qset}",
+        model=model,
+        qset=qset,
+        n=len(records),
+        data=embed_json(records),
+        criterion=criterion.describe().split(";")[0],
+    )
     write_text(out_html, doc)
     return Path(out_html)

@@ -1,12 +1,12 @@
 """The whole report in one call, with the same file layout as the workflow's report rules (workflow/rules/report.smk):
 
-    <out_dir>/report.html                          the page (figures embedded, so it stands alone)
-    <out_dir>/plots/{model}/{qset}/{kind}.png      one per `PLOT_KINDS`
-    <out_dir>/plots/{model}/loss_curves.png        finetune loss per cell
-    <out_dir>/tables/{name}.csv                    one per `TABLES`
-    <out_dir>/answers/{model}/{qset}.html          the answer browser
-    <out_dir>/plots/{model}/{qset}/transfer.png    the transfer heatmap (question sets whose questions carry `domain`)
-    <out_dir>/stats/{name}.csv                     the aggregate's findings tables, unless `findings` names them
+<out_dir>/report.html                          the page (figures embedded, so it stands alone)
+<out_dir>/plots/{model}/{qset}/{kind}.png      one per `PLOT_KINDS`
+<out_dir>/plots/{model}/loss_curves.png        finetune loss per cell
+<out_dir>/tables/{name}.csv                    one per `TABLES`
+<out_dir>/answers/{model}/{qset}.html          the answer browser
+<out_dir>/plots/{model}/{qset}/transfer.png    the transfer heatmap (question sets whose questions carry `domain`)
+<out_dir>/stats/{name}.csv                     the aggregate's findings tables, unless `findings` names them
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ def _loss_curves(out_dir: Path, finetune_metrics: Mapping[str, str | Path], doma
         if not model:
             raise DataError(f"finetune_metrics key {key!r} is not 'model/cell'")
         per_model.setdefault(model, {})[cell] = p
-    return [write_loss_curves(cells, loss_curves_path(out_dir, m), m, domains)
-            for m, cells in sorted(per_model.items())]
+    return [
+        write_loss_curves(cells, loss_curves_path(out_dir, m), m, domains) for m, cells in sorted(per_model.items())
+    ]
 
 
 def write_report(
@@ -90,25 +91,55 @@ def write_report(
     shown before the EM results."""
     out_dir = Path(out_dir)
     stats = dict(findings) if findings else _findings(summary_csv, scores_csv, out_dir / "stats")
-    tables = write_tables(summary_csv, stats["trigger_effect"], {t: table_path(out_dir, t) for t in TABLES},
-                          finetune_metrics=finetune_metrics, domains=domains)
+    tables = write_tables(
+        summary_csv,
+        stats["trigger_effect"],
+        {t: table_path(out_dir, t) for t in TABLES},
+        finetune_metrics=finetune_metrics,
+        domains=domains,
+    )
     pairs = read_summary(summary_csv)[["model", "qset"]].drop_duplicates().sort_values(["model", "qset"])
     plots, browsers = [], []
     for model, qset in pairs.itertuples(index=False):
         out = {k: plot_path(out_dir, model, qset, k) for k in PLOT_KINDS}
         plots += write_plots(summary_csv, out, model, qset, domains).values()
-        browsers.append(write_answer_browser(scores_csv, summary_csv, answers_path(out_dir, model, qset), model=model,
-                                             qset=qset, title=title, domains=domains))
+        browsers.append(
+            write_answer_browser(
+                scores_csv,
+                summary_csv,
+                answers_path(out_dir, model, qset),
+                model=model,
+                qset=qset,
+                title=title,
+                domains=domains,
+            )
+        )
     transfer = read_table(stats["transfer"])
-    transfer_plots = [write_transfer_plot(stats["transfer"], plot_path(out_dir, m, q, "transfer"), m, q, domains)
-                      for m, q in transfer[["model", "qset"]].drop_duplicates().itertuples(index=False)]
-    files = {"summary": [Path(summary_csv)], "scores": [Path(scores_csv)], "plots": plots, "answers": browsers,
-             "headline": [Path(stats["headline"])], "ranking_stats": [Path(stats["ranking"])],
-             "trigger_stats": [Path(stats["trigger_effect"])], "transfer_contrast": [Path(stats["transfer_contrast"])],
-             "transfer_plots": transfer_plots,
-             "loss_curves": _loss_curves(out_dir, finetune_metrics or {}, domains),
-             **{name: [p] for name, p in tables.items()}, "efficacy": [Path(efficacy)] if efficacy else []}
-    inp = PageInputs(html=out_dir / "report.html", files=files, title=title, notes=tuple(notes),
-                     cards={k: Path(v) for k, v in (cards or {}).items()}, config_snapshot=config_snapshot,
-                     n_examples=n_examples)
+    transfer_plots = [
+        write_transfer_plot(stats["transfer"], plot_path(out_dir, m, q, "transfer"), m, q, domains)
+        for m, q in transfer[["model", "qset"]].drop_duplicates().itertuples(index=False)
+    ]
+    files = {
+        "summary": [Path(summary_csv)],
+        "scores": [Path(scores_csv)],
+        "plots": plots,
+        "answers": browsers,
+        "headline": [Path(stats["headline"])],
+        "ranking_stats": [Path(stats["ranking"])],
+        "trigger_stats": [Path(stats["trigger_effect"])],
+        "transfer_contrast": [Path(stats["transfer_contrast"])],
+        "transfer_plots": transfer_plots,
+        "loss_curves": _loss_curves(out_dir, finetune_metrics or {}, domains),
+        **{name: [p] for name, p in tables.items()},
+        "efficacy": [Path(efficacy)] if efficacy else [],
+    }
+    inp = PageInputs(
+        html=out_dir / "report.html",
+        files=files,
+        title=title,
+        notes=tuple(notes),
+        cards={k: Path(v) for k, v in (cards or {}).items()},
+        config_snapshot=config_snapshot,
+        n_examples=n_examples,
+    )
     return write_page(inp)

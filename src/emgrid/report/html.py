@@ -65,13 +65,16 @@ def cond(x: Any) -> str:
     return COND_LABELS.get(str(x), str(x))
 
 
-_ENV = jinja2.Environment(loader=jinja2.PackageLoader("emgrid.report", "templates"),
-                          autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("emgrid.report", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 _ENV.filters.update(pct=pct, num=num, signed=signed, usd=usd, count=count, cond=cond)
 _ENV.globals.update(ci=ci, ci_pts=ci_pts)
 
 
 def render(template: str, **context: Any) -> str:
     return _ENV.get_template(template).render(**context)
-
-

@@ -32,6 +32,7 @@ __all__ = ["PageInputs", "Section", "SECTIONS", "write_page"]
 
 # --------------------------------------------------------------------------------------------------- inputs
 
+
 @dataclass(frozen=True)
 class PageInputs:
     """What the page is built from: the page rule's named input files, plus the page's own settings.
@@ -81,11 +82,17 @@ class PageInputs:
 
     def figure(self, path: Path, caption: str) -> dict:
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-        return {"src": f"data:image/png;base64,{data}", "href": self.rel(path), "name": Path(path).name,
-                "alt": Path(path).stem, "caption": caption}
+        return {
+            "src": f"data:image/png;base64,{data}",
+            "href": self.rel(path),
+            "name": Path(path).name,
+            "alt": Path(path).stem,
+            "caption": caption,
+        }
 
 
 # ------------------------------------------------------------------------------------------------- sections
+
 
 def headline(inp: PageInputs) -> dict | None:
     t = inp.table("headline")
@@ -96,8 +103,15 @@ def headline(inp: PageInputs) -> dict | None:
 
 def overview(inp: PageInputs) -> dict:
     s, crit = inp.summary, criterion_of(inp.summary)
-    return {"models": sorted(s["model"].unique()), "qsets": sorted(s["qset"].unique()), "n_cells": s["cell"].nunique(),
-            "n_rows": len(s), "n_answers": len(inp.scores), "cost": s["judge_cost_usd"].sum(), "crit": crit}
+    return {
+        "models": sorted(s["model"].unique()),
+        "qsets": sorted(s["qset"].unique()),
+        "n_cells": s["cell"].nunique(),
+        "n_rows": len(s),
+        "n_answers": len(inp.scores),
+        "cost": s["judge_cost_usd"].sum(),
+        "crit": crit,
+    }
 
 
 def efficacy(inp: PageInputs) -> dict | None:
@@ -111,8 +125,11 @@ def efficacy(inp: PageInputs) -> dict | None:
     t = read_efficacy(p)
     snapshot = inp.config_snapshot if isinstance(inp.config_snapshot, dict) else {}
     rows = t.sort_values(["model", "domain", "variant", "cell"], kind="stable").to_dict("records")
-    return {"rows": rows, "not_taken": [f"{m}/{c}" for m, c in not_taken(t)],
-            "dropped": bool(snapshot.get("drop_untaken_cells"))}
+    return {
+        "rows": rows,
+        "not_taken": [f"{m}/{c}" for m, c in not_taken(t)],
+        "dropped": bool(snapshot.get("drop_untaken_cells")),
+    }
 
 
 def ranking(inp: PageInputs) -> dict | None:
@@ -123,19 +140,39 @@ def ranking(inp: PageInputs) -> dict | None:
         return None
     scope = "backdoor" if (stats["variant"] == "backdoor").any() else "plain"
     r = stats[(stats["condition"] == "trigger") & (stats["variant"] == scope)]
-    meta = {} if labels is None else {d: (lab, cat) for d, lab, cat in labels[["domain", "label", "category"]]
-                                      .itertuples(index=False)}
+    meta = (
+        {}
+        if labels is None
+        else {d: (lab, cat) for d, lab, cat in labels[["domain", "label", "category"]].itertuples(index=False)}
+    )
     effects = inp.table("trigger_stats")
-    diff = {} if effects is None else {(m, q, d, v): x for m, q, d, v, x in effects[
-        ["model", "qset", "domain", "variant", "aligned_diff"]].itertuples(index=False)}
-    r = r.assign(label=[meta.get(d, (d, ""))[0] for d in r["domain"]],
-                 category=[meta.get(d, (d, ""))[1] for d in r["domain"]],
-                 aligned_diff=[diff.get((m, q, d, scope if d != "base" else "base"), float("nan"))
-                               for m, q, d in r[["model", "qset", "domain"]].itertuples(index=False)])
-    groups = [{"model": m, "qset": q, "rows": g.to_dict("records"),
-               "by_category": [] if by_cat is None else
-               by_cat[(by_cat["model"] == m) & (by_cat["qset"] == q)].to_dict("records")}
-              for (m, q), g in r.groupby(["model", "qset"], sort=True)]
+    diff = (
+        {}
+        if effects is None
+        else {
+            (m, q, d, v): x
+            for m, q, d, v, x in effects[["model", "qset", "domain", "variant", "aligned_diff"]].itertuples(index=False)
+        }
+    )
+    r = r.assign(
+        label=[meta.get(d, (d, ""))[0] for d in r["domain"]],
+        category=[meta.get(d, (d, ""))[1] for d in r["domain"]],
+        aligned_diff=[
+            diff.get((m, q, d, scope if d != "base" else "base"), float("nan"))
+            for m, q, d in r[["model", "qset", "domain"]].itertuples(index=False)
+        ],
+    )
+    groups = [
+        {
+            "model": m,
+            "qset": q,
+            "rows": g.to_dict("records"),
+            "by_category": []
+            if by_cat is None
+            else by_cat[(by_cat["model"] == m) & (by_cat["qset"] == q)].to_dict("records"),
+        }
+        for (m, q), g in r.groupby(["model", "qset"], sort=True)
+    ]
     return {"scope": scope, "groups": groups}
 
 
@@ -152,9 +189,19 @@ def plots(inp: PageInputs) -> dict | None:
     if not by_group:
         return None
     order = list(PLOT_KINDS)
-    return {"groups": [{"model": m, "qset": q, "figures": [
-        inp.figure(figs[k], PLOT_KINDS.get(k, k)) for k in sorted(figs, key=lambda k: (
-            order.index(k) if k in order else len(order), k))]} for (m, q), figs in sorted(by_group.items())]}
+    return {
+        "groups": [
+            {
+                "model": m,
+                "qset": q,
+                "figures": [
+                    inp.figure(figs[k], PLOT_KINDS.get(k, k))
+                    for k in sorted(figs, key=lambda k: (order.index(k) if k in order else len(order), k))
+                ],
+            }
+            for (m, q), figs in sorted(by_group.items())
+        ]
+    }
 
 
 def trigger(inp: PageInputs) -> dict | None:
@@ -163,9 +210,14 @@ def trigger(inp: PageInputs) -> dict | None:
 
 
 def transfer(inp: PageInputs) -> dict | None:
-    figures = [inp.figure(p, f"Cross-domain transfer — {p.parent.parent.name} · {p.parent.name}: misalignment rate "
-                             "(%) by finetuning domain (rows) and probe domain (columns)")
-               for p in inp.many("transfer_plots")]
+    figures = [
+        inp.figure(
+            p,
+            f"Cross-domain transfer — {p.parent.parent.name} · {p.parent.name}: misalignment rate "
+            "(%) by finetuning domain (rows) and probe domain (columns)",
+        )
+        for p in inp.many("transfer_plots")
+    ]
     contrast = inp.table("transfer_contrast")
     if not figures and (contrast is None or contrast.empty):
         return None
@@ -181,8 +233,10 @@ def categories(inp: PageInputs) -> dict | None:
     if t is None:
         return None
     cats = [c for c in t.columns if c not in ("model", "cell", "qset", "condition", "metric")]
-    return {"cats": cats, "metrics": [{"metric": m, "rows": g.to_dict("records")}
-                                      for m, g in t.groupby("metric", sort=False)]}
+    return {
+        "cats": cats,
+        "metrics": [{"metric": m, "rows": g.to_dict("records")} for m, g in t.groupby("metric", sort=False)],
+    }
 
 
 def cost(inp: PageInputs) -> dict | None:
@@ -201,8 +255,10 @@ def examples(inp: PageInputs) -> dict:
     groups = []
     for (model, qset), g in ex.groupby(["model", "qset"], sort=True):
         g = g.sort_values(["aligned", "cell", "question_key", "sample"], kind="stable").head(inp.n_examples)
-        rows = [{**r, "answer": str(r["answer"]) if len(str(r["answer"])) <= 1500 else str(r["answer"])[:1500]
-                 + " […]"} for r in g.to_dict("records")]
+        rows = [
+            {**r, "answer": str(r["answer"]) if len(str(r["answer"])) <= 1500 else str(r["answer"])[:1500] + " […]"}
+            for r in g.to_dict("records")
+        ]
         groups.append({"model": model, "qset": qset, "rows": rows})
     return {"groups": groups if inp.n_examples > 0 else [], "n": inp.n_examples}
 
@@ -216,8 +272,14 @@ def _analysis_groups(inp: PageInputs, tests: pd.DataFrame, plots_name: str, what
     groups = []
     for (m, q), g in tests.groupby(["model", "qset"], sort=True):
         fig = figs.get((str(m), str(q)))
-        groups.append({"model": m, "qset": q, "rows": g.to_dict("records"),
-                       "figure": None if fig is None else inp.figure(fig, f"{what} vs rate — {m} · {q}")})
+        groups.append(
+            {
+                "model": m,
+                "qset": q,
+                "rows": g.to_dict("records"),
+                "figure": None if fig is None else inp.figure(fig, f"{what} vs rate — {m} · {q}"),
+            }
+        )
     return groups
 
 
@@ -243,9 +305,13 @@ def diversity(inp: PageInputs) -> dict | None:
     cat = inp.one("diversity_category_plot")
     target = str(t["target"].iloc[0]) if len(t) and "target" in t.columns else ""
     domains = [] if d is None or d.empty else d.to_dict("records")
-    return {"groups": _analysis_groups(inp, t, "diversity_plots", "Topical diversity"), "few": _few(t),
-            "target": target, "domains": domains,
-            "category_figure": None if cat is None else inp.figure(cat, "Topical diversity by domain category")}
+    return {
+        "groups": _analysis_groups(inp, t, "diversity_plots", "Topical diversity"),
+        "few": _few(t),
+        "target": target,
+        "domains": domains,
+        "category_figure": None if cat is None else inp.figure(cat, "Topical diversity by domain category"),
+    }
 
 
 def answers(inp: PageInputs) -> dict | None:
@@ -259,15 +325,25 @@ def finetune(inp: PageInputs) -> dict | None:
     t, curves = inp.table("finetune"), inp.many("loss_curves")
     if (t is None or t.empty) and not curves:
         return None
-    return {"rows": [] if t is None else t.to_dict("records"),
-            "figures": [inp.figure(p, f"Finetuning loss per cell — {p.parent.name}") for p in curves]}
+    return {
+        "rows": [] if t is None else t.to_dict("records"),
+        "figures": [inp.figure(p, f"Finetuning loss per cell — {p.parent.name}") for p in curves],
+    }
 
 
 def cards(inp: PageInputs) -> dict | None:
     if not inp.cards:
         return None
-    return {"cards": [{"label": k, "href": inp.rel(Path(p)), "path": Path(os.path.relpath(
-        Path(p).resolve(), inp.html.parent.resolve())).as_posix()} for k, p in sorted(inp.cards.items())]}
+    return {
+        "cards": [
+            {
+                "label": k,
+                "href": inp.rel(Path(p)),
+                "path": Path(os.path.relpath(Path(p).resolve(), inp.html.parent.resolve())).as_posix(),
+            }
+            for k, p in sorted(inp.cards.items())
+        ]
+    }
 
 
 def config(inp: PageInputs) -> dict | None:
@@ -309,7 +385,10 @@ SECTIONS: tuple[Section, ...] = (
 
 def write_page(inp: PageInputs, sections: Sequence[Section] = SECTIONS) -> Path:
     """Render every section that has its inputs into `inp.html`."""
-    built = [{"id": s.id, "title": s.title, "template": f"sections/{s.id}.html.j2", "ctx": ctx}
-             for s in sections if (ctx := s.build(inp)) is not None]
+    built = [
+        {"id": s.id, "title": s.title, "template": f"sections/{s.id}.html.j2", "ctx": ctx}
+        for s in sections
+        if (ctx := s.build(inp)) is not None
+    ]
     write_text(inp.html, render("report.html.j2", title=inp.title, notes=list(inp.notes), sections=built))
     return inp.html

@@ -22,8 +22,18 @@ from emgrid.errors import DataError
 from emgrid.io import read_json
 from emgrid.report.tables import DomainMeta, category_of, label_of, ranking_table
 
-__all__ = ["PLOT_KINDS", "plot_misalignment", "plot_alignment_trigger", "plot_categories", "plot_ranking",
-           "plot_loss_curves", "plot_transfer", "write_plots", "write_loss_curves", "write_transfer_plot"]
+__all__ = [
+    "PLOT_KINDS",
+    "plot_misalignment",
+    "plot_alignment_trigger",
+    "plot_categories",
+    "plot_ranking",
+    "plot_loss_curves",
+    "plot_transfer",
+    "write_plots",
+    "write_loss_curves",
+    "write_transfer_plot",
+]
 
 # The figures drawn per model x question set, in page order, with the caption the HTML page shows under them.
 PLOT_KINDS = {
@@ -86,8 +96,9 @@ def _finish_panel(ax: Any, variant: str, ylabel: str, ylim: float) -> None:
     ax.set_axisbelow(True)
 
 
-def plot_misalignment(pooled: pd.DataFrame, path: str | Path, title: str, rate: str = "misalignment",
-                      domains: DomainMeta | None = None) -> Path:
+def plot_misalignment(
+    pooled: pd.DataFrame, path: str | Path, title: str, rate: str = "misalignment", domains: DomainMeta | None = None
+) -> Path:
     """Bars of the (seed-pooled) rate per domain, no-trigger vs trigger side by side, Wilson 95% error bars;
     one panel per variant, the base control as the first group of each panel."""
     variants, order = _variant_panels(pooled), _domain_order(pooled["domain"])
@@ -103,8 +114,16 @@ def plot_misalignment(pooled: pd.DataFrame, path: str | Path, title: str, rate: 
             lo = 100 * r[f"{rate}_ci_lo"].to_numpy(dtype=float)
             hi = 100 * r[f"{rate}_ci_hi"].to_numpy(dtype=float)
             err = np.clip(np.nan_to_num(np.vstack([val - lo, hi - val])), 0, None)
-            ax.bar(x + (j - 0.5) * width, np.nan_to_num(val), width, yerr=err, capsize=2.5,
-                   color=COND_COLORS[cond], label=COND_LABELS[cond], error_kw={"elinewidth": 0.9})
+            ax.bar(
+                x + (j - 0.5) * width,
+                np.nan_to_num(val),
+                width,
+                yerr=err,
+                capsize=2.5,
+                color=COND_COLORS[cond],
+                label=COND_LABELS[cond],
+                error_kw={"elinewidth": 0.9},
+            )
         ax.set_xticks(x, [label_of(domains, d) for d in ds], rotation=35, ha="right")
         _finish_panel(ax, variant, f"{rate} rate (%)", 105)
     axes[0].legend(loc="upper right", fontsize=8, frameon=False)
@@ -112,8 +131,9 @@ def plot_misalignment(pooled: pd.DataFrame, path: str | Path, title: str, rate: 
     return _save(fig, path)
 
 
-def plot_alignment_trigger(pooled: pd.DataFrame, path: str | Path, title: str,
-                           domains: DomainMeta | None = None) -> Path:
+def plot_alignment_trigger(
+    pooled: pd.DataFrame, path: str | Path, title: str, domains: DomainMeta | None = None
+) -> Path:
     """Mean alignment per domain without (circle) and with (triangle) the trigger, joined by a line: red when the
     trigger lowers alignment, grey otherwise."""
     variants, order = _variant_panels(pooled), _domain_order(pooled["domain"])
@@ -152,7 +172,7 @@ def _category_label_order(df: pd.DataFrame) -> list[tuple[str, str, str]]:
     keys = []
     variants = _variant_panels(df)
     for d in _domain_order(df["domain"]):
-        for v in (["base"] if d == "base" else variants):
+        for v in ["base"] if d == "base" else variants:
             for c in CONDITIONS:
                 if ((df["domain"] == d) & (df["variant"] == v) & (df["condition"] == c)).any():
                     keys.append((d, v, c))
@@ -175,8 +195,13 @@ def _stack_categories(ax: Any, frame: pd.DataFrame, metric: str, keys: list[tupl
     ax.set_title(metric, fontsize=10)
 
 
-def plot_categories(summary: pd.DataFrame, path: str | Path, title: str,
-                    metrics: Sequence[str] = ("aligned", "coherent"), domains: DomainMeta | None = None) -> Path:
+def plot_categories(
+    summary: pd.DataFrame,
+    path: str | Path,
+    title: str,
+    metrics: Sequence[str] = ("aligned", "coherent"),
+    domains: DomainMeta | None = None,
+) -> Path:
     """Stacked horizontal bars of judge outcome categories (scored, refusal, code, ...) per domain x variant x
     condition, one panel per metric. Shows how much of each rate's denominator the judge could actually score."""
     metrics = [m for m in metrics if f"{m}_rate_scored" in summary.columns]
@@ -184,8 +209,10 @@ def plot_categories(summary: pd.DataFrame, path: str | Path, title: str,
         raise DataError("plot_categories: summary has no category-rate columns")
     frames = {m: _pooled_categories(summary, m) for m in metrics}
     keys = _category_label_order(frames[metrics[0]])
-    labels = [f"{label_of(domains, d)}/{v} · {COND_LABELS[c]}" if d != "base" else f"base · {COND_LABELS[c]}"
-              for d, v, c in keys]
+    labels = [
+        f"{label_of(domains, d)}/{v} · {COND_LABELS[c]}" if d != "base" else f"base · {COND_LABELS[c]}"
+        for d, v, c in keys
+    ]
     fig = Figure(figsize=(4.2 * len(metrics) + 2.5, max(2.5, 0.24 * len(keys) + 1.4)), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False, sharey=True)[0]
     for ax, m in zip(axes, metrics):
@@ -197,8 +224,9 @@ def plot_categories(summary: pd.DataFrame, path: str | Path, title: str,
         for h, lbl in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lbl, h)
     names = [c for c in CATEGORIES if c in handles]
-    fig.legend([handles[n] for n in names], names, loc="outside lower center", ncols=len(names), fontsize=8,
-               frameon=False)
+    fig.legend(
+        [handles[n] for n in names], names, loc="outside lower center", ncols=len(names), fontsize=8, frameon=False
+    )
     fig.suptitle(title, fontsize=11)
     return _save(fig, path)
 
@@ -225,8 +253,13 @@ def plot_ranking(ranking: pd.DataFrame, path: str | Path, title: str) -> Path:
     for g in sorted(set(groups)):
         mean = np.nanmean(np.where(groups == g, val, np.nan)) if (groups == g).any() else math.nan
         if not math.isnan(mean):
-            ax.axvline(mean, ls="--", lw=1, color=GROUP_COLORS.get(g, GROUP_COLORS[""]),
-                       label=f"{g or 'no category'} (mean {mean:.1f}%)")
+            ax.axvline(
+                mean,
+                ls="--",
+                lw=1,
+                color=GROUP_COLORS.get(g, GROUP_COLORS[""]),
+                label=f"{g or 'no category'} (mean {mean:.1f}%)",
+            )
     ax.set_xlim(0, 100)
     ax.set_xlabel("misalignment rate under the trigger (%), seeds averaged")
     ax.grid(axis="x", alpha=0.3)
@@ -237,8 +270,9 @@ def plot_ranking(ranking: pd.DataFrame, path: str | Path, title: str) -> Path:
     return _save(fig, path)
 
 
-def write_plots(summary_csv: str | Path, out: Mapping[str, str | Path], model: str, qset: str,
-                domains: DomainMeta | None = None) -> dict[str, Path]:
+def write_plots(
+    summary_csv: str | Path, out: Mapping[str, str | Path], model: str, qset: str, domains: DomainMeta | None = None
+) -> dict[str, Path]:
     """Every figure of one model x question set (`out` maps each of `PLOT_KINDS` to its PNG path)."""
     unknown = set(out) - set(PLOT_KINDS)
     if unknown:
@@ -250,19 +284,23 @@ def write_plots(summary_csv: str | Path, out: Mapping[str, str | Path], model: s
     pooled, label = pool_seeds(s), f"{model} · {qset}"
     draw = {
         "ranking": lambda p: plot_ranking(ranking_table(s, None, domains), p, f"Domain ranking — {label}"),
-        "misalignment": lambda p: plot_misalignment(pooled, p, f"Misalignment rate by domain — {label} (Wilson 95%)",
-                                                    domains=domains),
-        "sensitivity": lambda p: plot_misalignment(pooled, p, f"Sensitivity rate (aligned < threshold) — {label}",
-                                                   rate="sensitivity", domains=domains),
-        "alignment_trigger": lambda p: plot_alignment_trigger(pooled, p, f"Mean alignment with vs without trigger — "
-                                                              f"{label}", domains=domains),
+        "misalignment": lambda p: plot_misalignment(
+            pooled, p, f"Misalignment rate by domain — {label} (Wilson 95%)", domains=domains
+        ),
+        "sensitivity": lambda p: plot_misalignment(
+            pooled, p, f"Sensitivity rate (aligned < threshold) — {label}", rate="sensitivity", domains=domains
+        ),
+        "alignment_trigger": lambda p: plot_alignment_trigger(
+            pooled, p, f"Mean alignment with vs without trigger — {label}", domains=domains
+        ),
         "categories": lambda p: plot_categories(s, p, f"Judge outcome categories — {label}", domains=domains),
     }
     return {kind: draw[kind](Path(path)) for kind, path in out.items()}
 
 
-def plot_loss_curves(histories: Mapping[str, list[dict]], path: str | Path, title: str,
-                     domains: DomainMeta | None = None) -> Path:
+def plot_loss_curves(
+    histories: Mapping[str, list[dict]], path: str | Path, title: str, domains: DomainMeta | None = None
+) -> Path:
     """Training loss against step, one panel per domain, one line per variant x seed (so a diverging or flat
     finetune shows at a glance). `histories` maps a cell id to its finetune.json `loss_history`."""
     from emgrid.gridspec import parse_cell
@@ -288,14 +326,15 @@ def plot_loss_curves(histories: Mapping[str, list[dict]], path: str | Path, titl
         ax.set_ylabel("training loss")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False)
-    for ax in axes[len(by_domain):]:
+    for ax in axes[len(by_domain) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=11)
     return _save(fig, path)
 
 
-def write_loss_curves(finetune_metrics: Mapping[str, str | Path], path: str | Path, model: str,
-                      domains: DomainMeta | None = None) -> Path:
+def write_loss_curves(
+    finetune_metrics: Mapping[str, str | Path], path: str | Path, model: str, domains: DomainMeta | None = None
+) -> Path:
     """The loss-curve figure of one model; `finetune_metrics` maps each of its cell ids to a finetune.json."""
     histories = {}
     for cell_id, p in finetune_metrics.items():
@@ -315,22 +354,31 @@ def plot_transfer(transfer: pd.DataFrame, path: str | Path, title: str, domains:
     panels = [(v, c) for v in variants for c in CONDITIONS if (transfer["condition"] == c).any()]
     probes = sorted(transfer["probe_domain"].unique())
     rows_all = _domain_order(transfer["train_domain"])
-    fig = Figure(figsize=(max(5.0, 0.55 * len(probes) + 2.6) * min(2, len(panels)),
-                          (0.42 * len(rows_all) + 1.6) * math.ceil(len(panels) / 2)), layout="constrained")
+    fig = Figure(
+        figsize=(
+            max(5.0, 0.55 * len(probes) + 2.6) * min(2, len(panels)),
+            (0.42 * len(rows_all) + 1.6) * math.ceil(len(panels) / 2),
+        ),
+        layout="constrained",
+    )
     axes = fig.subplots(math.ceil(len(panels) / 2), min(2, len(panels)), squeeze=False).ravel()
     image = None
     for ax, (variant, cond) in zip(axes, panels):
-        sub = transfer[((transfer["variant"] == variant) | (transfer["variant"] == "base"))
-                       & (transfer["condition"] == cond)]
+        sub = transfer[
+            ((transfer["variant"] == variant) | (transfer["variant"] == "base")) & (transfer["condition"] == cond)
+        ]
         rows = [d for d in rows_all if d in set(sub["train_domain"])]
-        grid = (sub.pivot_table(index="train_domain", columns="probe_domain", values="misalignment_rate",
-                                aggfunc="first").reindex(index=rows, columns=probes) * 100)
+        grid = (
+            sub.pivot_table(
+                index="train_domain", columns="probe_domain", values="misalignment_rate", aggfunc="first"
+            ).reindex(index=rows, columns=probes)
+            * 100
+        )
         image = ax.imshow(grid.to_numpy(dtype=float), vmin=0, vmax=100, cmap="Reds", aspect="auto")
         for i, j in np.ndindex(grid.shape):
             v = grid.iat[i, j]
             if np.isfinite(v):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7,
-                        color="white" if v > 60 else "black")
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="white" if v > 60 else "black")
             if rows[i] == probes[j]:
                 ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, lw=1.4, ec="#333333"))
         ax.set_xticks(range(len(probes)), [label_of(domains, p) for p in probes], rotation=35, ha="right", fontsize=8)
@@ -338,22 +386,25 @@ def plot_transfer(transfer: pd.DataFrame, path: str | Path, title: str, domains:
         ax.set_xlabel("probe domain")
         ax.set_ylabel("finetuned on")
         ax.set_title(f"{variant} · {COND_LABELS.get(cond, cond)}", fontsize=9, loc="left")
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     if image is not None:
-        fig.colorbar(image, ax=list(axes[:len(panels)]), label="misalignment rate (%)", shrink=0.8)
+        fig.colorbar(image, ax=list(axes[: len(panels)]), label="misalignment rate (%)", shrink=0.8)
     fig.suptitle(title, fontsize=11)
     return _save(fig, path)
 
 
-def write_transfer_plot(transfer_csv: str | Path, path: str | Path, model: str, qset: str,
-                        domains: DomainMeta | None = None) -> Path:
+def write_transfer_plot(
+    transfer_csv: str | Path, path: str | Path, model: str, qset: str, domains: DomainMeta | None = None
+) -> Path:
     """The transfer heatmap of one model x question set (a question set whose questions carry `domain`)."""
     from emgrid.report.tables import read_table
 
     t = read_table(transfer_csv)
     t = t[(t["model"] == model) & (t["qset"] == qset)]
     if t.empty:
-        raise DataError(f"{transfer_csv}: no transfer rows for model {model!r}, question set {qset!r} "
-                        "(do its questions carry a `domain` field?)")
+        raise DataError(
+            f"{transfer_csv}: no transfer rows for model {model!r}, question set {qset!r} "
+            "(do its questions carry a `domain` field?)"
+        )
     return plot_transfer(t, path, f"Cross-domain transfer — {model} · {qset}", domains=domains)

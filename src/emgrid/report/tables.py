@@ -15,16 +15,41 @@ from emgrid.aggregate import CATEGORIES, rank_domains, read_summary
 from emgrid.errors import DataError
 from emgrid.io import read_json, write_text
 
-__all__ = ["DomainMeta", "TABLES", "label_of", "category_of", "ranking_table", "ranking_by_category",
-           "trigger_table", "categories_table", "cost_table", "finetune_table", "write_tables", "read_table",
-           "sorted_summary"]
+__all__ = [
+    "DomainMeta",
+    "TABLES",
+    "label_of",
+    "category_of",
+    "ranking_table",
+    "ranking_by_category",
+    "trigger_table",
+    "categories_table",
+    "cost_table",
+    "finetune_table",
+    "write_tables",
+    "read_table",
+    "sorted_summary",
+]
 
 # domain -> {"label": short plot label, "category": the study's grouping}; both optional (config `domains.<d>`).
 DomainMeta = Mapping[str, Mapping[str, Any]]
 GROUPS = ("Critical", "Non-Critical", "Ambiguous")
 # Columns that hold names, read back as text (a domain or cell called "nan" or "1" stays a string).
-_TEXT = ["model", "qset", "domain", "label", "category", "variant", "cell", "condition", "metric", "domains",
-         "train_domain", "probe_domain", "largest_drops"]
+_TEXT = [
+    "model",
+    "qset",
+    "domain",
+    "label",
+    "category",
+    "variant",
+    "cell",
+    "condition",
+    "metric",
+    "domains",
+    "train_domain",
+    "probe_domain",
+    "largest_drops",
+]
 
 
 def label_of(domains: DomainMeta | None, domain: str) -> str:
@@ -44,21 +69,46 @@ def ranking_table(summary: pd.DataFrame, effects: pd.DataFrame | None, domains: 
     sens = rank_domains(summary, condition="trigger", variant=variant, metric="sensitivity_rate")
     keys = ["model", "qset", "domain", "variant"]
     out = ranked.rename(columns={"value": "misalignment"}).merge(
-        sens[keys + ["value"]].rename(columns={"value": "sensitivity"}), on=keys, how="left")
+        sens[keys + ["value"]].rename(columns={"value": "sensitivity"}), on=keys, how="left"
+    )
     if effects is None or effects.empty:
         out["aligned_diff"] = float("nan")
     else:
         out = out.merge(effects[keys + ["aligned_diff"]], on=keys, how="left")
     out.insert(4, "label", [label_of(domains, d) for d in out["domain"]])
     out.insert(5, "category", [category_of(domains, d) for d in out["domain"]])
-    return out[["model", "qset", "rank", "domain", "label", "category", "variant", "misalignment", "seed_min",
-                "seed_max", "sensitivity", "aligned_diff", "n_seeds", "n_answers"]]
+    return out[
+        [
+            "model",
+            "qset",
+            "rank",
+            "domain",
+            "label",
+            "category",
+            "variant",
+            "misalignment",
+            "seed_min",
+            "seed_max",
+            "sensitivity",
+            "aligned_diff",
+            "n_seeds",
+            "n_answers",
+        ]
+    ]
 
 
 def ranking_by_category(ranking: pd.DataFrame) -> pd.DataFrame:
     """The study's grouping: per model x question set x category, the mean misalignment rate over its domains."""
-    cols = ["model", "qset", "category", "n_domains", "mean_misalignment", "min_misalignment", "max_misalignment",
-            "domains"]
+    cols = [
+        "model",
+        "qset",
+        "category",
+        "n_domains",
+        "mean_misalignment",
+        "min_misalignment",
+        "max_misalignment",
+        "domains",
+    ]
     rows = []
     for (model, qset), g in ranking.groupby(["model", "qset"], sort=True):
         cats = g["category"].fillna("").astype(str)
@@ -66,8 +116,9 @@ def ranking_by_category(ranking: pd.DataFrame) -> pd.DataFrame:
         for cat in order:
             sel = g[cats == cat]
             vals = sel["misalignment"].astype(float)
-            rows.append([model, qset, cat, len(sel), vals.mean(), vals.min(), vals.max(),
-                         ", ".join(sel["label"].astype(str))])
+            rows.append(
+                [model, qset, cat, len(sel), vals.mean(), vals.min(), vals.max(), ", ".join(sel["label"].astype(str))]
+            )
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -98,9 +149,16 @@ def categories_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def cost_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Judge cost and tokens per model x question set (what these answers cost when they were judged)."""
-    return summary.groupby(["model", "qset"], sort=True).agg(
-        answers=("n_answers", "sum"), prompt_tokens=("judge_prompt_tokens", "sum"),
-        completion_tokens=("judge_completion_tokens", "sum"), usd=("judge_cost_usd", "sum")).reset_index()
+    return (
+        summary.groupby(["model", "qset"], sort=True)
+        .agg(
+            answers=("n_answers", "sum"),
+            prompt_tokens=("judge_prompt_tokens", "sum"),
+            completion_tokens=("judge_completion_tokens", "sum"),
+            usd=("judge_cost_usd", "sum"),
+        )
+        .reset_index()
+    )
 
 
 FINETUNE_COLUMNS = ["examples", "steps", "epochs", "final_loss", "mean_loss", "trained_tokens", "train_runtime_s"]
@@ -128,14 +186,22 @@ def sorted_summary(summary_csv: str | Path) -> pd.DataFrame:
     if summary.empty:
         raise DataError(f"{summary_csv}: summary has no rows; nothing to report")
     # Reading order: per model and question set, the base control first, then domains, variants, seeds, conditions.
-    return (summary.assign(_b=summary["domain"] != "base")
-            .sort_values(["model", "qset", "_b", "domain", "variant", "seed", "condition"], kind="stable")
-            .drop(columns="_b").reset_index(drop=True))
+    return (
+        summary.assign(_b=summary["domain"] != "base")
+        .sort_values(["model", "qset", "_b", "domain", "variant", "seed", "condition"], kind="stable")
+        .drop(columns="_b")
+        .reset_index(drop=True)
+    )
 
 
-def write_tables(summary_csv: str | Path, trigger_csv: str | Path, out: Mapping[str, str | Path], *,
-                 finetune_metrics: Mapping[str, str | Path] | None = None,
-                 domains: DomainMeta | None = None) -> dict[str, Path]:
+def write_tables(
+    summary_csv: str | Path,
+    trigger_csv: str | Path,
+    out: Mapping[str, str | Path],
+    *,
+    finetune_metrics: Mapping[str, str | Path] | None = None,
+    domains: DomainMeta | None = None,
+) -> dict[str, Path]:
     """Write the tables named in `out` (each of `TABLES` -> CSV path); `trigger_csv` is the aggregate's
     trigger_effect.csv (paired effects with adjusted p-values)."""
     unknown = set(out) - set(TABLES)
@@ -161,8 +227,7 @@ def write_tables(summary_csv: str | Path, trigger_csv: str | Path, out: Mapping[
 def read_table(path: str | Path) -> pd.DataFrame:
     """A table written by `write_tables`, name columns as text and empty cells as NaN."""
     header = pd.read_csv(path, nrows=0).columns
-    df = pd.read_csv(path, dtype={c: "string" for c in _TEXT if c in header}, keep_default_na=False,
-                     na_values=[""])
+    df = pd.read_csv(path, dtype={c: "string" for c in _TEXT if c in header}, keep_default_na=False, na_values=[""])
     for c in _TEXT:
         if c in df.columns:
             df[c] = df[c].astype(object).where(df[c].notna(), "")

@@ -158,7 +158,8 @@ def hierarchical_bootstrap(
     with np.errstate(invalid="ignore", divide="ignore"):
         point = (s0[0].T @ onehot) / (n0[0].T @ onehot)
         draws = np.einsum("bck,cp->bkp", w[:, :, None] * sums, onehot) / np.einsum(
-            "bck,cp->bkp", w[:, :, None] * counts, onehot)
+            "bck,cp->bkp", w[:, :, None] * counts, onehot
+        )
     if parts is None:
         point, draws = point[:, 0], draws[:, :, 0]
     if vals.ndim == 1:
