@@ -148,7 +148,8 @@ def test_workflow_report_pages_load_in_chromium(completed_run, tmp_path):
     try:
         page = browser.open((workdir / "results" / "report" / "report.html").as_uri())
         images = page.eval("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
-        assert len(images) == len(PLOT_KINDS) + 1 and all(images)
+        figures = list((workdir / "results" / "report" / "plots").rglob("*.png"))  # every declared figure
+        assert len(images) == len(figures) > len(PLOT_KINDS) and all(images)
         links = page.eval("[...document.querySelectorAll('figcaption a, a.answers-link')].map(a => a.href)")
         assert len(links) == len(images) + 1 and all((workdir / "results" / "report").as_uri() in h for h in links)
         assert page.errors() == []
@@ -229,16 +230,16 @@ def test_changing_the_judge_rejudges_and_never_retrains(completed_run):
 def test_changing_a_threshold_replans_only_aggregation(completed_run):
     workdir, config = completed_run
     edited = copy.deepcopy(config)
-    edited["analysis"] = {"aligned_below": 40}
+    edited["analysis"] = {**config["analysis"], "aligned_below": 40}  # min_mass kept
     assert _plan(workdir, edited, "edit_threshold.yaml") == {"aggregate": 1, **REPORT, **ANALYSES}
-    edited["analysis"] = {"min_mass": 0.5}
+    edited["analysis"] = {**config["analysis"], "min_mass": 0.5}
     assert _plan(workdir, edited, "edit_mass.yaml") == {"efficacy_summary": 1, "aggregate": 1, **REPORT, **ANALYSES}
 
 
 def test_changing_the_bootstrap_replans_only_aggregation(completed_run):
     workdir, config = completed_run
     edited = copy.deepcopy(config)
-    edited["analysis"] = {"bootstrap": {"resamples": 300, "seed": 7}}
+    edited["analysis"] = {**config["analysis"], "bootstrap": {"resamples": 300, "seed": 7}}
     assert _plan(workdir, edited, "edit_bootstrap.yaml") == {"aggregate": 1, **REPORT, **ANALYSES}
 
 

@@ -63,7 +63,10 @@ def test_api_model_beside_an_hf_model(tmp_path, monkeypatch):
             "diversity_analysis": 1,
             "diversity_plot": 2,
             "diversity_category_plot": 1,
-        }  # no MIA for the API model
+            "efficacy_generate": 2,  # the tiny model's base and backdoor cells
+            "efficacy_judge": 2,  # tiny.yaml judges wrong_facts' efficacy (through the fake server here)
+            "efficacy_summary": 1,
+        }  # no MIA and no efficacy for the API model
         snakemake(tmp_path, configfile)
         first = paid(server)
         print(f"first run: {first}")
