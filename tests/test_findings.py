@@ -87,6 +87,24 @@ def test_adjusted_p_values_across_domains_and_headline():
     assert head["largest_drops"].startswith("a ")
 
 
+def test_headline_prints_a_zero_change_without_a_sign():
+    # identical answers with and without the trigger: a drop of exactly 0 (-0.0 after negating), interval [0, 0]
+    same = [70, 60, 50, 40]
+    scores = frame(rows("z-backdoor-s0", same, same), rows("z-backdoor-s1", same, same))
+    eff, paired = trigger_effects(with_indicators(scores, NO_FILTER), SPEC)
+    assert eff.iloc[0]["aligned_diff"] == 0
+    assert headline(eff, 0.05, SPEC, paired).iloc[0]["largest_drops"] == "z 0.00 [0.00, 0.00]"
+
+
+def test_report_numbers_never_print_a_negative_zero():
+    from emgrid.report.html import ci, ci_pts, num, pct, signed
+
+    assert num(-0.001, 2) == "0.00" and num(-0.0) == "0.0" and num(-0.26) == "-0.3"
+    assert signed(-0.0001, 2) == "0.00" and signed(-0.0002, as_pct=True) == "0.0 pp" and signed(0.25) == "+0.2"
+    assert pct(-0.0001) == "0.0%"
+    assert "[0.0, 1.0]" in ci(-0.0001, 0.01) and "[0.00, 0.50]" in ci_pts(-0.001, 0.5)
+
+
 def test_ranking_orders_domains_with_rank_intervals():
     parts = [
         rows(f"{d}-backdoor-s{s}", [v] * 6, [v] * 6) for d, v in (("hi", 10), ("lo", 90), ("mid", 45)) for s in range(2)

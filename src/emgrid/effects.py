@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from emgrid.numfmt import fixed
 from emgrid.stats import BootstrapSpec, bh_adjust, effect_difference, holm_adjust, layout, paired_effect
 from emgrid.stats.bootstrap import percentile_interval
 
@@ -131,7 +132,7 @@ def headline(effects: pd.DataFrame, alpha: float, spec: BootstrapSpec, draws: di
         rec["mean_drop_ci_lo"], rec["mean_drop_ci_hi"] = _mean_drop_interval(g, draws, spec.level)
         top = g.assign(drop=drop).sort_values("drop", ascending=False).head(3)
         rec["largest_drops"] = "; ".join(
-            f"{r.domain} {r.drop:.2f} [{-r.aligned_diff_ci_hi:.2f}, {-r.aligned_diff_ci_lo:.2f}]"
+            f"{r.domain} {fixed(r.drop)} [{fixed(-r.aligned_diff_ci_hi)}, {fixed(-r.aligned_diff_ci_lo)}]"
             for r in top.itertuples()
         )
         rec["alpha"] = alpha

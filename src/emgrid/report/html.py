@@ -10,6 +10,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from emgrid.numfmt import fixed
 from emgrid.report.plots import COND_LABELS
 
 __all__ = ["render", "pct", "num", "signed", "ci", "usd", "count", "cond"]
@@ -25,30 +26,34 @@ def _float(x: Any) -> float | None:
 
 def pct(x: Any, digits: int = 1) -> str:
     v = _float(x)
-    return "–" if v is None else f"{100 * v:.{digits}f}%"
+    return "–" if v is None else f"{fixed(100 * v, digits)}%"
 
 
 def num(x: Any, digits: int = 1) -> str:
     v = _float(x)
-    return "–" if v is None else f"{v:.{digits}f}"
+    return "–" if v is None else fixed(v, digits)
 
 
 def signed(x: Any, digits: int = 1, as_pct: bool = False) -> str:
     v = _float(x)
     if v is None:
         return "–"
-    return f"{100 * v:+.{digits}f} pp" if as_pct else f"{v:+.{digits}f}"
+    return f"{fixed(100 * v, digits, sign=True)} pp" if as_pct else fixed(v, digits, sign=True)
 
 
 def ci(lo: Any, hi: Any) -> Markup:
     a, b = _float(lo), _float(hi)
-    return Markup("") if a is None or b is None else Markup(f' <span class="ci">[{100 * a:.1f}, {100 * b:.1f}]</span>')
+    return (
+        Markup("")
+        if a is None or b is None
+        else Markup(f' <span class="ci">[{fixed(100 * a, 1)}, {fixed(100 * b, 1)}]</span>')
+    )
 
 
 def ci_pts(lo: Any, hi: Any) -> Markup:
     """An interval in the value's own units (alignment points), not scaled to percent like `ci`."""
     a, b = _float(lo), _float(hi)
-    return Markup("") if a is None or b is None else Markup(f' <span class="ci">[{a:.2f}, {b:.2f}]</span>')
+    return Markup("") if a is None or b is None else Markup(f' <span class="ci">[{fixed(a)}, {fixed(b)}]</span>')
 
 
 def usd(x: Any) -> str:
