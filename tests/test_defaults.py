@@ -29,6 +29,12 @@ SCHEMA_OF = {
     "DiversitySpec": "properties/analyses/properties/diversity",
     "EfficacySpec": "properties/domains/additionalProperties/properties/efficacy",
 }
+# Library functions whose keyword defaults mirror a schema key: (module, function) -> {parameter: JSON pointer of the
+# schema property}. A library caller who leaves the keyword out must get what the workflow gets.
+FUNCTION_DEFAULTS = {
+    ("emgrid.finetune", "finetune"): {"checkpoint_every": "$defs/finetune/properties/checkpoint_every"},
+    ("emgrid.finetune", "build_trainer"): {"checkpoint_every": "$defs/finetune/properties/checkpoint_every"},
+}
 # Modules that need heavy optional imports to load are still walked: emgrid imports torch lazily.
 
 
@@ -94,3 +100,14 @@ def test_dataclass_defaults_agree_with_schema(name):
         elif _plain(default) != _plain(props[f.name]["default"]):
             problems.append(f"{f.name}: dataclass default {default!r} != schema default {props[f.name]['default']!r}")
     assert not problems, f"{cls.__module__}.{name} vs schema {SCHEMA_OF[name]}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("where", sorted(FUNCTION_DEFAULTS), ids=lambda w: ".".join(w))
+def test_library_function_defaults_agree_with_schema(where):
+    import inspect
+
+    module, name = where
+    params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+    schema = load_schema()
+    for param, pointer in FUNCTION_DEFAULTS[where].items():
+        assert params[param].default == _node(schema, pointer)["default"], f"{module}.{name}({param}=...) vs {pointer}"

@@ -204,11 +204,11 @@ def build_trainer(
     train_jsonl: str | Path,
     output_dir: str | Path,
     spec: FinetuneSpec,
-    checkpoint_every: int = 0,
+    checkpoint_every: int = 50,
 ):
     """The configured SFTTrainer (LoRA model, tokenized data, collator) without training it: tests inspect it.
-    With `checkpoint_every` > 0 it saves a resumable checkpoint (adapter, optimizer, scheduler, RNG) into `output_dir`
-    every that many optimizer steps, keeping the last two (a kill while saving leaves the previous one intact)."""
+    With `checkpoint_every` > 0 (default: the schema's finetune.checkpoint_every) it saves a resumable checkpoint
+    (adapter, optimizer, scheduler, RNG) into `output_dir` every that many optimizer steps, keeping the last two (a kill while saving leaves the previous one intact)."""
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, set_seed
@@ -285,11 +285,12 @@ def finetune(
     adapter_dir: str | Path,
     spec: FinetuneSpec,
     metrics_path: str | Path,
-    checkpoint_every: int = 0,
+    checkpoint_every: int = 50,
 ) -> dict[str, Any]:
     """Train a LoRA adapter; write it (+ tokenizer) to `adapter_dir` atomically and the metrics JSON; return metrics.
 
-    With `checkpoint_every` > 0 checkpoints go to checkpoint_dir_for(adapter_dir); a rerun after a kill resumes from
+    With `checkpoint_every` > 0 (default: the schema's finetune.checkpoint_every; 0 = off) checkpoints go to
+    checkpoint_dir_for(adapter_dir); a rerun after a kill resumes from
     the newest one made with the same spec, model and data, and the folder is removed once the adapter is written."""
     adapter_dir = Path(adapter_dir)
     t0 = time.time()
