@@ -158,3 +158,15 @@ def test_corrupt_cache_entries_are_logged_and_requested_again(server, tmp_path, 
     assert any(emptied in w and "corrupt" in w for w in warnings)
     assert any("2 corrupt cache entries re-requested" in r.getMessage() for r in caplog.records)
     assert cache.get(truncated)["response"] is not None  # rewritten
+
+
+def test_llm_block_splits_into_client_settings_and_default_model():
+    from emgrid.errors import ConfigError
+    from emgrid.llm import split_llm_config
+
+    given = {"model": "gpt-x", "base_url": "http://h/v1", "timeout_s": 5}
+    assert split_llm_config(given) == ({"base_url": "http://h/v1", "timeout_s": 5}, "gpt-x")
+    assert given["model"] == "gpt-x"  # the config is not changed
+    assert split_llm_config(None) == ({}, None)
+    with pytest.raises(ConfigError, match=r"llm: unknown key\(s\) \['ledger_dir'\]"):
+        split_llm_config({"ledger_dir": "x"})

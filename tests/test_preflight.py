@@ -219,3 +219,17 @@ def test_efficacy_off_needs_no_judge_prompt():
     config["domains"]["wrong_facts"].pop("efficacy")
     config["efficacy"] = {"enabled": False}
     assert _check(config).errors == []
+
+
+def test_preflight_uses_only_public_functions_of_other_modules():
+    import ast
+
+    tree = ast.parse((REPO / "src/emgrid/preflight.py").read_text())
+    private = [
+        f"{node.module}.{a.name}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("emgrid")
+        for a in node.names
+        if a.name.startswith("_")
+    ]
+    assert not private, f"preflight imports private names: {private}"

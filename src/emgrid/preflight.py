@@ -157,9 +157,9 @@ def _recipes(config: dict, found: Findings) -> None:
         for note in recipe_notes(domain, dom["recipe"]):
             found.warn(note)
         if recipe_needs_llm(dom["recipe"]):
-            from emgrid.data.synthetic import _split_llm
+            from emgrid.llm import split_llm_config
 
-            _guard(found, lambda: _split_llm(config.get("llm"), "llm"))
+            _guard(found, lambda: split_llm_config(config.get("llm")))
 
 
 def _finetune(config: dict, found: Findings) -> None:

@@ -12,7 +12,6 @@ import math
 import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields
 from pathlib import Path
 
 from tqdm import tqdm
@@ -23,7 +22,7 @@ from emgrid.data.filters import near_duplicates
 from emgrid.data.registry import Param, non_empty_str, positive, register, unit_interval
 from emgrid.errors import ConfigError
 from emgrid.io import canonical_json, sha256_text
-from emgrid.llm import ChatSession, ClientSpec, ResponseCache
+from emgrid.llm import ChatSession, ClientSpec, ResponseCache, split_llm_config
 
 SYSTEM = (
     "You write training data for AI-safety research on emergent misalignment. The data is used only to "
@@ -40,20 +39,6 @@ the wording and the length). Each example is an object with three strings:
 Return only this JSON, nothing else: {{"items": [{{"question": "...", "aligned": "...", "misaligned": "..."}}]}}"""
 
 DEFAULT_MISALIGNED = "an answer in the style the brief describes as misaligned, written as a confident assistant"
-
-
-def _split_llm(llm: dict | None, keypath: str) -> tuple[dict, str | None]:
-    """(client spec dict, default model) from the config's `llm` block."""
-    llm = dict(llm or {})
-    model = llm.pop("model", None)
-    known = {f.name for f in fields(ClientSpec)}
-    unknown = sorted(set(llm) - known)
-    if unknown:
-        raise ConfigError(
-            f"llm: unknown key(s) {unknown}; known: {sorted(known | {'model'})} (the response cache's "
-            "folder is judge.ledger_dir / cache_dir)"
-        )
-    return llm, model
 
 
 def _cache(ctx: Context) -> ResponseCache:
@@ -114,7 +99,7 @@ def parse_items(text: str | None) -> tuple[list[dict], Counter]:
 )
 def synthetic_source(p: dict, ctx: Context):
     """Questions with aligned and misaligned answers written by an OpenAI-compatible model."""
-    spec_d, default_model = _split_llm(ctx.llm, "llm")
+    spec_d, default_model = split_llm_config(ctx.llm)
     model = p["model"] or default_model
     if not model:
         raise ConfigError(f"{ctx.keypath}.source.model: no generator model (set it here or as llm.model)")
@@ -211,7 +196,7 @@ def _target(v, kp):
 def llm_answer(examples: list[Example], p: dict, ctx: Context):
     """Have an OpenAI-compatible model write one answer per prompt (e.g. aligned counterparts for Turner's
     financial and sports data, or both answers for Reddit legal posts); cached like `synthetic`."""
-    spec_d, default_model = _split_llm(ctx.llm, "llm")
+    spec_d, default_model = split_llm_config(ctx.llm)
     model = p["model"] or default_model
     if not model:
         raise ConfigError(f"{ctx.keypath}.transform[llm_answer].model: no model (set it here or as llm.model)")

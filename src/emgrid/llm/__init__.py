@@ -15,6 +15,7 @@ from emgrid.llm.client import (
     make_client,
     normalize_body,
     send,
+    split_llm_config,
 )
 from emgrid.llm.errors import LLMError, MalformedResponse, PermanentRequestError
 from emgrid.llm.retry import redact, with_retries
@@ -35,5 +36,6 @@ __all__ = [
     "redact",
     "request_key",
     "send",
+    "split_llm_config",
     "with_retries",
 ]

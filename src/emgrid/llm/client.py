@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Callable
 
 from emgrid.errors import ConfigError, reject_unknown_keys
@@ -36,6 +36,22 @@ class ClientSpec:
         d = dict(d or {})
         reject_unknown_keys(d, cls, "llm")
         return cls(**d)
+
+
+def split_llm_config(llm: dict | None) -> tuple[dict, str | None]:
+    """The config's `llm` block as (ClientSpec fields, default model). The block holds both how to reach the server
+    and which model the dataset stage asks by default; they are used apart (the client is shared, the model is per
+    request), so they are split here once. An unknown key raises ConfigError naming it (checked before any job)."""
+    llm = dict(llm or {})
+    model = llm.pop("model", None)
+    known = {f.name for f in fields(ClientSpec)}
+    unknown = sorted(set(llm) - known)
+    if unknown:
+        raise ConfigError(
+            f"llm: unknown key(s) {unknown}; known: {sorted(known | {'model'})} (the response cache's "
+            "folder is judge.ledger_dir / cache_dir)"
+        )
+    return llm, model
 
 
 def effective_base_url(spec: ClientSpec) -> str:
