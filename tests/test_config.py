@@ -9,7 +9,7 @@ import pytest
 from emgrid import gridspec
 from emgrid.config import load_config, validate_config
 from emgrid.errors import ConfigError
-from tests.workflow_helpers import REPO, dry_run_counts, snakemake, tiny_config, write_config
+from tests.workflow_helpers import TINY_GRID_JOBS, REPO, dry_run_counts, snakemake, tiny_config, write_config
 
 
 def test_defaults_are_filled():
@@ -191,29 +191,7 @@ def test_unknown_domain_key_in_paths_is_rejected(tmp_path):
 
 def test_dry_run_plans_the_whole_grid(tmp_path):
     counts = dry_run_counts(tmp_path, write_config(tmp_path, tiny_config()))
-    assert counts == {
-        "prepare_model": 1,
-        "build_dataset": 4,
-        "finetune": 4,
-        "generate": 5,
-        "judge": 5,
-        "efficacy_generate": 6,
-        "efficacy_judge": 3,
-        "efficacy_summary": 1,
-        "aggregate": 1,
-        "plots": 1,
-        "loss_curves": 1,
-        "report_tables": 1,
-        "answer_browser": 1,
-        "report": 1,
-        "mia_features": 2,
-        "mia_analysis": 1,
-        "diversity": 2,
-        "diversity_analysis": 1,
-        "mia_plot": 1,
-        "diversity_plot": 1,
-        "diversity_category_plot": 1,
-    }
+    assert counts == TINY_GRID_JOBS
 
 
 @pytest.mark.parametrize(

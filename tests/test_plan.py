@@ -276,7 +276,7 @@ def test_real_workflow_tiny_grid(tmp_path):
     GPU-hours (the rules' runtimes): finetune 4 x 240 min + generate 5 x 120 min + MIA features (1 model x 2 domains x
     1 seed) 2 x 60 min + efficacy_generate 6 x 60 min = 34 (an API judge has no GPU).
     """
-    from tests.workflow_helpers import tiny_config, write_config
+    from tests.workflow_helpers import TINY_GRID_JOBS, tiny_config, write_config
 
     config = tiny_config()
     config["judge"] = {
@@ -300,30 +300,7 @@ def test_real_workflow_tiny_grid(tmp_path):
         cwd=tmp_path,
     )
     counts = {r: t.to_run for r, t in p.rules.items()}
-    assert counts == {
-        "prepare_model": 1,
-        "build_dataset": 4,
-        "finetune": 4,
-        "generate": 5,
-        "judge": 5,
-        "efficacy_generate": 6,
-        "efficacy_judge": 3,
-        "efficacy_summary": 1,
-        "aggregate": 1,
-        "plots": 1,
-        "loss_curves": 1,
-        "report_tables": 1,
-        "answer_browser": 1,
-        "report": 1,
-        "all": 1,
-        "mia_features": 2,
-        "mia_analysis": 1,
-        "mia_plot": 1,
-        "diversity": 2,
-        "diversity_analysis": 1,
-        "diversity_plot": 1,
-        "diversity_category_plot": 1,
-    }
+    assert counts == {**TINY_GRID_JOBS, "all": 1}
     assert (p.cells, p.cells_complete) == (5, 0)
     assert p.total.gpu_hours == pytest.approx(34.0)
     assert p.rules["efficacy_generate"].answers == 48 and p.rules["efficacy_judge"].judge_requests == 24

@@ -12,6 +12,34 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
+#: Jobs per rule of a fresh tiny.yaml grid (the `all` target aside): 1 model, 2 domains x 2 variants x 1 seed, one
+#: question set; the efficacy jobs are 4 finetuned cells + base on 2 domains, wrong_facts judge-scored. The one
+#: count that the dry-run test (test_config) and `emgrid plan` (test_plan) both check, so a rule added to the grid
+#: is counted once.
+TINY_GRID_JOBS = {
+    "prepare_model": 1,
+    "build_dataset": 4,
+    "finetune": 4,
+    "generate": 5,
+    "judge": 5,
+    "efficacy_generate": 6,
+    "efficacy_judge": 3,
+    "efficacy_summary": 1,
+    "aggregate": 1,
+    "plots": 1,
+    "loss_curves": 1,
+    "report_tables": 1,
+    "answer_browser": 1,
+    "report": 1,
+    "mia_features": 2,
+    "mia_analysis": 1,
+    "mia_plot": 1,
+    "diversity": 2,
+    "diversity_analysis": 1,
+    "diversity_plot": 1,
+    "diversity_category_plot": 1,
+}
+
 
 def write_config(workdir: Path, config: dict, name: str = "config.yaml") -> Path:
     path = workdir / name
