@@ -50,7 +50,8 @@ def test_params_are_cell_scoped_and_overrides_apply(config):
     ]
 
 
-def test_estimates_for_the_planner(config):
+def test_estimates_for_the_planner(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no built dataset here (a demo run's results/ would be measured instead)
     facts = gridspec.Cell("gpt", "wrong_facts", "backdoor", 0)
     est = gridspec.api_finetune_estimate(config, facts)
     # 16 misaligned + 16 aligned rows (aligned_ratio 1) x 300 tokens x 2 epochs
