@@ -27,6 +27,7 @@ SCHEMA_OF = {
     "TargetSpec": "properties/analyses/properties/target",
     "MiaSpec": "properties/analyses/properties/mia",
     "DiversitySpec": "properties/analyses/properties/diversity",
+    "SteeringSpec": "properties/analyses/properties/steering",
     "EfficacySpec": "properties/domains/additionalProperties/properties/efficacy",
 }
 # Library functions whose keyword defaults mirror a schema key: (module, function) -> {parameter: JSON pointer of the

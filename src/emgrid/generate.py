@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from emgrid.chat import render_prompt, user_messages
 from emgrid.errors import ConfigError, reject_unknown_keys
@@ -284,8 +285,13 @@ def generate_answers(
     model: str,
     cell: str,
     qset: str,
+    steer: Callable[[Any], AbstractContextManager] | None = None,
 ) -> list[dict]:
-    """Answer rows (docs/design.md format) for a cell's model on one question set, under every trigger condition."""
+    """Answer rows (docs/design.md format) for a cell's model on one question set, under every trigger condition.
+
+    `steer(model)` returns a context manager active while every answer is generated (e.g. a forward hook that adds
+    a direction to the residual stream, `emgrid.steering`); the prompts, sampling and seeding stay the same.
+    """
     from emgrid.models import load_model, load_tokenizer
 
     spec.validate()
@@ -294,9 +300,16 @@ def generate_answers(
     items = plan_prompts(questions, spec, triggers, model, cell, qset)
     tok = load_tokenizer(manifest_path, padding_side="left")
     lm = load_model(manifest_path, adapter_dir, dtype=spec.dtype)
+    with steer(lm) if steer is not None else nullcontext():
+        answers, decodings = _answer_items(lm, tok, items, spec, cell, qset)
+    return [{**it.row, "answer": a, "decoding": d} for it, a, d in zip(items, answers, decodings)]
+
+
+def _answer_items(lm, tok, items: list[PromptItem], spec: GenerateSpec, cell: str, qset: str) -> tuple[list, list]:
+    """(answers, decodings) of every planned prompt, one decoding call per temperature (every batch shares its
+    sampling settings)."""
     answers: list[str | None] = [None] * len(items)
     decodings: list[dict | None] = [None] * len(items)
-    # one decoding call per temperature, so every batch shares its sampling settings
     for temp in sorted({it.temperature for it in items}):
         idx = [i for i, it in enumerate(items) if it.temperature == temp]
         keys = [
@@ -325,4 +338,4 @@ def generate_answers(
         for i, t in zip(idx, texts):
             answers[i] = t
             decodings[i] = decoding
-    return [{**it.row, "answer": a, "decoding": d} for it, a, d in zip(items, answers, decodings)]
+    return answers, decodings

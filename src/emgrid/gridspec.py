@@ -336,25 +336,30 @@ def probe_qsets(config: dict) -> list[str]:
     return [q for q in config["question_sets"] if any(x.domain for x in _present_questions(config, q))]
 
 
-def count_answers(config: dict, cell: Cell, qset: str) -> int:
+def count_answers(
+    config: dict, cell: Cell, qset: str, gen_spec: dict | None = None, conditions: int = len(CONDITIONS)
+) -> int:
     """Answers one generate job writes: paraphrases x samples x conditions, summed over questions (0 while the
-    question file is missing). For `emgrid plan` only."""
-    spec = generate_params(config, cell, qset)["spec"]
+    question file is missing); `gen_spec`: other generate settings than the cell's (steered runs). For `emgrid plan`
+    only."""
+    spec = gen_spec or generate_params(config, cell, qset)["spec"]
     total = 0
     for q in _present_questions(config, qset):
         samples = spec.get("samples_per_paraphrase") or q.samples_per_paraphrase or 1
         total += len(q.paraphrases) * samples
-    return total * len(CONDITIONS)
+    return total * conditions
 
 
-def judge_estimate(config: dict, cell: Cell, qset: str) -> dict:
+def judge_estimate(
+    config: dict, cell: Cell, qset: str, gen_spec: dict | None = None, conditions: int = len(CONDITIONS)
+) -> dict:
     """Upper-bound requests and tokens of one judge job, for planning cost before anything runs.
 
     Tokens are estimated at CHARS_PER_TOKEN; answers are assumed to use max_new_tokens. For `emgrid plan` only: never
     put this in params (an edit of the heuristic would rerun every judge job).
     """
     judge = config["judge"]
-    spec = generate_params(config, cell, qset)["spec"]
+    spec = gen_spec or generate_params(config, cell, qset)["spec"]
     answer_tokens = int(spec.get("max_new_tokens") or 400)
     completion = judge.get("max_tokens") or (1 if judge["mode"] == "logprob" else 256)
     requests = prompt_tokens = 0
@@ -362,7 +367,7 @@ def judge_estimate(config: dict, cell: Cell, qset: str) -> dict:
         samples = spec.get("samples_per_paraphrase") or q.samples_per_paraphrase or 1
         for template in q.judge_prompts.values():
             for p in q.paraphrases:
-                n = samples * len(CONDITIONS)
+                n = samples * conditions
                 requests += n
                 chars = len(judge.get("system_prompt") or "") + len(template) + len(p)
                 prompt_tokens += n * (chars // CHARS_PER_TOKEN + answer_tokens)

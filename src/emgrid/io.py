@@ -89,12 +89,12 @@ def follow_umask(root: str | Path) -> None:
                 os.chmod(f, 0o666 & ~mask)
 
 
-def _atomic_write(path: Path, write) -> None:
+def _atomic_write(path: Path, write, binary: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs must be readable by collaborators
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -124,6 +124,13 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 def write_text(path: str | Path, text: str) -> None:
     _atomic_write(Path(path), lambda f: f.write(text))
+
+
+def write_npz(path: str | Path, arrays: dict) -> None:
+    """numpy arrays as one .npz file, atomically (temp file + rename), following the umask."""
+    import numpy as np
+
+    _atomic_write(Path(path), lambda f: np.savez(f, **arrays), binary=True)
 
 
 def read_json(path: str | Path) -> Any:

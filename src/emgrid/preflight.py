@@ -66,6 +66,7 @@ def check(
         _efficacy,
         _analysis,
         _analyses,
+        _steering,
         _api_keys(environ),
     ):
         if any(_covers(pattern, where) for where, _ in schema_errors for pattern in _SECTIONS.get(step, ())):
@@ -281,6 +282,13 @@ def _analyses(config: dict, found: Findings) -> None:
         found.warn(msg)
 
 
+def _steering(config: dict, found: Findings) -> None:
+    from emgrid.steering.grid import check
+
+    for msg in check(config):
+        found.warn(msg)
+
+
 def _api_keys(environ: Mapping[str, str]):
     def step(config: dict, found: Findings) -> None:
         j = config["judge"]
@@ -331,6 +339,7 @@ _SECTIONS = {
     _efficacy: ("efficacy", "domains.*.efficacy", "generate", "models.*.generate"),
     _analysis: ("analysis",),
     _analyses: ("analyses",),
+    _steering: ("analyses", "question_sets"),
 }
 
 

@@ -134,6 +134,26 @@ def _supports_logits_to_keep(model) -> bool:
     return "logits_to_keep" in inspect.signature(model.forward).parameters
 
 
+def length_order(encoded: Sequence[Encoded]) -> list[int]:
+    """Indexes sorted by token length (ties by position): batches of similar length waste little on padding."""
+    return sorted(range(len(encoded)), key=lambda i: (len(encoded[i].ids), i))
+
+
+def left_padded(batch: Sequence[Encoded], pad_id: int, device):
+    """(input_ids, attention_mask, position_ids) of examples left-padded to the longest: every answer ends at the
+    right edge, and position ids count real tokens only, so a padded row computes exactly what it would alone."""
+    import torch
+
+    width = max(len(e.ids) for e in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, e in enumerate(batch):
+        ids[row, width - len(e.ids) :] = torch.tensor(e.ids)
+        mask[row, width - len(e.ids) :] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+
 def answer_logprobs(
     model, encoded: Sequence[Encoded], pad_id: int, batch_size: int = 8, progress: bool = True
 ) -> list[np.ndarray]:
@@ -148,21 +168,14 @@ def answer_logprobs(
 
     device = next(model.parameters()).device
     keep_kw = _supports_logits_to_keep(model)
-    order = sorted(range(len(encoded)), key=lambda i: (len(encoded[i].ids), i))
+    order = length_order(encoded)
     out: list[np.ndarray | None] = [None] * len(encoded)
     bar = tqdm(total=len(encoded), desc="mia", disable=not progress, file=sys.stderr)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         width = max(len(encoded[i].ids) for i in idx)
         a_max = max(encoded[i].n_answer for i in idx)
-        ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(idx), width), dtype=torch.long)
-        for row, i in enumerate(idx):
-            e = encoded[i].ids
-            ids[row, width - len(e) :] = torch.tensor(e)
-            mask[row, width - len(e) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, positions = left_padded([encoded[i] for i in idx], pad_id, device)
         kw = {"logits_to_keep": a_max + 1} if keep_kw else {}
         with torch.inference_mode():
             logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, **kw).logits

@@ -1,0 +1,180 @@
+"""The steering analysis on a grid: which directions and steered runs a config asks for, their paths, their
+params (only plain values of the job's own cell that change its output), the whole-config check, and the
+planner's estimates. Pure functions of the config, used by workflow/rules/common.smk like emgrid.gridspec."""
+
+from __future__ import annotations
+
+import re
+
+from emgrid import gridspec
+from emgrid.errors import ConfigError
+from emgrid.gridspec import Cell, parse_cell, sorted_plain
+from emgrid.steering.spec import SteeringSpec
+from emgrid.steering.steer import UNSTEERED, SteerJob, parse_steer
+
+#: The steering runs are answered under this condition only (the targets are base and plain cells by default; the
+#: trigger would add nothing but cost).
+STEERING_CONDITIONS = ("no_trigger",)
+SUMMARY_OUTPUTS = {
+    "matrix": "results/summary/steering.csv",
+    "directions": "results/summary/steering_directions.csv",
+    "cosine": "results/summary/steering_cosine.csv",
+}
+
+
+def steering_spec(config: dict) -> SteeringSpec:
+    return SteeringSpec.from_dict(config.get("analyses", {}).get("steering"))
+
+
+def steering_qset(config: dict) -> str:
+    return steering_spec(config).question_set or next(iter(config["question_sets"]))
+
+
+def _local_cells(config: dict) -> list[Cell]:
+    api = set(gridspec.api_models(config))
+    return [c for c in gridspec.cells(config) if c.model not in api]
+
+
+def _select(cells: list[Cell], selectors, seed: int | None) -> list[Cell]:
+    """Cells picked by selectors: a variant (of `seed` when given), `base`, or a cell id; in grid order."""
+    out = []
+    for c in cells:
+        for sel in selectors:
+            if sel == c.id or (sel == "base" and c.is_base):
+                out.append(c)
+            elif sel == c.variant and (seed is None or c.seed == seed):
+                out.append(c)
+    return list(dict.fromkeys(out))
+
+
+def sources(config: dict) -> list[Cell]:
+    """The cells whose direction is extracted (local models only: API models have no residual stream to read)."""
+    spec = steering_spec(config)
+    if not spec.enabled:
+        return []
+    return [c for c in _select(_local_cells(config), spec.sources, None) if not c.is_base]
+
+
+def targets(config: dict, source: Cell) -> list[Cell]:
+    """The cells a source steers: same model; variant selectors pick cells with the source's seed."""
+    same_model = [c for c in _local_cells(config) if c.model == source.model]
+    return _select(same_model, steering_spec(config).targets, source.seed)
+
+
+def runs(config: dict) -> list[tuple[Cell, str]]:
+    """(target, steer id) of every steered run, plus each target's unsteered run; no repeats, in a stable order."""
+    spec = steering_spec(config)
+    out: list[tuple[Cell, str]] = []
+    for src in sources(config):
+        for tgt in targets(config, src):
+            out.append((tgt, UNSTEERED))
+            for layer in spec.layers:
+                for scale in spec.steered_scales:
+                    out.append((tgt, SteerJob("add", src.id, layer, scale).id))
+                    if spec.random_control:
+                        out.append((tgt, SteerJob("random", src.id, layer, scale).id))
+                if spec.ablate:
+                    out.append((tgt, SteerJob("ablate", src.id, layer).id))
+    return list(dict.fromkeys(out))
+
+
+def direction_paths(model: str, cell: str) -> dict[str, str]:
+    folder = f"results/cells/{model}/{cell}/steering"
+    return {"json": f"{folder}/direction.json", "npz": f"{folder}/direction.npz"}
+
+
+def run_dir(target: Cell, steer: str) -> str:
+    return f"results/cells/{target.model}/{target.id}/steering/{steer}"
+
+
+def all_judged(config: dict) -> list[str]:
+    q = steering_qset(config)
+    return [f"{run_dir(t, s)}/judged/{q}.jsonl" for t, s in runs(config)]
+
+
+def all_directions(config: dict) -> list[str]:
+    return [p for c in sources(config) for p in direction_paths(c.model, c.id).values()]
+
+
+def summary_outputs(config: dict) -> list[str]:
+    return list(SUMMARY_OUTPUTS.values()) if sources(config) else []
+
+
+def generate_spec(config: dict, target: Cell) -> dict:
+    """Generate settings of a steered run: global <- model <- the question set's <- `samples_per_paraphrase`."""
+    q = steering_qset(config)
+    spec = gridspec.generate_params(config, target, q)["spec"]
+    n = steering_spec(config).samples_per_paraphrase
+    return {**spec, "samples_per_paraphrase": n} if n is not None else spec
+
+
+def direction_params(config: dict) -> dict:
+    """What a direction depends on besides its inputs: the set thresholds, subsample seed, replay settings and the
+    judge's probability-mass cut-off (scores come from it). Not layers, scales or targets."""
+    return sorted_plain({**steering_spec(config).direction_params(), "min_mass": config["analysis"]["min_mass"]})
+
+
+def generate_params(config: dict, target: Cell, steer: str) -> dict:
+    """The generate settings; the control's seed only for random runs (nothing else depends on it)."""
+    job = parse_steer(steer)
+    seed = steering_spec(config).seed if job.kind == "random" else None
+    return sorted_plain({"spec": generate_spec(config, target), "seed": seed})
+
+
+def answers_plan(config: dict, target: Cell) -> dict:
+    n = generate_spec(config, target).get("samples_per_paraphrase")
+    return {"conditions": list(STEERING_CONDITIONS), "samples_per_paraphrase": n}
+
+
+def summary_params(config: dict) -> dict:
+    return sorted_plain({"analysis": config["analysis"], "layers": list(steering_spec(config).layers)})
+
+
+def check(config: dict) -> list[str]:
+    """Errors (raised, naming the key) for settings that cannot work; returns warnings for what cannot be checked
+    before the jobs run (a hub model's layer count)."""
+    spec = steering_spec(config)
+    where = "analyses.steering"
+    if not spec.enabled:
+        return []
+    if spec.question_set is not None and spec.question_set not in config["question_sets"]:
+        raise ConfigError(
+            f"{where}.question_set: no question set {spec.question_set!r} (known: {sorted(config['question_sets'])})"
+        )
+    ids = {c.id for c in gridspec.cells(config)}
+    for key in ("sources", "targets"):
+        for i, sel in enumerate(getattr(spec, key)):
+            if re.fullmatch(gridspec.FINETUNED_CELL_RE, sel) and sel not in ids:
+                raise ConfigError(f"{where}.{key}[{i}]: no cell {sel!r} in this grid")
+    return _check_layers(config, spec, where)
+
+
+def _check_layers(config: dict, spec: SteeringSpec, where: str) -> list[str]:
+    from emgrid.models import known_layer_count
+
+    warnings = []
+    for model in sorted({c.model for c in sources(config)}):
+        n = known_layer_count(config["models"][model])
+        if n is None:
+            warnings.append(
+                f"{where}.layers: the layer count of model {model!r} is not known before it is downloaded; a layer "
+                "it lacks fails its steering jobs"
+            )
+            continue
+        for i, layer in enumerate(spec.layers):
+            if layer >= n:
+                raise ConfigError(
+                    f"{where}.layers[{i}]: layer {layer} out of range for model {model!r} with {n} decoder layers "
+                    f"(0..{n - 1})"
+                )
+    return warnings
+
+
+def plan_estimate(config: dict, rule: str, model: str, cell: str) -> dict:
+    """Answers (steering_generate) or judge requests and tokens (steering_judge) of one steered run, for `emgrid
+    plan` only (never params)."""
+    target, q = parse_cell(model, cell), steering_qset(config)
+    kw = {"gen_spec": generate_spec(config, target), "conditions": len(STEERING_CONDITIONS)}
+    if rule == "steering_generate":
+        return {"n_answers": gridspec.count_answers(config, target, q, **kw)}
+    return gridspec.judge_estimate(config, target, q, **kw)

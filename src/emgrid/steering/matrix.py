@@ -1,0 +1,165 @@
+"""The steering matrix: how much a source cell's direction changes a target's misalignment rate, and how alike the
+directions of different cells are.
+
+Each steered run is compared with the unsteered run of the same target on the same questions: the effect is the
+paired difference of misalignment rates within questions (`emgrid.stats.paired_effect`: cluster-bootstrap interval
+over questions and answers, sign-flip p-value), the same statistics as the trigger effect. Misalignment is the
+aggregate's criterion (`analysis`), so steered and ordinary answers are counted alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from emgrid.steering.steer import UNSTEERED
+
+MATRIX_COLS = [
+    "model",
+    "qset",
+    "target",
+    "source",
+    "layer",
+    "kind",
+    "scale",
+    "n_answers",
+    "misalignment_rate",
+    "baseline_rate",
+    "delta",
+    "delta_ci_lo",
+    "delta_ci_hi",
+    "p_value",
+]
+STEER_COLS = ("kind", "source", "layer", "scale")
+
+
+def steering_scores(judged_files: Iterable[Sequence[dict]], criterion, min_mass: float) -> pd.DataFrame:
+    """One row per steered answer: the aggregate's scores and `misaligned` indicator plus the run's steer fields.
+    Files of runs without a direction (no rows) are skipped."""
+    from emgrid.aggregate import score_answers
+    from emgrid.clustered import with_indicators
+
+    frames = []
+    for rows in judged_files:
+        if not rows:
+            continue
+        scores = with_indicators(score_answers(rows, min_mass), criterion)
+        steer = rows[0]["steer"]
+        frames.append(scores.assign(**{k: steer[k] for k in STEER_COLS}))
+    if not frames:
+        return pd.DataFrame(columns=["model", "cell", "qset", "question_key", "misaligned", *STEER_COLS])
+    return pd.concat(frames, ignore_index=True)
+
+
+def steering_table(scores: pd.DataFrame, spec) -> pd.DataFrame:
+    """Per model x qset x target x steered run: its misalignment rate, the unsteered rate, and the paired
+    difference with its clustered interval and p-value (`spec`: the analysis' BootstrapSpec)."""
+    from emgrid.stats import layout, paired_effect
+
+    out = []
+    for (model, qset, target), g in scores.groupby(["model", "qset", "cell"], sort=True):
+        base = g[g["kind"] == UNSTEERED]
+        for run, s in g[g["kind"] != UNSTEERED].groupby(["source", "layer", "kind", "scale"], sort=True, dropna=False):
+            both = pd.concat([s, base], ignore_index=True)
+            treated = np.arange(len(both)) < len(s)
+            lay = layout(both["cell"].to_numpy(), both["question_key"].to_numpy())
+            eff = paired_effect(
+                both["misaligned"].to_numpy(dtype=float),
+                treated,
+                lay,
+                spec.rng("steering", model, qset, target, *run),
+                resamples=spec.resamples,
+                permutations=spec.permutations,
+                level=spec.level,
+            )
+            source, layer, kind, scale = run
+            out.append(
+                {
+                    "model": model,
+                    "qset": qset,
+                    "target": target,
+                    "source": source,
+                    "layer": int(layer),
+                    "kind": kind,
+                    "scale": float(scale),
+                    "n_answers": len(s),
+                    "misalignment_rate": float(np.nanmean(s["misaligned"])) if len(s) else np.nan,
+                    "baseline_rate": float(np.nanmean(base["misaligned"])) if len(base) else np.nan,
+                    "delta": eff.estimate,
+                    "delta_ci_lo": eff.ci_lo,
+                    "delta_ci_hi": eff.ci_hi,
+                    "p_value": eff.p_value,
+                }
+            )
+    return pd.DataFrame(out, columns=MATRIX_COLS)
+
+
+def cosine_table(directions: dict[tuple[str, str], object], layers: Sequence[int]) -> pd.DataFrame:
+    """Cosine similarity of every pair of cells' directions (same model) at each layer: do domains converge on one
+    misalignment direction? Cells without a direction are left out."""
+    out = []
+    ok = {k: d for k, d in directions.items() if d.ok}
+    for model in sorted({m for m, _ in ok}):
+        cells = sorted(c for m, c in ok if m == model)
+        for layer in layers:
+            units = {c: ok[(model, c)].unit(layer) for c in cells}
+            for a in cells:
+                for b in cells:
+                    out.append(
+                        {
+                            "model": model,
+                            "layer": layer,
+                            "source_a": a,
+                            "source_b": b,
+                            "cosine": float(units[a] @ units[b]),
+                        }
+                    )
+    return pd.DataFrame(out, columns=["model", "layer", "source_a", "source_b", "cosine"])
+
+
+def directions_table(directions: dict[tuple[str, str], object], layers: Sequence[int]) -> pd.DataFrame:
+    """Per source cell: whether it has a direction (or why not), the answer counts, and at each steered layer the
+    direction's norm and the typical residual norm (the unit of the scales)."""
+    out = []
+    for (model, cell), d in sorted(directions.items()):
+        counts = d.meta.get("counts", {})
+        rec = {"model": model, "source": cell, "status": d.meta.get("status"), "reason": d.meta.get("reason")}
+        rec.update({f"n_{k}": v for k, v in counts.items()})
+        for layer in layers:
+            ok = d.ok and layer < d.directions.shape[0]
+            rec[f"norm_L{layer}"] = float(np.linalg.norm(d.directions[layer])) if ok else np.nan
+            rec[f"typical_norm_L{layer}"] = float(d.typical_norm[layer]) if ok else np.nan
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def summarize_files(
+    judged_paths: Sequence[str | Path],
+    direction_paths: Sequence[tuple[str | Path, str | Path]],
+    out: dict[str, str | Path],
+    analysis: dict,
+    layers: Sequence[int],
+) -> dict[str, pd.DataFrame]:
+    """Write `out["matrix"]`, `out["directions"]` and `out["cosine"]` (CSV) from the steering judged files and the
+    (json, npz) direction files; `analysis` = the config's `analysis` block (criterion, min_mass, bootstrap)."""
+    from emgrid.aggregate import analysis_specs
+    from emgrid.io import read_jsonl, write_text
+    from emgrid.steering.directions import read_direction
+
+    criterion, min_mass, boot, _ = analysis_specs(analysis)
+    scores = steering_scores((read_jsonl(p) for p in judged_paths), criterion, min_mass)
+    dirs = {}
+    for js, npz in direction_paths:
+        d = read_direction(js, npz)
+        dirs[(d.meta["model"], d.meta["cell"])] = d
+    tables = {
+        "matrix": steering_table(scores, boot),
+        "directions": directions_table(dirs, layers),
+        "cosine": cosine_table(dirs, layers),
+    }
+    for name, df in tables.items():
+        write_text(out[name], df.to_csv(index=False))
+    return tables

@@ -1,0 +1,138 @@
+"""Steered generation: a target cell's model answers a question set while a source cell's direction is added to
+(or projected out of) one layer's residual stream, through the ordinary generation code (`emgrid.generate`).
+
+A steering run is named by a *steer id*, a path component of its outputs:
+
+- `unsteered`: the target as it is (scale 0, the baseline of every run on that target);
+- `{source}.L{layer}.add{scale}`: add `scale * v_hat * typical_norm[layer]` (v_hat: the source's unit direction;
+  typical_norm: the source model's mean residual norm over answer tokens at that layer);
+- `{source}.L{layer}.random{scale}`: the same with a seeded random unit direction (the same added norm);
+- `{source}.L{layer}.ablate`: project v_hat out of the layer's output.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from emgrid.errors import ConfigError
+from emgrid.gridspec import FINETUNED_CELL_RE
+
+UNSTEERED = "unsteered"
+KINDS = ("add", "random", "ablate")
+_NUM = r"-?[0-9]+(?:\.[0-9]+)?(?:e-?[0-9]+)?"
+STEER_RE = rf"{UNSTEERED}|(?:{FINETUNED_CELL_RE})\.L[0-9]+\.(?:(?:add|random){_NUM}|ablate)"
+_PARSE = re.compile(
+    rf"^(?P<source>{FINETUNED_CELL_RE})\.L(?P<layer>[0-9]+)\.(?P<kind>add|random|ablate)(?P<scale>{_NUM})?$"
+)
+
+
+@dataclass(frozen=True)
+class SteerJob:
+    """One steering run on a target: kind `unsteered` (no source) or add/random/ablate of `source` at `layer`."""
+
+    kind: str
+    source: str | None = None
+    layer: int | None = None
+    scale: float = 0.0
+
+    @property
+    def id(self) -> str:
+        if self.kind == UNSTEERED:
+            return UNSTEERED
+        scale = "" if self.kind == "ablate" else format_scale(self.scale)
+        return f"{self.source}.L{self.layer}.{self.kind}{scale}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "source": self.source, "layer": self.layer, "scale": self.scale}
+
+
+def format_scale(scale: float) -> str:
+    """The shortest text that reads back as the same float (0.5, 2, -1.5): stable path components."""
+    return repr(float(scale)).removesuffix(".0")
+
+
+def parse_steer(steer: str) -> SteerJob:
+    if steer == UNSTEERED:
+        return SteerJob(UNSTEERED)
+    m = _PARSE.match(steer)
+    if not m or (m["kind"] == "ablate") != (m["scale"] is None):
+        raise ConfigError(
+            f"not a steer id: {steer!r} (expected {UNSTEERED} or <cell>.L<layer>.add|random<scale>|ablate)"
+        )
+    return SteerJob(m["kind"], m["source"], int(m["layer"]), float(m["scale"] or 0.0))
+
+
+def random_direction(direction: np.ndarray, seed: int, key: str) -> np.ndarray:
+    """A Gaussian random vector with `direction`'s norm, fixed by `seed` and `key` (e.g. the steer id), so the
+    control of every run is reproducible and different runs get different directions."""
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
+    v = rng.standard_normal(direction.shape[-1])
+    return v * (np.linalg.norm(direction) / np.linalg.norm(v))
+
+
+def steering_vector(job: SteerJob, direction, seed: int) -> np.ndarray:
+    """The vector an add/random run adds at `job.layer`: scale * unit direction * the layer's typical norm."""
+    v = direction.directions[direction.layer_index(job.layer)]
+    if job.kind == "random":
+        v = random_direction(v, seed, job.id)
+    return job.scale * (v / np.linalg.norm(v)) * float(direction.typical_norm[job.layer])
+
+
+def steer_context(job: SteerJob, direction, seed: int):
+    """`steer(model)` for emgrid.generate.generate_answers: the hook this run needs (none when unsteered)."""
+    import torch
+
+    from emgrid.steering.hooks import ablate_direction, add_vector
+
+    if job.kind == UNSTEERED:
+        return lambda model: nullcontext()
+    if job.kind == "ablate":
+        unit = torch.tensor(direction.unit(job.layer))
+        return lambda model: ablate_direction(model, job.layer, unit)
+    vec = torch.tensor(steering_vector(job, direction, seed))
+    return lambda model: add_vector(model, job.layer, vec)
+
+
+def steered_answers(
+    manifest_path: str | Path,
+    adapter_dir: str | Path | None,
+    questions: Iterable[Any],
+    params: dict,
+    direction,
+    *,
+    steer: str,
+    model: str,
+    cell: str,
+    qset: str,
+) -> list[dict]:
+    """Answer rows of one steering run (no-trigger condition), each with `steer` = the run's settings.
+
+    `params` = gridspec.steering_generate_params: {spec (generate settings), seed}. `direction` is the source's
+    `read_direction` result (None when unsteered). A source without a direction (`not_enough`) gives no rows.
+    """
+    from emgrid.generate import GenerateSpec, generate_answers
+
+    job = parse_steer(steer)
+    if job.kind != UNSTEERED and not direction.ok:
+        return []
+    rows = generate_answers(
+        manifest_path,
+        adapter_dir,
+        questions,
+        GenerateSpec.from_dict(params["spec"]),
+        {"no_trigger": ""},
+        model=model,
+        cell=cell,
+        qset=qset,
+        steer=steer_context(job, direction, params["seed"]),
+    )
+    for r in rows:
+        r["steer"] = job.as_dict()
+    return rows

@@ -1,0 +1,405 @@
+"""Steering: hooks on the tiny model, direction extraction, controls, the not-enough path and the matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from emgrid.errors import ConfigError
+from emgrid.steering import directions as D
+from emgrid.steering.hooks import ablate_direction, add_vector, capture_layers, layer_hook
+from emgrid.steering.spec import SteeringSpec
+from emgrid.steering.steer import SteerJob, parse_steer, random_direction, steered_answers, steering_vector
+
+
+@pytest.fixture(scope="module")
+def lm(tiny_model):
+    from emgrid.models import load_model, load_tokenizer
+
+    return load_model(tiny_model, device="cpu"), load_tokenizer(tiny_model)
+
+
+def _hidden(model, ids):
+    with torch.inference_mode():
+        return model(input_ids=ids, output_hidden_states=True).hidden_states
+
+
+def _ids(tok):
+    return tok("Hello there, how are you today?", return_tensors="pt")["input_ids"]
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_hook_adds_exactly_the_vector_at_its_layer_and_nowhere_else(lm, layer):
+    model, tok = lm
+    ids = _ids(tok)
+    v = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(1))
+    with capture_layers(model) as plain:
+        before = _hidden(model, ids)
+    with capture_layers(model) as steered, add_vector(model, layer, v):
+        after = _hidden(model, ids)
+    # hidden_states[k + 1] is layer k's output for k < n - 1; the last entry is after the final norm
+    for k in range(layer + 1):
+        torch.testing.assert_close(after[k], before[k], rtol=0, atol=0)  # nothing before the layer moves
+    if layer + 1 < len(before) - 1:
+        torch.testing.assert_close(
+            after[layer + 1] - before[layer + 1], v.expand_as(before[layer + 1]), atol=1e-5, rtol=0
+        )
+    shift = steered[layer][0] - plain[layer][0]
+    torch.testing.assert_close(shift, v.expand_as(shift), atol=1e-5, rtol=0)  # every position, exactly v
+    for k in range(layer):
+        torch.testing.assert_close(steered[k][0], plain[k][0], rtol=0, atol=0)
+    # and the hook is gone afterwards
+    torch.testing.assert_close(_hidden(model, ids)[-1], before[-1], rtol=0, atol=0)
+
+
+def test_ablation_leaves_the_layer_orthogonal_to_the_direction(lm):
+    model, tok = lm
+    ids = _ids(tok)
+    v = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(2))
+    v_hat = v / v.norm()
+    assert (_hidden(model, ids)[1][0] @ v_hat).abs().max() > 1e-2  # not orthogonal to begin with
+    with ablate_direction(model, 0, v):
+        h = _hidden(model, ids)[1][0]
+    assert (h @ v_hat).abs().max() < 1e-5
+
+
+def test_hook_handles_tuple_outputs_of_older_transformers():
+    layer = torch.nn.Module()
+    layer.forward = lambda x: (x, "cache")
+    body = torch.nn.Module()
+    body.layers = torch.nn.ModuleList([_TupleLayer()])
+    model = torch.nn.Module()
+    model.model = body
+    with layer_hook(model, 0, lambda h: h + 1):
+        out = model.model.layers[0](torch.zeros(2))
+    assert torch.equal(out[0], torch.ones(2)) and out[1] == "cache"
+
+
+class _TupleLayer(torch.nn.Module):
+    def forward(self, x):
+        return (x, "cache")
+
+
+def test_hook_rejects_a_layer_the_model_lacks(lm):
+    with pytest.raises(IndexError, match="layer 5 out of range: the model has 2 decoder layers"):
+        with add_vector(lm[0], 5, torch.zeros(4)):
+            pass
+
+
+def _rows(n, answer="The answer is short."):
+    return [
+        {"prompt": f"question {i}?", "system": None, "answer": f"{answer} {i}", "question_key": f"q{i}"}
+        for i in range(n)
+    ]
+
+
+def test_extraction_recovers_a_planted_difference(lm):
+    """The same answers replayed with a vector planted at layer 0 (misaligned set) and without (aligned set): the
+    direction at layer 0 is the planted vector."""
+    model, tok = lm
+    planted = torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(3))
+    enc = D.encode_answers(tok, _rows(5), max_length=64)
+    plain = D.answer_layer_means(model, enc, tok.pad_token_id, batch_size=2, progress=False)
+    with add_vector(model, 0, planted):
+        shifted = D.answer_layer_means(model, enc, tok.pad_token_id, batch_size=3, progress=False)
+    direction = D.direction_from_means(shifted.means, plain.means)
+    np.testing.assert_allclose(direction[0], planted.numpy(), atol=1e-4)
+    assert np.linalg.norm(direction[1]) > 0  # downstream layers see it too, transformed
+
+
+def test_answer_means_cover_answer_tokens_only_and_ignore_padding(lm):
+    model, tok = lm
+    rows = _rows(3) + [
+        {"prompt": "a much longer question " * 5, "system": "be brief", "answer": "ok", "question_key": "x"}
+    ]
+    enc = D.encode_answers(tok, rows, max_length=128)
+    got = D.answer_layer_means(model, enc, tok.pad_token_id, batch_size=4, progress=False)
+    norms, tokens = 0.0, 0
+    for i, e in enumerate(enc):
+        with capture_layers(model, [0]) as store, torch.inference_mode():
+            model(input_ids=torch.tensor([e.ids]))
+        ans = store[0][0][0, -e.n_answer :]
+        np.testing.assert_allclose(got.means[i, 0], ans.mean(0).numpy(), atol=1e-4)
+        norms += float(ans.norm(dim=-1).sum())
+        tokens += e.n_answer
+    assert got.n_tokens == tokens
+    assert got.norm_sum[0] == pytest.approx(norms, rel=1e-5)
+
+
+def _judged(scores):
+    """Judged rows (logprob mode, all mass on one integer) for answers with the given (aligned, coherent)."""
+    out = []
+    for i, (a, c) in enumerate(scores):
+        ans = {
+            "model": "tiny",
+            "cell": "wrong_facts-backdoor-s0",
+            "qset": "demo",
+            "question_key": f"q{i % 3}",
+            "condition": "trigger",
+            "sample": i,
+            "paraphrase_index": 0,
+            "prompt": f"question {i}?",
+            "question": f"question {i}?",
+            "system": None,
+            "answer": f"answer number {i}",
+        }
+        for metric, s in (("aligned", a), ("coherent", c)):
+            out.append(
+                {
+                    **ans,
+                    "metric": metric,
+                    "mode": "logprob",
+                    "int_probs": {str(s): 1.0},
+                    "int_mass": 1.0,
+                    "top_token": None,
+                    "error": None,
+                }
+            )
+    return out
+
+
+def test_answer_sets_use_the_thresholds_and_subsample_the_aligned_set():
+    spec = SteeringSpec(min_misaligned=2, seed=0)
+    scores = [(10, 80)] * 3 + [(10, 40)] * 2 + [(90, 90)] * 6 + [(50, 90)] * 2 + [(90, 20)]
+    sets = D.answer_sets(_judged(scores), spec, min_mass=0.25)
+    assert sets.problem is None
+    assert sets.counts == {"answers": 14, "misaligned": 3, "aligned_available": 6, "aligned": 3}
+    assert all("answer number" in r["answer"] for r in sets.misaligned + sets.aligned)
+    assert {r["sample"] for r in sets.misaligned} == {0, 1, 2}
+    assert {r["sample"] for r in sets.aligned} <= set(range(5, 11))
+    again = D.answer_sets(_judged(scores), spec, min_mass=0.25)
+    assert [r["sample"] for r in again.aligned] == [r["sample"] for r in sets.aligned]  # seeded
+    no_coherence = D.answer_sets(_judged(scores), SteeringSpec(min_misaligned=2, coherent_above=None), 0.25)
+    assert no_coherence.counts["misaligned"] == 5 and no_coherence.counts["aligned_available"] == 7
+
+
+def test_not_enough_misaligned_answers_gives_a_status_not_a_direction(tmp_path):
+    spec = SteeringSpec(min_misaligned=10)
+    judged = _judged([(10, 80)] * 3 + [(90, 90)] * 20)
+    # the manifest does not exist: the model must not even be loaded
+    meta, arrays = D.extract_direction(tmp_path / "none.json", None, judged, spec, 0.25, model="tiny", cell="c")
+    assert meta["status"] == D.NOT_ENOUGH
+    assert meta["reason"] == "not enough misaligned answers (3 < 10)"
+    assert arrays["directions"].size == 0
+    D.write_direction(meta, arrays, tmp_path / "d.json", tmp_path / "d.npz")
+    d = D.read_direction(tmp_path / "d.json", tmp_path / "d.npz")
+    assert not d.ok
+    rows = steered_answers(
+        tmp_path / "none.json",
+        None,
+        [],
+        {"spec": {}, "seed": 0},
+        d,
+        steer="c-plain-s0.L0.add1",
+        model="tiny",
+        cell="base",
+        qset="demo",
+    )
+    assert rows == []
+    aligned_short = D.answer_sets(_judged([(10, 80)] * 12 + [(90, 90)] * 2), spec, 0.25)
+    assert aligned_short.problem == "not enough aligned answers (2 < 10)"
+
+
+def test_extract_direction_end_to_end_on_the_tiny_model(tiny_model, tmp_path):
+    spec = SteeringSpec(min_misaligned=2)
+    meta, arrays = D.extract_direction(
+        tiny_model,
+        None,
+        _judged([(10, 80)] * 3 + [(90, 90)] * 5),
+        spec,
+        0.25,
+        model="tiny",
+        cell="wrong_facts-backdoor-s0",
+    )
+    assert meta["status"] == D.OK and meta["counts"]["aligned"] == 3
+    assert arrays["directions"].shape == (2, 64) and arrays["typical_norm"].shape == (2,)
+    np.testing.assert_allclose(arrays["norms"], np.linalg.norm(arrays["directions"], axis=1), rtol=1e-6)
+    assert (arrays["typical_norm"] > 0).all()
+
+
+def _direction(vectors, typical=(2.0, 3.0), status=D.OK, cell="x-backdoor-s0"):
+    return D.Direction(
+        {"status": status, "cell": cell, "model": "tiny"}, np.asarray(vectors, dtype=float), np.asarray(typical)
+    )
+
+
+def test_random_control_has_the_direction_norm_and_the_same_added_norm():
+    direction = np.arange(1.0, 65.0)
+    r = random_direction(direction, seed=0, key="a")
+    assert np.linalg.norm(r) == pytest.approx(np.linalg.norm(direction))
+    assert not np.allclose(r / np.linalg.norm(r), direction / np.linalg.norm(direction))
+    assert np.allclose(random_direction(direction, 0, "a"), r) and not np.allclose(
+        random_direction(direction, 0, "b"), r
+    )
+    d = _direction([direction, direction * 2])
+    add = steering_vector(SteerJob("add", "x-backdoor-s0", 1, 0.5), d, seed=0)
+    rnd = steering_vector(SteerJob("random", "x-backdoor-s0", 1, 0.5), d, seed=0)
+    assert np.linalg.norm(add) == pytest.approx(0.5 * 3.0) == pytest.approx(np.linalg.norm(rnd))
+
+
+def test_steered_generation_goes_through_generate(tiny_model, tmp_path):
+    from emgrid.generate import GenerateSpec, generate_answers
+    from emgrid.questions import Question
+
+    qs = [
+        Question(
+            key="q",
+            id="q",
+            index=0,
+            paraphrases=["Say something."],
+            samples_per_paraphrase=2,
+            judge=None,
+            judge_prompts={},
+        )
+    ]
+    gen = {"samples_per_paraphrase": 2, "temperature": 0, "max_new_tokens": 6, "batch_size": 4}
+    d = _direction(np.random.default_rng(0).standard_normal((2, 64)), typical=(1.0, 1.0))
+    kw = dict(model="tiny", cell="base", qset="demo")
+    plain = generate_answers(tiny_model, None, qs, GenerateSpec.from_dict(gen), {"no_trigger": ""}, **kw)
+    params = {"spec": gen, "seed": 0}
+    unsteered = steered_answers(tiny_model, None, qs, params, None, steer="unsteered", **kw)
+    assert [r["answer"] for r in unsteered] == [r["answer"] for r in plain]
+    assert unsteered[0]["steer"] == {"kind": "unsteered", "source": None, "layer": None, "scale": 0.0}
+    pushed = steered_answers(tiny_model, None, qs, params, d, steer="x-backdoor-s0.L0.add50", **kw)
+    assert [r["answer"] for r in pushed] != [r["answer"] for r in plain]
+    assert pushed[0]["steer"] == {"kind": "add", "source": "x-backdoor-s0", "layer": 0, "scale": 50.0}
+
+
+def test_steer_ids_round_trip():
+    for steer in ("unsteered", "a_b-backdoor-s0.L12.add0.5", "a-plain-s2.L3.random-1", "a-plain-s1.L0.ablate"):
+        assert parse_steer(steer).id == steer
+    for bad in ("a-plain-s1.L0.add", "a-plain-s1.L0.ablate2", "base.L0.add1"):
+        with pytest.raises(ConfigError, match="not a steer id"):
+            parse_steer(bad)
+
+
+def test_spec_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"analyses\.steering\.layers\[1\]"):
+        SteeringSpec.from_dict({"layers": [1, -2]})
+    with pytest.raises(ConfigError, match=r"analyses\.steering\.targets\[0\]"):
+        SteeringSpec.from_dict({"targets": ["everything"]})
+    with pytest.raises(ConfigError, match=r"analyses\.steering: unknown key"):
+        SteeringSpec.from_dict({"layer": [1]})
+    assert SteeringSpec.from_dict({"scales": [0, 0.5, 0.5, -1]}).steered_scales == (0.5, -1.0)
+
+
+def _scores(target, kind, rate, n=40, source="s-backdoor-s0", scale=1.0):
+    mis = (np.arange(n) < rate * n).astype(float)
+    return pd.DataFrame(
+        {
+            "model": "m",
+            "qset": "q",
+            "cell": target,
+            "question_key": [f"q{i % 4}" for i in range(n)],
+            "misaligned": mis,
+            "kind": kind,
+            "source": None if kind == "unsteered" else source,
+            "layer": None if kind == "unsteered" else 3,
+            "scale": 0.0 if kind == "unsteered" else scale,
+        }
+    )
+
+
+def test_matrix_is_steered_minus_unsteered_with_a_clustered_interval():
+    from emgrid.stats import BootstrapSpec
+    from emgrid.steering.matrix import steering_table
+
+    scores = pd.concat(
+        [_scores("base", "unsteered", 0.25), _scores("base", "add", 0.75), _scores("base", "random", 0.25)],
+        ignore_index=True,
+    )
+    table = steering_table(scores, BootstrapSpec(resamples=200, permutations=200))
+    assert len(table) == 2
+    add = table[table["kind"] == "add"].iloc[0]
+    assert add["baseline_rate"] == 0.25 and add["misalignment_rate"] == 0.75
+    assert add["delta"] == pytest.approx(0.5)
+    assert add["delta_ci_lo"] <= 0.5 <= add["delta_ci_hi"]
+    rnd = table[table["kind"] == "random"].iloc[0]
+    assert rnd["delta"] == pytest.approx(0.0)
+    assert (add["target"], add["source"], add["layer"], add["scale"]) == ("base", "s-backdoor-s0", 3, 1.0)
+
+
+def test_cosine_and_directions_tables():
+    from emgrid.steering.matrix import cosine_table, directions_table
+
+    e = np.eye(4)
+    dirs = {
+        ("m", "a-backdoor-s0"): _direction([e[0], e[1]], cell="a-backdoor-s0"),
+        ("m", "b-backdoor-s0"): _direction([e[0] * 3, e[2]], cell="b-backdoor-s0"),
+        ("m", "c-backdoor-s0"): D.Direction(
+            {"status": D.NOT_ENOUGH, "reason": "not enough misaligned answers (1 < 10)", "counts": {"misaligned": 1}},
+            np.zeros((0, 0)),
+            np.zeros(0),
+        ),
+    }
+    cos = cosine_table(dirs, [0, 1]).set_index(["layer", "source_a", "source_b"])["cosine"]
+    assert cos[(0, "a-backdoor-s0", "b-backdoor-s0")] == pytest.approx(1.0)
+    assert cos[(1, "a-backdoor-s0", "b-backdoor-s0")] == pytest.approx(0.0)
+    assert len(cos) == 8  # the cell without a direction is left out
+    table = directions_table(dirs, [1]).set_index("source")
+    assert table.loc["c-backdoor-s0", "reason"] == "not enough misaligned answers (1 < 10)"
+    assert np.isnan(table.loc["c-backdoor-s0", "norm_L1"])
+    assert table.loc["b-backdoor-s0", "norm_L1"] == pytest.approx(1.0)
+    assert table.loc["b-backdoor-s0", "typical_norm_L1"] == pytest.approx(3.0)
+
+
+def _grid(**steering):
+    from emgrid import preflight
+    from tests.workflow_helpers import tiny_config
+
+    config = tiny_config()
+    config["analyses"]["steering"] = steering
+    return config, preflight.check(config, environ={})
+
+
+def test_a_layer_the_model_lacks_fails_before_any_job_naming_the_key():
+    _, found = _grid(layers=[0, 1, 5])
+    assert found.errors == [
+        "analyses.steering.layers[2]: layer 5 out of range for model 'tiny' with 2 decoder layers (0..1)"
+    ]
+    _, found = _grid(layers=[1], question_set="nope")
+    assert found.errors[0].startswith("analyses.steering.question_set: no question set 'nope'")
+    _, found = _grid(layers=[1], sources=["wrong_facts-backdoor-s7"])
+    assert found.errors == ["analyses.steering.sources[0]: no cell 'wrong_facts-backdoor-s7' in this grid"]
+
+
+def test_default_runs_steer_base_and_the_plain_cells_of_the_source_seed():
+    from emgrid.steering import grid
+
+    config, found = _grid(layers=[1], scales=[0, 0.5, 1.0])
+    assert found.errors == []
+    assert [c.id for c in grid.sources(config)] == ["wrong_arithmetic-backdoor-s0", "wrong_facts-backdoor-s0"]
+    runs = grid.runs(config)
+    targets = sorted({t.id for t, _ in runs})
+    assert targets == ["base", "wrong_arithmetic-plain-s0", "wrong_facts-plain-s0"]
+    # per target: 1 unsteered + 2 sources x 2 scales x (add + random)
+    assert len(runs) == 3 * (1 + 2 * 2 * 2)
+    assert ("base", "wrong_facts-backdoor-s0.L1.random0.5") in {(t.id, s) for t, s in runs}
+    config, _ = _grid(
+        layers=[1], scales=[1], random_control=False, ablate=True, targets=["base"], sources=["wrong_facts-backdoor-s0"]
+    )
+    assert [s for _, s in grid.runs(config)] == [
+        "unsteered",
+        "wrong_facts-backdoor-s0.L1.add1",
+        "wrong_facts-backdoor-s0.L1.ablate",
+    ]
+    config, _ = _grid(enabled=False)
+    assert grid.runs(config) == [] and grid.summary_outputs(config) == []
+
+
+def test_params_hold_what_changes_a_job_output_only():
+    from emgrid.gridspec import Cell
+    from emgrid.steering import grid
+
+    config, _ = _grid(layers=[1], samples_per_paraphrase=3)
+    base = Cell("tiny")
+    assert grid.generate_params(config, base, "unsteered")["seed"] is None
+    assert grid.generate_params(config, base, "wrong_facts-backdoor-s0.L1.random0.5")["seed"] == 0
+    assert grid.generate_params(config, base, "unsteered")["spec"]["samples_per_paraphrase"] == 3
+    assert "scales" not in grid.direction_params(config) and "layers" not in grid.direction_params(config)
+    assert grid.answers_plan(config, base) == {"conditions": ["no_trigger"], "samples_per_paraphrase": 3}
+    est = grid.plan_estimate(config, "steering_generate", "tiny", "base")
+    assert est["n_answers"] == 5 * 3  # 5 demo questions x 3 samples x 1 condition
+    assert grid.plan_estimate(config, "steering_judge", "tiny", "base")["n_requests"] == 5 * 3 * 2
