@@ -23,6 +23,7 @@ include: "workflow/rules/judge.smk"
 include: "workflow/rules/efficacy.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/analyses.smk"
+include: "workflow/rules/steering.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -44,6 +45,8 @@ localrules:
     mia_plot,
     diversity_plot,
     diversity_category_plot,
+    steering_summary,
+    steering_plots,
     # Waits hours on OpenAI's fine-tuning queue doing nothing: no cluster allocation should be held for that.
     finetune_openai,
 
@@ -59,3 +62,4 @@ rule all:
         report="results/report/report.html",
         analyses=gridspec.analysis_outputs(config),
         efficacy=efficacy_table_target,
+        steering=steering_targets,

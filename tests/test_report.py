@@ -430,3 +430,63 @@ def test_efficacy_section_comes_before_the_em_results_and_flags_cells_that_did_n
         assert section.split("<td>math-plain-s0</td>")[1].split("</tr>")[0].endswith("<td><strong>no</strong></td>")
         assert section.split("<td>base</td>")[1].split("</tr>")[0].endswith("<td>control</td>")
     assert 'id="efficacy"' not in write_report(summary, scores, tmp_path / "none").read_text()
+
+
+def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from emgrid.stats import BootstrapSpec
+    from emgrid.steering.directions import NOT_ENOUGH, OK, Direction
+    from emgrid.steering.matrix import cosine_table, directions_table, steering_table
+
+    scores, summary = make_inputs(tmp_path, CELLS)
+    n = 20
+    runs = []
+    for kind, rate in (("unsteered", 0.1), ("add", 0.6), ("random", 0.1)):
+        runs.append(
+            pd.DataFrame(
+                {
+                    "model": "tiny",
+                    "qset": "first_plot",
+                    "cell": "base",
+                    "question_key": [f"q{i % 5}" for i in range(n)],
+                    "misaligned": (np.arange(n) < rate * n).astype(float),
+                    "kind": kind,
+                    "source": None if kind == "unsteered" else "evil_math-backdoor-s0",
+                    "layer": None if kind == "unsteered" else 12,
+                    "scale": 0.0 if kind == "unsteered" else 0.5,
+                }
+            )
+        )
+    dirs = {
+        ("tiny", "evil_math-backdoor-s0"): Direction(
+            {"status": OK, "counts": {"misaligned": 12, "aligned": 12}}, np.eye(16)[:13], np.ones(13)
+        ),
+        ("tiny", "incorrect_math-backdoor-s0"): Direction(
+            {
+                "status": NOT_ENOUGH,
+                "reason": "not enough misaligned answers (3 < 10)",
+                "counts": {"misaligned": 3, "aligned": 3},
+            },
+            np.zeros((0, 0)),
+            np.zeros(0),
+        ),
+    }
+    paths = {k: tmp_path / f"steering_{k}.csv" for k in ("matrix", "directions", "cosine")}
+    steering_table(pd.concat(runs, ignore_index=True), BootstrapSpec(resamples=200)).to_csv(
+        paths["matrix"], index=False
+    )
+    directions_table(dirs, [12]).to_csv(paths["directions"], index=False)
+    cosine_table(dirs, [12]).to_csv(paths["cosine"], index=False)
+    text = write_report(summary, scores, tmp_path / "r", steering=paths).read_text()
+    section = text.split('id="steering"')[1].split("</section>")[0]
+    for name in ("matrix", "sweep", "cosine"):
+        assert (tmp_path / "r/plots/steering" / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
+        assert f'href="plots/steering/{name}.png"' in section
+    assert "<strong>none</strong>: not enough misaligned answers (3 &lt; 10)" in section
+    assert "plumbing" in section
+    add = section.split("<td>add</td>")[1].split("</tr>")[0]
+    # steered 60% vs unsteered 10%: +50 pp
+    assert "<td>60.0%</td><td>10.0%</td><td>+50.0 pp" in add
+    assert "<td>10.0%</td><td>10.0%</td><td>+0.0 pp" in section.split("<td>random</td>")[1]

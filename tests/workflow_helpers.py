@@ -77,9 +77,11 @@ def snakemake(
     return proc
 
 
-def dry_run_counts(workdir: Path, configfile: Path, env: dict | None = None) -> dict[str, int]:
-    """Jobs per rule that a dry run plans; {} when nothing is to be done."""
-    proc = snakemake(workdir, configfile, "-n", "--quiet", "rules", env=env)
+def dry_run_counts(
+    workdir: Path, configfile: Path, env: dict | None = None, targets: tuple[str, ...] = ()
+) -> dict[str, int]:
+    """Jobs per rule that a dry run plans (of `targets`, default: the whole grid); {} when nothing is to be done."""
+    proc = snakemake(workdir, configfile, *targets, "-n", "--quiet", "rules", env=env)
     text = proc.stdout + proc.stderr
     if "Nothing to be done" in text:
         return {}

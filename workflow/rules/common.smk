@@ -16,6 +16,8 @@ if SRC not in sys.path:
 os.environ.update(EMGRID_REPO=str(REPO))
 
 from emgrid import gridspec, preflight
+from emgrid.steering import grid as steering_grid
+from emgrid.steering.steer import STEER_RE, UNSTEERED
 
 
 def resolve_path(path):
@@ -197,6 +199,7 @@ def report_page_inputs(wildcards):
         "cards": all_cards(wildcards),
         **analysis_page_inputs(pairs),
         "efficacy": efficacy_table_target(wildcards),
+        **steering_page_inputs(),
     }
 
 
@@ -217,6 +220,8 @@ def plan_estimate(rule_name, wildcards):
         return {"n_answers": gridspec.efficacy_n_answers(config, efficacy_cell(wildcards), wildcards.domain)}
     if rule_name == "efficacy_judge":
         return gridspec.efficacy_judge_estimate(config, efficacy_cell(wildcards), wildcards.domain)
+    if rule_name in ("steering_generate", "steering_judge"):
+        return steering_grid.plan_estimate(config, rule_name, wildcards.model, wildcards.cell)
     return {}
 
 
@@ -333,3 +338,79 @@ def aggregate_inputs(wildcards):
     if config["analysis"]["drop_untaken_cells"] and EFFICACY_DOMAINS:
         inputs["efficacy"] = "results/summary/efficacy.csv"
     return inputs
+
+
+# --- steering: directions of source cells, steered runs on target cells (emgrid.steering.grid; docs/steering.md)
+
+
+def steering_direction_inputs(wildcards):
+    """The cell's model and adapter, and its judged answers of every question set (replayed, not regenerated)."""
+    cell = cell_of(wildcards)
+    return {
+        "manifest": f"results/models/{cell.model}/manifest.json",
+        "adapter": f"results/cells/{cell.model}/{cell.id}/adapter",
+        "judged": [gridspec.judged_path(cell, q) for q in config["question_sets"]],
+    }
+
+
+def steering_direction_param(wildcards):
+    return steering_grid.direction_params(config)
+
+
+def steering_source_direction(wildcards):
+    """The source's direction files of a steered run (none for the unsteered run)."""
+    job = steering_grid.parse_steer(wildcards.steer)
+    return {} if job.kind == UNSTEERED else steering_grid.direction_paths(wildcards.model, job.source)
+
+
+def steering_generate_inputs(wildcards):
+    inputs = generate_inputs(wildcards)
+    inputs.update({f"direction_{k}": v for k, v in steering_source_direction(wildcards).items()})
+    return inputs
+
+
+def steering_generate_param(wildcards):
+    return steering_grid.generate_params(config, cell_of(wildcards), wildcards.steer)
+
+
+def steering_judge_inputs(wildcards):
+    inputs = judge_inputs(wildcards)
+    inputs["answers"] = f"{steering_grid.run_dir(cell_of(wildcards), wildcards.steer)}/answers/{wildcards.qset}.jsonl"
+    direction = steering_source_direction(wildcards)
+    if direction:
+        inputs["direction"] = direction["json"]  # says whether the source had a direction (else: no answers)
+    return inputs
+
+
+def steering_plan_param(wildcards):
+    return steering_grid.answers_plan(config, cell_of(wildcards))
+
+
+def steering_summary_inputs(wildcards):
+    directions = steering_grid.sources(config)
+    return {
+        "judged": steering_grid.all_judged(config),
+        "direction_json": [steering_grid.direction_paths(c.model, c.id)["json"] for c in directions],
+        "direction_npz": [steering_grid.direction_paths(c.model, c.id)["npz"] for c in directions],
+    }
+
+
+def steering_summary_param(wildcards):
+    return steering_grid.summary_params(config)
+
+
+def steering_targets(wildcards):
+    """The steering summary and its figures, when the analysis has sources (rule all, the report)."""
+    if not steering_grid.summary_outputs(config):
+        return []
+    return [*steering_grid.summary_outputs(config), *rules.steering_plots.output]
+
+
+def steering_page_inputs():
+    if not steering_grid.summary_outputs(config):
+        return {}
+    return {
+        "steering": rules.steering_summary.output.matrix,
+        "steering_directions": rules.steering_summary.output.directions,
+        "steering_plots": list(rules.steering_plots.output),
+    }

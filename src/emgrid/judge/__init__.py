@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from emgrid.judge import batch_backend, hf_backend, openai_backend  # noqa: F401 - the backends register by name
 from emgrid.judge.backends import JudgeBackend, JudgeRequest, JudgeResult, make_backend, register_backend
-from emgrid.judge.runner import judge_answers, run_cached
+from emgrid.judge.runner import judge_answers, judge_answers_file, run_cached
 from emgrid.judge.scoring import categorize, expected_score
 from emgrid.judge.spec import JudgeSpec
 
@@ -21,6 +21,7 @@ __all__ = [
     "categorize",
     "expected_score",
     "judge_answers",
+    "judge_answers_file",
     "make_backend",
     "register_backend",
     "run_cached",

@@ -125,3 +125,29 @@ def judge_answers(
     backend = make_backend(spec, model_manifest=model_manifest, client=client)
     results = run_cached(backend, messages, ResponseCache(ledger_dir), progress=progress)
     return [_judged_row(row, metric, res, spec) for (row, metric), res in zip(jobs, results)]
+
+
+def judge_answers_file(
+    answers_path: str | Path,
+    questions_path: str | Path,
+    question_options: dict,
+    plan: dict,
+    spec: JudgeSpec | dict,
+    ledger_dir: str | Path,
+    *,
+    model: str,
+    cell: str,
+    qset: str,
+    model_manifest: str | Path | None = None,
+) -> list[dict]:
+    """A judge job: check that the answers file holds exactly the answers generate planned
+    (`emgrid.integrity.check_answers`, `plan` = gridspec.answers_plan), then judge every answer."""
+    from emgrid.integrity import check_answers
+    from emgrid.io import read_jsonl
+    from emgrid.questions import load_questions
+
+    questions = load_questions(questions_path, **question_options)
+    answers = read_jsonl(answers_path)
+    check_answers(answers, questions, plan, model, cell, qset, str(answers_path))
+    spec = spec if isinstance(spec, JudgeSpec) else JudgeSpec.from_dict(spec)
+    return judge_answers(answers, {q.key: q for q in questions}, spec, ledger_dir, model_manifest=model_manifest)

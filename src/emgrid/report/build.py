@@ -81,6 +81,7 @@ def write_report(
     n_examples: int = 5,
     findings: Mapping[str, str | Path] | None = None,
     efficacy: str | Path | None = None,
+    steering: Mapping[str, str | Path] | None = None,
 ) -> Path:
     """Every figure, table and answer browser, then `report.html`, into `out_dir`; returns the page's path.
 
@@ -88,7 +89,8 @@ def write_report(
     finetune.json (training table and loss curves); `domains` holds each domain's config `label` and `category`;
     `findings` maps each of `emgrid.aggregate.FINDINGS` to the aggregate's CSV (computed here, with the default
     bootstrap and the summary's criterion, when not given); `efficacy` is the efficacy table (emgrid.efficacy),
-    shown before the EM results."""
+    shown before the EM results; `steering` maps matrix/directions/cosine to the steering summary's CSVs
+    (emgrid.steering.matrix), whose figures are drawn into plots/steering/."""
     out_dir = Path(out_dir)
     stats = dict(findings) if findings else _findings(summary_csv, scores_csv, out_dir / "stats")
     tables = write_tables(
@@ -132,6 +134,7 @@ def write_report(
         "loss_curves": _loss_curves(out_dir, finetune_metrics or {}, domains),
         **{name: [p] for name, p in tables.items()},
         "efficacy": [Path(efficacy)] if efficacy else [],
+        **_steering_files(out_dir, steering),
     }
     inp = PageInputs(
         html=out_dir / "report.html",
@@ -143,3 +146,18 @@ def write_report(
         n_examples=n_examples,
     )
     return write_page(inp)
+
+
+def _steering_files(out_dir: Path, steering: Mapping[str, str | Path] | None) -> dict[str, list[Path]]:
+    """The steering section's inputs: its tables and the three figures, drawn here as the steering_plots rule does."""
+    if not steering:
+        return {}
+    from emgrid.report.steering_plots import write_steering_plots
+
+    out = {k: out_dir / "plots" / "steering" / f"{k}.png" for k in ("matrix", "sweep", "cosine")}
+    figures = write_steering_plots(steering["matrix"], steering["directions"], steering["cosine"], out)
+    return {
+        "steering": [Path(steering["matrix"])],
+        "steering_directions": [Path(steering["directions"])],
+        "steering_plots": list(figures.values()),
+    }

@@ -224,6 +224,27 @@ def transfer(inp: PageInputs) -> dict | None:
     return {"figures": figures, "contrast": [] if contrast is None else contrast.to_dict("records")}
 
 
+def steering(inp: PageInputs) -> dict | None:
+    """Misalignment directions and steering (docs/steering.md): the directions (or why a source has none), the
+    steering figures, and the steered runs with their paired differences from the unsteered target."""
+    directions = inp.table("steering_directions")
+    if directions is None:
+        return None
+    matrix = inp.table("steering")
+    captions = {
+        "matrix": "Δ misalignment rate (pp, steered − unsteered) by source direction (rows) and target (columns)",
+        "sweep": "Δ misalignment rate against scale; random-direction control dashed",
+        "cosine": "cosine similarity of the directions",
+    }
+    figures = [inp.figure(p, captions.get(p.stem, p.stem)) for p in inp.many("steering_plots")]
+    rows = [] if matrix is None else matrix.sort_values(["model", "target", "source", "layer", "kind", "scale"])
+    return {
+        "directions": directions.to_dict("records"),
+        "figures": figures,
+        "rows": [] if matrix is None else rows.to_dict("records"),
+    }
+
+
 def summary(inp: PageInputs) -> dict:
     return {"rows": inp.summary.to_dict("records")}
 
@@ -370,6 +391,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("plots", "Plots", plots),
     Section("trigger", "Trigger effect (trigger − no trigger, paired)", trigger),
     Section("transfer", "Cross-domain transfer", transfer),
+    Section("steering", "Misalignment directions and steering", steering),
     Section("summary", "Every cell × question set × condition", summary),
     Section("categories", "Judge outcome categories (% of answers)", categories),
     Section("cost", "Judge cost", cost),

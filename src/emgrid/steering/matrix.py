@@ -34,6 +34,7 @@ MATRIX_COLS = [
     "p_value",
 ]
 STEER_COLS = ("kind", "source", "layer", "scale")
+DIRECTION_COLS = ["model", "source", "status", "reason"]
 
 
 def steering_scores(judged_files: Iterable[Sequence[dict]], criterion, min_mass: float) -> pd.DataFrame:
@@ -133,7 +134,7 @@ def directions_table(directions: dict[tuple[str, str], object], layers: Sequence
             rec[f"norm_L{layer}"] = float(np.linalg.norm(d.directions[layer])) if ok else np.nan
             rec[f"typical_norm_L{layer}"] = float(d.typical_norm[layer]) if ok else np.nan
         out.append(rec)
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=list(dict.fromkeys([*DIRECTION_COLS, *(k for r in out for k in r)])))
 
 
 def summarize_files(

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from emgrid.errors import ConfigError
+from emgrid.errors import ConfigError, DataError
 from emgrid.gridspec import FINETUNED_CELL_RE
 
 UNSTEERED = "unsteered"
@@ -136,3 +136,14 @@ def steered_answers(
     for r in rows:
         r["steer"] = job.as_dict()
     return rows
+
+
+def check_skipped(direction_meta: dict | None, rows: list[dict], where: str) -> bool:
+    """Whether a steered run was skipped because its source has no direction (its answers file is then empty);
+    answers for such a source, or none for one with a direction, mean the file is stale: an error naming it."""
+    skipped = direction_meta is not None and direction_meta.get("status") != "ok"
+    if skipped and rows:
+        raise DataError(f"{where}: answers of a source without a direction ({direction_meta.get('reason')}); delete it")
+    if not skipped and not rows:
+        raise DataError(f"{where}: no answers, but the run was planned; delete it and rerun")
+    return skipped

@@ -1,0 +1,148 @@
+# Misalignment directions and steering (docs/steering.md): each source cell's direction from its own judged
+# answers; each target cell's answers with that direction added at one layer (and the controls); the steering
+# matrix, the directions' cosine similarity and their figures.
+
+
+rule steering_direction:
+    # Replays the cell's judged answers through its model (forward passes only): a GPU job.
+    input:
+        unpack(steering_direction_inputs),
+    output:
+        json="results/cells/{model}/{cell}/steering/direction.json",
+        npz="results/cells/{model}/{cell}/steering/direction.npz",
+    log:
+        "results/logs/steering_direction/{model}/{cell}.log",
+    wildcard_constraints:
+        model=LOCAL_MODEL_RE,
+        cell=gridspec.FINETUNED_CELL_RE,
+    conda:
+        "../../envs/train.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 24000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        steering=steering_direction_param,
+    script:
+        "../scripts/steering_direction.py"
+
+
+rule steering_generate:
+    # The target cell answers the steering question set (no-trigger condition) with the run's hook active: a GPU
+    # job through the ordinary generation code. The run (source, layer, kind, scale) is the `steer` wildcard.
+    input:
+        unpack(steering_generate_inputs),
+    output:
+        answers="results/cells/{model}/{cell}/steering/{steer}/answers/{qset}.jsonl",
+    log:
+        "results/logs/steering_generate/{model}/{cell}/{steer}/{qset}.log",
+    wildcard_constraints:
+        model=LOCAL_MODEL_RE,
+        steer=STEER_RE,
+    conda:
+        "../../envs/train.yaml"
+    threads: 4
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 24000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
+    params:
+        gen=steering_generate_param,
+        questions=question_generate_param,
+    script:
+        "../scripts/steering_generate.py"
+
+
+rule steering_judge:
+    # The normal judge and its LLM response cache: an answer judged before costs nothing again.
+    input:
+        unpack(steering_judge_inputs),
+    output:
+        judged="results/cells/{model}/{cell}/steering/{steer}/judged/{qset}.jsonl",
+    log:
+        "results/logs/steering_judge/{model}/{cell}/{steer}/{qset}.log",
+    wildcard_constraints:
+        steer=STEER_RE,
+    localrule: JUDGE_LOCAL
+    conda:
+        "../../envs/train.yaml"
+    threads: 4 if JUDGE_ON_GPU else 1
+    resources:
+        gpu=1 if JUDGE_ON_GPU else 0,
+        openai_calls=0 if JUDGE_ON_GPU else 1,
+        mem_mb=lambda wildcards, attempt: (24000 if JUDGE_ON_GPU else 2000) * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
+    params:
+        judge=judge_param,
+        questions=question_judge_param,
+        planned=steering_plan_param,
+        question_options=question_options_param,
+    script:
+        "../scripts/steering_judge.py"
+
+
+rule steering_summary:
+    # Steered minus unsteered misalignment per target x source x layer x scale (paired, clustered intervals), the
+    # sources' directions (or why there is none) and their cosine similarity.
+    input:
+        unpack(steering_summary_inputs),
+    output:
+        matrix=report(
+            "results/summary/steering.csv",
+            caption="../report/steering.rst",
+            category="Steering",
+            labels={"table": "steering matrix"},
+        ),
+        directions=report(
+            "results/summary/steering_directions.csv",
+            caption="../report/steering_directions.rst",
+            category="Steering",
+            labels={"table": "misalignment directions"},
+        ),
+        cosine=report(
+            "results/summary/steering_cosine.csv",
+            caption="../report/steering_cosine.rst",
+            category="Steering",
+            labels={"table": "direction cosine similarity"},
+        ),
+    log:
+        "results/logs/steering_summary.log",
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        summary=steering_summary_param,
+    script:
+        "../scripts/steering_summary.py"
+
+
+rule steering_plots:
+    input:
+        matrix="results/summary/steering.csv",
+        directions="results/summary/steering_directions.csv",
+        cosine="results/summary/steering_cosine.csv",
+    output:
+        matrix=report(
+            "results/report/plots/steering/matrix.png",
+            caption="../report/steering_matrix.rst",
+            category="Steering",
+            labels={"figure": "steering matrix"},
+        ),
+        sweep=report(
+            "results/report/plots/steering/sweep.png",
+            caption="../report/steering_sweep.rst",
+            category="Steering",
+            labels={"figure": "steering sweep"},
+        ),
+        cosine=report(
+            "results/report/plots/steering/cosine.png",
+            caption="../report/steering_cosine_plot.rst",
+            category="Steering",
+            labels={"figure": "direction cosine similarity"},
+        ),
+    log:
+        "results/logs/steering_plots.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/steering_plots.py"
