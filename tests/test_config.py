@@ -217,6 +217,20 @@ def test_every_cell_of_shipped_configs_gets_params(name):
             else:
                 assert n > 0 and est["n_requests"] >= n
             assert "n_answers" not in gridspec.generate_params(config, cell, qset)["spec"]
+    _steering_params_work(config)
+
+
+def _steering_params_work(config):
+    from emgrid.steering import grid
+
+    for source in grid.sources(config):
+        assert grid.targets(config, source)
+    for target, steer in grid.runs(config):
+        assert grid.generate_params(config, target, steer)["spec"]
+        assert grid.answers_plan(config, target)["conditions"] == ["no_trigger"]
+        for rule in ("steering_generate", "steering_judge"):
+            est = grid.plan_estimate(config, rule, target.model, target.id)
+            assert est.get("n_answers", est.get("n_requests")) >= 0
 
 
 def test_analyses_read_another_variant_with_a_warning():

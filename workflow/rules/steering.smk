@@ -21,7 +21,7 @@ rule steering_direction:
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: 24000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     params:
         steering=steering_direction_param,
     script:
@@ -46,7 +46,7 @@ rule steering_generate:
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: 24000 * attempt,
-        runtime=lambda wildcards, attempt: 120 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
     params:
         gen=steering_generate_param,
         questions=question_generate_param,
