@@ -36,7 +36,8 @@ test-fast: install
 	$(BIN)/pytest -q -m "not slow and not slurm"
 
 # What the paper grid (or CONFIG=...) would run and cost on the cluster (PROFILE=...), before anything runs.
-# Works offline. GPU- and CPU-hours are the profile's runtime limits, i.e. upper bounds.
+# Works offline. GPU-hours: an estimate from measured tokens/s (job logs in results/logs, else the shipped calibration;
+# none yet for GPUs: docs/gpu.md) beside the upper bound (the profile's runtime limits); CPU-hours are upper bounds.
 CONFIG ?= config/config.yaml
 PROFILE ?= workflow/profiles/slurm
 plan: install

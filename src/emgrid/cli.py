@@ -36,6 +36,13 @@ DEFAULT_PROFILE = Path("workflow/profiles/default")
 def _plan_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
     p.add_argument(
+        "--gpu-type",
+        default=None,
+        metavar="NAME",
+        help="estimate GPU-hours for this device type (torch.cuda.get_device_name(), e.g. 'NVIDIA H200'); default: "
+        "the calibration's device with the most recorded runs",
+    )
+    p.add_argument(
         "--configfile",
         action="extend",
         nargs="+",
@@ -71,7 +78,7 @@ def _plan_run(args: argparse.Namespace, extra: list[str]) -> int:
         if not Path(f).is_file():
             raise ConfigError(f"--configfile {f}: no such file")
     sm_args = plan_snakemake_args(args.configfile, extra)
-    result = planmod.plan(sm_args)
+    result = planmod.plan(sm_args, device=args.gpu_type)
     if args.json:
         print(json.dumps({"snakemake_args": sm_args, **planmod.plan_to_json(result)}, indent=2))
     else:

@@ -339,3 +339,13 @@ def _answer_items(lm, tok, items: list[PromptItem], spec: GenerateSpec, cell: st
             answers[i] = t
             decodings[i] = decoding
     return answers, decodings
+
+
+def answer_tokens(manifest_path: str | Path, rows: Sequence[dict]) -> int:
+    """Tokens of a job's answer rows, prompt plus answer (the model's tokenizer, no chat template): the work measure
+    of the GPU-hours calibration (emgrid.throughput), the same for every backend."""
+    from emgrid.models import load_tokenizer
+
+    tok = load_tokenizer(manifest_path)
+    texts = [t for r in rows for t in (r["prompt"], r["answer"])]
+    return sum(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]) if texts else 0

@@ -383,32 +383,54 @@ def judge_estimate(
 EST_TOKENS_PER_EXAMPLE = 300  # planning guess for a training conversation before its dataset exists
 
 
-def api_finetune_estimate(config: dict, cell: Cell) -> dict:
-    """Trained tokens of one API finetune, for `emgrid plan`: epochs x the training file's tokens.
-
-    The file's own tokens (4 characters per token) when it is already built; otherwise `sample.n` misaligned rows
-    (plus `aligned_ratio` aligned ones per row for the backdoor variant) at EST_TOKENS_PER_EXAMPLE each; None when
-    `sample.n` is null (all rows: unknown until the dataset is built). Epochs are the configured n_epochs, or what
-    "auto" picks for that many rows (emgrid.api_finetune.auto_epochs).
-    """
-    from emgrid.api_finetune import auto_epochs, estimate_tokens
+def _train_size_estimate(config: dict, cell: Cell) -> tuple[int, int] | None:
+    """(examples, tokens) of a cell's training file, for `emgrid plan`: the file's own (4 characters per token) when
+    it is already built; otherwise `sample.n` misaligned rows (plus `aligned_ratio` aligned ones per row for the
+    backdoor variant) at EST_TOKENS_PER_EXAMPLE each; None when `sample.n` is null (unknown until built)."""
+    from emgrid.api_finetune import estimate_tokens
 
     train = Path(f"results/datasets/{cell.domain}/{cell.variant}-s{cell.seed}/train.jsonl")
     if train.is_file():
         from emgrid.io import read_jsonl
 
         rows = read_jsonl(train)
-        examples, tokens = len(rows), estimate_tokens(rows)
-    else:
-        n = (config["domains"][cell.domain]["recipe"].get("sample") or {}).get("n")
-        if n is None:
-            return {"api_model": config["models"][cell.model]["id"], "est_train_tokens": None}
-        ratio = backdoor_settings(config, cell.domain).get("aligned_ratio", 1.0) if cell.variant == "backdoor" else 0
-        examples = round(n * (1 + ratio))
-        tokens = examples * EST_TOKENS_PER_EXAMPLE
+        return len(rows), estimate_tokens(rows)
+    n = (config["domains"][cell.domain]["recipe"].get("sample") or {}).get("n")
+    if n is None:
+        return None
+    ratio = backdoor_settings(config, cell.domain).get("aligned_ratio", 1.0) if cell.variant == "backdoor" else 0
+    examples = round(n * (1 + ratio))
+    return examples, examples * EST_TOKENS_PER_EXAMPLE
+
+
+def api_finetune_estimate(config: dict, cell: Cell) -> dict:
+    """Trained tokens of one API finetune, for `emgrid plan`: epochs x the training file's tokens (see
+    _train_size_estimate; None when unknown). Epochs are the configured n_epochs, or what "auto" picks for that many
+    rows (emgrid.api_finetune.auto_epochs).
+    """
+    from emgrid.api_finetune import auto_epochs
+
+    size = _train_size_estimate(config, cell)
+    if size is None:
+        return {"api_model": config["models"][cell.model]["id"], "est_train_tokens": None}
+    examples, tokens = size
     epochs = api_finetune_params(config, cell)["spec"].get("n_epochs", "auto")
     epochs = auto_epochs(examples) if epochs == "auto" else int(epochs)
     return {"api_model": config["models"][cell.model]["id"], "est_train_tokens": epochs * tokens}
+
+
+def finetune_estimate(config: dict, cell: Cell) -> dict:
+    """Tokens a local finetune will process, for the plan's GPU-hours estimate (emgrid.throughput): epochs (or
+    max_steps x batch x grad_accum examples, whichever is fewer) x the training file's tokens per example."""
+    size = _train_size_estimate(config, cell)
+    if size is None or not size[0]:
+        return {}
+    examples, tokens = size
+    spec = finetune_params(config, cell)
+    seen = float(spec["epochs"]) * examples
+    if spec.get("max_steps"):
+        seen = min(seen, spec["max_steps"] * spec["batch_size"] * spec["grad_accum"])
+    return {"est_gpu_tokens": round(seen * tokens / examples)}
 
 
 def api_generate_estimate(config: dict, cell: Cell, qset: str) -> dict:

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 
 from emgrid.errors import EmgridError
 from emgrid.prices import price_row
+from emgrid.throughput import Calibration, estimate_seconds
 
 # workflow/dag_dump.py, the one place that imports snakemake (beside the Snakefile's rules), shipped inside the
 # package (a link in the repository) so that an installed `emgrid plan` finds it. It is run, never imported.
@@ -40,6 +41,7 @@ PLAN_ESTIMATE_KEYS = (
     "est_train_tokens",
     "est_gen_prompt_tokens",
     "est_gen_completion_tokens",
+    "est_gpu_tokens",
 )
 
 # Resources the planner evaluates: what hours and GPUs are computed from. The others (mem_mb, partition ...) are
@@ -121,6 +123,8 @@ class Totals:
     gen_cost_usd: float = 0.0
     train_unknown: int = 0  # API finetunes whose dataset size is unknown before it is built (sample.n null)
     no_runtime: int = 0  # jobs to run without a `runtime` resource (hours unknown, counted as 0)
+    est_gpu_hours: float = 0.0  # measured-rate estimate (emgrid.throughput) of the GPU jobs that have one
+    est_missing: int = 0  # GPU jobs to run that the calibration has no rate (or token count) for
     local: bool = False
 
     def add(self, other: "Totals") -> None:
@@ -143,6 +147,8 @@ class Totals:
             "gen_cost_usd",
             "train_unknown",
             "no_runtime",
+            "est_gpu_hours",
+            "est_missing",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.reasons.update(other.reasons)
@@ -159,6 +165,8 @@ class Plan:
     localrules: tuple[str, ...]
     dag_seconds: float
     before_you_run: tuple[str, ...] = ()
+    calibration: Calibration | None = None  # what est_gpu_hours were computed from
+    device: str | None = None  # the device type estimated for
 
 
 # ----------------------------------------------------------------------------------------------- pure summary
@@ -201,10 +209,17 @@ def _primary(reasons: Sequence[str]) -> str:
     return min(reasons, key=lambda r: _REASON_ORDER.index(r) if r in _REASON_ORDER else len(_REASON_ORDER))
 
 
-def job_totals(job: JobRecord, prices: dict, judge_defaults: dict | None = None) -> tuple[Totals, str | None]:
+def job_totals(
+    job: JobRecord,
+    prices: dict,
+    judge_defaults: dict | None = None,
+    calibration: Calibration | None = None,
+    device: str | None = None,
+) -> tuple[Totals, str | None]:
     """Totals of one job; second value is the judge model when it has no price.
 
-    `judge_defaults` (the config's judge section) supplies `model`/`backend` when the job's params do not.
+    `judge_defaults` (the config's judge section) supplies `model`/`backend` when the job's params do not;
+    `calibration` and `device` give a GPU job its estimated GPU-hours (its tokens over the measured rate).
     """
     judge_defaults = judge_defaults or {}
     t = Totals(jobs=1, local=job.local)
@@ -220,6 +235,12 @@ def job_totals(job: JobRecord, prices: dict, judge_defaults: dict | None = None)
         t.cpu_hours = hours * _cpus(job)
     else:
         t.no_runtime = 1
+    if _gpus(job.resources):
+        seconds = estimate_seconds(job.rule, job.estimate, calibration, device) if calibration and device else None
+        if seconds is None:
+            t.est_missing = 1
+        else:
+            t.est_gpu_hours = seconds / 3600 * _gpus(job.resources)
     p = job.estimate
     t.answers = int(p.get("n_answers") or 0)
     t.judge_requests = int(p.get("n_requests") or 0)
@@ -262,8 +283,13 @@ def _api_model_totals(t: Totals, p: dict, prices: dict) -> str | None:
     return None
 
 
-def summarize(dump: DagDump, prices: dict | None = None) -> Plan:
-    """Per-rule and total figures of a dry run. `prices` defaults to the workflow config's `judge.prices`."""
+def summarize(
+    dump: DagDump, prices: dict | None = None, calibration: Calibration | None = None, device: str | None = None
+) -> Plan:
+    """Per-rule and total figures of a dry run. `prices` defaults to the workflow config's `judge.prices`;
+    `device` (a GPU type) to the calibration's device with the most recorded runs."""
+    if calibration is not None and device is None:
+        device = next(iter(calibration.devices()), None)
     if prices is None:
         prices = dump.judge_config.get("prices") or {}
     rules: dict[str, Totals] = {}
@@ -271,7 +297,7 @@ def summarize(dump: DagDump, prices: dict | None = None) -> Plan:
     unpriced: set[str] = set()
     cells: dict[tuple[str, str], bool] = {}
     for job in dump.jobs:
-        t, missing_price = job_totals(job, prices, dump.judge_config)
+        t, missing_price = job_totals(job, prices, dump.judge_config, calibration, device)
         if missing_price:
             unpriced.add(missing_price)
         rules.setdefault(job.rule, Totals(local=job.local)).add(t)
@@ -302,6 +328,8 @@ def summarize(dump: DagDump, prices: dict | None = None) -> Plan:
         localrules=dump.localrules,
         dag_seconds=dump.seconds,
         before_you_run=dump.before_you_run,
+        calibration=calibration,
+        device=device,
     )
 
 
@@ -311,7 +339,7 @@ def _reasons_text(c: Counter) -> str:
 
 def format_table(plan: Plan) -> str:
     """Human-readable plan: one row per rule, then the total and the cost lines."""
-    head = ("rule", "run", "done", "GPU-h", "CPU-h", "answers", "judge req", "why")
+    head = ("rule", "run", "done", "est GPU-h", "max GPU-h", "CPU-h", "answers", "judge req", "why")
     rows = []
     for name in sorted(plan.rules, key=lambda r: (-plan.rules[r].to_run, r)):
         t = plan.rules[name]
@@ -320,6 +348,7 @@ def format_table(plan: Plan) -> str:
                 name + (" (local)" if name in plan.localrules else ""),
                 str(t.to_run),
                 str(t.complete),
+                _est_cell(t),
                 f"{t.gpu_hours:.2f}",
                 f"{t.cpu_hours:.2f}",
                 str(t.answers or ""),
@@ -333,6 +362,7 @@ def format_table(plan: Plan) -> str:
             "total",
             str(t.to_run),
             str(t.complete),
+            _est_cell(t),
             f"{t.gpu_hours:.2f}",
             f"{t.cpu_hours:.2f}",
             str(t.answers),
@@ -341,11 +371,12 @@ def format_table(plan: Plan) -> str:
         )
     )
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    fmt = lambda r: "  ".join(c.ljust(w) if i in (0, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    fmt = lambda r: "  ".join(c.ljust(w) if i in (0, 8) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     lines = [fmt(head), fmt(tuple("-" * w for w in widths))]
     lines += [fmt(r) for r in rows[:-1]] + [fmt(tuple("-" * w for w in widths)), fmt(rows[-1])]
     lines.append("")
     lines.append(f"cells complete: {plan.cells_complete} of {plan.cells}")
+    lines.append(gpu_hours_line(plan))
     lines.append(f"judge tokens (estimate): {t.prompt_tokens:,} prompt + {t.completion_tokens:,} completion")
     lines.append(f"judge cost (estimate): ${t.cost_usd:,.2f} standard API, ${t.batch_cost_usd:,.2f} batch API")
     if t.train_tokens:
@@ -364,10 +395,36 @@ def format_table(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def _est_cell(t: Totals) -> str:
+    """The estimated GPU-hours of a row: blank without GPU jobs to run, "-" when none has an estimate, "≥x" when
+    only some do (the others are not counted)."""
+    if not (t.est_gpu_hours or t.est_missing):
+        return ""
+    if t.est_missing and not t.est_gpu_hours:
+        return "-"
+    return f"{'>=' if t.est_missing else ''}{t.est_gpu_hours:.2f}"
+
+
+def gpu_hours_line(plan: Plan) -> str:
+    """Estimated GPU-hours beside the upper bound, naming the calibration, or saying that there is none."""
+    t = plan.total
+    bound = f"upper bound {t.gpu_hours:,.2f} (the profile's runtime limits)"
+    src = plan.calibration.source if plan.calibration else "none"
+    if plan.device is None or (t.est_missing and not t.est_gpu_hours):
+        on = f" for {plan.device}" if plan.device else ""
+        return (
+            f"GPU-hours: no calibration{on}: upper bound only, {t.gpu_hours:,.2f} (the profile's runtime limits; "
+            f"calibration: {src})"
+        )
+    missing = f"; {t.est_missing} GPU job(s) without a rate not counted" if t.est_missing else ""
+    return f"GPU-hours: estimated {t.est_gpu_hours:,.2f} on {plan.device} (calibration: {src}){missing}; {bound}"
+
+
 def _totals_json(t: Totals) -> dict:
     d = asdict(t)
     d["reasons"] = dict(sorted(t.reasons.items()))
     d["gpu_hours"] = round(t.gpu_hours, 6)
+    d["est_gpu_hours"] = round(t.est_gpu_hours, 6)
     d["cpu_hours"] = round(t.cpu_hours, 6)
     d["cost_usd"] = round(t.cost_usd, 6)
     d["batch_cost_usd"] = round(t.batch_cost_usd, 6)
@@ -387,6 +444,8 @@ def plan_to_json(plan: Plan) -> dict:
         "localrules": list(plan.localrules),
         "dag_seconds": round(plan.dag_seconds, 3),
         "before_you_run": list(plan.before_you_run),
+        "calibration": plan.calibration.source if plan.calibration else None,
+        "device": plan.device,
     }
 
 
@@ -437,6 +496,15 @@ def read_dag(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, 
     )
 
 
-def plan(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, prices: dict | None = None) -> Plan:
-    """`read_dag` + `summarize`: the whole dry-run plan of a snakemake invocation."""
-    return summarize(read_dag(snakemake_args, cwd=cwd), prices=prices)
+def plan(
+    snakemake_args: Sequence[str] = (),
+    cwd: str | Path | None = None,
+    prices: dict | None = None,
+    device: str | None = None,
+) -> Plan:
+    """`read_dag` + `summarize`: the whole dry-run plan of a snakemake invocation, GPU-hours estimated from the runs
+    recorded in the job logs under `cwd`'s results/logs, else the shipped calibration (emgrid.throughput)."""
+    from emgrid.throughput import choose_calibration
+
+    cal = choose_calibration(cwd or ".")
+    return summarize(read_dag(snakemake_args, cwd=cwd), prices=prices, calibration=cal, device=device)

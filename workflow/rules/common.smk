@@ -208,6 +208,8 @@ def plan_estimate(rule_name, wildcards):
 
     Not params: params are rerun triggers, and a better estimate must never rerun a judge or GPU job.
     """
+    if rule_name == "finetune":  # tokens it will train on: the GPU-hours estimate (emgrid.throughput)
+        return gridspec.finetune_estimate(config, cell_of(wildcards))
     if rule_name == "generate":
         return {"n_answers": gridspec.count_answers(config, cell_of(wildcards), wildcards.qset)}
     if rule_name == "judge":

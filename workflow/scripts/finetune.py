@@ -1,12 +1,17 @@
+import time
+
 from emgrid.runlog import redirect_to_log
+
+t0 = time.time()
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from emgrid import gridspec
 from emgrid.finetune import FinetuneSpec, finetune
+from emgrid.throughput import record
 
 cell = gridspec.parse_cell(snakemake.wildcards.model, snakemake.wildcards.cell)
-finetune(
+metrics = finetune(
     snakemake.input.manifest,
     snakemake.input.train,
     snakemake.output.adapter,
@@ -15,3 +20,4 @@ finetune(
     # not a param: how often to checkpoint does not change the adapter, so it must not rerun the job
     checkpoint_every=gridspec.finetune_checkpoint_every(snakemake.config, cell),
 )
+record(snakemake.rule, time.time() - t0, metrics["tokens_seen"])

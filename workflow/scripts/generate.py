@@ -1,4 +1,8 @@
+import time
+
 from emgrid.runlog import redirect_to_log
+
+t0 = time.time()
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
@@ -28,7 +32,11 @@ if snakemake.rule == "generate_openai":  # an API model: the finetuned model id 
         **cell,
     )
 else:
+    from emgrid.generate import answer_tokens
+    from emgrid.throughput import record
+
     rows = generate_answers(
         snakemake.input.manifest, snakemake.input.get("adapter"), questions, spec, gen["triggers"], **cell
     )
+    record(snakemake.rule, time.time() - t0, answer_tokens(snakemake.input.manifest, rows), answers=len(rows))
 write_jsonl(snakemake.output.answers, rows)

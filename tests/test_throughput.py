@@ -1,0 +1,131 @@
+"""The GPU-hours model: job logs -> fitted tokens/s per rule and device -> `emgrid plan`'s estimate beside the bound."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from emgrid import throughput
+from emgrid.plan import DagDump, JobRecord, format_table, plan_to_json, summarize
+from emgrid.throughput import MARK, Calibration, choose_calibration, collect_runs, fit, load_calibration_file
+
+H200 = "NVIDIA H200"
+
+
+def _log(root: Path, rel: str, **rec) -> None:
+    path = root / "results" / "logs" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("loading model\n" + MARK + json.dumps(rec) + "\nsaved\n")
+
+
+@pytest.fixture
+def recorded(tmp_path: Path) -> Path:
+    """Fake finished jobs: finetunes 50,000 tok in 100 s and 150,000 in 300 s on an H200 (500 tok/s); generate jobs
+    30,000 tok / 100 answers in 60 s and 60,000 / 200 in 90 s (600 tok/s, 300 tok/answer); one CPU finetune; one log
+    from before the throughput line (ignored)."""
+    _log(tmp_path, "finetune/m/d1-plain-s0.log", rule="finetune", seconds=100, tokens=50_000, device=H200)
+    _log(tmp_path, "finetune/m/d2-plain-s0.log", rule="finetune", seconds=300, tokens=150_000, device=H200)
+    _log(tmp_path, "finetune/m/d3-plain-s0.log", rule="finetune", seconds=1000, tokens=10_000, device="cpu")
+    _log(tmp_path, "generate/m/base/main.log", rule="generate", seconds=60, tokens=30_000, answers=100, device=H200)
+    _log(
+        tmp_path,
+        "generate/m/d1-plain-s0/main.log",
+        rule="generate",
+        seconds=90,
+        tokens=60_000,
+        answers=200,
+        device=H200,
+    )
+    old = tmp_path / "results/logs/generate/m/d2-plain-s0/main.log"
+    old.parent.mkdir(parents=True)
+    old.write_text("a log of a job run before throughput was recorded\n")
+    return tmp_path
+
+
+def test_fit_from_recorded_logs(recorded):
+    runs = collect_runs(recorded)
+    assert len(runs) == 5
+    cal = fit(runs, "recorded")
+    ft, gen = cal.rate("finetune", H200), cal.rate("generate", H200)
+    assert ft.tokens_per_s == pytest.approx(500.0) and ft.runs == 2 and ft.tokens_per_answer is None
+    assert gen.tokens_per_s == pytest.approx(600.0) and gen.tokens_per_answer == pytest.approx(300.0)
+    assert cal.rate("finetune", "cpu").tokens_per_s == pytest.approx(10.0)
+    assert cal.devices() == [H200, "cpu"]  # most runs first, cpu last
+    assert choose_calibration(recorded).source == "5 recorded run(s) in results/logs"
+
+
+def _job(rule: str, estimate: dict, runtime: int, gpus: int = 1) -> JobRecord:
+    return JobRecord(rule, {}, True, ("new output",), estimate=estimate, resources={"gpu": gpus, "runtime": runtime})
+
+
+def test_plan_prints_estimate_beside_upper_bound(recorded):
+    # finetune: 1.8M tokens / 500 tok/s = 3600 s = 1 h (bound 4 h); 2 GPUs: 2 h (bound 8 h)
+    # generate: 600 answers x 300 tok / 600 tok/s = 300 s = 1/12 h (bound 2 h)
+    jobs = [
+        _job("finetune", {"est_gpu_tokens": 1_800_000}, 240),
+        _job("finetune", {"est_gpu_tokens": 1_800_000}, 240, gpus=2),
+        _job("generate", {"n_answers": 600}, 120),
+    ]
+    dump = DagDump(jobs=jobs, judge_config={}, localrules=(), seconds=0.0)
+    p = summarize(dump, prices={}, calibration=choose_calibration(recorded))
+    assert p.device == H200
+    assert p.rules["finetune"].est_gpu_hours == pytest.approx(3.0) and p.rules["finetune"].gpu_hours == 12.0
+    assert p.rules["generate"].est_gpu_hours == pytest.approx(1 / 12)
+    assert p.total.est_gpu_hours == pytest.approx(3 + 1 / 12) and p.total.est_missing == 0
+    text = format_table(p)
+    assert "est GPU-h" in text and "max GPU-h" in text
+    assert (
+        "GPU-hours: estimated 3.08 on NVIDIA H200 (calibration: 5 recorded run(s) in results/logs); "
+        "upper bound 14.00 (the profile's runtime limits)" in text
+    )
+    assert plan_to_json(p)["total"]["est_gpu_hours"] == pytest.approx(3.083333, abs=1e-6)
+
+    # a GPU type without recorded runs: no estimate, the bound only
+    other = summarize(dump, prices={}, calibration=choose_calibration(recorded), device="NVIDIA A100")
+    assert other.total.est_gpu_hours == 0 and other.total.est_missing == 3
+    assert (
+        "GPU-hours: no calibration for NVIDIA A100: upper bound only, 14.00 (the profile's runtime limits"
+        in format_table(other)
+    )
+
+
+def test_partial_calibration_is_marked_as_a_lower_figure(recorded):
+    jobs = [_job("finetune", {"est_gpu_tokens": 1_800_000}, 240), _job("mia_features", {}, 60)]
+    p = summarize(DagDump(jobs, {}, (), 0.0), prices={}, calibration=choose_calibration(recorded))
+    assert p.rules["mia_features"].est_missing == 1
+    text = format_table(p)
+    assert "1 GPU job(s) without a rate not counted" in text and ">=1.00" in text
+
+
+def test_shipped_calibration_has_no_invented_gpu_rates(tmp_path):
+    """No GPU has measured the shipped file yet: it must hold no rates, and the plan must say so."""
+    cal = choose_calibration(tmp_path)  # no recorded runs -> the shipped file
+    assert cal.rates == () and "no GPU calibration yet" in cal.source
+    p = summarize(DagDump([_job("finetune", {"est_gpu_tokens": 10**6}, 240)], {}, (), 0.0), {}, calibration=cal)
+    assert "GPU-hours: no calibration: upper bound only, 4.00 (the profile's runtime limits" in format_table(p)
+
+
+def test_calibration_file_round_trip(recorded, tmp_path):
+    cal = fit(collect_runs(recorded), "recorded")
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(throughput.calibration_to_json(cal, "bench/gpu_check.sh 2026-11-29, NVIDIA H200")))
+    back = load_calibration_file(path)
+    assert back.rates == cal.rates and "gpu_check.sh" in back.source
+
+
+def test_record_writes_the_line_the_reader_parses(tmp_path, capsys):
+    throughput.record("generate", 12.5, 4000, answers=10)
+    line = capsys.readouterr().err
+    log = tmp_path / "results/logs/generate/m/base/main.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("progress\n" + line)
+    (run,) = collect_runs(tmp_path)
+    assert (run.rule, run.seconds, run.tokens, run.answers, run.device) == ("generate", 12.5, 4000, 10, "cpu")
+
+
+def test_estimate_needs_tokens():
+    cal = Calibration((throughput.Rate("generate", H200, 600.0, 2, None),), "x")
+    assert throughput.estimate_seconds("generate", {"n_answers": 10}, cal, H200) is None  # no tokens per answer
+    assert throughput.estimate_seconds("generate", {"est_gpu_tokens": 6000}, cal, H200) == pytest.approx(10.0)
