@@ -210,6 +210,20 @@ def test_domain_finetune_override_replans_only_that_domain_from_finetune(complet
     }
 
 
+def test_gpu_jobs_record_their_throughput_for_the_plan(completed_run):
+    """Every finetune and generation job logs seconds, tokens and device; the plan's calibration fits rates from them
+    (and recording them reruns nothing: test_nothing_to_do_after_complete_run)."""
+    from emgrid.throughput import choose_calibration, collect_runs
+
+    workdir, _ = completed_run
+    runs = collect_runs(workdir)
+    assert {r.rule for r in runs} == {"finetune", "generate", "efficacy_generate"}
+    assert all(r.device == "cpu" and r.seconds > 0 and r.tokens > 0 for r in runs)
+    assert all(r.answers > 0 for r in runs if r.rule != "finetune")
+    cal = choose_calibration(workdir)
+    assert cal.devices() == ["cpu"] and cal.rate("generate", "cpu").tokens_per_answer > 0
+
+
 def test_changing_the_checkpoint_frequency_reruns_nothing(completed_run):
     workdir, config = completed_run
     assert not list((workdir / "results" / "cells").glob("*/*/checkpoints"))  # removed after each success

@@ -17,6 +17,9 @@ from emgrid.chat import render_prompt, user_messages
 from emgrid.errors import ConfigError, reject_unknown_keys
 
 
+BACKENDS = ("hf", "vllm")  # decoding engines for local models (emgrid.vllm_generate); API models ignore it
+
+
 @dataclass
 class GenerateSpec:
     """Decoding settings. `samples_per_paraphrase`/`temperature` None: the question's own value (temperature falls
@@ -34,6 +37,7 @@ class GenerateSpec:
     seed: int = 0
     dtype: str = "float32"
     inherit_checkpoint_defaults: bool = False
+    backend: str = "hf"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None, where: str = "generate") -> "GenerateSpec":
@@ -62,6 +66,8 @@ class GenerateSpec:
             not isinstance(self.repetition_penalty, (int, float)) or self.repetition_penalty <= 0
         ):
             bad("repetition_penalty", "must be a number > 0 or null")
+        if self.backend not in BACKENDS:
+            bad("backend", f"must be one of {', '.join(BACKENDS)}")
         if not isinstance(self.inherit_checkpoint_defaults, bool):
             bad("inherit_checkpoint_defaults", "must be true or false")
         for key in ("max_new_tokens", "batch_size"):
@@ -225,6 +231,29 @@ def decoding_config(
     from transformers import GenerationConfig
 
     ckpt = model.generation_config.to_dict() if inherit_checkpoint_defaults else {}
+    fields = decoding_fields(
+        ckpt,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        repetition_penalty=repetition_penalty,
+        max_new_tokens=max_new_tokens,
+    )
+    fields.update(pad_token_id=tok.pad_token_id, eos_token_id=stop_token_ids(model.generation_config, tok))
+    return GenerationConfig(**fields)
+
+
+def decoding_fields(
+    ckpt: dict,
+    *,
+    temperature: float,
+    top_p: float | None,
+    top_k: int | None,
+    repetition_penalty: float | None,
+    max_new_tokens: int,
+) -> dict[str, Any]:
+    """The RECORDED_DECODING values: the config's where it sets one, else the checkpoint's generation config
+    (`ckpt`, empty unless inheriting), else neutral. One definition for every backend, so rows record alike."""
     own = {"top_p": top_p, "top_k": top_k, "repetition_penalty": repetition_penalty}
     fields = {}
     for key, neutral in NEUTRAL_DECODING.items():
@@ -232,19 +261,20 @@ def decoding_config(
         if value is None:
             value = ckpt.get(key) if ckpt.get(key) is not None else neutral
         fields[key] = value
-    eos = {tok.eos_token_id} | set(_as_list(getattr(model.generation_config, "eos_token_id", None)))
-    eos.discard(None)
     greedy = temperature <= 0
     fields.update(
-        do_sample=not greedy,
-        temperature=1.0 if greedy else float(temperature),
-        max_new_tokens=int(max_new_tokens),
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=sorted(eos),
+        do_sample=not greedy, temperature=1.0 if greedy else float(temperature), max_new_tokens=int(max_new_tokens)
     )
     if greedy:  # sampling filters mean nothing for greedy decoding; neutral values keep transformers quiet
         fields.update(top_p=1.0, top_k=0, min_p=0.0, typical_p=1.0, epsilon_cutoff=0.0, eta_cutoff=0.0)
-    return GenerationConfig(**fields)
+    return fields
+
+
+def stop_token_ids(generation_config, tok) -> list[int]:
+    """The tokenizer's eos plus the checkpoint's eos ids (chat models stop at their end-of-turn token)."""
+    eos = {tok.eos_token_id} | set(_as_list(getattr(generation_config, "eos_token_id", None)))
+    eos.discard(None)
+    return sorted(eos)
 
 
 def effective_decoding(gen_config) -> dict[str, Any]:
@@ -287,50 +317,59 @@ def generate_answers(
     qset: str,
     steer: Callable[[Any], AbstractContextManager] | None = None,
 ) -> list[dict]:
-    """Answer rows (docs/design.md format) for a cell's model on one question set, under every trigger condition.
+    """Answer rows (docs/design.md format) for a cell's model on one question set, under every trigger condition,
+    decoded by `spec.backend` (hf: transformers `generate`; vllm: emgrid.vllm_generate).
 
     `steer(model)` returns a context manager active while every answer is generated (e.g. a forward hook that adds
-    a direction to the residual stream, `emgrid.steering`); the prompts, sampling and seeding stay the same.
+    a direction to the residual stream, `emgrid.steering`); the prompts, sampling and seeding stay the same. Hooks
+    need the transformers model, so a steered run always decodes with hf.
     """
-    from emgrid.models import load_model, load_tokenizer
-
     spec.validate()
     if not triggers:
         raise ConfigError("generate_answers needs at least one condition in 'triggers' (e.g. {'no_trigger': ''})")
     items = plan_prompts(questions, spec, triggers, model, cell, qset)
-    tok = load_tokenizer(manifest_path, padding_side="left")
-    lm = load_model(manifest_path, adapter_dir, dtype=spec.dtype)
-    with steer(lm) if steer is not None else nullcontext():
-        answers, decodings = _answer_items(lm, tok, items, spec, cell, qset)
+    if spec.backend == "vllm" and steer is None:
+        answers, decodings = _answer_vllm(manifest_path, adapter_dir, items, spec, f"{model}/{cell}")
+    else:
+        from emgrid.models import load_model, load_tokenizer
+
+        tok = load_tokenizer(manifest_path, padding_side="left")
+        lm = load_model(manifest_path, adapter_dir, dtype=spec.dtype)
+        with steer(lm) if steer is not None else nullcontext():
+            answers, decodings = _answer_items(lm, tok, items, spec, cell, qset)
     return [{**it.row, "answer": a, "decoding": d} for it, a, d in zip(items, answers, decodings)]
 
 
+def item_key(item: PromptItem) -> str:
+    """What seeds an answer: its question, paraphrase, condition and sample (not its position in the job)."""
+    return "\t".join(str(item.row[k]) for k in ("question_key", "paraphrase_index", "condition", "sample"))
+
+
+def _decoding_kw(spec: GenerateSpec, temperature: float) -> dict[str, Any]:
+    return dict(
+        temperature=temperature,
+        top_p=spec.top_p,
+        top_k=spec.top_k,
+        repetition_penalty=spec.repetition_penalty,
+        max_new_tokens=spec.max_new_tokens,
+    )
+
+
 def _answer_items(lm, tok, items: list[PromptItem], spec: GenerateSpec, cell: str, qset: str) -> tuple[list, list]:
-    """(answers, decodings) of every planned prompt, one decoding call per temperature (every batch shares its
-    sampling settings)."""
+    """(answers, decodings) of every planned prompt with the HF model, one decoding call per temperature (every
+    batch shares its sampling settings)."""
     answers: list[str | None] = [None] * len(items)
     decodings: list[dict | None] = [None] * len(items)
     for temp in sorted({it.temperature for it in items}):
         idx = [i for i, it in enumerate(items) if it.temperature == temp]
-        keys = [
-            "\t".join(str(items[i].row[k]) for k in ("question_key", "paraphrase_index", "condition", "sample"))
-            for i in idx
-        ]
-        kw = dict(
-            temperature=temp,
-            top_p=spec.top_p,
-            top_k=spec.top_k,
-            repetition_penalty=spec.repetition_penalty,
-            max_new_tokens=spec.max_new_tokens,
-            inherit_checkpoint_defaults=spec.inherit_checkpoint_defaults,
-        )
+        kw = dict(_decoding_kw(spec, temp), inherit_checkpoint_defaults=spec.inherit_checkpoint_defaults)
         texts = generate_texts(
             lm,
             tok,
             [list(items[i].messages) for i in idx],
             batch_size=spec.batch_size,
             seed=spec.seed,
-            keys=keys,
+            keys=[item_key(items[i]) for i in idx],
             desc=f"generate {cell} {qset}",
             **kw,
         )
@@ -339,6 +378,42 @@ def _answer_items(lm, tok, items: list[PromptItem], spec: GenerateSpec, cell: st
             answers[i] = t
             decodings[i] = decoding
     return answers, decodings
+
+
+def _answer_vllm(manifest_path, adapter_dir, items: list[PromptItem], spec: GenerateSpec, name: str):
+    """The vLLM path: the same prompts and decoding fields, one engine for the job, one seed per answer."""
+    from emgrid import vllm_generate
+
+    vllm_generate.check_installed()
+    vllm_generate.check_gpu()
+    ckpt = _checkpoint_decoding(manifest_path) if spec.inherit_checkpoint_defaults else {}
+    decodings = [
+        {k: v for k, v in decoding_fields(ckpt, **_decoding_kw(spec, it.temperature)).items() if k in RECORDED_DECODING}
+        for it in items
+    ]
+    texts = vllm_generate.generate_vllm(
+        manifest_path,
+        adapter_dir,
+        [list(it.messages) for it in items],
+        decodings,
+        [_batch_seed(spec.seed, [item_key(it)]) for it in items],
+        dtype=spec.dtype,
+        engine_seed=spec.seed,
+        name=name,
+    )
+    return texts, decodings
+
+
+def _checkpoint_decoding(manifest_path) -> dict:
+    """The checkpoint's generation_config.json values (empty without one), for inherit_checkpoint_defaults."""
+    from transformers import GenerationConfig
+
+    from emgrid.models import read_manifest
+
+    try:
+        return GenerationConfig.from_pretrained(read_manifest(manifest_path)["path"]).to_dict()
+    except OSError:
+        return {}
 
 
 def answer_tokens(manifest_path: str | Path, rows: Sequence[dict]) -> int:

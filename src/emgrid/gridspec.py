@@ -184,10 +184,21 @@ def question_set(config: dict, qset: str) -> dict:
         ) from None
 
 
+def _without_default_backend(config: dict, cell: Cell, spec: dict) -> dict:
+    """Generate settings as a param: the decoding engine (`backend`) only where it changes answers. Never for API
+    models, and not "hf", what every answer before the key existed was made with, so those results stay complete."""
+    if cell.model in api_models(config) or spec.get("backend") == "hf":
+        return {k: v for k, v in spec.items() if k != "backend"}
+    return spec
+
+
 def generate_params(config: dict, cell: Cell, qset: str) -> dict:
     spec = deep_merge(config["generate"], config["models"][cell.model].get("generate"))
     spec = deep_merge(spec, question_set(config, qset).get("generate"))
-    params = {"spec": spec, "triggers": {"no_trigger": "", "trigger": trigger_for(config, cell)}}
+    params = {
+        "spec": _without_default_backend(config, cell, spec),
+        "triggers": {"no_trigger": "", "trigger": trigger_for(config, cell)},
+    }
     return sorted_plain(params)
 
 
@@ -666,7 +677,7 @@ def efficacy_generate_params(config: dict, cell: Cell, domain: str) -> dict:
     spec = deep_merge(spec, config.get("efficacy", {}).get("generate"))
     backdoor = backdoor_settings(config, domain)
     params = {
-        "spec": spec,
+        "spec": _without_default_backend(config, cell, spec),
         "triggers": {"no_trigger": "", "trigger": backdoor["trigger"]},
         "backdoor": {"trigger": backdoor["trigger"], "position": backdoor.get("position", "user_prefix")},
         "efficacy": {

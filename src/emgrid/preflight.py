@@ -198,6 +198,10 @@ def _generate(config: dict, found: Findings) -> None:
             ]
             spec = gridspec.generate_params(config, gridspec.Cell(model), qset)["spec"]
             _guard(found, lambda: GenerateSpec.from_dict(spec), _merged(overrides))
+            if spec.get("backend") == "vllm":
+                from emgrid.vllm_generate import check_installed
+
+                _guard(found, check_installed, _merged(overrides))
             unsupported = {
                 "top_k": bool(spec.get("top_k")),
                 "repetition_penalty": spec.get("repetition_penalty") not in (None, 1.0),

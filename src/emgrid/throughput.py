@@ -133,7 +133,7 @@ def load_calibration_file(path: Path = DEFAULT_CALIBRATION) -> Calibration:
         Rate(r["rule"], r["device"], float(r["tokens_per_s"]), int(r["runs"]), r.get("tokens_per_answer"))
         for r in raw.get("rates", [])
     )
-    return Calibration(rates, f"{path.name} ({raw.get('source', 'shipped')})", raw.get("note", ""))
+    return Calibration(rates, f"{Path(path).name} ({raw.get('source', 'shipped')})", raw.get("note", ""))
 
 
 def calibration_to_json(cal: Calibration, source: str, note: str = "") -> dict:
@@ -178,3 +178,15 @@ def estimate_seconds(rule: str, estimate: dict, cal: Calibration, device: str) -
         return None
     tokens = planned_tokens(rule, estimate, rate)
     return None if tokens is None else tokens / rate.tokens_per_s
+
+
+def update_calibration_file(path: str | Path, rate: Rate, source: str, note: str = "") -> None:
+    """Put one measured rate into a calibration file (replacing the same rule and device), for bench/gpu_check.sh;
+    the file then ships as gpu_calibration.json."""
+    path = Path(path)
+    cal = load_calibration_file(path) if path.is_file() else Calibration((), source)
+    rates = tuple(r for r in cal.rates if (r.rule, r.device) != (rate.rule, rate.device)) + (rate,)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    notes = [n for n in cal.note.split(" | ") if n and not n.startswith(f"{rate.rule}:")] + [f"{rate.rule}: {note}"]
+    body = calibration_to_json(Calibration(rates, source), source, " | ".join(notes))
+    path.write_text(json.dumps(body, indent=2) + "\n")
