@@ -1,8 +1,17 @@
-"""Finetuning speed: emgrid.finetune (trl SFTTrainer, padding-free batches) vs dynamic padding vs the study's recipe
+"""Finetuning speed: emgrid.finetune (trl SFTTrainer; padding-free batches or dynamic padding) vs the study's recipe
 (plain Trainer, every example padded to 512 tokens), same model, data, LoRA and batch size, side by side in one run.
 
     .venv/bin/python bench/bench_finetune.py                       # SmolLM2-135M, both length mixes
     .venv/bin/python bench/bench_finetune.py --model tiny --steps 20 --mix short
+    .venv/bin/python bench/bench_finetune.py --device cuda --shape qwen2.5-7b --dtype bfloat16 --calibration cal.json
+    .venv/bin/python bench/bench_finetune.py --device cpu --shape tiny --steps 3      # the GPU mode's code path, on CPU
+
+GPU mode (`--device cuda --shape qwen2.5-0.5b|qwen2.5-7b`): random weights in Qwen2.5's layer shapes (no download),
+ours in bf16 (`--dtype bfloat16`) with padding-free batches (on by default on a GPU; SDPA attention, whose
+block-diagonal mask keeps the packed examples apart) against the study's recipe (fp32, every example padded to 512),
+and the model FLOPs utilisation of ours against the GPU's bf16 dense peak (PEAK_TFLOPS, by device name; the one used
+is printed). `--calibration FILE` records ours' steady-state tokens/s as the `finetune` rate of this GPU type for
+`emgrid plan` (emgrid.throughput; bench/gpu_check.sh writes src/emgrid/gpu_calibration.json this way).
 
 Two length mixes (`--mix short|realistic|both`):
 - short: emgrid.chat.example_conversations, the very short synthetic examples of tests and the demo (~70-90 tokens).
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import random
 import statistics
@@ -166,11 +176,21 @@ def length_summary(manifest: Path, rows: list[dict]) -> tuple[float, str]:
 
 # Random-weight models with Qwen2.5's layer shapes (the tokenizer, hence the vocabulary, is the tiny BPE one).
 SHAPES = {
+    "tiny": {},  # prepare_model's own tiny default: checks the GPU mode's code path on a CPU in seconds
     "qwen2.5-0.5b": dict(hidden=896, intermediate=4864, layers=24, heads=14, kv_heads=2),
     "qwen2.5-7b": dict(hidden=3584, intermediate=18944, layers=28, heads=28, kv_heads=4),
 }
 # bf16 dense peak TFLOP/s by device-name fragment, for MFU (GPU_PEAK_TFLOPS overrides).
-PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
+# The first fragment found in the name wins: the PCIe/NVL H100s before the SXM one.
+PEAK_TFLOPS = {
+    "H100 PCIe": 756.0,
+    "H100 NVL": 835.0,
+    "H200": 989.0,
+    "H100": 989.0,
+    "A100": 312.0,
+    "L40S": 362.0,
+    "A10": 125.0,
+}
 
 
 def prepare(model: str, cache: Path, work: Path, shape: str | None = None) -> Path:
@@ -181,6 +201,12 @@ def prepare(model: str, cache: Path, work: Path, shape: str | None = None) -> Pa
         out = (cache / model) if model == "smollm2" else (work / model)
         prepare_model({"source": model}, out)
     return out / "manifest.json"
+
+
+def device_label() -> str:
+    from emgrid.models import device_name
+
+    return device_name()
 
 
 def mfu(real_tok_s: float, manifest: Path) -> str:
@@ -270,7 +296,7 @@ def pad512(manifest: Path, train_jsonl: Path, spec: FinetuneSpec, work: Path) ->
 
 def run_mix(mix: str, manifest: Path, a, work: Path) -> tuple[float, float]:
     """All arms on one length mix; prints the table and returns (speed-up vs pad-512, padding share of ours)."""
-    n = a.steps * a.batch_size
+    n = a.steps * a.batch_size * a.grad_accum
     rows = example_conversations(n, seed=0) if mix == "short" else realistic_conversations(n, seed=0)
     train = work / f"train-{mix}.jsonl"
     write_jsonl(train, rows)
@@ -279,19 +305,20 @@ def run_mix(mix: str, manifest: Path, a, work: Path) -> tuple[float, float]:
         epochs=1,
         max_steps=a.steps,
         batch_size=a.batch_size,
-        grad_accum=1,
+        grad_accum=a.grad_accum,
         lr=1e-3,
         logging_steps=1,
         dtype=a.dtype,
         bf16=a.dtype == "bfloat16",
+        padding_free=a.padding_free,
     )
-    arms = [ours(manifest, train, spec, work, "emgrid.finetune (padding-free)")]
-    if a.dynamic:
-        arms.append(
-            ours(
-                manifest, train, FinetuneSpec(**{**spec.__dict__, "padding_free": False}), work, "trl, dynamic padding"
-            )
-        )
+    batching = {True: "padding-free", False: "dynamic padding"}
+    # ours: the optimizer step's examples in one micro-batch when --fold-accum (same examples per step, fewer passes)
+    mine = dataclasses.replace(spec, batch_size=a.batch_size * a.grad_accum, grad_accum=1) if a.fold_accum else spec
+    arms = [ours(manifest, train, mine, work, f"emgrid.finetune ({batching[a.padding_free]}, bs {mine.batch_size})")]
+    if a.alt_batching:  # the other batching choice, same micro-batch
+        other = dataclasses.replace(mine, padding_free=not a.padding_free)
+        arms.append(ours(manifest, train, other, work, f"trl, {batching[not a.padding_free]}"))
     arms.append(pad512(manifest, train, spec, work))
     print(f"\n[{mix} mix] {n} examples, mean {mean_len:.0f} tokens ({desc})")
     print(f"{'method':<34}{'s/step':>9}{'real tok/step':>15}{'real tok/s':>12}{'padding':>9}")
@@ -305,6 +332,16 @@ def run_mix(mix: str, manifest: Path, a, work: Path) -> tuple[float, float]:
         f"speed-up ours / pad-512 (real tokens/s): {ratio:.2f}x; bound 512 / mean length = {512 / mean_len:.2f}x"
         + mfu(arms[0].real_per_s, manifest)
     )
+    if a.calibration and mix == a.calibration_mix:
+        from emgrid.models import device_name
+        from emgrid.throughput import Rate, update_calibration_file
+
+        update_calibration_file(
+            a.calibration,
+            Rate("finetune", device_name(), arms[0].real_per_s, 1),
+            source=f"bench/bench_finetune.py {time.strftime('%Y-%m-%d')}",
+            note=f"{a.shape or a.model}, {mix} mix, {a.dtype}, steady-state steps (model loading not included)",
+        )
     if a.json:
         import json
 
@@ -326,6 +363,17 @@ def run_mix(mix: str, manifest: Path, a, work: Path) -> tuple[float, float]:
     return ratio, arms[0].pad_share
 
 
+def select_device(device: str) -> bool:
+    """Hide the GPUs for --device cpu (before CUDA is initialised); fail clearly for --device cuda without one."""
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is visible")
+    return torch.cuda.is_available()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", choices=["tiny", "smollm2"], default="smollm2")
@@ -334,12 +382,36 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--steps", type=int, default=4, help="optimizer steps per arm (default 4; the first is not timed)")
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--no-dynamic", dest="dynamic", action="store_false", help="skip the dynamic-padding arm")
+    ap.add_argument(
+        "--no-alt-batching",
+        dest="alt_batching",
+        action="store_false",
+        help="skip the arm with the other batching choice (padding-free <-> dynamic padding)",
+    )
+    ap.add_argument(
+        "--grad-accum", type=int, default=1, help="accumulation steps per optimizer step (pad-512: the study's 4)"
+    )
+    ap.add_argument(
+        "--fold-accum",
+        action="store_true",
+        help="ours: one micro-batch of batch-size x grad-accum examples per optimizer step (same effective batch)",
+    )
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the converted SmolLM2 is kept")
     ap.add_argument("--shape", choices=sorted(SHAPES), default=None, help="random weights in this model's shapes")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="ours (pad-512 stays fp32)")
-    ap.add_argument("--json", type=Path, default=None, help="append one JSON record per mix (calibration)")
+    ap.add_argument("--json", type=Path, default=None, help="append one JSON record per mix")
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when visible")
+    ap.add_argument(
+        "--padding-free",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="ours: padding-free batches (auto: on for cuda, off on CPU, as measured)",
+    )
+    ap.add_argument("--calibration", type=Path, default=None, help="record ours' tokens/s in this calibration file")
+    ap.add_argument("--calibration-mix", choices=["short", "realistic"], default="realistic")
     a = ap.parse_args(argv)
+    cuda = select_device(a.device)
+    a.padding_free = cuda if a.padding_free == "auto" else a.padding_free == "on"
 
     import torch
 
@@ -349,7 +421,8 @@ def main(argv=None) -> int:
         work = Path(w)
         manifest = a.manifest or prepare(a.model, a.cache_dir, work, a.shape)
         print(
-            f"finetune benchmark: model={a.shape or a.manifest or a.model} dtype(ours)={a.dtype} steps={a.steps} batch={a.batch_size} "
+            f"finetune benchmark: model={a.shape or a.manifest or a.model} dtype(ours)={a.dtype} steps={a.steps} "
+            f"batch={a.batch_size} padding-free(ours)={a.padding_free} device={device_label()} "
             f"threads={torch.get_num_threads()} LoRA r=8 q_proj+v_proj"
         )
         results = {

@@ -3,14 +3,22 @@ model, prompts and token budget, measured side by side in one run (and a check t
 
     .venv/bin/python bench/bench_generate.py                  # SmolLM2-135M (converted once into the cache dir)
     .venv/bin/python bench/bench_generate.py --model tiny --prompts 64
+    python bench/bench_generate.py --device cuda --shape qwen2.5-0.5b --prompts 512 --vllm --calibration cal.json
 
 Target: ratio (batched tokens/s over one-at-a-time) >= 5.
+
+GPU mode: `--shape` builds random weights in Qwen2.5's layer shapes (bench_finetune.SHAPES, no download) and, with
+`--lora`, a LoRA adapter (r 8, q/v; random, non-zero) applied unmerged. `--vllm` adds vLLM (one engine, the adapter
+as a LoRARequest, emgrid.vllm_generate) beside HF batched, same prompts and forced answer length; it needs the vllm
+environment (docs/gpu.md) and is skipped, saying so, where vllm cannot be imported. `--calibration FILE` records the
+faster arm's tokens/s (prompt + answer tokens, as the jobs count them) as the `generate` rate of this GPU type.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +28,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from emgrid.chat import example_conversations, render_prompt  # noqa: E402
 from emgrid.generate import generate_texts  # noqa: E402
-from emgrid.models import load_model, load_tokenizer, prepare_model  # noqa: E402
+from emgrid.models import load_model, load_tokenizer, prepare_model, read_manifest  # noqa: E402
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emgrid" / "bench"
 
@@ -36,20 +44,32 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--adapter", type=Path, default=None, help="optional LoRA adapter dir (PeftModel, unmerged)")
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the converted SmolLM2 is kept")
+    ap.add_argument("--shape", default=None, help="random weights in this shape (bench_finetune.SHAPES)")
+    ap.add_argument("--lora", action="store_true", help="make and apply a random LoRA adapter (r 8, q/v)")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--vllm", action="store_true", help="add the vLLM arm (when vllm is importable)")
+    ap.add_argument("--skip-single", action="store_true", help="skip the one-prompt-at-a-time arm (slow on a GPU)")
+    ap.add_argument("--calibration", type=Path, default=None, help="record the generate rate in this file")
     a = ap.parse_args(argv)
+    if a.device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
     import torch
 
+    if a.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is visible")
     if a.threads:
         torch.set_num_threads(a.threads)
-    with tempfile.TemporaryDirectory(prefix="emgrid-bench-gen-") as w:
-        manifest = a.manifest
-        if manifest is None:
-            out = (a.cache_dir / a.model) if a.model == "smollm2" else Path(w) / a.model
-            prepare_model({"source": a.model}, out)
-            manifest = out / "manifest.json"
-        tok = load_tokenizer(manifest)
-        model = load_model(manifest, a.adapter, device=a.device)
+    work = Path(tempfile.mkdtemp(prefix="emgrid-bench-gen-"))
+    manifest = a.manifest
+    if manifest is None:
+        out = (a.cache_dir / a.model) if a.model == "smollm2" and not a.shape else work / (a.shape or a.model)
+        prepare_model(_model_spec(a.model, a.shape), out)
+        manifest = out / "manifest.json"
+    if a.lora and a.adapter is None:
+        a.adapter = random_adapter(manifest, work / "adapter")
+    tok = load_tokenizer(manifest)
+    model = load_model(manifest, a.adapter, dtype=a.dtype, device=a.device)
     prompts = [ex["messages"][:-1] for ex in example_conversations(a.prompts, seed=1)]
     lengths = [len(tok(render_prompt(tok, p), add_special_tokens=False)["input_ids"]) for p in prompts]
     kw = dict(max_new_tokens=a.new_tokens, min_new_tokens=a.new_tokens, temperature=1.0, seed=0, progress=False)
@@ -59,9 +79,11 @@ def main(argv=None) -> int:
     t = time.time()
     generate_texts(model, tok, prompts, batch_size=a.batch_size, **kw)
     batched = n_tokens / (time.time() - t)
-    t = time.time()
-    generate_texts(model, tok, prompts, batch_size=1, **kw)
-    single = n_tokens / (time.time() - t)
+    single = float("nan")
+    if not a.skip_single:
+        t = time.time()
+        generate_texts(model, tok, prompts, batch_size=1, **kw)
+        single = n_tokens / (time.time() - t)
 
     greedy = dict(max_new_tokens=16, temperature=0, progress=False)
     k = min(8, a.prompts)
@@ -74,7 +96,7 @@ def main(argv=None) -> int:
     )
 
     print(
-        f"\ngenerate benchmark: model={a.manifest or a.model} device={model.device} adapter={a.adapter} prompts={a.prompts} "
+        f"\ngenerate benchmark: model={a.shape or a.manifest or a.model} device={model.device} adapter={a.adapter} prompts={a.prompts} "
         f"(prompt tokens {min(lengths)}-{max(lengths)}) new_tokens={a.new_tokens} threads={torch.get_num_threads()}"
     )
     print(f"{'method':<38}{'tokens/s':>10}{'total s':>10}")
@@ -82,13 +104,85 @@ def main(argv=None) -> int:
         f"{'batched (bs ' + str(a.batch_size) + ', left pad, length-grouped)':<38}{batched:>10.1f}"
         f"{n_tokens / batched:>10.1f}"
     )
-    print(f"{'one prompt at a time (bs 1)':<38}{single:>10.1f}{n_tokens / single:>10.1f}")
-    ratio = batched / single
-    print(
-        f"speed-up batched / one-at-a-time: {ratio:.2f}x (target >= 5x) -> {'PASS' if ratio >= 5 else 'BELOW TARGET'}"
-    )
+    if not a.skip_single:
+        print(f"{'one prompt at a time (bs 1)':<38}{single:>10.1f}{n_tokens / single:>10.1f}")
+        ratio = batched / single
+        verdict = "PASS" if ratio >= 5 else "BELOW TARGET"
+        print(f"speed-up batched / one-at-a-time: {ratio:.2f}x (target >= 5x) -> {verdict}")
     print(f"greedy batched == one-at-a-time: {same}/{k} prompts")
+    best, arm = batched, "hf"
+    if a.vllm:
+        del model
+        vllm_s = vllm_seconds(manifest, a.adapter, prompts, a.new_tokens, a.dtype)
+        if vllm_s is not None:
+            v = n_tokens / vllm_s
+            print(f"{'vLLM (one engine, LoRARequest)':<38}{v:>10.1f}{vllm_s:>10.1f}")
+            print(f"speed-up vLLM / HF batched: {v / batched:.2f}x (target >= 5x with a LoRA adapter, 0.5B shape)")
+            best, arm = max((batched, "hf"), (v, "vllm"))
+    if a.calibration:
+        record_rate(a.calibration, best * (1 + sum(lengths) / n_tokens), arm, a)
     return 0
+
+
+def _model_spec(model: str, shape: str | None) -> dict:
+    if not shape:
+        return {"source": model}
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_finetune import SHAPES
+
+    return {"source": "tiny", **SHAPES[shape]}
+
+
+def random_adapter(manifest: Path, out: Path) -> Path:
+    """A LoRA adapter (r 8, q/v proj) with random non-zero B, so applying it costs what a trained one costs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(read_manifest(manifest)["path"])
+    peft = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.01)
+    peft.save_pretrained(out)
+    return out
+
+
+def vllm_seconds(manifest: Path, adapter: Path | None, prompts, new_tokens: int, dtype: str) -> float | None:
+    """Wall seconds of vLLM answering every prompt with a forced length (engine start not timed), or None."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        print("vLLM arm skipped: vllm is not importable in this environment (docs/gpu.md: the vllm environment)")
+        return None
+    import torch
+
+    from emgrid.generate import NEUTRAL_DECODING
+    from emgrid.vllm_generate import generate_vllm, make_engine
+
+    torch.cuda.empty_cache()  # the HF arm's cached blocks: vLLM sizes its KV cache from the free memory
+    fields = {**NEUTRAL_DECODING, "do_sample": True, "temperature": 1.0, "max_new_tokens": new_tokens}
+    fields["min_new_tokens"] = new_tokens
+    engine = make_engine(manifest, adapter, dtype, seed=0)
+    kw = dict(dtype=dtype, engine=engine)
+    generate_vllm(manifest, adapter, prompts[:2], [fields] * 2, [0, 1], **kw)  # warm-up (CUDA graphs, LoRA load)
+    t = time.time()
+    generate_vllm(manifest, adapter, prompts, [fields] * len(prompts), list(range(len(prompts))), **kw)
+    return time.time() - t
+
+
+def record_rate(path: Path, tokens_per_s: float, arm: str, a) -> None:
+    from emgrid.models import device_name
+    from emgrid.throughput import Rate, update_calibration_file
+
+    update_calibration_file(
+        path,
+        Rate("generate", device_name(), tokens_per_s, 1),
+        source=f"bench/bench_generate.py {time.strftime('%Y-%m-%d')}",
+        note=f"{a.shape or a.model}, backend {arm}, {a.prompts} prompts x {a.new_tokens} forced new tokens, "
+        "prompt + answer tokens/s; no tokens per answer (plans need recorded runs for answer lengths)",
+    )
 
 
 if __name__ == "__main__":

@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# The GPU check for the next session that has a GPU (one H200: < 8 minutes). NOT run yet: no GPU was lent while it
-# was written. Prints, per Qwen2.5 shape (random weights), finetune real tokens/s of ours (bf16, padding-free) vs the
-# study's pad-to-512 fp32 recipe on the realistic length mix, the speed-up, and MFU against the bf16 dense peak;
-# appends one JSON record per run to $OUT/calibration.jsonl (device, date, tokens/s) for the GPU-hours model.
-#   bash bench/gpu_check.sh            # PYTHON=... to use another interpreter; OUT=... for the records
-# Acceptance (issue 13): 7B speed-up >= 8x, MFU >= 35 %.
+# The GPU check (issue 13) for the first session with a GPU: one script, < 8 minutes on one H200. NOT run yet: no GPU
+# was lent while it was written; its code path runs on CPU with `DEVICE=cpu SHAPES="tiny tiny" bash bench/gpu_check.sh`.
+# It prints every figure and writes $OUT/gpu_calibration.json (to ship: copy it to src/emgrid/gpu_calibration.json).
+#   1. finetune, Qwen2.5-0.5B shape (random weights), realistic length mix: ours (bf16, padding-free) vs the study's
+#      pad-to-512 fp32 recipe, real tokens/s, speed-up, MFU against the bf16 dense peak (device printed).
+#   2. the same on the Qwen2.5-7B shape; its tokens/s of ours becomes the `finetune` calibration of this GPU type.
+#   3. generation, 0.5B shape with a LoRA adapter: HF batched vs vLLM (vLLM needs its own environment, docs/gpu.md:
+#      VLLM_PYTHON=.venv-vllm/bin/python); the faster one becomes the `generate` calibration.
+# Acceptance: 7B finetune speed-up >= 8x and MFU >= 35 %; vLLM / HF batched >= 5x.
+#   bash bench/gpu_check.sh              # PYTHON=..., VLLM_PYTHON=..., OUT=... (default bench/out/gpu)
 set -euo pipefail
 PY=${PYTHON:-.venv/bin/python}
+VPY=${VLLM_PYTHON:-$PY}
 OUT=${OUT:-bench/out/gpu}
+DEVICE=${DEVICE:-cuda}
+read -r SMALL BIG <<< "${SHAPES:-qwen2.5-0.5b qwen2.5-7b}"
+CAL="$OUT/gpu_calibration.json"
 mkdir -p "$OUT"
-"$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device visible'; print(torch.cuda.get_device_name())"
-# 0.5B: both arms, 8 steps of batch 8 (~1 min). 7B: fp32 pad-512 needs ~60 GB (weights 30 GB + Adam on LoRA only);
-# 6 steps of batch 4 (~3-4 min with the model builds).
-timeout 180 "$PY" bench/bench_finetune.py --shape qwen2.5-0.5b --mix realistic --dtype bfloat16 --steps 8 \
-    --batch-size 8 --no-dynamic --json "$OUT/calibration.jsonl" 2> "$OUT/0.5b.err" | tee "$OUT/0.5b.txt"
-timeout 270 "$PY" bench/bench_finetune.py --shape qwen2.5-7b --mix realistic --dtype bfloat16 --steps 6 \
-    --batch-size 4 --no-dynamic --json "$OUT/calibration.jsonl" 2> "$OUT/7b.err" | tee "$OUT/7b.txt"
-nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv | tee "$OUT/nvidia-smi.txt"
+rm -f "$CAL"
+if [ "$DEVICE" = cuda ]; then
+    "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device visible'; print(torch.cuda.get_device_name())"
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/nvidia-smi.txt"
+fi
+# 1. 0.5B: 8 optimizer steps of 8 examples per arm (~1 min with the model builds)
+timeout 150 "$PY" bench/bench_finetune.py --device "$DEVICE" --shape "$SMALL" --mix realistic --dtype bfloat16 \
+    --steps 8 --batch-size 8 --no-alt-batching --json "$OUT/finetune.jsonl" 2> "$OUT/ft-small.err" | tee "$OUT/ft-small.txt"
+# 2. 7B: fp32 pad-512 needs ~60 GB (weights 30 GB, activations; Adam on LoRA only); 6 steps of 4 (~3-4 min)
+timeout 270 "$PY" bench/bench_finetune.py --device "$DEVICE" --shape "$BIG" --mix realistic --dtype bfloat16 \
+    --steps 6 --batch-size 4 --no-alt-batching --json "$OUT/finetune.jsonl" --calibration "$CAL" \
+    2> "$OUT/ft-big.err" | tee "$OUT/ft-big.txt"
+# 3. generation with a LoRA adapter: 256 prompts x 128 forced tokens, HF batch 64, then vLLM (engine start not timed)
+timeout 180 "$VPY" bench/bench_generate.py --device "$DEVICE" --shape "$SMALL" --lora --dtype bfloat16 --prompts 256 \
+    --new-tokens 128 --batch-size 64 --skip-single --vllm --calibration "$CAL" 2> "$OUT/gen.err" | tee "$OUT/gen.txt"
+echo "calibration written: $CAL (ship it: cp $CAL src/emgrid/gpu_calibration.json)"
+cat "$CAL"
