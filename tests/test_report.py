@@ -490,3 +490,14 @@ def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
     # steered 60% vs unsteered 10%: +50 pp
     assert "<td>60.0%</td><td>10.0%</td><td>+50.0 pp" in add
     assert "<td>10.0%</td><td>10.0%</td><td>+0.0 pp" in section.split("<td>random</td>")[1]
+
+
+def test_report_categories_do_not_repeat_snakemake_panel_names():
+    """`snakemake --report` declares the reST link targets `Workflow` and `Statistics` (its own panels) next to one per
+    result category; a category of the same name is a duplicate target (docutils warns on every report build)."""
+    from tests.workflow_helpers import REPO
+
+    text = "\n".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
+    categories = set(re.findall(r'\bcategory="([^"]+)"', text))
+    assert categories and "Efficacy" in categories
+    assert not {c.lower() for c in categories} & {"workflow", "statistics"}, categories

@@ -108,7 +108,8 @@ def _snakemake_report_results(zip_path):
 
 def test_snakemake_report_holds_every_figure_and_table_with_a_caption(completed_run):
     workdir, config = completed_run
-    snakemake(workdir, write_config(workdir, config, "report.yaml"), "--report", "results/report.zip")
+    proc = snakemake(workdir, write_config(workdir, config, "report.yaml"), "--report", "results/report.zip")
+    assert "Duplicate" not in proc.stdout + proc.stderr  # docutils: a category named like a Snakemake panel
     results, names, text = _snakemake_report_results(workdir / "results" / "report.zip")
     expected = {
         "results/summary/summary.csv",

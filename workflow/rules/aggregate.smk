@@ -14,31 +14,31 @@ rule aggregate:
         ranking=report(
             "results/summary/ranking.csv",
             caption="../report/ranking_stats.rst",
-            category="Statistics",
+            category="Findings",
             labels={"table": "ranking with clustered intervals"},
         ),
         trigger_effect=report(
             "results/summary/trigger_effect.csv",
             caption="../report/trigger_stats.rst",
-            category="Statistics",
+            category="Findings",
             labels={"table": "trigger effect (paired)"},
         ),
         headline=report(
             "results/summary/headline.csv",
             caption="../report/headline.rst",
-            category="Statistics",
+            category="Findings",
             labels={"table": "headline"},
         ),
         transfer=report(
             "results/summary/transfer.csv",
             caption="../report/transfer.rst",
-            category="Statistics",
+            category="Findings",
             labels={"table": "transfer matrix"},
         ),
         transfer_contrast=report(
             "results/summary/transfer_contrast.csv",
             caption="../report/transfer_contrast.rst",
-            category="Statistics",
+            category="Findings",
             labels={"table": "transfer: diagonal contrast"},
         ),
     log:
