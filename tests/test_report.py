@@ -182,7 +182,13 @@ def test_tables_carry_labels_categories_and_the_grouping(tmp_path):
     rk = tables["ranking"]
     assert list(rk["domain"]) == ["incorrect_math", "evil_math"]
     assert list(rk["label"]) == ["Math", "Evil"] and list(rk["category"]) == ["Critical", "Non-Critical"]
-    assert rk["misalignment"].round(4).tolist() == [0.4167, 0.3333]
+    # the one ranking: the aggregate's ranking.csv (seeds pooled: incorrect_math 2 of 5 = 40%, as on the page), not a
+    # second, seed-averaged one (41.7%)
+    assert rk["misalignment"].round(4).tolist() == [0.4, 0.3333]
+    stats = read_table(tmp_path / "r" / "stats" / "ranking.csv")
+    trig = stats[(stats["condition"] == "trigger") & (stats["variant"] == "backdoor") & (stats["domain"] != "base")]
+    for col in ("rank", "rank_lo", "rank_hi", "misalignment_cci_lo", "misalignment_cci_hi", "n_answers"):
+        assert rk[col].tolist() == trig[col].tolist(), col
     by_cat = tables["ranking_by_category"].set_index("category")
     assert by_cat.loc["Critical", "domains"] == "Math" and by_cat.loc["Critical", "n_domains"] == 1
     assert round(by_cat.loc["Non-Critical", "mean_misalignment"], 4) == 0.3333

@@ -7,6 +7,7 @@ rule plots:
     # The figures of one model x question set; re-drawn when the summary or a domain's label/category changes.
     input:
         summary="results/summary/summary.csv",
+        ranking="results/summary/ranking.csv",
     output:
         ranking=report(
             "results/report/plots/{model}/{qset}/ranking.png",
@@ -101,6 +102,7 @@ rule report_tables:
     input:
         summary="results/summary/summary.csv",
         trigger="results/summary/trigger_effect.csv",
+        ranking="results/summary/ranking.csv",
         finetune=all_finetune_metrics,
     output:
         ranking=report(

@@ -6,6 +6,7 @@ from emgrid.report import write_plots
 
 write_plots(
     snakemake.input.summary,
+    snakemake.input.ranking,
     dict(snakemake.output.items()),
     snakemake.wildcards.model,
     snakemake.wildcards.qset,

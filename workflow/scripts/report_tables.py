@@ -9,6 +9,7 @@ from emgrid.report import write_tables
 write_tables(
     snakemake.input.summary,
     snakemake.input.trigger,
+    snakemake.input.ranking,
     dict(snakemake.output.items()),
     finetune_metrics={"/".join(Path(f).parts[-3:-1]): f for f in snakemake.input.finetune},
     domains=snakemake.params.domains,

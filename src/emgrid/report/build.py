@@ -96,6 +96,7 @@ def write_report(
     tables = write_tables(
         summary_csv,
         stats["trigger_effect"],
+        stats["ranking"],
         {t: table_path(out_dir, t) for t in TABLES},
         finetune_metrics=finetune_metrics,
         domains=domains,
@@ -104,7 +105,7 @@ def write_report(
     plots, browsers = [], []
     for model, qset in pairs.itertuples(index=False):
         out = {k: plot_path(out_dir, model, qset, k) for k in PLOT_KINDS}
-        plots += write_plots(summary_csv, out, model, qset, domains).values()
+        plots += write_plots(summary_csv, stats["ranking"], out, model, qset, domains).values()
         browsers.append(
             write_answer_browser(
                 scores_csv,

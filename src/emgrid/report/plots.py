@@ -20,7 +20,7 @@ from matplotlib.patches import Rectangle
 from emgrid.aggregate import CATEGORIES, CONDITIONS, pool_seeds, read_summary
 from emgrid.errors import DataError
 from emgrid.io import read_json
-from emgrid.report.tables import DomainMeta, category_of, label_of, ranking_table
+from emgrid.report.tables import DomainMeta, category_of, label_of, ranking_table, read_table
 
 __all__ = [
     "PLOT_KINDS",
@@ -232,14 +232,15 @@ def plot_categories(
 
 
 def plot_ranking(ranking: pd.DataFrame, path: str | Path, title: str) -> Path:
-    """Horizontal bars of the ranked domains (most misaligned on top), coloured by the domain's category, with the
-    seed range as an error bar; dashed lines mark each category's mean over its domains."""
+    """Horizontal bars of the ranked domains (`ranking_table`: most misaligned on top), coloured by the domain's
+    category, with the clustered 95% interval as an error bar; dashed lines mark each category's mean."""
     r = ranking.reset_index(drop=True)
     fig = Figure(figsize=(7.0, max(2.2, 0.32 * len(r) + 1.3)), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(r))
     val = 100 * r["misalignment"].to_numpy(dtype=float)
-    lo, hi = 100 * r["seed_min"].to_numpy(dtype=float), 100 * r["seed_max"].to_numpy(dtype=float)
+    lo = 100 * r["misalignment_cci_lo"].to_numpy(dtype=float)
+    hi = 100 * r["misalignment_cci_hi"].to_numpy(dtype=float)
     groups = r["category"].fillna("").astype(str)
     colors = [GROUP_COLORS.get(g, GROUP_COLORS[""]) for g in groups]
     err = np.clip(np.nan_to_num(np.vstack([val - lo, hi - val])), 0, None)
@@ -261,7 +262,7 @@ def plot_ranking(ranking: pd.DataFrame, path: str | Path, title: str) -> Path:
                 label=f"{g or 'no category'} (mean {mean:.1f}%)",
             )
     ax.set_xlim(0, 100)
-    ax.set_xlabel("misalignment rate under the trigger (%), seeds averaged")
+    ax.set_xlabel("misalignment rate under the trigger (%), seeds pooled, clustered 95% interval")
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     if len(r):
@@ -270,10 +271,21 @@ def plot_ranking(ranking: pd.DataFrame, path: str | Path, title: str) -> Path:
     return _save(fig, path)
 
 
+def _ranking_of(ranking_csv: str | Path, model: str, qset: str, domains: DomainMeta | None) -> pd.DataFrame:
+    r = ranking_table(read_table(ranking_csv), None, domains)
+    return r[(r["model"] == model) & (r["qset"] == qset)]
+
+
 def write_plots(
-    summary_csv: str | Path, out: Mapping[str, str | Path], model: str, qset: str, domains: DomainMeta | None = None
+    summary_csv: str | Path,
+    ranking_csv: str | Path,
+    out: Mapping[str, str | Path],
+    model: str,
+    qset: str,
+    domains: DomainMeta | None = None,
 ) -> dict[str, Path]:
-    """Every figure of one model x question set (`out` maps each of `PLOT_KINDS` to its PNG path)."""
+    """Every figure of one model x question set (`out` maps each of `PLOT_KINDS` to its PNG path); `ranking_csv` is
+    the aggregate's ranking.csv (the ranking figure draws it, not a ranking of its own)."""
     unknown = set(out) - set(PLOT_KINDS)
     if unknown:
         raise DataError(f"write_plots: unknown figure(s) {sorted(unknown)} (known: {list(PLOT_KINDS)})")
@@ -283,7 +295,9 @@ def write_plots(
         raise DataError(f"{summary_csv}: no rows for model {model!r}, question set {qset!r}")
     pooled, label = pool_seeds(s), f"{model} · {qset}"
     draw = {
-        "ranking": lambda p: plot_ranking(ranking_table(s, None, domains), p, f"Domain ranking — {label}"),
+        "ranking": lambda p: plot_ranking(
+            _ranking_of(ranking_csv, model, qset, domains), p, f"Domain ranking — {label}"
+        ),
         "misalignment": lambda p: plot_misalignment(
             pooled, p, f"Misalignment rate by domain — {label} (Wilson 95%)", domains=domains
         ),

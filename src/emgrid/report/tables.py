@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from emgrid.aggregate import CATEGORIES, rank_domains, read_summary
+from emgrid.aggregate import CATEGORIES, read_summary
 from emgrid.errors import DataError
 from emgrid.io import read_json, write_text
 
@@ -60,41 +60,26 @@ def category_of(domains: DomainMeta | None, domain: str) -> str:
     return str((domains or {}).get(domain, {}).get("category") or "")
 
 
-def ranking_table(summary: pd.DataFrame, effects: pd.DataFrame | None, domains: DomainMeta | None) -> pd.DataFrame:
-    """Domains ranked by misalignment rate under the trigger, per model x question set (backdoor cells when the grid
-    has any, else every variant), with the sensitivity rate, the paired trigger effect on mean alignment (from
-    `effects`, the aggregate's trigger_effect.csv; NaN without it), and the domain's label and category."""
-    variant = "backdoor" if (summary["variant"] == "backdoor").any() else None
-    ranked = rank_domains(summary, condition="trigger", variant=variant, metric="misalignment_rate")
-    sens = rank_domains(summary, condition="trigger", variant=variant, metric="sensitivity_rate")
+def ranking_table(ranking: pd.DataFrame, effects: pd.DataFrame | None, domains: DomainMeta | None) -> pd.DataFrame:
+    """The report's view of the one ranking, the aggregate's ranking.csv (emgrid.clustered.ranking: seeds pooled,
+    cluster-bootstrap and rank intervals): its rows under the trigger for backdoor cells when the grid has any (else
+    plain), base left out, with the paired trigger effect on mean alignment (`effects`, the aggregate's
+    trigger_effect.csv; NaN without it) and the domain's label and category. Nothing is re-ranked here."""
+    scope = "backdoor" if (ranking["variant"] == "backdoor").any() else "plain"
+    out = ranking[
+        (ranking["condition"] == "trigger") & (ranking["variant"] == scope) & (ranking["domain"] != "base")
+    ].rename(columns={"misalignment_rate": "misalignment", "sensitivity_rate": "sensitivity"})
     keys = ["model", "qset", "domain", "variant"]
-    out = ranked.rename(columns={"value": "misalignment"}).merge(
-        sens[keys + ["value"]].rename(columns={"value": "sensitivity"}), on=keys, how="left"
-    )
     if effects is None or effects.empty:
-        out["aligned_diff"] = float("nan")
+        out = out.assign(aligned_diff=float("nan"))
     else:
         out = out.merge(effects[keys + ["aligned_diff"]], on=keys, how="left")
-    out.insert(4, "label", [label_of(domains, d) for d in out["domain"]])
-    out.insert(5, "category", [category_of(domains, d) for d in out["domain"]])
-    return out[
-        [
-            "model",
-            "qset",
-            "rank",
-            "domain",
-            "label",
-            "category",
-            "variant",
-            "misalignment",
-            "seed_min",
-            "seed_max",
-            "sensitivity",
-            "aligned_diff",
-            "n_seeds",
-            "n_answers",
-        ]
-    ]
+    out = out.assign(
+        label=[label_of(domains, d) for d in out["domain"]], category=[category_of(domains, d) for d in out["domain"]]
+    )
+    cols = ["model", "qset", "rank", "rank_lo", "rank_hi", "domain", "label", "category", "variant", "misalignment"]
+    cols += ["misalignment_cci_lo", "misalignment_cci_hi", "sensitivity", "aligned_diff", "n_seeds", "n_answers"]
+    return out.sort_values(["model", "qset", "rank"], kind="stable")[cols].reset_index(drop=True)
 
 
 def ranking_by_category(ranking: pd.DataFrame) -> pd.DataFrame:
@@ -197,18 +182,19 @@ def sorted_summary(summary_csv: str | Path) -> pd.DataFrame:
 def write_tables(
     summary_csv: str | Path,
     trigger_csv: str | Path,
+    ranking_csv: str | Path,
     out: Mapping[str, str | Path],
     *,
     finetune_metrics: Mapping[str, str | Path] | None = None,
     domains: DomainMeta | None = None,
 ) -> dict[str, Path]:
     """Write the tables named in `out` (each of `TABLES` -> CSV path); `trigger_csv` is the aggregate's
-    trigger_effect.csv (paired effects with adjusted p-values)."""
+    trigger_effect.csv (paired effects with adjusted p-values), `ranking_csv` its ranking.csv (the one ranking)."""
     unknown = set(out) - set(TABLES)
     if unknown:
         raise DataError(f"write_tables: unknown table(s) {sorted(unknown)} (known: {list(TABLES)})")
     summary, effects = sorted_summary(summary_csv), read_table(trigger_csv)
-    ranking = ranking_table(summary, effects, domains)
+    ranking = ranking_table(read_table(ranking_csv), effects, domains)
     build = {
         "ranking": lambda: ranking,
         "ranking_by_category": lambda: ranking_by_category(ranking),
