@@ -495,7 +495,7 @@ def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
     add = section.split("<td>add</td>")[1].split("</tr>")[0]
     # steered 60% vs unsteered 10%: +50 pp
     assert "<td>60.0%</td><td>10.0%</td><td>+50.0 pp" in add
-    assert "<td>10.0%</td><td>10.0%</td><td>+0.0 pp" in section.split("<td>random</td>")[1]
+    assert "<td>10.0%</td><td>10.0%</td><td>0.0 pp" in section.split("<td>random</td>")[1]
 
 
 def test_report_categories_do_not_repeat_snakemake_panel_names():
