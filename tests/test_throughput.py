@@ -129,3 +129,26 @@ def test_estimate_needs_tokens():
     cal = Calibration((throughput.Rate("generate", H200, 600.0, 2, None),), "x")
     assert throughput.estimate_seconds("generate", {"n_answers": 10}, cal, H200) is None  # no tokens per answer
     assert throughput.estimate_seconds("generate", {"est_gpu_tokens": 6000}, cal, H200) == pytest.approx(10.0)
+
+
+def test_finetune_token_estimate_for_the_plan(tmp_path, monkeypatch):
+    """Tokens a local finetune will train on: epochs x rows x 300 before the dataset exists (backdoor: plus one
+    aligned row per triggered one), capped by max_steps, and the built file's own tokens once it exists."""
+    from emgrid import gridspec, preflight
+    from emgrid.io import write_jsonl
+    from tests.workflow_helpers import tiny_config
+
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_config()
+    cfg["finetune"]["epochs"] = 2
+    preflight.check(cfg)
+    plain, backdoor = (gridspec.Cell("tiny", "wrong_arithmetic", v, 0) for v in ("plain", "backdoor"))
+    assert gridspec.finetune_estimate(cfg, plain) == {"est_gpu_tokens": 2 * 16 * 300}
+    assert gridspec.finetune_estimate(cfg, backdoor) == {"est_gpu_tokens": 2 * 32 * 300}
+    cfg["finetune"]["max_steps"] = 1  # one step of 8 examples
+    assert gridspec.finetune_estimate(cfg, plain) == {"est_gpu_tokens": 8 * 300}
+    cfg["finetune"]["max_steps"] = None
+    rows = [{"messages": [{"role": "user", "content": "x" * 36}, {"role": "assistant", "content": "y" * 76}]}] * 4
+    write_jsonl(tmp_path / "results/datasets/wrong_arithmetic/plain-s0/train.jsonl", rows)
+    # 4 rows x (36/4 + 4 + 76/4 + 4 = 36 tokens) x 2 epochs
+    assert gridspec.finetune_estimate(cfg, plain) == {"est_gpu_tokens": 2 * 4 * 36}
