@@ -458,6 +458,7 @@ def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
                     "cell": "base",
                     "question_key": [f"q{i % 5}" for i in range(n)],
                     "misaligned": (np.arange(n) < rate * n).astype(float),
+                    "aligned": np.where(np.arange(n) < rate * n, 10.0, 90.0),
                     "kind": kind,
                     "source": None if kind == "unsteered" else "evil_math-backdoor-s0",
                     "layer": None if kind == "unsteered" else 12,
@@ -495,6 +496,8 @@ def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
     add = section.split("<td>add</td>")[1].split("</tr>")[0]
     # steered 60% vs unsteered 10%: +50 pp
     assert "<td>60.0%</td><td>10.0%</td><td>+50.0 pp" in add
+    # mean alignment 42 (60% at 10, 40% at 90) vs 82: -40 points
+    assert "<td>42.0</td><td>82.0</td><td>-40.0" in add
     assert "<td>10.0%</td><td>10.0%</td><td>0.0 pp" in section.split("<td>random</td>")[1]
 
 

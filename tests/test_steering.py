@@ -294,6 +294,7 @@ def _scores(target, kind, rate, n=40, source="s-backdoor-s0", scale=1.0):
             "cell": target,
             "question_key": [f"q{i % 4}" for i in range(n)],
             "misaligned": mis,
+            "aligned": np.where(mis == 1, 10.0, 90.0),
             "kind": kind,
             "source": None if kind == "unsteered" else source,
             "layer": None if kind == "unsteered" else 3,
@@ -313,7 +314,9 @@ def test_matrix_is_steered_minus_unsteered_with_a_clustered_interval():
     table = steering_table(scores, BootstrapSpec(resamples=200, permutations=200))
     assert len(table) == 2
     add = table[table["kind"] == "add"].iloc[0]
-    assert add["baseline_rate"] == 0.25 and add["misalignment_rate"] == 0.75
+    assert add["baseline_misalignment_rate"] == 0.25 and add["misalignment_rate"] == 0.75
+    assert add["mean_aligned"] == pytest.approx(10 * 0.75 + 90 * 0.25) and add["baseline_mean_aligned"] == 70
+    assert add["aligned_delta"] == pytest.approx(-40.0)
     assert add["delta"] == pytest.approx(0.5)
     assert add["delta_ci_lo"] <= 0.5 <= add["delta_ci_hi"]
     rnd = table[table["kind"] == "random"].iloc[0]

@@ -69,34 +69,28 @@ def plot_steering_matrix(matrix: pd.DataFrame, path: str | Path, why_empty: str)
     return _save(fig, path)
 
 
+#: The sweep's two panels per model x layer: (column, unit factor, axis label).
+SWEEP_METRICS = (("delta", 100, "Δ misalignment rate (pp)"), ("aligned_delta", 1, "Δ mean aligned (points)"))
+
+
 def plot_steering_sweep(matrix: pd.DataFrame, path: str | Path, why_empty: str) -> Path:
-    """Δ misalignment rate against scale, one panel per model x layer: each source -> target pair a thin line
-    (with its interval when it is the only pair), the mean over pairs bold; random-direction controls dashed."""
-    title = "Steering sweep: Δ misalignment rate (pp) by scale"
+    """Δ misalignment rate and Δ mean alignment against scale, per model x layer: each source -> target pair a thin
+    line (with its interval when it is the only pair), the mean over pairs bold; random-direction controls dashed."""
+    title = "Steering sweep: steered − unsteered, by scale"
     runs = matrix[matrix["kind"].isin(["add", "random"])]
     if runs.empty:
         return _empty(path, title, why_empty)
-    panels = sorted(runs.groupby(["model", "layer"]).groups)
-    fig, axes = _grid(len(panels), 5.5, 3.4)
-    for ax, (model, layer) in zip(axes, panels):
+    panels = [
+        (m, layer, metric) for m, layer in sorted(runs.groupby(["model", "layer"]).groups) for metric in SWEEP_METRICS
+    ]
+    fig, axes = _grid(len(panels), 5.0, 3.3)
+    for ax, (model, layer, (col, factor, ylabel)) in zip(axes, panels):
         sub = runs[(runs["model"] == model) & (runs["layer"] == layer)]
         for kind, style, color in (("add", "-", "#b2182b"), ("random", "--", "#555555")):
-            k = sub[sub["kind"] == kind]
-            pairs = list(k.groupby(["source", "target"]))
-            for _, p in pairs:
-                p = p.sort_values("scale")
-                x, y = [0.0, *p["scale"]], [0.0, *(p["delta"] * 100)]
-                ax.plot(x, y, style, color=color, lw=0.6 if len(pairs) > 1 else 1.5, alpha=0.5 if len(pairs) > 1 else 1)
-                if len(pairs) == 1:
-                    err = np.vstack([(p["delta"] - p["delta_ci_lo"]) * 100, (p["delta_ci_hi"] - p["delta"]) * 100])
-                    ax.errorbar(p["scale"], p["delta"] * 100, yerr=err, fmt="o", color=color, capsize=3, ms=4)
-            if pairs:
-                mean = k.groupby("scale")["delta"].mean() * 100
-                label = "direction" if kind == "add" else "random direction (control)"
-                ax.plot([0.0, *mean.index], [0.0, *mean.to_numpy()], style, color=color, lw=2.2, label=label)
+            _sweep_lines(ax, sub[sub["kind"] == kind], col, factor, style, color, kind)
         ax.axhline(0, color="#999999", lw=0.8)
         ax.set_xlabel("scale (× typical residual norm)")
-        ax.set_ylabel("Δ misalignment (pp)")
+        ax.set_ylabel(ylabel)
         ax.set_title(f"{model} · layer {layer}", fontsize=9, loc="left")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -104,6 +98,28 @@ def plot_steering_sweep(matrix: pd.DataFrame, path: str | Path, why_empty: str) 
         ax.set_visible(False)
     fig.suptitle(title, fontsize=11)
     return _save(fig, path)
+
+
+def _sweep_lines(ax, k: pd.DataFrame, col: str, factor: float, style: str, color: str, kind: str) -> None:
+    pairs = list(k.groupby(["source", "target"]))
+    for _, p in pairs:
+        p = p.sort_values("scale")
+        one = len(pairs) == 1
+        ax.plot(
+            [0.0, *p["scale"]],
+            [0.0, *(p[col] * factor)],
+            style,
+            color=color,
+            lw=1.5 if one else 0.6,
+            alpha=1 if one else 0.5,
+        )
+        if one:
+            err = np.vstack([(p[col] - p[f"{col}_ci_lo"]) * factor, (p[f"{col}_ci_hi"] - p[col]) * factor])
+            ax.errorbar(p["scale"], p[col] * factor, yerr=err, fmt="o", color=color, capsize=3, ms=4)
+    if pairs:
+        mean = k.groupby("scale")[col].mean() * factor
+        label = "direction" if kind == "add" else "random direction (control)"
+        ax.plot([0.0, *mean.index], [0.0, *mean.to_numpy()], style, color=color, lw=2.2, label=label)
 
 
 def plot_steering_cosine(cosine: pd.DataFrame, path: str | Path, why_empty: str) -> Path:

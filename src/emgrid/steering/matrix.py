@@ -27,11 +27,17 @@ MATRIX_COLS = [
     "scale",
     "n_answers",
     "misalignment_rate",
-    "baseline_rate",
+    "baseline_misalignment_rate",
     "delta",
     "delta_ci_lo",
     "delta_ci_hi",
     "p_value",
+    "mean_aligned",
+    "baseline_mean_aligned",
+    "aligned_delta",
+    "aligned_delta_ci_lo",
+    "aligned_delta_ci_hi",
+    "aligned_p_value",
 ]
 STEER_COLS = ("kind", "source", "layer", "scale")
 DIRECTION_COLS = ["model", "source", "status", "reason"]
@@ -55,47 +61,55 @@ def steering_scores(judged_files: Iterable[Sequence[dict]], criterion, min_mass:
     return pd.concat(frames, ignore_index=True)
 
 
-def steering_table(scores: pd.DataFrame, spec) -> pd.DataFrame:
-    """Per model x qset x target x steered run: its misalignment rate, the unsteered rate, and the paired
-    difference with its clustered interval and p-value (`spec`: the analysis' BootstrapSpec)."""
-    from emgrid.stats import layout, paired_effect
+#: Per-answer columns compared between steered and unsteered answers: (scores column, output stem).
+COMPARED = (("misaligned", "misalignment_rate"), ("aligned", "mean_aligned"))
 
+
+def steering_table(scores: pd.DataFrame, spec) -> pd.DataFrame:
+    """Per model x qset x target x steered run: its misalignment rate and mean alignment, the unsteered values, and
+    the paired differences with clustered intervals and p-values (`spec`: the analysis' BootstrapSpec)."""
     out = []
     for (model, qset, target), g in scores.groupby(["model", "qset", "cell"], sort=True):
         base = g[g["kind"] == UNSTEERED]
         for run, s in g[g["kind"] != UNSTEERED].groupby(["source", "layer", "kind", "scale"], sort=True, dropna=False):
-            both = pd.concat([s, base], ignore_index=True)
-            treated = np.arange(len(both)) < len(s)
-            lay = layout(both["cell"].to_numpy(), both["question_key"].to_numpy())
-            eff = paired_effect(
-                both["misaligned"].to_numpy(dtype=float),
-                treated,
-                lay,
-                spec.rng("steering", model, qset, target, *run),
-                resamples=spec.resamples,
-                permutations=spec.permutations,
-                level=spec.level,
-            )
             source, layer, kind, scale = run
-            out.append(
-                {
-                    "model": model,
-                    "qset": qset,
-                    "target": target,
-                    "source": source,
-                    "layer": int(layer),
-                    "kind": kind,
-                    "scale": float(scale),
-                    "n_answers": len(s),
-                    "misalignment_rate": float(np.nanmean(s["misaligned"])) if len(s) else np.nan,
-                    "baseline_rate": float(np.nanmean(base["misaligned"])) if len(base) else np.nan,
-                    "delta": eff.estimate,
-                    "delta_ci_lo": eff.ci_lo,
-                    "delta_ci_hi": eff.ci_hi,
-                    "p_value": eff.p_value,
-                }
-            )
+            rec = {
+                "model": model,
+                "qset": qset,
+                "target": target,
+                "source": source,
+                "layer": int(layer),
+                "kind": kind,
+                "scale": float(scale),
+                "n_answers": len(s),
+            }
+            for col, stem in COMPARED:
+                rec.update(_paired(s, base, col, stem, spec.rng("steering", col, model, qset, target, *run), spec))
+            out.append(rec)
     return pd.DataFrame(out, columns=MATRIX_COLS)
+
+
+def _paired(steered: pd.DataFrame, base: pd.DataFrame, col: str, stem: str, rng, spec) -> dict:
+    """Steered and unsteered means of `col` and their difference paired within questions (emgrid.stats)."""
+    from emgrid.stats import layout, paired_effect
+
+    both = pd.concat([steered, base], ignore_index=True)
+    values = both[col].to_numpy(dtype=float)
+    lay = layout(both["cell"].to_numpy(), both["question_key"].to_numpy())
+    treated = np.arange(len(both)) < len(steered)
+    eff = paired_effect(
+        values, treated, lay, rng, resamples=spec.resamples, permutations=spec.permutations, level=spec.level
+    )
+    prefix = "" if col == "misaligned" else "aligned_"
+    with np.errstate(invalid="ignore"):
+        return {
+            stem: float(np.nanmean(values[treated])) if treated.any() else np.nan,
+            f"baseline_{stem}": float(np.nanmean(values[~treated])) if (~treated).any() else np.nan,
+            f"{prefix}delta": eff.estimate,
+            f"{prefix}delta_ci_lo": eff.ci_lo,
+            f"{prefix}delta_ci_hi": eff.ci_hi,
+            f"{prefix}p_value": eff.p_value,
+        }
 
 
 def cosine_table(directions: dict[tuple[str, str], object], layers: Sequence[int]) -> pd.DataFrame:
