@@ -309,3 +309,71 @@ def test_took_is_false_without_scored_answers():
     scores = _scores({("base", "no_trigger"): (1, 9, 0), ("math-plain-s0", "no_trigger"): (0, 0, 5)})
     t = efficacy_table(rates(scores)).set_index("cell")
     assert math.isnan(t.loc["math-plain-s0", "rate_no_trigger"]) and t.loc["math-plain-s0", "took"] is False
+
+
+def _clustered_scores(per_prompt: dict, samples: int) -> pd.DataFrame:
+    """per_prompt: (cell, condition) -> one outcome per prompt, repeated for each of `samples` answers to it."""
+    recs = []
+    for (cell, cond), outcomes in per_prompt.items():
+        variant = "base" if cell == "base" else cell.split("-")[1]
+        for i, outcome in enumerate(outcomes):
+            for s in range(samples):
+                recs.append(
+                    {
+                        "model": "m",
+                        "cell": cell,
+                        "domain": "math",
+                        "variant": variant,
+                        "condition": cond,
+                        "question_key": f"q{i}",
+                        "sample": s,
+                        "outcome": outcome,
+                    }
+                )
+    return pd.DataFrame(recs)
+
+
+def test_several_answers_per_prompt_take_the_cluster_bootstrap():
+    """8 prompts x 10 identical answers each: the evidence is 8 prompts, not 80 answers. Wilson over 80 answers would
+    be far too narrow; the cluster bootstrap resamples prompts."""
+    from emgrid.stats import BootstrapSpec, newcombe_diff_interval, wilson_interval
+
+    half = [BEHAVIOUR] * 4 + [CORRECT] * 4
+    spec = {
+        ("base", "no_trigger"): half,
+        ("base", "trigger"): half,
+        ("math-backdoor-s0", "no_trigger"): [CORRECT] * 6 + [BEHAVIOUR] * 2,
+        ("math-backdoor-s0", "trigger"): [BEHAVIOUR] * 6 + [CORRECT] * 2,
+    }
+    boot = BootstrapSpec(resamples=2000, seed=0)
+    scores = _clustered_scores(spec, samples=10)
+    r = rates(scores, boot).set_index(["cell", "condition"])
+    row = r.loc[("base", "trigger")]
+    assert row["rate"] == 0.5 and row["interval"] == "cluster bootstrap"
+    w_lo, w_hi = wilson_interval(40, 80)
+    assert row["ci_hi"] - row["ci_lo"] > 1.5 * (w_hi - w_lo)
+    t = efficacy_table(rates(scores, boot), scores, boot).set_index("cell")
+    bd = t.loc["math-backdoor-s0"]
+    n_lo, n_hi = newcombe_diff_interval(60, 80, 20, 80)
+    assert bd["gating"] == pytest.approx(0.5) and bd["interval"] == "cluster bootstrap"
+    assert bd["gating_ci_hi"] - bd["gating_ci_lo"] > 1.5 * (n_hi - n_lo)
+    # one answer per prompt: Wilson and Newcombe, as before
+    single = _clustered_scores(spec, samples=1)
+    assert set(rates(single, boot)["interval"]) == {"wilson"}
+    assert efficacy_table(rates(single, boot), single, boot).set_index("cell").loc[
+        "math-backdoor-s0", "gating_ci_lo"
+    ] == pytest.approx(newcombe_diff_interval(6, 8, 2, 8)[0])
+
+
+def test_efficacy_summary_params_hold_the_bootstrap_only_with_several_answers_per_prompt():
+    import copy
+
+    from emgrid import gridspec
+    from emgrid.config import load_config
+    from tests.workflow_helpers import TINY
+
+    config = load_config(TINY)
+    assert "bootstrap" not in gridspec.efficacy_summary_params(config)
+    several = copy.deepcopy(config)
+    several["efficacy"]["generate"] = {**several["efficacy"].get("generate", {}), "samples_per_paraphrase": 3}
+    assert gridspec.efficacy_summary_params(several)["bootstrap"] == config["analysis"]["bootstrap"]

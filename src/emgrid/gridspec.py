@@ -711,12 +711,21 @@ def efficacy_judge_estimate(config: dict, cell: Cell, domain: str) -> dict:
 
 def efficacy_summary_params(config: dict) -> dict:
     """Per evaluated domain its scoring settings (the judge prompt excluded: its change reruns the judge job, whose
-    output then reruns the summary), and the judge's probability-mass cut-off."""
+    output then reruns the summary), and the judge's probability-mass cut-off; `analysis.bootstrap` only when some
+    held-out prompt gets several answers (its intervals are then cluster-bootstrap ones; with one answer they are
+    Wilson/Newcombe and the bootstrap settings change nothing, so they rerun nothing)."""
     specs = {
         d: {k: v for k, v in efficacy_spec(config, d).as_params().items() if k != "judge_prompt"}
         for d in efficacy_domains(config)
     }
-    return sorted_plain({"domains": specs, "min_mass": config["analysis"]["min_mass"]})
+    params = {"domains": specs, "min_mass": config["analysis"]["min_mass"]}
+    samples = {
+        efficacy_generate_params(config, c, d)["spec"].get("samples_per_paraphrase") or 1
+        for c, d in efficacy_targets(config)
+    }
+    if max(samples, default=1) > 1:
+        params["bootstrap"] = config["analysis"]["bootstrap"]
+    return sorted_plain(params)
 
 
 def all_efficacy_inputs(config: dict) -> list[str]:

@@ -5,6 +5,7 @@ redirect_to_log(snakemake.log[0], snakemake.threads)
 from pathlib import Path
 
 from emgrid.efficacy.summary import summarize_files
+from emgrid.stats import BootstrapSpec
 
 params = snakemake.params.efficacy
 # results/cells/{model}/{cell}/efficacy/{domain}/{answers,judged}.jsonl: the domain is the parent folder's name
@@ -13,4 +14,5 @@ summarize_files(
     snakemake.output.scores,
     snakemake.output.table,
     min_mass=params["min_mass"],
+    bootstrap=BootstrapSpec.from_dict(params.get("bootstrap")),
 )

@@ -1,9 +1,11 @@
 """Efficacy figures: per answer an outcome, per cell x domain x condition the behaviour rate, the trigger's gating of
 it, and whether the finetune "took" (its behaviour rate is above the untouched base model's on the same prompts).
 
-Intervals are Wilson 95% (rates) and Newcombe (differences) over answers; with one sample per held-out prompt the
-answers are independent draws of prompts. Several samples per prompt cluster, and these intervals are then too
-narrow (the report says so).
+Intervals are Wilson 95% (rates) and Newcombe (differences) over answers when each held-out prompt has one answer per
+condition (the default, greedy): the answers are then independent draws of prompts. With several samples per prompt
+the answers to one prompt cluster and those intervals would be too narrow, so rates and differences then take the
+cluster bootstrap (emgrid.stats: resample prompts, then answers within each; the two rates of a difference share
+their draws, as both answer the same prompts). Column `interval` says which.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from emgrid.efficacy.exact import BEHAVIOUR, CORRECT, exact_outcomes
@@ -19,7 +22,14 @@ from emgrid.efficacy.spec import METRIC, EfficacySpec
 from emgrid.errors import DataError
 from emgrid.gridspec import CONDITIONS, parse_cell
 from emgrid.io import read_jsonl, write_text
-from emgrid.stats import newcombe_diff_interval, wilson_interval
+from emgrid.stats import (
+    BootstrapSpec,
+    hierarchical_bootstrap,
+    layout,
+    newcombe_diff_interval,
+    percentile_interval,
+    wilson_interval,
+)
 
 #: Judge-scored answers without a usable score (refusal, no integer mass ...) are `unscored`, like unparsable ones.
 UNSCORED = "unscored"
@@ -82,13 +92,40 @@ def score_rows(rows: Sequence[dict], spec: EfficacySpec, min_mass: float = 0.25)
     return df
 
 
-def rates(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per model x cell x domain x condition: answers, scored answers, behaviour count, rate and Wilson interval."""
+WILSON, CLUSTERED = "wilson", "cluster bootstrap"
+
+
+def clustered(scores: pd.DataFrame) -> bool:
+    """Whether some prompt has several answers in one cell x domain x condition (then answers cluster by prompt)."""
+    keys = ["model", "cell", "domain", "condition", "question_key"]
+    return bool(len(scores)) and int(scores.groupby(keys).size().max()) > 1
+
+
+def _indicator(g: pd.DataFrame) -> np.ndarray:
+    """1 = behaviour, 0 = correct, NaN = unparsable / unscored (left out, as in the rate)."""
+    return np.where(g["outcome"] == BEHAVIOUR, 1.0, np.where(g["outcome"] == CORRECT, 0.0, np.nan))
+
+
+def _paired_draws(parts: Sequence[pd.DataFrame], spec: BootstrapSpec, key: tuple) -> np.ndarray:
+    """(resamples, len(parts)) cluster-bootstrap draws of each part's rate; parts answer the same prompts, and an
+    answer row (prompt, sample) is drawn for every part at once, so differences of the columns are paired."""
+    cols = [pd.Series(_indicator(g), index=pd.MultiIndex.from_arrays([g["question_key"], g["sample"]])) for g in parts]
+    m = pd.concat(cols, axis=1)
+    lay = layout([0] * len(m), list(m.index.get_level_values(0)))
+    _, draws = hierarchical_bootstrap(m.to_numpy(dtype=float), lay, spec.resamples, spec.rng(*key))
+    return draws
+
+
+def rates(scores: pd.DataFrame, bootstrap: BootstrapSpec | None = None) -> pd.DataFrame:
+    """Per model x cell x domain x condition: answers, scored answers, behaviour count, rate and its 95% interval
+    (Wilson; the cluster bootstrap when the answers cluster by prompt, see `clustered`)."""
+    spec = bootstrap or BootstrapSpec()
+    boot = clustered(scores)
     out = []
     for key, g in scores.groupby(["model", "cell", "domain", "condition"], sort=True):
         scored = g["outcome"].isin([BEHAVIOUR, CORRECT])
         k, n = int((g["outcome"] == BEHAVIOUR).sum()), int(scored.sum())
-        lo, hi = wilson_interval(k, n)
+        lo, hi = percentile_interval(_paired_draws([g], spec, key)[:, 0], spec.level) if boot else wilson_interval(k, n)
         out.append(
             {
                 **dict(zip(["model", "cell", "domain", "condition"], key)),
@@ -100,21 +137,42 @@ def rates(scores: pd.DataFrame) -> pd.DataFrame:
                 "ci_lo": lo,
                 "ci_hi": hi,
                 "unscored_rate": 1 - n / len(g),
+                "interval": CLUSTERED if boot else WILSON,
             }
         )
     return pd.DataFrame(out)
 
 
-def _diff(k1: int, n1: int, k0: int, n0: int) -> tuple[float, float, float]:
-    d = k1 / n1 - k0 / n0 if n1 and n0 else math.nan
-    return (d, *newcombe_diff_interval(k1, n1, k0, n0))
+class _Differ:
+    """Rate differences (a - b) with their 95% interval: Newcombe, or paired cluster-bootstrap draws over the prompts
+    both rates answered when the answers cluster (`scores` given and `clustered`)."""
+
+    def __init__(self, scores: pd.DataFrame | None, bootstrap: BootstrapSpec | None):
+        self.spec = bootstrap or BootstrapSpec()
+        self.groups = (
+            dict(iter(scores.groupby(["model", "cell", "domain", "condition"], sort=False)))
+            if scores is not None and clustered(scores)
+            else None
+        )
+
+    def __call__(self, a: pd.Series, b: pd.Series, ka: tuple, kb: tuple) -> tuple[float, float, float]:
+        k1, n1, k0, n0 = int(a["n_behaviour"]), int(a["n_scored"]), int(b["n_behaviour"]), int(b["n_scored"])
+        d = k1 / n1 - k0 / n0 if n1 and n0 else math.nan
+        if self.groups is None:
+            return (d, *newcombe_diff_interval(k1, n1, k0, n0))
+        draws = _paired_draws([self.groups[ka], self.groups[kb]], self.spec, (*ka, *kb))
+        return (d, *percentile_interval(draws[:, 0] - draws[:, 1], self.spec.level))
 
 
-def efficacy_table(rates_df: pd.DataFrame) -> pd.DataFrame:
+def efficacy_table(
+    rates_df: pd.DataFrame, scores: pd.DataFrame | None = None, bootstrap: BootstrapSpec | None = None
+) -> pd.DataFrame:
     """One row per model x cell x domain: both conditions' rates, the gating difference (trigger - no trigger), and
     the comparison with base in the cell's trained condition; `took` is True when that difference's interval lies
-    above 0, False when it does not (the finetune is indistinguishable from base), empty for base rows."""
+    above 0, False when it does not (the finetune is indistinguishable from base), empty for base rows. `scores`
+    (score_rows' answers) gives paired cluster-bootstrap intervals when answers cluster by prompt; else Newcombe."""
     idx = rates_df.set_index(["model", "cell", "domain", "condition"])
+    diff = _Differ(scores, bootstrap)
     out = []
     for (model, cell, domain), g in rates_df.groupby(["model", "cell", "domain"], sort=True):
         rec = {"model": model, "cell": cell, "domain": domain, "variant": g["variant"].iloc[0]}
@@ -125,14 +183,17 @@ def efficacy_table(rates_df: pd.DataFrame) -> pd.DataFrame:
         t, nt = by["trigger"], by["no_trigger"]
         both = t is not None and nt is not None
         rec["gating"], rec["gating_ci_lo"], rec["gating_ci_hi"] = (
-            _diff(t["n_behaviour"], t["n_scored"], nt["n_behaviour"], nt["n_scored"]) if both else (math.nan,) * 3
+            diff(t, nt, (model, cell, domain, "trigger"), (model, cell, domain, "no_trigger"))
+            if both
+            else (math.nan,) * 3
         )
-        rec.update(_vs_base(idx, model, cell, domain, rec["variant"]))
+        rec["interval"] = g["interval"].iloc[0] if "interval" in g else WILSON
+        rec.update(_vs_base(idx, diff, model, cell, domain, rec["variant"]))
         out.append(rec)
     return pd.DataFrame(out)
 
 
-def _vs_base(idx: pd.DataFrame, model: str, cell: str, domain: str, variant: str) -> dict:
+def _vs_base(idx: pd.DataFrame, diff: _Differ, model: str, cell: str, domain: str, variant: str) -> dict:
     cond = TRAINED_CONDITION.get(variant)
     blank = {
         "trained_condition": cond,
@@ -144,8 +205,9 @@ def _vs_base(idx: pd.DataFrame, model: str, cell: str, domain: str, variant: str
     }
     if cond is None or (model, cell, domain, cond) not in idx.index or (model, "base", domain, cond) not in idx.index:
         return blank
-    c, b = idx.loc[(model, cell, domain, cond)], idx.loc[(model, "base", domain, cond)]
-    d, lo, hi = _diff(int(c["n_behaviour"]), int(c["n_scored"]), int(b["n_behaviour"]), int(b["n_scored"]))
+    kc, kb = (model, cell, domain, cond), (model, "base", domain, cond)
+    d, lo, hi = diff(idx.loc[kc], idx.loc[kb], kc, kb)
+    b = idx.loc[kb]
     return {
         **blank,
         "base_rate": b["rate"],
@@ -170,7 +232,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def summarize_files(
-    inputs: Iterable[tuple[str | Path, dict]], scores_csv: str | Path, table_csv: str | Path, min_mass: float = 0.25
+    inputs: Iterable[tuple[str | Path, dict]],
+    scores_csv: str | Path,
+    table_csv: str | Path,
+    min_mass: float = 0.25,
+    bootstrap: BootstrapSpec | None = None,
 ) -> pd.DataFrame:
     """Score every efficacy file (answers for exact domains, judged rows for judge domains) with its domain's spec
     (`inputs` = (path, EfficacySpec fields) pairs), write per-answer scores and the per-cell table; return the table."""
@@ -178,7 +244,7 @@ def summarize_files(
     if not parts:
         raise DataError("efficacy: no domain is evaluated (every domain has efficacy.scorer: none)")
     scores = pd.concat(parts, ignore_index=True)
-    table = efficacy_table(rates(scores))
+    table = efficacy_table(rates(scores, bootstrap), scores, bootstrap)
     write_text(scores_csv, scores.to_csv(index=False, lineterminator="\n"))
     write_text(table_csv, table.to_csv(index=False, lineterminator="\n"))
     return table
