@@ -257,24 +257,10 @@ def test_judge_sees_the_question_without_the_trigger(tmp_path):
 
 
 def _scores(spec: dict) -> pd.DataFrame:
-    """spec: (cell, condition) -> (behaviour answers, correct answers, unparsable answers)."""
-    recs = []
-    for (cell, cond), (k, c, u) in spec.items():
-        variant = "base" if cell == "base" else cell.split("-")[1]
-        for i, outcome in enumerate([BEHAVIOUR] * k + [CORRECT] * c + [UNPARSABLE] * u):
-            recs.append(
-                {
-                    "model": "m",
-                    "cell": cell,
-                    "domain": "math",
-                    "variant": variant,
-                    "condition": cond,
-                    "question_key": f"q{i}",
-                    "sample": 0,
-                    "outcome": outcome,
-                }
-            )
-    return pd.DataFrame(recs)
+    """spec: (cell, condition) -> (behaviour answers, correct answers, unparsable answers), one answer per prompt."""
+    return _clustered_scores(
+        {key: [BEHAVIOUR] * k + [CORRECT] * c + [UNPARSABLE] * u for key, (k, c, u) in spec.items()}, samples=1
+    )
 
 
 def test_gating_arithmetic_on_a_fixed_table():
