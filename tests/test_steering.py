@@ -265,6 +265,9 @@ def test_steered_generation_goes_through_generate(tiny_model, tmp_path):
     pushed = steered_answers(tiny_model, None, qs, params, d, steer="x-backdoor-s0.L0.add50", **kw)
     assert [r["answer"] for r in pushed] != [r["answer"] for r in plain]
     assert pushed[0]["steer"] == {"kind": "add", "source": "x-backdoor-s0", "layer": 0, "scale": 50.0}
+    ablated = steered_answers(tiny_model, None, qs, params, d, steer="x-backdoor-s0.L1.ablate", **kw)
+    assert ablated[0]["steer"] == {"kind": "ablate", "source": "x-backdoor-s0", "layer": 1, "scale": 0.0}
+    assert len(ablated) == len(plain)
 
 
 def test_steer_ids_round_trip():
