@@ -69,6 +69,10 @@ def snakemake(
         str(configfile),
         "--cores",
         "2",
+        # one thread per job, so two of the tiny grid's jobs run side by side: their time is start-up (imports,
+        # model loading), not compute, and a GPU rule's `threads: 4` would otherwise take both cores alone
+        "--max-threads",
+        "1",
         *args,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
