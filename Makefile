@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The offline CPU demo grid: SmolLM2-135M on three built-in domains, plain and backdoor; report in results/report/.
+# --max-threads 1: two jobs side by side on 2 cores instead of one `threads: 4` GPU rule holding both (measured on an
+# idle 2-core machine: 13 min 35 s vs 20 min 13 s, the same efficacy table; steering scores equal to 1e-7).
 demo: install
-	$(SMK) --configfile config/demo.yaml
+	$(SMK) --max-threads 1 --configfile config/demo.yaml
 	$(SMK) --configfile config/demo.yaml --report results/report.zip
 	@echo "report: results/report/report.html (Snakemake's: results/report.zip)"
 

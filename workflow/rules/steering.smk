@@ -79,7 +79,7 @@ rule steering_judge:
         planned=steering_plan_param,
         question_options=question_options_param,
     script:
-        "../scripts/steering_judge.py"
+        "../scripts/judge.py"
 
 
 rule steering_summary:

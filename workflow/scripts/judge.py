@@ -3,20 +3,27 @@ from emgrid.runlog import redirect_to_log
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from emgrid.gridspec import llm_cache_dir
-from emgrid.io import write_jsonl
+from emgrid.io import read_json, read_jsonl, write_jsonl
 from emgrid.judge import judge_answers_file
+from emgrid.steering.steer import check_skipped
 
+# rules judge and steering_judge (a steered run also gets its source's direction.json)
 w = snakemake.wildcards
-judged = judge_answers_file(
-    snakemake.input.answers,
-    snakemake.input.questions or snakemake.config["question_sets"][w.qset]["path"],
-    snakemake.params.question_options,
-    snakemake.params.planned,
-    snakemake.params.judge,
-    llm_cache_dir(snakemake.config),  # not a param: moving the cache reruns nothing
-    model=w.model,
-    cell=w.cell,
-    qset=w.qset,
-    model_manifest=snakemake.input.get("judge_manifest"),
-)
+direction = read_json(snakemake.input.direction) if "direction" in snakemake.input.keys() else None
+steered = snakemake.rule == "steering_judge"
+if steered and check_skipped(direction, read_jsonl(snakemake.input.answers), snakemake.input.answers):
+    judged = []  # the source has no direction: nothing was generated, nothing to judge
+else:
+    judged = judge_answers_file(
+        snakemake.input.answers,
+        snakemake.input.questions or snakemake.config["question_sets"][w.qset]["path"],
+        snakemake.params.question_options,
+        snakemake.params.planned,
+        snakemake.params.judge,
+        llm_cache_dir(snakemake.config),  # not a param: moving the cache reruns nothing
+        model=w.model,
+        cell=w.cell,
+        qset=w.qset,
+        model_manifest=snakemake.input.get("judge_manifest"),
+    )
 write_jsonl(snakemake.output.judged, judged)
