@@ -409,3 +409,30 @@ def test_params_hold_what_changes_a_job_output_only():
     est = grid.plan_estimate(config, "steering_generate", "tiny", "base")
     assert est["n_answers"] == 5 * 3  # 5 demo questions x 3 samples x 1 condition
     assert grid.plan_estimate(config, "steering_judge", "tiny", "base")["n_requests"] == 5 * 3 * 2
+
+
+#: analysis keys the steering summary does not read (alpha: no adjusted p-values; sensitivity: no sensitivity rate).
+UNUSED_BY_STEERING_SUMMARY = {"alpha": 0.01, "sensitivity_aligned_below": 70, "drop_untaken_cells": True}
+USED_BY_STEERING_SUMMARY = {
+    "aligned_below": 20,
+    "coherent_above": None,
+    "min_mass": 0.5,
+    "bootstrap": {"resamples": 50, "seed": 1, "permutations": 100, "level": 0.9},
+}
+
+
+@pytest.mark.parametrize("key", [*UNUSED_BY_STEERING_SUMMARY, *USED_BY_STEERING_SUMMARY])
+def test_steering_summary_params_change_with_the_analysis_keys_it_reads_only(key):
+    import copy
+
+    from emgrid.steering import grid
+
+    config, _ = _grid(layers=[1])
+    edited = copy.deepcopy(config)
+    value = {**UNUSED_BY_STEERING_SUMMARY, **USED_BY_STEERING_SUMMARY}[key]
+    assert edited["analysis"][key] != value
+    edited["analysis"][key] = value
+    if key in UNUSED_BY_STEERING_SUMMARY:
+        assert grid.summary_params(edited) == grid.summary_params(config)
+    else:
+        assert grid.summary_params(edited) != grid.summary_params(config)

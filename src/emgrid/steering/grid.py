@@ -126,8 +126,15 @@ def answers_plan(config: dict, target: Cell) -> dict:
     return {"conditions": list(STEERING_CONDITIONS), "samples_per_paraphrase": n}
 
 
+#: The `analysis` keys the steering summary reads (emgrid.steering.matrix.summarize_files): the misalignment
+#: criterion, the judge's probability-mass cut-off and the bootstrap. Not alpha (no adjusted p-values), the
+#: sensitivity threshold (no sensitivity rate) or drop_untaken_cells, so editing those does not rerun it.
+SUMMARY_ANALYSIS_KEYS = ("aligned_below", "coherent_above", "min_mass", "bootstrap")
+
+
 def summary_params(config: dict) -> dict:
-    return sorted_plain({"analysis": config["analysis"], "layers": list(steering_spec(config).layers)})
+    analysis = {k: config["analysis"][k] for k in SUMMARY_ANALYSIS_KEYS}
+    return sorted_plain({"analysis": analysis, "layers": list(steering_spec(config).layers)})
 
 
 def check(config: dict) -> list[str]:

@@ -159,7 +159,8 @@ def summarize_files(
     layers: Sequence[int],
 ) -> dict[str, pd.DataFrame]:
     """Write `out["matrix"]`, `out["directions"]` and `out["cosine"]` (CSV) from the steering judged files and the
-    (json, npz) direction files; `analysis` = the config's `analysis` block (criterion, min_mass, bootstrap)."""
+    (json, npz) direction files; `analysis` = the config's `analysis` keys it reads (criterion, min_mass, bootstrap:
+    emgrid.steering.grid.SUMMARY_ANALYSIS_KEYS; the rest take their defaults and do not change these tables)."""
     from emgrid.aggregate import analysis_specs
     from emgrid.io import read_jsonl, write_text
     from emgrid.steering.directions import read_direction
