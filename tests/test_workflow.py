@@ -18,7 +18,7 @@ import yaml
 from emgrid.aggregate import FINDINGS
 from emgrid.report import PLOT_KINDS, TABLES
 from tests.cdp import Browser, find_chromium
-from tests.workflow_helpers import REPO, dry_run_counts, snakemake, tiny_config, write_config
+from tests.workflow_helpers import REPO, dry_run_counts, snakemake, snakemake_cmd, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -418,11 +418,9 @@ def test_sigkill_of_snakemake_stops_the_running_finetune(completed_run, tmp_path
     import re
     import signal
     import subprocess
-    import sys
     import time
 
     from emgrid.parent_watch import _stat
-    from tests.workflow_helpers import REPO
 
     workdir, configfile = _copy_of_run(completed_run, tmp_path)
     config = yaml.safe_load(configfile.read_text())
@@ -430,20 +428,7 @@ def test_sigkill_of_snakemake_stops_the_running_finetune(completed_run, tmp_path
     configfile.write_text(yaml.safe_dump(config))
     log = workdir / "results" / "logs" / "finetune" / "tiny" / "wrong_facts-plain-s0.log"
     log.unlink(missing_ok=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(configfile),
-        "--cores",
-        "1",
-        "results/cells/tiny/wrong_facts-plain-s0/finetune.json",
-    ]
+    cmd = snakemake_cmd(workdir, configfile, "results/cells/tiny/wrong_facts-plain-s0/finetune.json")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300

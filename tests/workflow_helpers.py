@@ -54,10 +54,10 @@ def tiny_config() -> dict:
     return config
 
 
-def snakemake(
-    workdir: Path, configfile: Path, *args: str, check: bool = True, timeout: int = 900, env: dict | None = None
-):
-    cmd = [
+def snakemake_cmd(workdir: Path, configfile: Path, *args: str) -> list[str]:
+    """The command line of a test's snakemake run: this checkout's Snakefile on `workdir` with `configfile`. For a
+    test that launches it itself (Popen, to kill it); `snakemake` runs it to the end."""
+    return [
         sys.executable,
         "-m",
         "snakemake",
@@ -75,6 +75,12 @@ def snakemake(
         "1",
         *args,
     ]
+
+
+def snakemake(
+    workdir: Path, configfile: Path, *args: str, check: bool = True, timeout: int = 900, env: dict | None = None
+):
+    cmd = snakemake_cmd(workdir, configfile, *args)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
