@@ -201,3 +201,11 @@ def test_plots_from_analysis_tables(tmp_path):
     p = plot_feature_scatter(domains, tests, ["a", "b"], tmp_path / "s.png", "t", labels={"d0": "Zero"})
     q = plot_by_category(values, ["a", "b"], tmp_path / "c.png", "t")
     assert p.stat().st_size > 1000 and q.stat().st_size > 1000
+
+
+def test_figure_statistics_never_print_a_negative_zero():
+    from emgrid.analyses.plots import _fmt
+
+    assert _fmt(-0.001) == "0.00" and _fmt(-0.0004, 3) == "0.000"  # a correlation of -0.001 is no negative one
+    assert _fmt(-0.006) == "-0.01" and _fmt(0.456) == "0.46" and _fmt(0.0449, 3) == "0.045"
+    assert _fmt(math.nan) == "n/a" and _fmt(None) == "n/a"

@@ -11,13 +11,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from emgrid.numfmt import fixed
 from emgrid.report.plots import _save  # one atomic PNG writer for every figure
 from emgrid.report.tables import GROUPS as CATEGORY_ORDER
 from emgrid.report.tables import category_of, label_of
 
 
-def _fmt(v: float, digits: int = 2) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+def _fmt(v: float | None, digits: int = 2) -> str:
+    """A statistic in a figure title: the report's number rule (emgrid.numfmt: no "-0.00"), "n/a" when missing."""
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else fixed(v, digits)
 
 
 def plot_feature_scatter(
