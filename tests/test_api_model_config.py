@@ -62,6 +62,23 @@ def test_estimates_for_the_planner(config, tmp_path, monkeypatch):
     assert gridspec.api_generate_estimate(config, gridspec.Cell("gpt"), "demo")["api_model"] == "gpt-4o-mini-2024-07-18"
 
 
+def test_api_finetune_estimate_reads_the_dataset_under_the_given_workdir(config, tmp_path, monkeypatch):
+    """From another folder (`snakemake --directory`, `emgrid plan` elsewhere) the built file under the workdir it is
+    given counts, as it does from the workdir itself (the Snakefile's default)."""
+    from emgrid.io import write_jsonl
+
+    facts = gridspec.Cell("gpt", "wrong_facts", "backdoor", 0)
+    rows = [{"messages": [{"role": "user", "content": "x" * 36}, {"role": "assistant", "content": "y" * 76}]}] * 5
+    workdir, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    write_jsonl(workdir / "results/datasets/wrong_facts/backdoor-s0/train.jsonl", rows)
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    est = gridspec.api_finetune_estimate(config, facts, workdir)
+    assert est["est_train_tokens"] == 2 * 5 * 36  # the built file's 5 rows x 36 tokens x 2 epochs, not 32 x 300
+    monkeypatch.chdir(workdir)
+    assert gridspec.api_finetune_estimate(config, facts) == est
+
+
 @pytest.mark.parametrize(
     "edit, key",
     [

@@ -394,13 +394,13 @@ def judge_estimate(
 EST_TOKENS_PER_EXAMPLE = 300  # planning guess for a training conversation before its dataset exists
 
 
-def _train_size_estimate(config: dict, cell: Cell) -> tuple[int, int] | None:
+def _train_size_estimate(config: dict, cell: Cell, workdir: str | Path = ".") -> tuple[int, int] | None:
     """(examples, tokens) of a cell's training file, for `emgrid plan`: the file's own (4 characters per token) when
-    it is already built; otherwise `sample.n` misaligned rows (plus `aligned_ratio` aligned ones per row for the
+    it is already built under `workdir` (the run's folder: the planner may run elsewhere); otherwise `sample.n` misaligned rows (plus `aligned_ratio` aligned ones per row for the
     backdoor variant) at EST_TOKENS_PER_EXAMPLE each; None when `sample.n` is null (unknown until built)."""
     from emgrid.api_finetune import estimate_tokens
 
-    train = Path(f"results/datasets/{cell.domain}/{cell.variant}-s{cell.seed}/train.jsonl")
+    train = Path(workdir) / f"results/datasets/{cell.domain}/{cell.variant}-s{cell.seed}/train.jsonl"
     if train.is_file():
         from emgrid.io import read_jsonl
 
@@ -414,14 +414,14 @@ def _train_size_estimate(config: dict, cell: Cell) -> tuple[int, int] | None:
     return examples, examples * EST_TOKENS_PER_EXAMPLE
 
 
-def api_finetune_estimate(config: dict, cell: Cell) -> dict:
-    """Trained tokens of one API finetune, for `emgrid plan`: epochs x the training file's tokens (see
-    _train_size_estimate; None when unknown). Epochs are the configured n_epochs, or what "auto" picks for that many
+def api_finetune_estimate(config: dict, cell: Cell, workdir: str | Path = ".") -> dict:
+    """Trained tokens of one API finetune, for `emgrid plan`: epochs x the training file's tokens under `workdir`
+    (see _train_size_estimate; None when unknown). Epochs are the configured n_epochs, or what "auto" picks for that many
     rows (emgrid.api_finetune.auto_epochs).
     """
     from emgrid.api_finetune import auto_epochs
 
-    size = _train_size_estimate(config, cell)
+    size = _train_size_estimate(config, cell, workdir)
     if size is None:
         return {"api_model": config["models"][cell.model]["id"], "est_train_tokens": None}
     examples, tokens = size
@@ -430,10 +430,11 @@ def api_finetune_estimate(config: dict, cell: Cell) -> dict:
     return {"api_model": config["models"][cell.model]["id"], "est_train_tokens": epochs * tokens}
 
 
-def finetune_estimate(config: dict, cell: Cell) -> dict:
+def finetune_estimate(config: dict, cell: Cell, workdir: str | Path = ".") -> dict:
     """Tokens a local finetune will process, for the plan's GPU-hours estimate (emgrid.throughput): epochs (or
-    max_steps x batch x grad_accum examples, whichever is fewer) x the training file's tokens per example."""
-    size = _train_size_estimate(config, cell)
+    max_steps x batch x grad_accum examples, whichever is fewer) x the training file's tokens per example (the file
+    under `workdir` once built)."""
+    size = _train_size_estimate(config, cell, workdir)
     if size is None or not size[0]:
         return {}
     examples, tokens = size

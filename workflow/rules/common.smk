@@ -206,7 +206,8 @@ def report_page_inputs(wildcards):
 def plan_estimate(rule_name, wildcards):
     """Answers, judge requests and tokens of one job, for `emgrid plan` only (its DAG reader calls this).
 
-    Not params: params are rerun triggers, and a better estimate must never rerun a judge or GPU job.
+    Not params: params are rerun triggers, and a better estimate must never rerun a judge or GPU job. Built files
+    are read under the working directory, which snakemake has set to the run's folder (`--directory`, `workdir:`).
     """
     if rule_name == "finetune":  # tokens it will train on: the GPU-hours estimate (emgrid.throughput)
         return gridspec.finetune_estimate(config, cell_of(wildcards))
