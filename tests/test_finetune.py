@@ -241,6 +241,7 @@ def test_killed_finetune_resumes_to_the_same_adapter(tiny_model, tiny_train_json
     from safetensors.torch import load_file
 
     from emgrid.finetune import checkpoint_dir_for
+    from emgrid.io import read_json
 
     spec = FinetuneSpec(epochs=2, batch_size=4, grad_accum=1, lr=1e-3, seed=3)  # 8 steps, LoRA dropout 0.05 on
     ref = finetune(tiny_model, tiny_train_jsonl, tmp_path / "ref" / "adapter", spec, tmp_path / "ref" / "m.json")
@@ -252,6 +253,7 @@ def test_killed_finetune_resumes_to_the_same_adapter(tiny_model, tiny_train_json
     assert proc.returncode == 137, proc.stderr[-2000:]
     ckpts = sorted(p.name for p in checkpoint_dir_for(cell / "adapter").glob("checkpoint-*"))
     assert ckpts == ["checkpoint-3"] and not (cell / "adapter").exists()
+    before_kill = read_json(checkpoint_dir_for(cell / "adapter") / "checkpoint-3" / "emgrid_counts.json")
 
     again = finetune(tiny_model, tiny_train_jsonl, cell / "adapter", spec, cell / "m.json", checkpoint_every=3)
     assert again["resumed_from_step"] == 3 and again["steps"] == ref["steps"] == 8
@@ -261,6 +263,9 @@ def test_killed_finetune_resumes_to_the_same_adapter(tiny_model, tiny_train_json
         [h["loss"] for h in ref["loss_history"]], rel=1e-5
     )
     assert (again["tokens_seen"], again["trained_tokens"]) == (ref["tokens_seen"], ref["trained_tokens"])
+    # the throughput line pairs this process's seconds with this process's tokens (the resumed steps' only)
+    assert ref["tokens_seen_this_run"] == ref["tokens_seen"]
+    assert 0 < again["tokens_seen_this_run"] == again["tokens_seen"] - before_kill["tokens_seen"] < ref["tokens_seen"]
     a, b = (
         load_file(cell / "adapter" / "adapter_model.safetensors"),
         load_file(tmp_path / "ref" / "adapter" / "adapter_model.safetensors"),

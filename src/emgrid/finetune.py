@@ -296,6 +296,7 @@ def finetune(
     t0 = time.time()
     ckpt_dir = checkpoint_dir_for(adapter_dir) if checkpoint_every else None
     resume = latest_checkpoint(ckpt_dir, _resume_key(manifest_path, train_jsonl, spec)) if ckpt_dir else None
+    counts = {"tokens_seen": 0, "trained_tokens": 0}  # before this process: the resumed checkpoint's
     with tempfile.TemporaryDirectory(prefix="emgrid-ft-") as work, contextlib.redirect_stdout(sys.stderr):
         trainer = build_trainer(manifest_path, train_jsonl, ckpt_dir or work, spec, checkpoint_every=checkpoint_every)
         if resume is not None:
@@ -313,6 +314,8 @@ def finetune(
         train_runtime_s=train_s,
         wall_time_s=time.time() - t0,
         resumed_from_step=int(resume.name[11:]) if resume else None,
+        # this process's share, beside its seconds in the throughput line (tokens_seen counts the whole run)
+        tokens_seen_this_run=metrics["tokens_seen"] - counts["tokens_seen"],
     )
     if resume is not None and metrics["loss_history"]:  # the Trainer's own mean covers only the resumed steps
         metrics["mean_loss"] = sum(h["loss"] for h in metrics["loss_history"]) / len(metrics["loss_history"])

@@ -20,4 +20,5 @@ metrics = finetune(
     # not a param: how often to checkpoint does not change the adapter, so it must not rerun the job
     checkpoint_every=gridspec.finetune_checkpoint_every(snakemake.config, cell),
 )
-record(snakemake.rule, time.time() - t0, metrics["tokens_seen"])
+# this process's seconds and tokens: a resumed run's tokens_seen also counts the steps before the kill
+record(snakemake.rule, time.time() - t0, metrics["tokens_seen_this_run"])
