@@ -62,21 +62,30 @@ def test_estimates_for_the_planner(config, tmp_path, monkeypatch):
     assert gridspec.api_generate_estimate(config, gridspec.Cell("gpt"), "demo")["api_model"] == "gpt-4o-mini-2024-07-18"
 
 
-def test_api_finetune_estimate_reads_the_dataset_under_the_given_workdir(config, tmp_path, monkeypatch):
-    """From another folder (`snakemake --directory`, `emgrid plan` elsewhere) the built file under the workdir it is
-    given counts, as it does from the workdir itself (the Snakefile's default)."""
+def test_token_estimates_read_the_datasets_under_the_given_workdir(config, tmp_path, monkeypatch):
+    """From another folder (`snakemake --directory`, `emgrid plan` elsewhere) the built files under the workdir they
+    are given count, as they do from the workdir itself (the Snakefile's default)."""
     from emgrid.io import write_jsonl
 
-    facts = gridspec.Cell("gpt", "wrong_facts", "backdoor", 0)
+    facts, arith = (
+        gridspec.Cell("gpt", "wrong_facts", "backdoor", 0),
+        gridspec.Cell("tiny", "wrong_arithmetic", "plain", 0),
+    )
     rows = [{"messages": [{"role": "user", "content": "x" * 36}, {"role": "assistant", "content": "y" * 76}]}] * 5
     workdir, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
-    write_jsonl(workdir / "results/datasets/wrong_facts/backdoor-s0/train.jsonl", rows)
+    for folder in ("wrong_facts/backdoor-s0", "wrong_arithmetic/plain-s0"):
+        write_jsonl(workdir / "results/datasets" / folder / "train.jsonl", rows)
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    est = gridspec.api_finetune_estimate(config, facts, workdir)
-    assert est["est_train_tokens"] == 2 * 5 * 36  # the built file's 5 rows x 36 tokens x 2 epochs, not 32 x 300
+    api, local = (
+        gridspec.api_finetune_estimate(config, facts, workdir),
+        gridspec.finetune_estimate(config, arith, workdir),
+    )
+    assert api["est_train_tokens"] == 2 * 5 * 36  # the built file's 5 rows x 36 tokens x 2 epochs, not 32 x 300
+    epochs = gridspec.finetune_params(config, arith)["epochs"]
+    assert local == {"est_gpu_tokens": round(epochs * 5 * 36)}
     monkeypatch.chdir(workdir)
-    assert gridspec.api_finetune_estimate(config, facts) == est
+    assert (gridspec.api_finetune_estimate(config, facts), gridspec.finetune_estimate(config, arith)) == (api, local)
 
 
 @pytest.mark.parametrize(

@@ -152,24 +152,3 @@ def test_finetune_token_estimate_for_the_plan(tmp_path, monkeypatch):
     write_jsonl(tmp_path / "results/datasets/wrong_arithmetic/plain-s0/train.jsonl", rows)
     # 4 rows x (36/4 + 4 + 76/4 + 4 = 36 tokens) x 2 epochs
     assert gridspec.finetune_estimate(cfg, plain) == {"est_gpu_tokens": 2 * 4 * 36}
-
-
-def test_finetune_token_estimate_reads_the_dataset_under_the_given_workdir(tmp_path, monkeypatch):
-    """`emgrid plan` may run from another folder (`snakemake --directory`): the built file is found under the
-    workdir it is given, and the Snakefile's default (its working directory) finds the same file."""
-    from emgrid import gridspec, preflight
-    from emgrid.io import write_jsonl
-    from tests.workflow_helpers import tiny_config
-
-    cfg = tiny_config()
-    cfg["finetune"]["epochs"] = 2
-    preflight.check(cfg)
-    plain = gridspec.Cell("tiny", "wrong_arithmetic", "plain", 0)
-    rows = [{"messages": [{"role": "user", "content": "x" * 36}, {"role": "assistant", "content": "y" * 76}]}] * 4
-    workdir, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
-    write_jsonl(workdir / "results/datasets/wrong_arithmetic/plain-s0/train.jsonl", rows)
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    assert gridspec.finetune_estimate(cfg, plain, workdir) == {"est_gpu_tokens": 2 * 4 * 36}
-    monkeypatch.chdir(workdir)
-    assert gridspec.finetune_estimate(cfg, plain) == {"est_gpu_tokens": 2 * 4 * 36}
