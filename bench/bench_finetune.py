@@ -1,20 +1,23 @@
-"""Finetuning speed: emgrid.finetune (trl SFTTrainer; padding-free batches or dynamic padding) vs the study's recipe
-(plain Trainer, every example padded to 512 tokens), same model, data, LoRA and batch size, side by side in one run.
+"""Finetuning speed: emgrid.finetune (trl SFTTrainer, padding-free batches, the LM head only on supervised positions)
+vs the study's recipe (plain Trainer, every example padded to 512 tokens, fp32), same model, data, LoRA and examples
+per optimizer step, side by side in one run.
 
     .venv/bin/python bench/bench_finetune.py                       # SmolLM2-135M, both length mixes
+    .venv/bin/python bench/bench_finetune.py --mix short --dtype float32 bfloat16 --threads 2   # two arms of ours
     .venv/bin/python bench/bench_finetune.py --model tiny --steps 20 --mix short
     .venv/bin/python bench/bench_finetune.py --device cuda --shape qwen2.5-7b --dtype bfloat16 --calibration cal.json
     .venv/bin/python bench/bench_finetune.py --device cpu --shape tiny --steps 3      # the GPU mode's code path, on CPU
 
 GPU mode (`--device cuda --shape qwen2.5-0.5b|qwen2.5-7b`): random weights in Qwen2.5's layer shapes (no download),
-ours in bf16 (`--dtype bfloat16`) with padding-free batches (on by default on a GPU; SDPA attention, whose
-block-diagonal mask keeps the packed examples apart) against the study's recipe (fp32, every example padded to 512),
+ours in bf16 (`--dtype bfloat16`) with padding-free batches (finetune.padding_free, on by default; SDPA attention,
+whose block-diagonal mask keeps the packed examples apart) against the study's recipe (fp32, every example padded to 512),
 and the model FLOPs utilisation of ours against the GPU's bf16 dense peak (PEAK_TFLOPS, by device name; the one used
 is printed). `--calibration FILE` records ours' steady-state tokens/s as the `finetune` rate of this GPU type for
 `emgrid plan` (emgrid.throughput; bench/gpu_check.sh writes src/emgrid/gpu_calibration.json this way).
 
 Two length mixes (`--mix short|realistic|both`):
-- short: emgrid.chat.example_conversations, the very short synthetic examples of tests and the demo (~70-90 tokens).
+- short: emgrid.chat.example_conversations, the very short synthetic examples of tests and the demo (SmolLM2's chat
+  template adds its default system prompt: ~116 tokens per example).
 - realistic: the study's kinds of training examples, drawn in equal parts (whole chat-formatted example, SmolLM2
   tokenizer; the script prints the measured mean and spread per kind):
     gsm8k:  a math word problem (35-90 words) and a worked solution of 4-9 calculation steps; ~170-300 tokens.
@@ -23,8 +26,10 @@ Two length mixes (`--mix short|realistic|both`):
     code:   a task description with a code template (20-50 words + 6-16 lines) and a code answer (10-30 lines);
             ~250-600 tokens (the longest are truncated at max_length 512, as in training).
 Steady-state steps are timed (the first step, with its warm-up, is left out). Per arm it prints real (non-pad)
-tokens/s and the share of processed tokens that is padding; the speed-up of ours over pad-512 in real tokens/s is
-bounded by 512 / mean example length (what padding to 512 wastes), printed beside it.
+tokens/s, the share of processed tokens that is padding and the speed-up over pad-512 in real tokens/s. Padding
+alone explains 512 / mean example length of it (printed beside it); the rest is the LM head, which pad-512 applies
+to all 512 positions and ours only to the positions whose next token is a target. `--fold-accum` sets
+finetune.micro_batch_size to the optimizer step's examples (one pass instead of --grad-accum passes).
 Targets: padding <= 5 % of processed tokens in ours; speed-up vs pad-512 >= 5x on the short mix.
 """
 
@@ -294,6 +299,23 @@ def pad512(manifest: Path, train_jsonl: Path, spec: FinetuneSpec, work: Path) ->
     return Arm("plain Trainer, pad to 512", timer.seconds_per_step(), counter.real / steps, counter.processed / steps)
 
 
+def ours_arms(manifest: Path, train: Path, spec: FinetuneSpec, a, work: Path) -> list[Arm]:
+    """One arm per --dtype (the first is the headline), then, with --alt-batching, the other batching choice."""
+    batching = {True: "padding-free", False: "dynamic padding"}
+    micro = spec.batch_size * spec.grad_accum if a.fold_accum else None
+    arms = []
+    for dtype in a.dtype:
+        mine = dataclasses.replace(spec, dtype=dtype, bf16=dtype == "bfloat16", micro_batch_size=micro)
+        label = f"emgrid.finetune ({batching[a.padding_free]}, {dtype}, {mine.passes()[0]}/pass)"
+        arms.append(ours(manifest, train, mine, work, label))
+    if a.alt_batching:  # the other batching choice, the headline's dtype and micro-batch
+        other = dataclasses.replace(
+            mine, dtype=a.dtype[0], bf16=a.dtype[0] == "bfloat16", padding_free=not a.padding_free
+        )
+        arms.append(ours(manifest, train, other, work, f"trl, {batching[not a.padding_free]}, {a.dtype[0]}"))
+    return arms
+
+
 def run_mix(mix: str, manifest: Path, a, work: Path) -> tuple[float, float]:
     """All arms on one length mix; prints the table and returns (speed-up vs pad-512, padding share of ours)."""
     n = a.steps * a.batch_size * a.grad_accum
@@ -308,29 +330,21 @@ def run_mix(mix: str, manifest: Path, a, work: Path) -> tuple[float, float]:
         grad_accum=a.grad_accum,
         lr=1e-3,
         logging_steps=1,
-        dtype=a.dtype,
-        bf16=a.dtype == "bfloat16",
         padding_free=a.padding_free,
     )
-    batching = {True: "padding-free", False: "dynamic padding"}
-    # ours: the optimizer step's examples in one micro-batch when --fold-accum (same examples per step, fewer passes)
-    mine = dataclasses.replace(spec, batch_size=a.batch_size * a.grad_accum, grad_accum=1) if a.fold_accum else spec
-    arms = [ours(manifest, train, mine, work, f"emgrid.finetune ({batching[a.padding_free]}, bs {mine.batch_size})")]
-    if a.alt_batching:  # the other batching choice, same micro-batch
-        other = dataclasses.replace(mine, padding_free=not a.padding_free)
-        arms.append(ours(manifest, train, other, work, f"trl, {batching[not a.padding_free]}"))
-    arms.append(pad512(manifest, train, spec, work))
+    arms = ours_arms(manifest, train, spec, a, work) + [pad512(manifest, train, spec, work)]
     print(f"\n[{mix} mix] {n} examples, mean {mean_len:.0f} tokens ({desc})")
-    print(f"{'method':<34}{'s/step':>9}{'real tok/step':>15}{'real tok/s':>12}{'padding':>9}")
+    print(f"{'method':<50}{'s/step':>9}{'real tok/step':>15}{'real tok/s':>12}{'padding':>9}{'vs pad-512':>12}")
     for arm in arms:
         print(
-            f"{arm.name:<34}{arm.s_per_step:>9.2f}{arm.real_per_step:>15.0f}{arm.real_per_s:>12.0f}"
-            f"{arm.pad_share:>8.1%}"
+            f"{arm.name:<50}{arm.s_per_step:>9.2f}{arm.real_per_step:>15.0f}{arm.real_per_s:>12.0f}"
+            f"{arm.pad_share:>8.1%}{arm.real_per_s / arms[-1].real_per_s:>11.2f}x"
         )
     ratio = arms[0].real_per_s / arms[-1].real_per_s
     print(
-        f"speed-up ours / pad-512 (real tokens/s): {ratio:.2f}x; bound 512 / mean length = {512 / mean_len:.2f}x"
-        + mfu(arms[0].real_per_s, manifest)
+        f"speed-up ours / pad-512 (real tokens/s): {ratio:.2f}x; padding alone explains 512 / mean length = "
+        f"{512 / mean_len:.2f}x (pad-512 also projects every position through the LM head, ours only the "
+        "supervised ones)" + mfu(arms[0].real_per_s, manifest)
     )
     if a.calibration and mix == a.calibration_mix:
         from emgrid.models import device_name
@@ -340,7 +354,7 @@ def run_mix(mix: str, manifest: Path, a, work: Path) -> tuple[float, float]:
             a.calibration,
             Rate("finetune", device_name(), arms[0].real_per_s, 1),
             source=f"bench/bench_finetune.py {time.strftime('%Y-%m-%d')}",
-            note=f"{a.shape or a.model}, {mix} mix, {a.dtype}, steady-state steps (model loading not included)",
+            note=f"{a.shape or a.model}, {mix} mix, {a.dtype[0]}, steady-state steps (model loading not included)",
         )
     if a.json:
         import json
@@ -354,7 +368,7 @@ def run_mix(mix: str, manifest: Path, a, work: Path) -> tuple[float, float]:
             "model": str(a.shape or a.manifest or a.model),
             "mix": mix,
             "mean_tokens": mean_len,
-            "dtype": a.dtype,
+            "dtype": a.dtype[0],
             "batch_size": a.batch_size,
             "arms": {arm.name: {"real_tokens_per_s": arm.real_per_s, "padding_share": arm.pad_share} for arm in arms},
         }
@@ -394,24 +408,30 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--fold-accum",
         action="store_true",
-        help="ours: one micro-batch of batch-size x grad-accum examples per optimizer step (same effective batch)",
+        help="ours: finetune.micro_batch_size = batch-size x grad-accum (one pass per optimizer step, same examples)",
     )
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the converted SmolLM2 is kept")
     ap.add_argument("--shape", choices=sorted(SHAPES), default=None, help="random weights in this model's shapes")
-    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32", help="ours (pad-512 stays fp32)")
+    ap.add_argument(
+        "--dtype",
+        choices=["float32", "bfloat16"],
+        nargs="+",
+        default=["float32"],
+        help="ours, one arm each (the first is the headline); pad-512 stays fp32",
+    )
     ap.add_argument("--json", type=Path, default=None, help="append one JSON record per mix")
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="auto: cuda when visible")
     ap.add_argument(
         "--padding-free",
-        choices=["auto", "on", "off"],
-        default="auto",
-        help="ours: padding-free batches (auto: on for cuda, off on CPU, as measured)",
+        choices=["on", "off"],
+        default="on",
+        help="ours: padding-free batches (finetune.padding_free; default on, as in the config)",
     )
     ap.add_argument("--calibration", type=Path, default=None, help="record ours' tokens/s in this calibration file")
     ap.add_argument("--calibration-mix", choices=["short", "realistic"], default="realistic")
     a = ap.parse_args(argv)
-    cuda = select_device(a.device)
-    a.padding_free = cuda if a.padding_free == "auto" else a.padding_free == "on"
+    select_device(a.device)
+    a.padding_free = a.padding_free == "on"
 
     import torch
 
@@ -421,7 +441,7 @@ def main(argv=None) -> int:
         work = Path(w)
         manifest = a.manifest or prepare(a.model, a.cache_dir, work, a.shape)
         print(
-            f"finetune benchmark: model={a.shape or a.manifest or a.model} dtype(ours)={a.dtype} steps={a.steps} "
+            f"finetune benchmark: model={a.shape or a.manifest or a.model} dtype(ours)={','.join(a.dtype)} steps={a.steps} "
             f"batch={a.batch_size} padding-free(ours)={a.padding_free} device={device_label()} "
             f"threads={torch.get_num_threads()} LoRA r=8 q_proj+v_proj"
         )

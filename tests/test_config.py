@@ -163,6 +163,25 @@ def test_checkpoint_every_is_resolved_per_cell_but_kept_out_of_params():
         gridspec.finetune_checkpoint_every(edited, arith)
 
 
+def test_batching_keys_reach_the_job_but_stay_out_of_params():
+    """padding_free and micro_batch_size change speed and memory, not the adapter: no rerun, but the job trains
+    with them (gridspec.finetune_spec), and a bad value still fails before the first job."""
+    config = validate_config(tiny_config())
+    cell = gridspec.Cell("tiny", "wrong_facts", "plain", 0)
+    edited = copy.deepcopy(config)
+    edited["finetune"]["padding_free"] = False
+    edited["domains"]["wrong_facts"]["finetune"] = {"micro_batch_size": 8}
+    assert gridspec.finetune_params(edited, cell) == gridspec.finetune_params(config, cell)
+    spec = gridspec.finetune_spec(edited, cell)
+    assert spec["padding_free"] is False and spec["micro_batch_size"] == 8
+    assert {**gridspec.finetune_params(edited, cell), "padding_free": False, "micro_batch_size": 8} == spec
+    edited["domains"]["wrong_facts"]["finetune"] = {"micro_batch_size": 5}
+    from emgrid import preflight
+
+    (error,) = preflight.check(edited, resolve_path=lambda p: str(REPO / p)).errors
+    assert "domains.wrong_facts.finetune" in error and "micro_batch_size" in error
+
+
 def test_judge_params_hold_no_secret_and_only_own_price():
     config = validate_config(tiny_config())
     config["judge"].update(

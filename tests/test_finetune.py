@@ -144,6 +144,72 @@ def test_padding_free_and_padded_training_give_the_same_losses(tiny_model, tiny_
     assert a["tokens_seen"] == b["tokens_seen"] and a["trained_tokens"] == b["trained_tokens"]
 
 
+def test_the_lm_head_scores_only_supervised_positions(tiny_model, tiny_train_jsonl, tmp_path, monkeypatch):
+    """On CPU trl projected every position through the LM head (and zeroed the unlabelled ones); ours projects only the
+    positions whose next token is a target: with assistant-only loss the prompt's positions cost nothing there."""
+    import trl.trainer.utils as trl_utils
+
+    scored = []
+    inner = trl_utils._ChunkedLogProbFunction
+
+    class Spy:
+        @staticmethod
+        def apply(hidden, *rest):
+            scored.append(hidden.shape[0])
+            return inner.apply(hidden, *rest)
+
+    monkeypatch.setattr(trl_utils, "_ChunkedLogProbFunction", Spy)
+    trainer = build_trainer(
+        tiny_model, tiny_train_jsonl, tmp_path, FinetuneSpec(**dict(FAST, max_steps=1, grad_accum=1))
+    )
+    batches, collate = [], trainer.data_collator
+    trainer.data_collator = lambda examples: batches.append(collate(examples)) or batches[-1]
+    trainer.train()
+    batch = batches[0]  # accelerate's loader collates one batch ahead
+    targets = int((batch["labels"][:, 1:] != -100).sum())
+    assert scored == [targets] and targets < batch["input_ids"].shape[1] - 1  # fewer than every position
+
+
+def test_scoring_only_supervised_positions_gives_the_same_losses(tiny_model, tiny_train_jsonl, tmp_path, monkeypatch):
+    import trl.trainer.utils as trl_utils
+    from trl.kernels.chunked_logprob import _use_triton
+
+    spec = FinetuneSpec(**dict(FAST, max_steps=3, dropout=0.0, seed=5))
+    compact = finetune(tiny_model, tiny_train_jsonl, tmp_path / "a", spec, tmp_path / "a.json")
+    monkeypatch.setattr(trl_utils, "_use_triton", _use_triton)  # trl's own choice: every position on CPU
+    monkeypatch.setattr("emgrid.finetune.score_supervised_positions_only", lambda: None)
+    every = finetune(tiny_model, tiny_train_jsonl, tmp_path / "b", spec, tmp_path / "b.json")
+    assert [h["loss"] for h in compact["loss_history"]] == pytest.approx(
+        [h["loss"] for h in every["loss_history"]], rel=1e-5
+    )
+
+
+def test_micro_batch_size_splits_the_same_optimizer_step_differently(tiny_model, tiny_train_jsonl, tmp_path):
+    """One pass of 8 instead of 2 passes of 4: same examples per step, same losses (fp32, no dropout: its random
+    masks depend on the batch layout)."""
+    spec = dict(FAST, max_steps=2, dropout=0.0, seed=3)
+    assert FinetuneSpec(**spec, micro_batch_size=8).passes() == (8, 1) and FinetuneSpec(**spec).passes() == (4, 2)
+    trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path / "t", FinetuneSpec(**spec, micro_batch_size=8))
+    assert (trainer.args.per_device_train_batch_size, trainer.args.gradient_accumulation_steps) == (8, 1)
+    folded = finetune(
+        tiny_model, tiny_train_jsonl, tmp_path / "a", FinetuneSpec(**spec, micro_batch_size=8), tmp_path / "a.json"
+    )
+    split = finetune(tiny_model, tiny_train_jsonl, tmp_path / "b", FinetuneSpec(**spec), tmp_path / "b.json")
+    assert folded["steps"] == split["steps"] == 2
+    assert folded["tokens_seen"] == split["tokens_seen"] and folded["trained_tokens"] == split["trained_tokens"]
+    assert [h["loss"] for h in folded["loss_history"]] == pytest.approx(
+        [h["loss"] for h in split["loss_history"]], rel=1e-4
+    )
+
+
+def test_micro_batch_size_must_divide_the_optimizer_step():
+    with pytest.raises(ConfigError, match=r"'finetune\.micro_batch_size' must divide .* = 16 examples"):
+        FinetuneSpec.from_dict({"micro_batch_size": 3})
+    with pytest.raises(ConfigError, match=r"'finetune\.micro_batch_size' must be a positive integer"):
+        FinetuneSpec.from_dict({"micro_batch_size": 0})
+    assert FinetuneSpec.from_dict({"micro_batch_size": 16}).passes() == (16, 1)
+
+
 def test_finetune_writes_adapter_and_metrics(tiny_model, tiny_train_jsonl, tmp_path):
     spec = FinetuneSpec(**FAST)
     m = finetune(tiny_model, tiny_train_jsonl, tmp_path / "adapter", spec, tmp_path / "finetune.json")

@@ -55,7 +55,8 @@ class FinetuneSpec:
     gradient_checkpointing: bool = False
     logging_steps: int = 1
     dtype: str = "float32"
-    padding_free: bool = False
+    padding_free: bool = True
+    micro_batch_size: int | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None, where: str = "finetune") -> "FinetuneSpec":
@@ -102,6 +103,23 @@ class FinetuneSpec:
                 bad(key, "must be true or false")
         if self.dtype not in DTYPE_NAMES:
             bad("dtype", f"must be one of {', '.join(DTYPE_NAMES)}")
+        micro = self.micro_batch_size
+        if micro is not None and (not isinstance(micro, int) or isinstance(micro, bool) or micro < 1):
+            bad("micro_batch_size", "must be a positive integer or null")
+        if micro is not None and (self.batch_size * self.grad_accum) % micro:
+            bad(
+                "micro_batch_size",
+                f"must divide the optimizer step's batch_size x grad_accum = {self.batch_size * self.grad_accum} "
+                "examples",
+            )
+
+    def passes(self) -> tuple[int, int]:
+        """(examples per forward pass, passes per optimizer step). An optimizer step always sees batch_size x
+        grad_accum examples, in the same order; micro_batch_size only splits them differently (one pass of 16 instead
+        of 4 passes of 4 is faster when memory allows: fewer, larger matrix products), and the loss is normalised
+        over the step's tokens either way, so the gradients are the same up to rounding (tests/test_finetune.py)."""
+        micro = self.micro_batch_size or self.batch_size
+        return micro, self.batch_size * self.grad_accum // micro
 
 
 def read_training_messages(path: str | Path) -> list[dict]:
@@ -199,6 +217,27 @@ def use_padding_free(trainer) -> bool:
     return True
 
 
+def score_supervised_positions_only() -> None:
+    """Make trl's fused LM head project only the positions that carry a label, on every device.
+
+    trl's SFTTrainer never builds the (tokens x vocabulary) logits: its fused head scores the labelled positions in
+    tiles. On Triton devices it scores only those positions; elsewhere (CPU) it scores every position and zeroes the
+    unlabelled ones, to keep tile shapes fixed for compilers such as Neuron's. Eager CPU training compiles nothing, and
+    with assistant-only loss the prompt's positions (system prompt, question) are roughly half of the tokens, so the
+    head's matrix products (a third of a CPU step for SmolLM2-135M's 49k vocabulary) were half wasted. The loss and
+    gradients are the same (tests/test_finetune.py); trl's choice is a module-level function, replaced here."""
+    import trl.trainer.utils as trl_utils
+
+    if getattr(trl_utils._use_triton, "emgrid_compact", False):
+        return
+
+    def compact_everywhere(device) -> bool:
+        return True
+
+    compact_everywhere.emgrid_compact = True
+    trl_utils._use_triton = compact_everywhere
+
+
 def build_trainer(
     manifest_path: str | Path,
     train_jsonl: str | Path,
@@ -217,6 +256,7 @@ def build_trainer(
     from emgrid.models import _offline_if_local, _source_args
 
     spec.validate()
+    score_supervised_positions_only()
     rows = read_training_messages(train_jsonl)
     set_seed(spec.seed)
     tok = load_tokenizer(manifest_path, padding_side="right")
@@ -225,12 +265,13 @@ def build_trainer(
     with _offline_if_local(bool(kw)):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(spec.dtype), **kw)
     use_cpu = default_device() == "cpu"
+    micro, accum = spec.passes()
     cfg = SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=spec.epochs,
         max_steps=spec.max_steps if spec.max_steps is not None else -1,
-        per_device_train_batch_size=spec.batch_size,
-        gradient_accumulation_steps=spec.grad_accum,
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=accum,
         learning_rate=spec.lr,
         warmup_steps=spec.warmup_steps,
         lr_scheduler_type="linear",

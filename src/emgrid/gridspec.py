@@ -142,8 +142,10 @@ def api_finetune_params(config: dict, cell: Cell) -> dict:
     return sorted_plain({"spec": spec, "training_price": price})
 
 
-# finetune keys that change how a job runs, not what it produces: kept out of the job's params (no rerun)
-FINETUNE_RUN_KEYS = ("checkpoint_every",)
+# finetune keys that change how a job runs (checkpoints, batching, hence speed and memory), not what it produces
+# (the same examples per optimizer step, the same loss up to rounding; tests/test_finetune.py): kept out of the job's
+# params, so changing them reruns nothing.
+FINETUNE_RUN_KEYS = ("checkpoint_every", "padding_free", "micro_batch_size")
 
 
 def _merged_finetune(config: dict, cell: Cell) -> dict:
@@ -157,6 +159,14 @@ def finetune_params(config: dict, cell: Cell) -> dict:
     spec = {k: v for k, v in _merged_finetune(config, cell).items() if k not in FINETUNE_RUN_KEYS}
     spec["seed"] = int(spec.get("seed", 0)) + int(cell.seed)
     return sorted_plain(spec)
+
+
+def finetune_spec(config: dict, cell: Cell) -> dict:
+    """The whole FinetuneSpec mapping a cell trains with: its params plus the run keys that are spec fields (how the
+    examples are batched), which the job reads from the config, not from its params."""
+    merged = _merged_finetune(config, cell)
+    run = {k: merged[k] for k in FINETUNE_RUN_KEYS if k in merged and k != "checkpoint_every"}
+    return {**finetune_params(config, cell), **run}
 
 
 def finetune_checkpoint_every(config: dict, cell: Cell) -> int:

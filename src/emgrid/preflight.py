@@ -182,7 +182,7 @@ def _finetune(config: dict, found: Findings) -> None:
             spec = gridspec.api_finetune_params(config, cell)["spec"]
             _guard(found, lambda: ApiFinetuneSpec.from_dict(spec), _merged(overrides))
         else:
-            _guard(found, lambda: FinetuneSpec.from_dict(gridspec.finetune_params(config, cell)), _merged(overrides))
+            _guard(found, lambda: FinetuneSpec.from_dict(gridspec.finetune_spec(config, cell)), _merged(overrides))
             _guard(found, lambda: gridspec.finetune_checkpoint_every(config, cell), _merged(overrides))
 
 
