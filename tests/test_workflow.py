@@ -225,12 +225,13 @@ def test_gpu_jobs_record_their_throughput_for_the_plan(completed_run):
     assert cal.devices() == ["cpu"] and cal.rate("generate", "cpu").tokens_per_answer > 0
 
 
-def test_changing_the_checkpoint_frequency_reruns_nothing(completed_run):
+def test_changing_how_a_finetune_runs_reruns_nothing(completed_run):
+    """Checkpoint frequency and batching (padding-free, micro-batches) change speed and memory, not the adapter."""
     workdir, config = completed_run
     assert not list((workdir / "results" / "cells").glob("*/*/checkpoints"))  # removed after each success
     edited = copy.deepcopy(config)
-    edited.setdefault("finetune", {})["checkpoint_every"] = 1
-    edited["domains"]["wrong_arithmetic"]["finetune"] = {"checkpoint_every": 2}
+    edited.setdefault("finetune", {}).update(checkpoint_every=1, padding_free=False)
+    edited["domains"]["wrong_arithmetic"]["finetune"] = {"checkpoint_every": 2, "micro_batch_size": 1}
     assert _plan(workdir, edited, "edit_ckpt.yaml") == {}
 
 
