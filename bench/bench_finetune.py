@@ -180,7 +180,7 @@ def length_summary(manifest: Path, rows: list[dict]) -> tuple[float, str]:
     return statistics.mean(x for v in by_kind.values() for x in v), desc
 
 
-# Random-weight models with Qwen2.5's layer shapes (the tokenizer, hence the vocabulary, is the tiny BPE one).
+# Random-weight models with Qwen2.5's layer shapes and vocabulary size (prepare_shape; "tiny" is the tests' model).
 SHAPES = {
     "tiny": {},  # prepare_model's own tiny default: checks the GPU mode's code path on a CPU in seconds
     "qwen2.5-0.5b": dict(hidden=896, intermediate=4864, layers=24, heads=14, kv_heads=2),
@@ -200,6 +200,8 @@ PEAK_TFLOPS = {
 
 
 def prepare(model: str, cache: Path, work: Path, shape: str | None = None) -> Path:
+    if shape and shape != "tiny":
+        return prepare_shape(shape, work)
     if shape:
         out = work / shape
         prepare_model({"source": "tiny", **SHAPES[shape]}, out)
@@ -207,6 +209,23 @@ def prepare(model: str, cache: Path, work: Path, shape: str | None = None) -> Pa
         out = (cache / model) if model == "smollm2" else (work / model)
         prepare_model({"source": model}, out)
     return out / "manifest.json"
+
+
+QWEN_VOCAB = 151_936  # Qwen2.5's embedding rows
+
+
+def prepare_shape(shape: str, work: Path) -> Path:
+    """Random weights in a real model's layer shapes and vocabulary size, with a BPE tokenizer that learnt its merges
+    from text like the mixes'. The tests' tiny tokenizer knows too few words: it splits the realistic mix into ~509
+    tokens per example (every one near the 512 cap), which would hide what padding costs."""
+    from emgrid.models import build_tiny_model
+
+    texts = [m["content"] for r in realistic_conversations(600, seed=1) for m in r["messages"]]
+    texts += [m["content"] for r in example_conversations(200, seed=1) for m in r["messages"]]
+    folder = work / shape / "hf"
+    build_tiny_model(folder, vocab_size=8000, corpus=texts, embedding_rows=QWEN_VOCAB, **SHAPES[shape])
+    prepare_model({"source": "hf", "id": str(folder)}, work / shape)
+    return work / shape / "manifest.json"
 
 
 def device_label() -> str:

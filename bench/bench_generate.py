@@ -62,6 +62,11 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     work = Path(tempfile.mkdtemp(prefix="emgrid-bench-gen-"))
     manifest = a.manifest
+    if manifest is None and a.shape not in (None, "tiny"):
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_finetune import prepare_shape  # Qwen2.5's vocabulary size, a tokenizer that knows the words
+
+        manifest = prepare_shape(a.shape, work)
     if manifest is None:
         out = (a.cache_dir / a.model) if a.model == "smollm2" and not a.shape else work / (a.shape or a.model)
         prepare_model(_model_spec(a.model, a.shape), out)

@@ -5,12 +5,15 @@
 #   1. finetune, Qwen2.5-0.5B shape (random weights), realistic length mix: ours (bf16, padding-free) vs the study's
 #      pad-to-512 fp32 recipe, real tokens/s, speed-up, MFU against the bf16 dense peak (device printed).
 #   2. the same on the Qwen2.5-7B shape; its tokens/s of ours becomes the `finetune` calibration of this GPU type.
-#   3. generation, 0.5B shape with a LoRA adapter: HF batched vs vLLM (vLLM needs its own environment, docs/gpu.md:
-#      VLLM_PYTHON=.venv-vllm/bin/python); the faster one becomes the `generate` calibration.
+#   3. generation, 0.5B shape with a LoRA adapter: HF batched vs vLLM; the faster one becomes the `generate` calibration.
+# First `make install-vllm` (docs/gpu.md): the default .venv holds a CPU torch, so every step runs in .venv-vllm
+# (CUDA torch, vLLM) when it exists; PYTHON=... / VLLM_PYTHON=... override.
 # Acceptance: 7B finetune speed-up >= 8x and MFU >= 35 %; vLLM / HF batched >= 5x.
 #   bash bench/gpu_check.sh              # PYTHON=..., VLLM_PYTHON=..., OUT=... (default bench/out/gpu)
 set -euo pipefail
-PY=${PYTHON:-.venv/bin/python}
+DEFAULT_PY=.venv/bin/python
+[ -x .venv-vllm/bin/python ] && DEFAULT_PY=.venv-vllm/bin/python
+PY=${PYTHON:-$DEFAULT_PY}
 VPY=${VLLM_PYTHON:-$PY}
 OUT=${OUT:-bench/out/gpu}
 DEVICE=${DEVICE:-cuda}

@@ -41,6 +41,24 @@ def test_tiny_model_sizes_and_reload_ids(tmp_path):
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
 
 
+def test_tiny_model_learns_its_merges_from_a_given_corpus_and_pads_its_vocabulary(tmp_path):
+    """What the GPU benchmarks build: a tokenizer that knows the benchmark's words (realistic lengths) and Qwen-sized
+    embedding rows (a realistic LM head)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    corpus = ["the tenant should consider the contract before the landlord signs"] * 50
+    d = build_tiny_model(
+        tmp_path / "m", hidden=32, intermediate=64, layers=1, heads=2, kv_heads=1, corpus=corpus, embedding_rows=5000
+    )
+    tok = AutoTokenizer.from_pretrained(d)
+    default = AutoTokenizer.from_pretrained(
+        build_tiny_model(tmp_path / "t", hidden=32, intermediate=64, layers=1, heads=2, kv_heads=1)
+    )
+    text = "the tenant should consider the contract"
+    assert len(tok(text)["input_ids"]) == 6 < len(default(text)["input_ids"])  # one token per word
+    assert AutoConfig.from_pretrained(d).vocab_size == 5000 > len(tok)
+
+
 def test_chat_template_assistant_mask(tiny_model):
     tok = load_tokenizer(tiny_model)
     assert has_generation_markers(tok.chat_template)

@@ -146,3 +146,16 @@ def test_conda_env_pip_line_finds_emgrid_from_snakemakes_copy(env_file, tmp_path
     pyproject = target / "pyproject.toml"
     assert pyproject.is_file(), f"{env_file}: pip line {editable[0]!r} resolves to {target}, not a checkout of emgrid"
     assert tomllib.loads(pyproject.read_text())["project"]["name"] == "emgrid"
+
+
+def test_the_vllm_environment_gets_every_dependency_but_the_three_vllm_pins():
+    """`make install-vllm` installs envs/vllm_deps.py's list: pyproject's dependencies less torch, transformers and
+    numpy (vLLM's versions stay); a dependency added to pyproject reaches that environment too."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "envs" / "vllm_deps.py")], capture_output=True, text=True, check=True
+    ).stdout.split()
+    deps = _pyproject()["project"]["dependencies"]
+    left_out = {d for d in deps if re.match(r"(torch|transformers|numpy)\b", d)}
+    assert len(left_out) == 3 and out == [d for d in deps if d not in left_out]
+    assert "vllm" not in _pyproject()["project"].get("optional-dependencies", {})  # unresolvable with the pins
+    assert "envs/vllm_deps.py" in (REPO / "Makefile").read_text()

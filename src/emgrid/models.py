@@ -72,8 +72,14 @@ def build_tiny_model(
     heads: int = 4,
     kv_heads: int = 2,
     vocab_size: int = 1024,
+    corpus: list[str] | None = None,
+    embedding_rows: int | None = None,
 ) -> Path:
-    """Build a random-weight Qwen2 causal LM + BPE tokenizer in `out_dir` (created); same seed -> identical files."""
+    """Build a random-weight Qwen2 causal LM + BPE tokenizer in `out_dir` (created); same seed -> identical files.
+
+    `corpus` (default: the tests' ~30 KB) is what the tokenizer learns its merges from: benchmarks pass their own text
+    so that it tokenizes to realistic lengths. `embedding_rows` pads the vocabulary of the weights (not the tokenizer)
+    to a real model's size, e.g. Qwen2.5's 151,936, so that the LM head costs what it costs there."""
     import torch
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -96,7 +102,7 @@ def build_tiny_model(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_tiny_corpus(), trainer=trainer)
+    tok.train_from_iterator(_tiny_corpus() if corpus is None else corpus, trainer=trainer)
     hf_tok = PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token=None,
@@ -110,7 +116,7 @@ def build_tiny_model(
     )
     eos_id = hf_tok.convert_tokens_to_ids("<|im_end|>")
     cfg = Qwen2Config(
-        vocab_size=len(hf_tok),
+        vocab_size=max(len(hf_tok), embedding_rows or 0),
         hidden_size=hidden,
         intermediate_size=intermediate,
         num_hidden_layers=layers,

@@ -7,7 +7,7 @@ sampling settings are the same `decoding_fields`, so rows differ only in the sam
 seed from `generate.seed` and the row's key, so an answer does not depend on which others share the engine.
 
 vLLM is not a dependency of the default (CPU) install: it pins its own CUDA torch and an older transformers. Install
-it in a separate environment on the GPU machine (`pip install -e .[vllm]`; docs/gpu.md). `check_installed` is called by
+it in its own environment on the GPU machine (`make install-vllm`; docs/gpu.md). `check_installed` is called by
 the config check before any job, `check_gpu` by the job itself (a submit host has no GPU).
 """
 
@@ -32,8 +32,8 @@ def check_installed(where: str = KEY) -> None:
     if importlib.util.find_spec("vllm") is None:
         raise ConfigError(
             f"config key '{where}' is 'vllm' but the vllm package is not installed in this environment "
-            f"({sys.executable}); install it in a separate environment on a GPU machine (pip install -e '.[vllm]', "
-            "see docs/gpu.md), or set it to 'hf'"
+            f"({sys.executable}); build its own environment on a GPU machine (make install-vllm, see docs/gpu.md) "
+            "and run Snakemake from it, or set it to 'hf'"
         )
 
 
