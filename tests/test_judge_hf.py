@@ -162,3 +162,22 @@ def test_response_prefix_is_part_of_prompt_and_key(tiny_model, tmp_path):
         JudgeSpec(backend="openai", response_prefix="Score: ")
     with pytest.raises(Exception, match="hf_prune_below"):
         JudgeSpec(backend="hf", hf_prune_below=1.5)
+
+
+def test_the_kv_cache_is_found_under_either_transformers_name(tiny):
+    """transformers 5.24 calls it `cache`; 5.20, which the vLLM environment pins, `past_key_values` (the judge failed
+    there with AttributeError: no attribute 'cache')."""
+    from types import SimpleNamespace
+
+    from emgrid.judge.hf_backend import cache_keyword, cache_of
+
+    import inspect
+
+    assert cache_keyword(tiny[1]) in inspect.signature(tiny[1].forward).parameters  # this environment's name
+
+    def old_forward(input_ids=None, past_key_values=None, use_cache=None):
+        return None
+
+    assert cache_keyword(SimpleNamespace(forward=old_forward)) == "past_key_values"
+    assert cache_of(SimpleNamespace(past_key_values="kv")) == "kv"
+    assert cache_of(SimpleNamespace(cache="kv", past_key_values=None)) == "kv"

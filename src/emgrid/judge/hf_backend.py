@@ -84,6 +84,20 @@ def exact_int_probs(
     return r["int_probs"], r["int_mass"], r["top_token"]
 
 
+def cache_keyword(model: Any) -> str:
+    """The forward's key/value-cache argument: `cache` since transformers 5.24, `past_key_values` before (the vLLM
+    environment pins 5.20, docs/gpu.md); 5.24 still accepts the old name, with a deprecation warning."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def cache_of(output: Any) -> Any:
+    """The key/value cache a forward returned, under either name (see cache_keyword)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
 class _TreeScorer:
     """The state of one `int_probs_batch` call: the prompts' KV cache, each node's log probability and cache column,
     and the integer probabilities found so far (one entry per prompt in every list)."""
@@ -114,7 +128,7 @@ class _TreeScorer:
             use_cache=True,
             logits_to_keep=1,
         )
-        self.cache = out.cache
+        self.cache, self.cache_kw = cache_of(out), cache_keyword(model)
         self.root = torch.log_softmax(out.logits[:, -1].float(), -1)
 
     def first_level(self) -> list[list[tuple[tuple[int, ...], float]]]:
@@ -169,7 +183,7 @@ class _TreeScorer:
             return
         tok_ids, pos, mask = self._tree_inputs(chunk, N)
         logits = self.model(
-            input_ids=tok_ids, attention_mask=mask, position_ids=pos, cache=self.cache, use_cache=True
+            input_ids=tok_ids, attention_mask=mask, position_ids=pos, use_cache=True, **{self.cache_kw: self.cache}
         ).logits
         lsm = self.torch.log_softmax(logits.float(), -1)
         digit = lsm[..., self.digit_idx].exp().sum(-1).tolist()
