@@ -64,6 +64,11 @@ def test_steering_runs_end_to_end(steered_run):
     assert rows[0]["steer"] == {"kind": "add", "source": SOURCE, "layer": 1, "scale": 1.0}
     for png in TARGETS[1:]:
         assert (steered_run / png).stat().st_size > 0
+    from emgrid.throughput import choose_calibration, collect_runs
+
+    steered = [r for r in collect_runs(steered_run) if r.rule == "steering_generate"]
+    assert steered and all(r.answers == 5 and r.tokens > 0 and r.seconds > 0 for r in steered)  # the plan's rate
+    assert choose_calibration(steered_run).rate("steering_generate", "cpu").tokens_per_answer > 0
 
 
 def test_a_new_scale_reruns_only_its_runs_and_the_summary(steered_run):

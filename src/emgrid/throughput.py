@@ -25,9 +25,9 @@ MARK = "emgrid-throughput "
 LOG_DIR = Path("results/logs")
 DEFAULT_CALIBRATION = Path(__file__).parent / "gpu_calibration.json"
 # The rules that record their throughput (their logs are results/logs/<rule>/...).
-RECORDED_RULES = ("finetune", "generate", "efficacy_generate")
+RECORDED_RULES = ("finetune", "generate", "efficacy_generate", "steering_generate")
 # Rules whose planned tokens are answers x tokens per answer (the planner knows the answers, not their lengths).
-ANSWER_RULES = ("generate", "efficacy_generate")
+ANSWER_RULES = ("generate", "efficacy_generate", "steering_generate")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
+import time
+
 from emgrid.runlog import redirect_to_log
+
+t0 = time.time()
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
@@ -28,3 +32,8 @@ rows = steered_answers(
     qset=w.qset,
 )
 write_jsonl(snakemake.output.answers, rows)
+if rows:  # a source without a direction writes none: no rate to learn from its seconds
+    from emgrid.generate import answer_tokens
+    from emgrid.throughput import record
+
+    record(snakemake.rule, time.time() - t0, answer_tokens(snakemake.input.manifest, rows), answers=len(rows))
