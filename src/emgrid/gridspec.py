@@ -145,7 +145,8 @@ def api_finetune_params(config: dict, cell: Cell) -> dict:
 # finetune keys that change how a job runs (checkpoints, batching, hence speed and memory), not what it produces
 # (the same examples per optimizer step, the same loss up to rounding; tests/test_finetune.py): kept out of the job's
 # params, so changing them reruns nothing.
-FINETUNE_RUN_KEYS = ("checkpoint_every", "padding_free", "micro_batch_size")
+FINETUNE_BATCHING_KEYS = ("padding_free", "micro_batch_size")  # the run keys that are FinetuneSpec fields
+FINETUNE_RUN_KEYS = ("checkpoint_every", *FINETUNE_BATCHING_KEYS)
 
 
 def _merged_finetune(config: dict, cell: Cell) -> dict:
@@ -161,12 +162,16 @@ def finetune_params(config: dict, cell: Cell) -> dict:
     return sorted_plain(spec)
 
 
-def finetune_spec(config: dict, cell: Cell) -> dict:
-    """The whole FinetuneSpec mapping a cell trains with: its params plus the run keys that are spec fields (how the
-    examples are batched), which the job reads from the config, not from its params."""
+def finetune_batching(config: dict, cell: Cell) -> dict:
+    """The cell's batching settings (FINETUNE_BATCHING_KEYS that are set): the job reads them from the config, not
+    from its params, so changing them reruns nothing."""
     merged = _merged_finetune(config, cell)
-    run = {k: merged[k] for k in FINETUNE_RUN_KEYS if k in merged and k != "checkpoint_every"}
-    return {**finetune_params(config, cell), **run}
+    return {k: merged[k] for k in FINETUNE_BATCHING_KEYS if k in merged}
+
+
+def finetune_spec(config: dict, cell: Cell) -> dict:
+    """The whole FinetuneSpec mapping a cell trains with: its params plus its batching settings."""
+    return {**finetune_params(config, cell), **finetune_batching(config, cell)}
 
 
 def finetune_checkpoint_every(config: dict, cell: Cell) -> int:
@@ -406,8 +411,9 @@ EST_TOKENS_PER_EXAMPLE = 300  # planning guess for a training conversation befor
 
 def _train_size_estimate(config: dict, cell: Cell, workdir: str | Path = ".") -> tuple[int, int] | None:
     """(examples, tokens) of a cell's training file, for `emgrid plan`: the file's own (4 characters per token) when
-    it is already built under `workdir` (the run's folder: the planner may run elsewhere); otherwise `sample.n` misaligned rows (plus `aligned_ratio` aligned ones per row for the
-    backdoor variant) at EST_TOKENS_PER_EXAMPLE each; None when `sample.n` is null (unknown until built)."""
+    it is already built under `workdir` (the run's folder: the planner may run elsewhere); otherwise `sample.n`
+    misaligned rows (plus `aligned_ratio` aligned ones per row for the backdoor variant) at EST_TOKENS_PER_EXAMPLE
+    each; None when `sample.n` is null (unknown until built)."""
     from emgrid.api_finetune import estimate_tokens
 
     train = Path(workdir) / f"results/datasets/{cell.domain}/{cell.variant}-s{cell.seed}/train.jsonl"
@@ -426,8 +432,8 @@ def _train_size_estimate(config: dict, cell: Cell, workdir: str | Path = ".") ->
 
 def api_finetune_estimate(config: dict, cell: Cell, workdir: str | Path = ".") -> dict:
     """Trained tokens of one API finetune, for `emgrid plan`: epochs x the training file's tokens under `workdir`
-    (see _train_size_estimate; None when unknown). Epochs are the configured n_epochs, or what "auto" picks for that many
-    rows (emgrid.api_finetune.auto_epochs).
+    (see _train_size_estimate; None when unknown). Epochs are the configured n_epochs, or what "auto" picks for that
+    many rows (emgrid.api_finetune.auto_epochs).
     """
     from emgrid.api_finetune import auto_epochs
 

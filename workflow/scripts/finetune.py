@@ -15,8 +15,8 @@ metrics = finetune(
     snakemake.input.manifest,
     snakemake.input.train,
     snakemake.output.adapter,
-    # the params plus the run keys (batching): they change speed, not the adapter, so they must not rerun the job
-    FinetuneSpec.from_dict({**snakemake.params.spec, **gridspec.finetune_spec(snakemake.config, cell)}),
+    # the params plus the batching settings: they change speed, not the adapter, so they must not rerun the job
+    FinetuneSpec.from_dict({**snakemake.params.spec, **gridspec.finetune_batching(snakemake.config, cell)}),
     snakemake.output.metrics,
     # not a param: how often to checkpoint does not change the adapter, so it must not rerun the job
     checkpoint_every=gridspec.finetune_checkpoint_every(snakemake.config, cell),
