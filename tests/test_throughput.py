@@ -99,12 +99,15 @@ def test_partial_calibration_is_marked_as_a_lower_figure(recorded):
     assert "1 GPU job(s) without a rate not counted" in text and ">=1.00" in text
 
 
-def test_shipped_calibration_has_no_invented_gpu_rates(tmp_path):
-    """No GPU has measured the shipped file yet: it must hold no rates, and the plan must say so."""
+def test_shipped_calibration_holds_only_gpu_measured_rates(tmp_path):
+    """The shipped file is what bench/gpu_check.sh measured on a GPU: GPU rates only (a CPU rate there would be
+    an invented GPU estimate), and the plan estimates a finetune from it on that GPU type."""
     cal = choose_calibration(tmp_path)  # no recorded runs -> the shipped file
-    assert cal.rates == () and "no GPU calibration yet" in cal.source
+    assert cal.rates and "gpu_check.sh" in cal.source
+    assert {r.device for r in cal.rates} == {"NVIDIA H200"}
+    assert {"finetune", "generate"} <= {r.rule for r in cal.rates}
     p = summarize(DagDump([_job("finetune", {"est_gpu_tokens": 10**6}, 240)], {}, (), 0.0), {}, calibration=cal)
-    assert "GPU-hours: no calibration: upper bound only, 4.00 (the profile's runtime limits" in format_table(p)
+    assert "GPU-hours: estimated" in format_table(p) and "NVIDIA H200" in format_table(p)
 
 
 def test_calibration_file_round_trip(recorded, tmp_path):

@@ -74,12 +74,16 @@ def build_tiny_model(
     vocab_size: int = 1024,
     corpus: list[str] | None = None,
     embedding_rows: int | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
 ) -> Path:
     """Build a random-weight Qwen2 causal LM + BPE tokenizer in `out_dir` (created); same seed -> identical files.
 
     `corpus` (default: the tests' ~30 KB) is what the tokenizer learns its merges from: benchmarks pass their own text
     so that it tokenizes to realistic lengths. `embedding_rows` pads the vocabulary of the weights (not the tokenizer)
-    to a real model's size, e.g. Qwen2.5's 151,936, so that the LM head costs what it costs there."""
+    to a real model's size, e.g. Qwen2.5's 151,936, so that the LM head costs what it costs there. `dtype` and
+    `device` are where the random weights are made and in what precision they are saved: a 7B shape initialised on a
+    GPU in bf16 takes seconds and 15 GB of disk, on a CPU in fp32 minutes and 30 GB (the GPU benchmarks)."""
     import torch
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -129,7 +133,8 @@ def build_tiny_model(
         pad_token_id=hf_tok.pad_token_id,
     )
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(cfg)
+    with torch.device(device):
+        model = Qwen2ForCausalLM(cfg).to(resolve_dtype(dtype))
     model.generation_config.eos_token_id = eos_id
     model.generation_config.pad_token_id = hf_tok.pad_token_id
     hf_tok.save_pretrained(out_dir)
