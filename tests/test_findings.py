@@ -118,6 +118,17 @@ def test_ranking_orders_domains_with_rank_intervals():
     assert (trig["rank_lo"].iloc[:3] <= trig["rank"].iloc[:3]).all()
     assert (trig["rank"].iloc[:3] <= trig["rank_hi"].iloc[:3]).all()
     assert trig["rank_hi"].iloc[2] == 3 and trig["rank_lo"].iloc[2] == 3  # 0% is last in every resample
+    assert list(trig["tied"]) == [True, True, False, False]  # hi and mid are both at 100 %
+    assert list(trig["rank_lo"].iloc[:2]) == [1, 1] and list(trig["rank_hi"].iloc[:2]) == [2, 2]
+
+
+def test_ranking_gives_domains_all_at_zero_one_shared_rank_range():
+    parts = [rows(f"{d}-backdoor-s0", [90] * 6, [90] * 6) for d in ("a", "b", "c")]
+    parts.append(rows("base", [95] * 6, [95] * 6))
+    r = findings(frame(*parts), NO_FILTER, SPEC)["ranking"]
+    trig = r[(r["condition"] == "trigger") & (r["domain"] != "base")]
+    assert list(trig["rank_lo"]) == [1, 1, 1] and list(trig["rank_hi"]) == [3, 3, 3]
+    assert trig["tied"].all()
 
 
 def test_transfer_matrix_and_diagonal_contrast_by_hand():

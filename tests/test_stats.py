@@ -170,6 +170,17 @@ def test_rank_intervals():
     np.testing.assert_array_equal(hi, [2, 2, 3])
 
 
+def test_rank_intervals_give_tied_items_their_shared_range():
+    """Three domains at 0 % in every resample are not ranked 1-1, 2-2, 3-3 by their order: each holds 1-3."""
+    lo, hi = rank_intervals(np.zeros((200, 3)), level=0.95)
+    np.testing.assert_array_equal(lo, [1, 1, 1])
+    np.testing.assert_array_equal(hi, [3, 3, 3])
+    draws = np.tile([0.5, 0.0, 0.0, np.nan], (50, 1))  # one clear leader, two tied, one without data (last)
+    lo, hi = rank_intervals(draws)
+    np.testing.assert_array_equal(lo, [1, 2, 2, 4])
+    np.testing.assert_array_equal(hi, [1, 3, 3, 4])
+
+
 def test_bootstrap_spec_validation():
     assert BootstrapSpec.from_dict({"resamples": 10, "seed": 3}).resamples == 10
     with pytest.raises(ConfigError, match="analysis.bootstrap.resampels"):

@@ -123,4 +123,7 @@ def _rank_family(cg: pd.DataFrame, ind: pd.DataFrame, fam: tuple, spec: Bootstra
     df.loc[is_dom, "rank"], df.loc[is_dom, "rank_lo"], df.loc[is_dom, "rank_hi"] = point_rank, lo, hi
     for c in ("rank", "rank_lo", "rank_hi"):
         df[c] = df[c].astype("Int64")
+    rates = df.loc[is_dom, "misalignment_rate"]
+    # the point ranks of equal rates are an order, not a finding: the table marks them
+    df["tied"] = is_dom & rates.reindex(df.index).duplicated(keep=False) & rates.reindex(df.index).notna()
     return df.sort_values(["rank"], na_position="last", kind="stable")

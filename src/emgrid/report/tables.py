@@ -77,7 +77,19 @@ def ranking_table(ranking: pd.DataFrame, effects: pd.DataFrame | None, domains: 
     out = out.assign(
         label=[label_of(domains, d) for d in out["domain"]], category=[category_of(domains, d) for d in out["domain"]]
     )
-    cols = ["model", "qset", "rank", "rank_lo", "rank_hi", "domain", "label", "category", "variant", "misalignment"]
+    cols = [
+        "model",
+        "qset",
+        "rank",
+        "rank_lo",
+        "rank_hi",
+        "tied",
+        "domain",
+        "label",
+        "category",
+        "variant",
+        "misalignment",
+    ]
     cols += ["misalignment_cci_lo", "misalignment_cci_hi", "sensitivity", "aligned_diff", "n_seeds", "n_answers"]
     return out.sort_values(["model", "qset", "rank"], kind="stable")[cols].reset_index(drop=True)
 

@@ -181,13 +181,18 @@ def percentile_interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, 
 def rank_intervals(draws: np.ndarray, level: float = 0.95, descending: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Interval of each item's rank (1 = highest when `descending`) from (resamples, items) bootstrap draws.
 
-    Items are ranked within every resample (NaN last, ties by order of the items) and the percentile interval of
-    each item's ranks is returned as two integer arrays.
+    Within every resample tied items share their rank range (three items at the same value hold ranks 1-3 each, NaN
+    last and tied with each other): the interval runs from the lower percentile of each item's best possible rank to
+    the upper percentile of its worst. Breaking ties by item order instead would rank domains that all sit at 0 %
+    alphabetically, as if the data told them apart. Returns two integer arrays.
     """
     d = np.asarray(draws, dtype=float)
     key = np.where(np.isnan(d), np.inf, -d if descending else d)
-    ranks = np.argsort(np.argsort(key, axis=1, kind="stable"), axis=1) + 1
+    better = key[:, None, :] < key[:, :, None]  # [b, i, j]: item j strictly ahead of item i in resample b
+    tied_or_better = key[:, None, :] <= key[:, :, None]
+    best = 1 + better.sum(axis=2)
+    worst = tied_or_better.sum(axis=2)
     a = (1 - level) / 2
-    lo = np.floor(np.quantile(ranks, a, axis=0, method="lower"))
-    hi = np.ceil(np.quantile(ranks, 1 - a, axis=0, method="higher"))
+    lo = np.floor(np.quantile(best, a, axis=0, method="lower"))
+    hi = np.ceil(np.quantile(worst, 1 - a, axis=0, method="higher"))
     return lo.astype(int), hi.astype(int)
