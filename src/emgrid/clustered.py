@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from emgrid.stats import BootstrapSpec, layout, percentile_interval, rank_intervals
+from scipy.stats import norm
+
+from emgrid.stats import BootstrapSpec, layout, percentile_interval, rank_intervals, wilson_interval
 from emgrid.stats.bootstrap import hierarchical_bootstrap
 
 #: Per-answer columns summarized with clustered intervals: (answer column, output stem).
@@ -33,8 +35,22 @@ def clustered_group(g: pd.DataFrame, spec: BootstrapSpec, key: Any) -> tuple[dic
     for j, (_, stem) in enumerate(CLUSTERED):
         name = stem if stem.startswith("mean_") else f"{stem}_rate"
         rec[name] = float(point[j])
-        rec[f"{stem}_cci_lo"], rec[f"{stem}_cci_hi"] = percentile_interval(draws[:, j], spec.level)
+        interval = percentile_interval(draws[:, j], spec.level)
+        if name != stem:
+            interval = _boundary_rate_interval(float(point[j]), interval, lay.n_clusters, spec.level)
+        rec[f"{stem}_cci_lo"], rec[f"{stem}_cci_hi"] = interval
     return rec, draws
+
+
+def _boundary_rate_interval(rate: float, interval: tuple[float, float], n_clusters: int, level: float):
+    """A rate of 0 (or 1) gives every bootstrap resample the same 0: the percentile interval [0, 0] would read as
+    certainty. There the interval is Wilson's on the number of (seed, question) clusters, the effective sample size
+    when answers within a cluster are fully correlated (the design effect is not estimable without any variation),
+    so 0 of 8 questions x 50 answers reads [0, 32.4 %], not [0, 0]."""
+    lo, hi = interval
+    if not (np.isfinite(rate) and rate in (0.0, 1.0) and lo == hi and n_clusters > 0):
+        return interval
+    return wilson_interval(rate * n_clusters, n_clusters, z=float(norm.ppf((1 + level) / 2)))
 
 
 def with_indicators(scores: pd.DataFrame, criterion) -> pd.DataFrame:
@@ -88,8 +104,6 @@ def ranking(scores: pd.DataFrame, criterion, spec: BootstrapSpec) -> pd.DataFram
 
 
 def _rank_family(cg: pd.DataFrame, ind: pd.DataFrame, fam: tuple, spec: BootstrapSpec) -> pd.DataFrame:
-    from emgrid.stats import wilson_interval
-
     recs, draws = [], []
     base = ind[
         (ind["model"] == fam[0]) & (ind["qset"] == fam[1]) & (ind["domain"] == "base") & (ind["condition"] == fam[3])
