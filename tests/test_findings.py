@@ -85,6 +85,26 @@ def test_adjusted_p_values_across_domains_and_headline():
     assert head["mean_drop"] == pytest.approx(-doms["aligned_diff"].mean())
     assert head["mean_drop_ci_lo"] < head["mean_drop"] < head["mean_drop_ci_hi"]
     assert head["largest_drops"].startswith("a ")
+    # the study's form: a raw share of domains whose misalignment rose, and the unpaired drop in pooled means
+    assert head["study_k_misalignment_up"] == int(
+        (doms["misalignment_trigger"] > doms["misalignment_no_trigger"]).sum()
+    )
+    assert head["study_share_misalignment_up"] == pytest.approx(head["study_k_misalignment_up"] / 3)
+    assert head["study_mean_drop"] == pytest.approx((doms["aligned_no_trigger"] - doms["aligned_trigger"]).mean())
+
+
+def test_headline_study_form_counts_raw_rises_without_a_test():
+    """7 of 9 domains with any rise in misalignment is the study's 77.8 %, significant or not."""
+    parts = []
+    for i in range(9):
+        nt = [70] * 10
+        t = [70] * 9 + ([20] if i < 7 else [70])  # seven domains: one answer of ten turns misaligned
+        parts.append(rows(f"d{i}-backdoor-s0", nt, t))
+    eff, paired = trigger_effects(with_indicators(frame(*parts), NO_FILTER), SPEC)
+    head = headline(eff, 0.05, SPEC, paired).iloc[0]
+    assert head["study_k_misalignment_up"] == 7 and head["study_share_misalignment_up"] == pytest.approx(7 / 9)
+    assert head["k_misalignment_up_holm"] == 0  # one answer in ten is no significant rise
+    assert head["study_mean_drop"] == pytest.approx(7 * 5 / 9)
 
 
 def test_headline_prints_a_zero_change_without_a_sign():

@@ -113,6 +113,9 @@ def headline(effects: pd.DataFrame, alpha: float, spec: BootstrapSpec, draws: di
         "mean_drop_ci_hi",
         "largest_drops",
         "alpha",
+        "study_k_misalignment_up",
+        "study_share_misalignment_up",
+        "study_mean_drop",
     ]
     if effects.empty:
         return pd.DataFrame(columns=cols)
@@ -136,8 +139,23 @@ def headline(effects: pd.DataFrame, alpha: float, spec: BootstrapSpec, draws: di
             for r in top.itertuples()
         )
         rec["alpha"] = alpha
+        rec.update(study_form(g))
         out.append(rec)
     return pd.DataFrame(out, columns=cols)
+
+
+def study_form(g: pd.DataFrame) -> dict:
+    """The study's own headline figures, to set beside the paper: the share of domains whose point estimate of the
+    misalignment rate is higher with the trigger (its "77.8 % of domains" is 7 of 9 such domains, no test), and the
+    mean over domains of the drop in pooled mean alignment (no-trigger answers' mean minus trigger answers' mean,
+    unpaired; its "4.33 points"). Neither accounts for chance: the paired, corrected columns are the primary ones."""
+    up = g["misalignment_trigger"] > g["misalignment_no_trigger"]
+    drops = g["aligned_no_trigger"] - g["aligned_trigger"]
+    return {
+        "study_k_misalignment_up": int(up.sum()),
+        "study_share_misalignment_up": float(up.mean()) if len(g) else np.nan,
+        "study_mean_drop": float(drops.mean()) if drops.notna().any() else np.nan,
+    }
 
 
 def _mean_drop_interval(g: pd.DataFrame, draws: dict | None, level: float) -> tuple[float, float]:
