@@ -309,12 +309,12 @@ def test_analysis_sections_show_tables_figures_and_the_few_domains_note(tmp_path
             "pearson_p": [0.0734],
             "spearman_r": [1.0],
             "spearman_p": [0.0],
-            "lodo_auc": [1.0],
+            "lpo_auc": [1.0],
             "perm_p": [0.3333],
             "target": ["misalignment rate (trigger, backdoor)"],
         }
     )
-    div = mia.drop(columns=["lodo_auc", "perm_p"]).assign(feature="vendi", pearson_r=-0.8765)
+    div = mia.drop(columns=["lpo_auc", "perm_p"]).assign(feature="vendi", pearson_r=-0.8765)
     paths = {}
     for name, df in (("mia_domains", dom), ("mia_tests", mia), ("div_domains", dom), ("div_tests", div)):
         paths[name] = tmp_path / f"{name}.csv"

@@ -27,7 +27,7 @@ rule mia_features:
 
 
 rule mia_analysis:
-    # Domain feature means vs the target misalignment rate: correlations, leave-one-domain-out AUC, permutation p.
+    # Domain feature means vs the target misalignment rate: correlations, leave-pair-out AUC, permutation p.
     input:
         features=all_mia_features,
         summary="results/summary/summary.csv",
@@ -38,7 +38,7 @@ rule mia_analysis:
             caption="../report/mia_tests.rst",
             category="Analyses",
             subcategory="Membership inference",
-            labels={"table": "MIA features vs misalignment (LODO AUC)"},
+            labels={"table": "MIA features vs misalignment (leave-pair-out AUC)"},
         ),
     log:
         "results/logs/mia_analysis.log",

@@ -342,7 +342,7 @@ def mia_analysis_files(
     domains_csv: str | Path,
     tests_csv: str | Path,
 ) -> pd.DataFrame:
-    """Domain feature means against the target rate (correlations, LODO AUC, permutation p); writes both CSVs and
+    """Domain feature means against the target rate (correlations, leave-pair-out AUC, permutation p); writes both CSVs and
     returns the tests table."""
     from emgrid.aggregate import read_summary
     from emgrid.analyses.domain_stats import analyze_domains, describe_target, target_rates

@@ -46,7 +46,7 @@ def plot_feature_scatter(
             ax.annotate(labels.get(d, d), (xi, yi), fontsize=7, xytext=(3, 3), textcoords="offset points")
         t = tests[tests["feature"] == f]
         r = t.iloc[0] if len(t) else {}
-        auc = f", AUC {_fmt(r.get('lodo_auc', math.nan))}" if "lodo_auc" in tests.columns else ""
+        auc = f", AUC {_fmt(r.get('lpo_auc', math.nan))}" if "lpo_auc" in tests.columns else ""
         ax.set_title(
             f"{f}\nr={_fmt(r.get('pearson_r', math.nan))} (p={_fmt(r.get('pearson_p', math.nan), 3)}), "
             f"rho={_fmt(r.get('spearman_r', math.nan))}{auc}",

@@ -310,7 +310,7 @@ def _few(tests: pd.DataFrame) -> int | None:
 
 
 def mia(inp: PageInputs) -> dict | None:
-    """Membership-inference prior: correlation and leave-one-domain-out AUC of each feature, with its scatter."""
+    """Membership-inference prior: correlation and leave-pair-out AUC of each feature, with its scatter."""
     t = inp.table("mia_tests")
     if t is None:
         return None
