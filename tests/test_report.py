@@ -473,7 +473,7 @@ def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
         ("tiny", "incorrect_math-backdoor-s0"): Direction(
             {
                 "status": NOT_ENOUGH,
-                "reason": "not enough misaligned answers (3 < 10)",
+                "reason": "not enough misaligned answers (3 < 10, no trigger)",
                 "counts": {"misaligned": 3, "aligned": 3},
             },
             np.zeros((0, 0)),

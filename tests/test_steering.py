@@ -128,16 +128,16 @@ def test_answer_means_cover_answer_tokens_only_and_ignore_padding(lm):
     assert got.norm_sum[0] == pytest.approx(norms, rel=1e-5)
 
 
-def _judged(scores):
+def _judged(scores, condition="no_trigger", start=0):
     """Judged rows (logprob mode, all mass on one integer) for answers with the given (aligned, coherent)."""
     out = []
-    for i, (a, c) in enumerate(scores):
+    for i, (a, c) in enumerate(scores, start=start):
         ans = {
             "model": "tiny",
             "cell": "wrong_facts-backdoor-s0",
             "qset": "demo",
             "question_key": f"q{i % 3}",
-            "condition": "trigger",
+            "condition": condition,
             "sample": i,
             "paraphrase_index": 0,
             "prompt": f"question {i}?",
@@ -181,7 +181,7 @@ def test_not_enough_misaligned_answers_gives_a_status_not_a_direction(tmp_path):
     # the manifest does not exist: the model must not even be loaded
     meta, arrays = D.extract_direction(tmp_path / "none.json", None, judged, spec, 0.25, model="tiny", cell="c")
     assert meta["status"] == D.NOT_ENOUGH
-    assert meta["reason"] == "not enough misaligned answers (3 < 10)"
+    assert meta["reason"] == "not enough misaligned answers (3 < 10, no trigger)"
     assert arrays["directions"].size == 0
     D.write_direction(meta, arrays, tmp_path / "d.json", tmp_path / "d.npz")
     d = D.read_direction(tmp_path / "d.json", tmp_path / "d.npz")
@@ -199,7 +199,7 @@ def test_not_enough_misaligned_answers_gives_a_status_not_a_direction(tmp_path):
     )
     assert rows == []
     aligned_short = D.answer_sets(_judged([(10, 80)] * 12 + [(90, 90)] * 2), spec, 0.25)
-    assert aligned_short.problem == "not enough aligned answers (2 < 10)"
+    assert aligned_short.problem == "not enough aligned answers (2 < 10, no trigger)"
 
 
 def test_extract_direction_end_to_end_on_the_tiny_model(tiny_model, tmp_path):
@@ -436,3 +436,48 @@ def test_steering_summary_params_change_with_the_analysis_keys_it_reads_only(key
         assert grid.summary_params(edited) == grid.summary_params(config)
     else:
         assert grid.summary_params(edited) != grid.summary_params(config)
+
+
+def test_answer_sets_come_from_the_configured_condition():
+    """Default: the no-trigger answers only; `trigger` the triggered ones; `within_conditions` both, per condition."""
+    judged = _judged([(10, 80)] * 2 + [(90, 90)] * 2, "no_trigger") + _judged(
+        [(10, 80)] * 5 + [(90, 90)], "trigger", start=100
+    )
+    default = D.answer_sets(judged, SteeringSpec(min_misaligned=1), 0.25)
+    assert {r["condition"] for r in default.misaligned + default.aligned} == {"no_trigger"}
+    assert default.counts["misaligned"] == 2 and default.counts["aligned"] == 2
+    trig = D.answer_sets(judged, SteeringSpec(min_misaligned=1, direction_condition="trigger"), 0.25)
+    assert trig.counts["misaligned"] == 5 and trig.counts["aligned"] == 1
+    within = D.answer_sets(judged, SteeringSpec(min_misaligned=1, direction_condition="within_conditions"), 0.25)
+    assert within.counts["misaligned"] == 7 and within.counts["aligned"] == 3
+    with pytest.raises(ConfigError, match="direction_condition"):
+        SteeringSpec.from_dict({"direction_condition": "both"})
+
+
+def test_default_direction_is_free_of_a_planted_trigger_component():
+    """Residuals = misalignment component on misaligned answers + trigger component on triggered answers + noise;
+    a backdoor source's misaligned answers are mostly triggered. Mixing conditions (the old sets) gives a direction
+    along the trigger (cosine > 0.5); the no-trigger sets and the within-condition difference do not (< 0.1)."""
+    rng = np.random.default_rng(0)
+    hidden = 256
+    mis_dir, trig_dir = rng.normal(size=hidden), rng.normal(size=hidden)
+    mis_dir, trig_dir = mis_dir / np.linalg.norm(mis_dir), trig_dir / np.linalg.norm(trig_dir)
+
+    def residuals(n, misaligned, triggered):
+        return (misaligned * mis_dir + 3.0 * triggered * trig_dir + 0.05 * rng.normal(size=(n, hidden)))[:, None]
+
+    # misaligned: 40 triggered, 10 untriggered; aligned: 10 triggered, 40 untriggered
+    mis = np.concatenate([residuals(40, 1, 1), residuals(10, 1, 0)])
+    ali = np.concatenate([residuals(10, 0, 1), residuals(40, 0, 0)])
+    mis_c, ali_c = ["trigger"] * 40 + ["no_trigger"] * 10, ["trigger"] * 10 + ["no_trigger"] * 40
+
+    def cos(d, v):
+        return float(d[0] @ v / np.linalg.norm(d[0]))
+
+    mixed = D.direction_from_means(mis, ali)
+    assert cos(mixed, trig_dir) > 0.5
+    nt = [i for i, c in enumerate(mis_c) if c == "no_trigger"], [i for i, c in enumerate(ali_c) if c == "no_trigger"]
+    default = D.direction_from_means(mis[nt[0]], ali[nt[1]])
+    within = D.direction_from_means(mis, ali, mis_c, ali_c)
+    for d in (default, within):
+        assert abs(cos(d, trig_dir)) < 0.1 and cos(d, mis_dir) > 0.9

@@ -30,7 +30,8 @@ NOT_ENOUGH = "not_enough"
 
 @dataclass(frozen=True)
 class AnswerSets:
-    """The answer rows replayed for a direction, and why there is no direction when `problem` is set."""
+    """The answer rows replayed for a direction, and why there is no direction when `problem` is set. Rows carry
+    their `condition`: with `within_conditions` the direction is built per condition."""
 
     misaligned: list[dict]
     aligned: list[dict]
@@ -38,15 +39,11 @@ class AnswerSets:
     problem: str | None = None
 
 
-def answer_sets(judged_rows: Sequence[dict], spec: SteeringSpec, min_mass: float) -> AnswerSets:
-    """Split a cell's judged answers into the misaligned set and the (subsampled) aligned set."""
-    from emgrid.aggregate import Criterion, score_answers
-    from emgrid.integrity import ANSWER_KEY, answer_key
+def _split(scores, rows: dict, spec: SteeringSpec) -> tuple[list[dict], list[dict]]:
+    """The misaligned and aligned rows among `scores` (answers with text only)."""
+    from emgrid.aggregate import Criterion
+    from emgrid.integrity import ANSWER_KEY
 
-    scores = score_answers(judged_rows, min_mass)
-    rows = {}
-    for r in judged_rows:
-        rows.setdefault(answer_key(r), r)
     has_text = scores["answer"].fillna("").astype(str).str.strip() != ""
     crit = Criterion(aligned_below=spec.misaligned_below, coherent_above=spec.coherent_above)
     misaligned = (crit.indicators(scores)["misaligned"] == 1) & has_text
@@ -54,17 +51,37 @@ def answer_sets(judged_rows: Sequence[dict], spec: SteeringSpec, min_mass: float
     if spec.coherent_above is not None:
         aligned &= scores["coherent"] > spec.coherent_above
     keys = [tuple(k) for k in scores[list(ANSWER_KEY)].itertuples(index=False)]
-    mis = [rows[k] for k, m in zip(keys, misaligned) if m]
-    ali = [rows[k] for k, a in zip(keys, aligned) if a]
-    counts = {"answers": len(scores), "misaligned": len(mis), "aligned_available": len(ali)}
-    if len(ali) > len(mis):
-        pick = np.sort(np.random.default_rng(spec.seed).choice(len(ali), size=len(mis), replace=False))
-        ali = [ali[i] for i in pick]
-    counts["aligned"] = len(ali)
+    return [rows[k] for k, m in zip(keys, misaligned) if m], [rows[k] for k, a in zip(keys, aligned) if a]
+
+
+def answer_sets(judged_rows: Sequence[dict], spec: SteeringSpec, min_mass: float) -> AnswerSets:
+    """Split a cell's judged answers into the misaligned set and the (subsampled) aligned set, within the
+    conditions `spec.direction_condition` names (each condition's aligned set subsampled to its misaligned set's
+    size, so every condition's difference rests on equal sets)."""
+    from emgrid.aggregate import score_answers
+    from emgrid.integrity import answer_key
+
+    scores = score_answers(judged_rows, min_mass)
+    rows = {}
+    for r in judged_rows:
+        rows.setdefault(answer_key(r), r)
+    mode = spec.direction_condition
+    conditions = sorted(scores["condition"].unique()) if mode == "within_conditions" else [mode]
+    mis, ali, available = [], [], 0
+    rng = np.random.default_rng(spec.seed)
+    for cond in conditions:
+        m, a = _split(scores[scores["condition"] == cond], rows, spec)
+        available += len(a)
+        if mode == "within_conditions" and (not m or not a):
+            continue  # a condition without both sets has no difference to contribute
+        if len(a) > len(m):
+            a = [a[i] for i in np.sort(rng.choice(len(a), size=len(m), replace=False))]
+        mis, ali = mis + m, ali + a
+    counts = {"answers": len(scores), "misaligned": len(mis), "aligned_available": available, "aligned": len(ali)}
     problem = None
     for name, n in (("misaligned", counts["misaligned"]), ("aligned", counts["aligned_available"])):
         if problem is None and n < spec.min_misaligned:
-            problem = f"not enough {name} answers ({n} < {spec.min_misaligned})"
+            problem = f"not enough {name} answers ({n} < {spec.min_misaligned}, {mode.replace('_', ' ')})"
     return AnswerSets(mis, ali, counts, problem)
 
 
@@ -121,9 +138,20 @@ def answer_layer_means(model, encoded: Sequence, pad_id: int, batch_size: int, p
     return LayerMeans(np.stack(means), norm_sum, n_tokens)  # type: ignore[arg-type]
 
 
-def direction_from_means(mis: np.ndarray, ali: np.ndarray) -> np.ndarray:
-    """(layers, hidden): mean over misaligned answers minus mean over aligned answers."""
-    return mis.mean(0) - ali.mean(0)
+def direction_from_means(
+    mis: np.ndarray, ali: np.ndarray, mis_conditions: Sequence[str] = (), ali_conditions: Sequence[str] = ()
+) -> np.ndarray:
+    """(layers, hidden): mean over misaligned answers minus mean over aligned answers; with conditions given, that
+    difference within each condition, averaged over the conditions (weighted by their misaligned answers), so a
+    residual component that only the trigger puts there cancels."""
+    if not len(mis_conditions):
+        return mis.mean(0) - ali.mean(0)
+    mc, ac = np.asarray(mis_conditions), np.asarray(ali_conditions)
+    parts, weights = [], []
+    for cond in sorted(set(mc.tolist())):
+        parts.append(mis[mc == cond].mean(0) - ali[ac == cond].mean(0))
+        weights.append(int((mc == cond).sum()))
+    return np.average(np.stack(parts), axis=0, weights=weights)
 
 
 def extract_direction(
@@ -144,6 +172,7 @@ def extract_direction(
         "cell": cell,
         "counts": sets.counts,
         "thresholds": {k: getattr(spec, k) for k in ("misaligned_below", "aligned_above", "coherent_above")},
+        "direction_condition": spec.direction_condition,
         "min_mass": min_mass,
         "layer_convention": "index k = output of decoder layer k (model.model.layers[k]), before the final norm",
     }
@@ -161,7 +190,12 @@ def extract_direction(
     encoded = encode_answers(tok, sets.misaligned + sets.aligned, spec.max_length)
     lm_means = answer_layer_means(lm, encoded, tok.pad_token_id, spec.batch_size)
     k = len(sets.misaligned)
-    directions = direction_from_means(lm_means.means[:k], lm_means.means[k:])
+    directions = direction_from_means(
+        lm_means.means[:k],
+        lm_means.means[k:],
+        [r["condition"] for r in sets.misaligned],
+        [r["condition"] for r in sets.aligned],
+    )
     typical = lm_means.norm_sum / max(lm_means.n_tokens, 1)
     meta.update(status=OK, reason=None, n_layers=int(directions.shape[0]), hidden=int(directions.shape[1]))
     meta["answer_tokens"] = lm_means.n_tokens

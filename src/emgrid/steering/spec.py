@@ -31,12 +31,19 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+#: Which answers a direction is built from: one condition's (both sets answered to the same prompts, so the trigger's
+#: own residual signature cannot enter), or within each condition separately, the differences averaged.
+DIRECTION_CONDITIONS = ("no_trigger", "trigger", "within_conditions")
+
+
 @dataclass(frozen=True)
 class SteeringSpec:
     """`analyses.steering`. Answer sets of a source cell: misaligned = aligned < `misaligned_below` and coherent >
     `coherent_above` (the aggregate's criterion with these thresholds); aligned = aligned > `aligned_above` and the
     same coherence filter, subsampled (seeded) to the misaligned set's size. Fewer than `min_misaligned` answers in
-    either set: no direction ("not enough ... answers").
+    either set: no direction ("not enough ... answers"). `direction_condition` says which answers: by default the
+    no-trigger ones only (for a backdoor source the misaligned set would otherwise be mostly triggered answers and the
+    aligned set mostly untriggered ones, and the direction would carry the trigger's own signature).
 
     Steering adds `scale * v_hat * typical_norm[layer]` to the output of decoder layer `layer` at every position,
     where `typical_norm` is the source model's mean residual norm over answer tokens at that layer: `scale` is in
@@ -63,6 +70,7 @@ class SteeringSpec:
     batch_size: int = 8
     max_length: int = 1024
     dtype: str = "float32"
+    direction_condition: str = "no_trigger"
 
     @classmethod
     def from_dict(cls, d: dict | None, where: str = "analyses.steering") -> "SteeringSpec":
@@ -112,6 +120,13 @@ class SteeringSpec:
         for key, minimum in (("min_misaligned", 1), ("seed", 0), ("batch_size", 1), ("max_length", 2)):
             if not _is_int(getattr(self, key)) or getattr(self, key) < minimum:
                 raise _bad(where, key, f"must be an integer >= {minimum}", getattr(self, key))
+        if self.direction_condition not in DIRECTION_CONDITIONS:
+            raise _bad(
+                where,
+                "direction_condition",
+                f"must be one of {', '.join(DIRECTION_CONDITIONS)}",
+                self.direction_condition,
+            )
         from emgrid.models import DTYPE_NAMES
 
         if self.dtype not in DTYPE_NAMES:
@@ -140,4 +155,5 @@ class SteeringSpec:
         """What a direction depends on (not the steering runs' settings): adding a scale or layer reruns no
         extraction."""
         keep = ("aligned_above", "misaligned_below", "coherent_above", "min_misaligned", "seed", "max_length", "dtype")
+        keep += ("direction_condition",)
         return {k: v for k, v in asdict(self).items() if k in keep}
