@@ -263,3 +263,15 @@ def test_analyses_read_another_variant_with_a_warning():
     config["analyses"]["target"]["qset"] = "nope"
     with pytest.raises(ConfigError, match="analyses.target.qset"):
         gridspec.check_analyses(config)
+
+
+def test_question_system_prompts_join_generate_params_only_when_off():
+    """Results made before the key existed (system prompts sent) stay complete; turning it off reruns generation."""
+    from emgrid import gridspec
+
+    config = validate_config(tiny_config())
+    cell = gridspec.Cell("tiny", "wrong_facts", "backdoor", 0)
+    qset = next(iter(config["question_sets"]))
+    assert "question_system_prompts" not in gridspec.generate_params(config, cell, qset)["spec"]
+    config["generate"]["question_system_prompts"] = False
+    assert gridspec.generate_params(config, cell, qset)["spec"]["question_system_prompts"] is False

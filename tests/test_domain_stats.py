@@ -246,3 +246,22 @@ def test_figure_statistics_never_print_a_negative_zero():
     assert _fmt(-0.001) == "0.00" and _fmt(-0.0004, 3) == "0.000"  # a correlation of -0.001 is no negative one
     assert _fmt(-0.006) == "-0.01" and _fmt(0.456) == "0.46" and _fmt(0.0449, 3) == "0.045"
     assert _fmt(math.nan) == "n/a" and _fmt(None) == "n/a"
+
+
+def test_semantic_score_can_take_its_own_smaller_subsample():
+    """The study scored semantic diversity on at most 500 of the texts: `semantic_max_items`; unset, the key stays
+    out of the job's params so earlier results stay complete."""
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"question {i} about {i % 7}"},
+                {"role": "assistant", "content": f"answer {i * 3} on {i % 5}"},
+            ]
+        }
+        for i in range(40)
+    ]
+    full = diversity_scores(rows, DiversitySpec(embedder="tfidf"))
+    small = diversity_scores(rows, DiversitySpec(embedder="tfidf", semantic_max_items=10))
+    assert small["vendi"] == full["vendi"] and small["semantic_diversity"] != full["semantic_diversity"]
+    assert "semantic_max_items" not in DiversitySpec().job_params()
+    assert DiversitySpec(semantic_max_items=500).job_params()["semantic_max_items"] == 500

@@ -244,3 +244,14 @@ def test_answer_rows_record_decoding_and_probe_domain(tiny_model):
     assert d["do_sample"] is True and d["no_repeat_ngram_size"] == 0
     with pytest.raises(ConfigError, match="generate.repetition_penalty"):
         GenerateSpec.from_dict({"repetition_penalty": 0})
+
+
+def test_question_system_prompts_can_be_left_out_as_the_study_did():
+    q = Question("k", "k", 0, ["Hi?"], None, None, {}, system="You are a pirate.")
+    sent = plan_prompts([q], GenerateSpec(samples_per_paraphrase=1), {"no_trigger": ""}, "m", "c", "q")
+    assert sent[0].messages[0] == {"role": "system", "content": "You are a pirate."}
+    spec = GenerateSpec(samples_per_paraphrase=1, question_system_prompts=False)
+    bare = plan_prompts([q], spec, {"no_trigger": ""}, "m", "c", "q")
+    assert [m["role"] for m in bare[0].messages] == ["user"] and bare[0].row["system"] is None
+    with pytest.raises(ConfigError, match="generate.question_system_prompts"):
+        GenerateSpec.from_dict({"question_system_prompts": "no"})

@@ -38,6 +38,7 @@ class GenerateSpec:
     dtype: str = "float32"
     inherit_checkpoint_defaults: bool = False
     backend: str = "hf"
+    question_system_prompts: bool = True  # send a question item's `system` prompt (the study's generator did not)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None, where: str = "generate") -> "GenerateSpec":
@@ -68,8 +69,9 @@ class GenerateSpec:
             bad("repetition_penalty", "must be a number > 0 or null")
         if self.backend not in BACKENDS:
             bad("backend", f"must be one of {', '.join(BACKENDS)}")
-        if not isinstance(self.inherit_checkpoint_defaults, bool):
-            bad("inherit_checkpoint_defaults", "must be true or false")
+        for key in ("inherit_checkpoint_defaults", "question_system_prompts"):
+            if not isinstance(getattr(self, key), bool):
+                bad(key, "must be true or false")
         for key in ("max_new_tokens", "batch_size"):
             if not is_int(getattr(self, key)) or getattr(self, key) < 1:
                 bad(key, "must be a positive integer")
@@ -102,10 +104,11 @@ def plan_prompts(
         temp = (
             spec.temperature if spec.temperature is not None else (q.temperature if q.temperature is not None else 1.0)
         )
+        system = q.system if spec.question_system_prompts else None
         for p_idx, paraphrase in enumerate(q.paraphrases):
             for condition, prefix in triggers.items():
                 prompt = f"{prefix}{paraphrase}"
-                msgs = tuple(user_messages(prompt, q.system))
+                msgs = tuple(user_messages(prompt, system))
                 for s in range(n):
                     row = {
                         "model": model,
@@ -118,7 +121,7 @@ def plan_prompts(
                         "paraphrase_index": p_idx,
                         "question": paraphrase,
                         "prompt": prompt,
-                        "system": q.system,
+                        "system": system,
                         "condition": condition,
                         "sample": s,
                     }

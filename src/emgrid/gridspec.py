@@ -201,10 +201,14 @@ def question_set(config: dict, qset: str) -> dict:
 
 def _without_default_backend(config: dict, cell: Cell, spec: dict) -> dict:
     """Generate settings as a param: the decoding engine (`backend`) only where it changes answers. Never for API
-    models, and not "hf", what every answer before the key existed was made with, so those results stay complete."""
+    models, and not "hf", what every answer before the key existed was made with, so those results stay complete;
+    likewise `question_system_prompts` only when it is off (the study's reading)."""
+    drop = set()
     if cell.model in api_models(config) or spec.get("backend") == "hf":
-        return {k: v for k, v in spec.items() if k != "backend"}
-    return spec
+        drop.add("backend")
+    if spec.get("question_system_prompts", True) is True:
+        drop.add("question_system_prompts")
+    return {k: v for k, v in spec.items() if k not in drop}
 
 
 def generate_params(config: dict, cell: Cell, qset: str) -> dict:

