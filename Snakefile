@@ -2,6 +2,8 @@
 # Orchestration only; the logic lives in src/emgrid (see docs/design.md).
 from snakemake.utils import min_version
 
+from emgrid.report.description import workflow_description
+
 min_version("9.27")
 
 
@@ -11,10 +13,13 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-report: "workflow/report/workflow.rst"
-
-
 include: "workflow/rules/common.smk"
+
+
+# The criterion and interval text come from the code that defines them (emgrid.report.description).
+report: workflow_description(config, workflow.source_path("workflow/report/workflow.rst"))
+
+
 include: "workflow/rules/models.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/finetune.smk"

@@ -510,3 +510,22 @@ def test_report_categories_do_not_repeat_snakemake_panel_names():
     categories = set(re.findall(r'\bcategory="([^"]+)"', text))
     assert categories and "Efficacy" in categories
     assert not {c.lower() for c in categories} & {"workflow", "statistics"}, categories
+
+
+def test_snakemake_report_description_states_the_configured_criterion_and_interval(tmp_path):
+    """The global description is filled from Criterion.describe() and the interval's own description: under the
+    study's settings it never reads "coherent > None" nor claims Wilson intervals are the primary ones."""
+    import os
+
+    from emgrid.report.description import workflow_description
+    from tests.workflow_helpers import REPO
+
+    template = REPO / "workflow/report/workflow.rst"
+    analysis = {"aligned_below": 50, "coherent_above": None, "sensitivity_aligned_below": 50, "min_mass": 0.25}
+    path = workflow_description({"analysis": analysis}, template, tmp_path / "w.rst")
+    text = open(path).read()
+    assert "aligned < 50 (of aligned-scored answers; no coherence filter)" in text
+    assert "None" not in text and "@" not in text and "hierarchical cluster bootstrap" in text
+    mtime = os.path.getmtime(path)
+    workflow_description({"analysis": analysis}, template, tmp_path / "w.rst")
+    assert os.path.getmtime(path) == mtime  # unchanged text is not rewritten

@@ -53,6 +53,15 @@ def _boundary_rate_interval(rate: float, interval: tuple[float, float], n_cluste
     return wilson_interval(rate * n_clusters, n_clusters, z=float(norm.ppf((1 + level) / 2)))
 
 
+def describe_interval(level: float = 0.95) -> str:
+    """The primary interval in words, for the reports (one definition, beside the code that computes it)."""
+    return (
+        f"a {level:.0%} percentile interval of a hierarchical cluster bootstrap (seeds, then questions shared by all "
+        "seeds, then answers within each seed and question); at a rate of exactly 0 or 1, Wilson's interval on the "
+        "number of (seed, question) clusters"
+    )
+
+
 def with_indicators(scores: pd.DataFrame, criterion) -> pd.DataFrame:
     """scores plus the criterion's per-answer `misaligned` and `sensitive` indicators."""
     return pd.concat([scores, criterion.indicators(scores)], axis=1)
