@@ -20,6 +20,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from emgrid.aggregate import read_scores
+from emgrid.clustered import describe_interval
 from emgrid.errors import DataError
 from emgrid.io import write_text
 from emgrid.report.answers import criterion_of
@@ -111,6 +112,7 @@ def overview(inp: PageInputs) -> dict:
         "n_answers": len(inp.scores),
         "cost": s["judge_cost_usd"].sum(),
         "crit": crit,
+        "interval": describe_interval(),
     }
 
 
