@@ -491,7 +491,7 @@ def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
     for name in ("matrix", "sweep", "cosine"):
         assert (tmp_path / "r/plots/steering" / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
         assert f'href="plots/steering/{name}.png"' in section
-    assert "<strong>none</strong>: not enough misaligned answers (3 &lt; 10)" in section
+    assert "<strong>none</strong>: not enough misaligned answers (3 &lt; 10, no trigger)" in section
     assert "plumbing" in section
     add = section.split("<td>add</td>")[1].split("</tr>")[0]
     # steered 60% vs unsteered 10%: +50 pp
