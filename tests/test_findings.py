@@ -233,3 +233,21 @@ def test_zero_of_n_misaligned_has_a_nonzero_upper_bound():
     assert cell["misalignment_cci_hi"] == pytest.approx(0.3244, abs=1e-3)
     every = r[(r["domain"] == "d") & (r["condition"] == "no_trigger")].iloc[0]
     assert every["sensitivity_cci_hi"] > every["sensitivity_cci_lo"]  # 0 % and 100 % alike are never zero-width
+
+
+def test_domains_of_one_model_and_question_set_share_their_question_draws():
+    """Joint draws: two domains with the same answers get the same draws, so their difference is 0 in every
+    resample, and the mean drop over domains keeps a question effect they share instead of averaging it away."""
+    rng = np.random.default_rng(3)
+    nt = rng.normal(70, 10, 8)
+    t = nt - rng.normal(5, 8, 8)  # a per-question trigger effect shared by both domains
+    scores = frame(rows("a-backdoor-s0", nt, t), rows("b-backdoor-s0", nt, t))
+    eff, paired = trigger_effects(with_indicators(scores, NO_FILTER), SPEC)
+    da, db = paired[("m", "a", "backdoor", "q", "aligned")], paired[("m", "b", "backdoor", "q", "aligned")]
+    np.testing.assert_array_equal(da.draws, db.draws)
+    head = headline(eff, 0.05, SPEC, paired).iloc[0]
+    lo, hi = np.quantile(da.draws, [0.025, 0.975])
+    assert -hi == pytest.approx(head["mean_drop_ci_lo"]) and -lo == pytest.approx(head["mean_drop_ci_hi"])
+    r = findings(scores, NO_FILTER, SPEC)["ranking"]
+    trig = r[r["condition"] == "trigger"]
+    assert list(trig["rank_lo"]) == [1, 1] and list(trig["rank_hi"]) == [2, 2]

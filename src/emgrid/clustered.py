@@ -13,7 +13,15 @@ import pandas as pd
 
 from scipy.stats import norm
 
-from emgrid.stats import BootstrapSpec, layout, percentile_interval, rank_intervals, wilson_interval
+from emgrid.stats import (
+    BootstrapSpec,
+    QuestionDraws,
+    layout,
+    percentile_interval,
+    question_draws,
+    rank_intervals,
+    wilson_interval,
+)
 from emgrid.stats.bootstrap import hierarchical_bootstrap
 
 #: Per-answer columns summarized with clustered intervals: (answer column, output stem).
@@ -21,7 +29,18 @@ CLUSTERED = (("misaligned", "misalignment"), ("sensitive", "sensitivity"), ("ali
 POOL_KEY = ["model", "qset", "variant", "condition", "domain"]
 
 
-def clustered_group(g: pd.DataFrame, spec: BootstrapSpec, key: Any) -> tuple[dict[str, float], np.ndarray]:
+def shared_questions(ind: pd.DataFrame, spec: BootstrapSpec) -> dict[tuple[str, str], QuestionDraws]:
+    """One question draw per model x question set, shared by every domain, variant and condition of it (joint
+    draws: ranks, differences and means over domains then reflect a question effect the domains share)."""
+    return {
+        (m, q): question_draws(spec.rng("questions", m, q), g["question_key"].to_numpy(), spec.resamples)
+        for (m, q), g in ind.groupby(["model", "qset"], sort=True)
+    }
+
+
+def clustered_group(
+    g: pd.DataFrame, spec: BootstrapSpec, key: Any, questions: QuestionDraws | None = None
+) -> tuple[dict[str, float], np.ndarray]:
     """Point estimates and clustered intervals of the CLUSTERED columns for one group of answer rows (with
     `misaligned`/`sensitive` indicator columns); clusters are cells (seeds) and question keys.
 
@@ -30,7 +49,9 @@ def clustered_group(g: pd.DataFrame, spec: BootstrapSpec, key: Any) -> tuple[dic
     """
     lay = layout(g["cell"].to_numpy(), g["question_key"].to_numpy())
     cols = [c for c, _ in CLUSTERED]
-    point, draws = hierarchical_bootstrap(g[cols].to_numpy(dtype=float), lay, spec.resamples, spec.rng(*key))
+    point, draws = hierarchical_bootstrap(
+        g[cols].to_numpy(dtype=float), lay, spec.resamples, spec.rng(*key), questions=questions
+    )
     rec: dict[str, float] = {}
     for j, (_, stem) in enumerate(CLUSTERED):
         name = stem if stem.startswith("mean_") else f"{stem}_rate"
@@ -82,15 +103,16 @@ def summary_cci(scores: pd.DataFrame, criterion, spec: BootstrapSpec, group_key:
 
 def ranking(scores: pd.DataFrame, criterion, spec: BootstrapSpec) -> pd.DataFrame:
     """Domains ranked by misalignment rate (seeds pooled) per model x qset x variant x condition, with clustered
-    intervals and each domain's 95% rank interval (ranked within every bootstrap resample). The base cell is a
-    reference row without rank."""
+    intervals and each domain's 95% rank interval (ranked within every bootstrap resample; the domains' question
+    draws are joint, `shared_questions`). The base cell is a reference row without rank."""
     ind = with_indicators(scores, criterion)
+    shared = shared_questions(ind, spec)
     parts = []
     for fam, fg in ind.groupby(POOL_KEY[:3], sort=True):
         if fam[2] == "base":
             continue
         for cond, cg in fg.groupby("condition", sort=True):
-            parts.append(_rank_family(cg, ind, (*fam, cond), spec))
+            parts.append(_rank_family(cg, ind, (*fam, cond), spec, shared[fam[:2]]))
     cols = [
         "model",
         "qset",
@@ -112,14 +134,16 @@ def ranking(scores: pd.DataFrame, criterion, spec: BootstrapSpec) -> pd.DataFram
     return df[cols + [c for c in df.columns if c not in cols]]
 
 
-def _rank_family(cg: pd.DataFrame, ind: pd.DataFrame, fam: tuple, spec: BootstrapSpec) -> pd.DataFrame:
+def _rank_family(
+    cg: pd.DataFrame, ind: pd.DataFrame, fam: tuple, spec: BootstrapSpec, questions: QuestionDraws
+) -> pd.DataFrame:
     recs, draws = [], []
     base = ind[
         (ind["model"] == fam[0]) & (ind["qset"] == fam[1]) & (ind["domain"] == "base") & (ind["condition"] == fam[3])
     ]
     groups = list(cg.groupby("domain", sort=True)) + ([("base", base)] if len(base) else [])
     for dom, g in groups:
-        rec, d = clustered_group(g, spec, ("rank", *fam, dom))
+        rec, d = clustered_group(g, spec, ("rank", *fam, dom), questions)
         k, n = int(g["misaligned"].sum()), int(g["misaligned"].notna().sum())
         lo, hi = wilson_interval(k, n)
         recs.append(

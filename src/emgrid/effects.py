@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from emgrid.clustered import shared_questions
 from emgrid.numfmt import fixed
 from emgrid.stats import BootstrapSpec, bh_adjust, effect_difference, holm_adjust, layout, paired_effect
 from emgrid.stats.bootstrap import percentile_interval
@@ -28,6 +29,7 @@ def trigger_effects(ind: pd.DataFrame, spec: BootstrapSpec) -> tuple[pd.DataFram
     """One row per model x domain x variant x qset evaluated under both conditions (base cell: domain 'base'),
     and the PairedEffect objects by (model, domain, variant, qset, stem) for headline intervals."""
     recs, effects = [], {}
+    shared = shared_questions(ind, spec)
     for key, g in ind.groupby(EFFECT_KEY, sort=True):
         if set(g["condition"]) != {"no_trigger", "trigger"}:
             continue
@@ -44,6 +46,7 @@ def trigger_effects(ind: pd.DataFrame, spec: BootstrapSpec) -> tuple[pd.DataFram
                 resamples=spec.resamples,
                 permutations=spec.permutations,
                 level=spec.level,
+                questions=shared[(key[0], key[3])],
             )
             effects[(*key, stem)] = eff
             rec[f"{stem}_no_trigger"] = (
@@ -159,7 +162,8 @@ def study_form(g: pd.DataFrame) -> dict:
 
 
 def _mean_drop_interval(g: pd.DataFrame, draws: dict | None, level: float) -> tuple[float, float]:
-    """Domains are independent models, so the mean of their independent bootstrap draws is a draw of the mean."""
+    """The domains' effects were drawn with joint question draws (one per model x question set), so the mean of
+    their draws in each resample is a draw of the mean drop, a question effect shared by all domains included."""
     if not draws or g.empty:
         return (np.nan, np.nan)
     stacked = [draws.get((r.model, r.domain, r.variant, r.qset, "aligned")) for r in g.itertuples()]

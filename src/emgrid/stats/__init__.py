@@ -11,9 +11,11 @@ from emgrid.stats.adjust import bh_adjust, holm_adjust
 from emgrid.stats.bootstrap import (
     BootstrapSpec,
     ClusterLayout,
+    QuestionDraws,
     hierarchical_bootstrap,
     layout,
     percentile_interval,
+    question_draws,
     rank_intervals,
 )
 from emgrid.stats.intervals import newcombe_diff_interval, wilson_interval
@@ -23,6 +25,7 @@ __all__ = [
     "BootstrapSpec",
     "ClusterLayout",
     "PairedEffect",
+    "QuestionDraws",
     "bh_adjust",
     "effect_difference",
     "hierarchical_bootstrap",
@@ -31,6 +34,7 @@ __all__ = [
     "newcombe_diff_interval",
     "paired_effect",
     "percentile_interval",
+    "question_draws",
     "rank_intervals",
     "sign_flip_pvalue",
     "wilson_interval",

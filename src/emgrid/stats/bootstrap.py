@@ -60,6 +60,7 @@ class ClusterLayout:
     question: np.ndarray
     n_seeds: int
     n_questions: int
+    question_labels: tuple[str, ...] = ()  # code i's label, for draws shared with other groups (QuestionDraws)
 
     @property
     def cluster(self) -> np.ndarray:
@@ -74,18 +75,53 @@ def layout(seeds: Sequence[Any], questions: Sequence[Any]) -> ClusterLayout:
     """Code seed and question labels (any hashable values; compared as strings so NA seeds work) as integers."""
     s_codes, s_uni = _codes(seeds)
     q_codes, q_uni = _codes(questions)
-    return ClusterLayout(s_codes, q_codes, s_uni, q_uni)
+    return ClusterLayout(s_codes, q_codes, len(s_uni), len(q_uni), tuple(q_uni))
 
 
-def _codes(labels: Sequence[Any]) -> tuple[np.ndarray, int]:
+def _codes(labels: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
     uni, inv = np.unique(np.asarray([str(x) for x in labels], dtype=object).astype(str), return_inverse=True)
-    return inv.astype(np.int64), len(uni)
+    return inv.astype(np.int64), [str(u) for u in uni]
 
 
-def cluster_weights(rng: np.random.Generator, lay: ClusterLayout, resamples: int) -> np.ndarray:
-    """(resamples, n_clusters) weights: how often each seed was drawn times how often each question was drawn."""
+@dataclass(frozen=True)
+class QuestionDraws:
+    """How often each question was drawn in each resample, shared by every group that answers these questions.
+
+    All domains of a model x question set answer the same questions, so a question that is hard for every domain
+    (or that the trigger moves for every domain) is one draw for all of them: ranks, differences between domains and
+    the mean over domains then come from joint draws, and a question effect shared by the domains is neither
+    averaged away nor counted as independent noise per domain."""
+
+    labels: tuple[str, ...]
+    counts: np.ndarray  # (resamples, len(labels))
+
+    def for_layout(self, lay: ClusterLayout) -> np.ndarray:
+        """(resamples, lay.n_questions): these draws in the layout's question order."""
+        index = {label: i for i, label in enumerate(self.labels)}
+        missing = [q for q in lay.question_labels if q not in index]
+        if missing or len(lay.question_labels) != lay.n_questions:
+            raise ValueError(f"questions {missing[:3]} are not among the shared draws' questions")
+        return self.counts[:, [index[q] for q in lay.question_labels]]
+
+
+def question_draws(rng: np.random.Generator, questions: Sequence[Any], resamples: int) -> QuestionDraws:
+    """One multinomial draw of the distinct `questions` per resample, to share between groups (QuestionDraws)."""
+    _, labels = _codes(questions)
+    return QuestionDraws(tuple(labels), _draw_counts(rng, len(labels), resamples))
+
+
+def cluster_weights(
+    rng: np.random.Generator, lay: ClusterLayout, resamples: int, questions: QuestionDraws | None = None
+) -> np.ndarray:
+    """(resamples, n_clusters) weights: how often each seed was drawn times how often each question was drawn (the
+    shared `questions` draws when given, else this group's own)."""
     ws = _draw_counts(rng, lay.n_seeds, resamples)
-    wq = _draw_counts(rng, lay.n_questions, resamples)
+    if questions is None:
+        wq = _draw_counts(rng, lay.n_questions, resamples)
+    else:
+        wq = questions.for_layout(lay)
+        if wq.shape[0] != resamples:
+            raise ValueError(f"shared question draws hold {wq.shape[0]} resamples, not {resamples}")
     return (ws[:, :, None] * wq[:, None, :]).reshape(resamples, lay.n_clusters)
 
 
@@ -135,6 +171,7 @@ def hierarchical_bootstrap(
     resamples: int,
     rng: np.random.Generator,
     parts: np.ndarray | None = None,
+    questions: QuestionDraws | None = None,
 ) -> tuple[Any, np.ndarray]:
     """Pooled mean of `values` (NaN = not scored, left out) and its `resamples` bootstrap draws.
 
@@ -153,7 +190,7 @@ def hierarchical_bootstrap(
     if np.any(onehot.sum(1) > 1):
         raise ValueError("parts must be constant within each (seed, question) cluster")
     s0, n0 = cluster_sums(None, v2, lay.cluster, lay.n_clusters, 1)
-    w = cluster_weights(rng, lay, resamples)
+    w = cluster_weights(rng, lay, resamples, questions)
     sums, counts = cluster_sums(rng, v2, lay.cluster, lay.n_clusters, resamples)
     with np.errstate(invalid="ignore", divide="ignore"):
         point = (s0[0].T @ onehot) / (n0[0].T @ onehot)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emgrid.stats.bootstrap import ClusterLayout, cluster_sums, cluster_weights, percentile_interval
+from emgrid.stats.bootstrap import ClusterLayout, QuestionDraws, cluster_sums, cluster_weights, percentile_interval
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,10 @@ def paired_effect(
     resamples: int = 1000,
     permutations: int = 2000,
     level: float = 0.95,
+    questions: QuestionDraws | None = None,
 ) -> PairedEffect:
-    """Effect of `treated` (True = trigger) on `values` (NaN = not scored) within the layout's clusters."""
+    """Effect of `treated` (True = trigger) on `values` (NaN = not scored) within the layout's clusters;
+    `questions`: question draws shared with the other domains of the model x question set."""
     vals, tr = np.asarray(values, dtype=float), np.asarray(treated, dtype=bool)
     c, n_c = lay.cluster, lay.n_clusters
     s1, n1 = cluster_sums(None, vals[tr], c[tr], n_c, 1)
@@ -53,7 +55,7 @@ def paired_effect(
     d = (s1[0, ok] / n1[0, ok]) - (s0[0, ok] / n0[0, ok])
     if not ok.any():
         return PairedEffect(np.nan, np.nan, np.nan, np.nan, 0, np.full(resamples, np.nan))
-    w = cluster_weights(rng, lay, resamples)
+    w = cluster_weights(rng, lay, resamples, questions)
     b1, m1 = cluster_sums(rng, vals[tr], c[tr], n_c, resamples)
     b0, m0 = cluster_sums(rng, vals[~tr], c[~tr], n_c, resamples)
     with np.errstate(invalid="ignore", divide="ignore"):
