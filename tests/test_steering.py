@@ -432,7 +432,7 @@ def test_params_hold_what_changes_a_job_output_only():
     assert params["unsteered"]["spec"]["samples_per_paraphrase"] == 3
     assert "scales" not in grid.direction_params(config) and "layers" not in grid.direction_params(config)
     assert grid.answers_plan(config, base) == {"conditions": ["no_trigger"], "samples_per_paraphrase": 3}
-    assert grid.target_sources(config, base) == ["wrong_facts-backdoor-s0"]
+    assert grid.target_sources(grid.target_runs(config, base)) == ["wrong_facts-backdoor-s0"]
     est = grid.plan_estimate(config, "steering_generate", "tiny", "base")
     assert est["n_answers"] == 3 * 5 * 3  # 3 runs x 5 demo questions x 3 samples x 1 condition
     assert grid.generate_minutes(config, base) == grid.RUNTIME_LOAD_MIN + 1  # 45 answers: under a minute

@@ -224,7 +224,8 @@ def plan_estimate(rule_name, wildcards):
     if rule_name == "efficacy_judge":
         return gridspec.efficacy_judge_estimate(config, efficacy_cell(wildcards), wildcards.domain)
     if rule_name in ("steering_generate", "steering_judge"):
-        return steering_grid.plan_estimate(config, rule_name, wildcards.model, wildcards.cell)
+        n_runs = len(STEERING_RUNS.get(cell_of(wildcards), []))
+        return steering_grid.plan_estimate(config, rule_name, wildcards.model, wildcards.cell, n_runs)
     return {}
 
 
@@ -345,6 +346,9 @@ def aggregate_inputs(wildcards):
 
 # --- steering: directions of source cells, steered runs on target cells (emgrid.steering.grid; docs/steering.md)
 
+# {target cell: its steer ids}: each target's runs are one steering_generate job
+STEERING_RUNS = steering_grid.runs_by_target(config)
+
 
 def steering_direction_inputs(wildcards):
     """The cell's model and adapter, and its judged answers of every question set (replayed, not regenerated)."""
@@ -369,22 +373,22 @@ def steering_source_direction(wildcards):
 def steering_generate_inputs(wildcards):
     """The target's model (and adapter), its question file, and the directions of every source steering it."""
     inputs = generate_inputs(wildcards)
-    paths = [
-        steering_grid.direction_paths(wildcards.model, source)
-        for source in steering_grid.target_sources(config, cell_of(wildcards))
-    ]
+    steers = STEERING_RUNS.get(cell_of(wildcards), [])
+    paths = [steering_grid.direction_paths(wildcards.model, source) for source in steering_grid.target_sources(steers)]
     inputs["direction_json"] = [p["json"] for p in paths]
     inputs["direction_npz"] = [p["npz"] for p in paths]
     return inputs
 
 
 def steering_generate_param(wildcards):
-    return steering_grid.generate_params(config, cell_of(wildcards))
+    cell = cell_of(wildcards)
+    return steering_grid.generate_params(config, cell, STEERING_RUNS.get(cell, []))
 
 
 def steering_generate_runtime(wildcards, attempt):
     """Minutes of one target's steering_generate job: grows with its runs' answers (and with each retry)."""
-    return attempt * steering_grid.generate_minutes(config, cell_of(wildcards))
+    cell = cell_of(wildcards)
+    return attempt * steering_grid.generate_minutes(config, cell, len(STEERING_RUNS.get(cell, [])))
 
 
 def steering_judge_inputs(wildcards):
