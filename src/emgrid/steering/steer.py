@@ -116,8 +116,9 @@ def run_rows(steer: str):
 
 
 def check_skipped(direction_meta: dict | None, rows: list[dict], where: str) -> bool:
-    """Whether a steered run was skipped because its source has no direction (its answers file is then empty);
-    answers for such a source, or none for one with a direction, mean the file is stale: an error naming it."""
+    """Whether a steered run was skipped because its source has no direction (its target's answers file then has
+    no rows of it); answers for such a source, or none for one with a direction, mean the file is stale: an error
+    naming it."""
     skipped = direction_meta is not None and direction_meta.get("status") != "ok"
     if skipped and rows:
         raise DataError(f"{where}: answers of a source without a direction ({direction_meta.get('reason')}); delete it")
