@@ -244,9 +244,10 @@ def _steering_params_work(config):
 
     for source in grid.sources(config):
         assert grid.targets(config, source)
-    for target, steer in grid.runs(config):
-        assert grid.generate_params(config, target, steer)["spec"]
+    for target in grid.generate_targets(config):
+        assert all(run["spec"] for run in grid.generate_params(config, target).values())
         assert grid.answers_plan(config, target)["conditions"] == ["no_trigger"]
+        assert grid.generate_minutes(config, target) >= grid.RUNTIME_LOAD_MIN
         for rule in ("steering_generate", "steering_judge"):
             est = grid.plan_estimate(config, rule, target.model, target.id)
             assert est.get("n_answers", est.get("n_requests")) >= 0

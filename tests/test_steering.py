@@ -11,7 +11,8 @@ from emgrid.errors import ConfigError
 from emgrid.steering import directions as D
 from emgrid.steering.hooks import ablate_direction, add_vector, capture_layers, layer_hook
 from emgrid.steering.spec import SteeringSpec
-from emgrid.steering.steer import SteerJob, parse_steer, random_direction, steered_answers, steering_vector
+from emgrid.steering.runs import answer_runs
+from emgrid.steering.steer import SteerJob, parse_steer, random_direction, steering_vector
 
 
 @pytest.fixture(scope="module")
@@ -186,18 +187,9 @@ def test_not_enough_misaligned_answers_gives_a_status_not_a_direction(tmp_path):
     D.write_direction(meta, arrays, tmp_path / "d.json", tmp_path / "d.npz")
     d = D.read_direction(tmp_path / "d.json", tmp_path / "d.npz")
     assert not d.ok
-    rows = steered_answers(
-        tmp_path / "none.json",
-        None,
-        [],
-        {"spec": {}, "seed": 0},
-        d,
-        steer="c-plain-s0.L0.add1",
-        model="tiny",
-        cell="base",
-        qset="demo",
-    )
-    assert rows == []
+    result = _answer_runs(tmp_path / "none.json", {"c-plain-s0.L0.add1": 0}, {"c-plain-s0": d}, tmp_path)
+    assert result.rows == {"c-plain-s0.L0.add1": []} and result.loads == 0
+    assert result.skipped["c-plain-s0.L0.add1"].startswith("no direction of c-plain-s0: not enough misaligned")
     aligned_short = D.answer_sets(_judged([(10, 80)] * 12 + [(90, 90)] * 2), spec, 0.25)
     assert aligned_short.problem == "not enough aligned answers (2 < 10, no trigger)"
 
@@ -239,11 +231,13 @@ def test_random_control_has_the_direction_norm_and_the_same_added_norm():
     assert np.linalg.norm(add) == pytest.approx(0.5 * 3.0) == pytest.approx(np.linalg.norm(rnd))
 
 
-def test_steered_generation_goes_through_generate(tiny_model, tmp_path):
-    from emgrid.generate import GenerateSpec, generate_answers
+GEN = {"samples_per_paraphrase": 2, "temperature": 0, "max_new_tokens": 6, "batch_size": 4}
+
+
+def _questions():
     from emgrid.questions import Question
 
-    qs = [
+    return [
         Question(
             key="q",
             id="q",
@@ -254,20 +248,51 @@ def test_steered_generation_goes_through_generate(tiny_model, tmp_path):
             judge_prompts={},
         )
     ]
-    gen = {"samples_per_paraphrase": 2, "temperature": 0, "max_new_tokens": 6, "batch_size": 4}
+
+
+def _answer_runs(manifest, seeds: dict, directions: dict, cache, adapter=None):
+    """answer_runs on the tiny model's `demo` question set: {steer id: control seed}."""
+    runs = {steer: {"spec": GEN, "seed": seed} for steer, seed in seeds.items()}
+    return answer_runs(manifest, adapter, _questions(), runs, directions, cache, model="tiny", cell="base", qset="demo")
+
+
+def test_steered_generation_goes_through_generate(tiny_model, tmp_path):
+    from emgrid.generate import GenerateSpec, generate_answers
+
     d = _direction(np.random.default_rng(0).standard_normal((2, 64)), typical=(1.0, 1.0))
     kw = dict(model="tiny", cell="base", qset="demo")
-    plain = generate_answers(tiny_model, None, qs, GenerateSpec.from_dict(gen), {"no_trigger": ""}, **kw)
-    params = {"spec": gen, "seed": 0}
-    unsteered = steered_answers(tiny_model, None, qs, params, None, steer="unsteered", **kw)
+    plain = generate_answers(tiny_model, None, _questions(), GenerateSpec.from_dict(GEN), {"no_trigger": ""}, **kw)
+    seeds = {"unsteered": None, "x-backdoor-s0.L0.add50": None, "x-backdoor-s0.L1.ablate": None}
+    rows = _answer_runs(tiny_model, seeds, {"x-backdoor-s0": d}, tmp_path).rows
+    unsteered, pushed, ablated = (rows[s] for s in seeds)
     assert [r["answer"] for r in unsteered] == [r["answer"] for r in plain]
     assert unsteered[0]["steer"] == {"kind": "unsteered", "source": None, "layer": None, "scale": 0.0}
-    pushed = steered_answers(tiny_model, None, qs, params, d, steer="x-backdoor-s0.L0.add50", **kw)
     assert [r["answer"] for r in pushed] != [r["answer"] for r in plain]
     assert pushed[0]["steer"] == {"kind": "add", "source": "x-backdoor-s0", "layer": 0, "scale": 50.0}
-    ablated = steered_answers(tiny_model, None, qs, params, d, steer="x-backdoor-s0.L1.ablate", **kw)
     assert ablated[0]["steer"] == {"kind": "ablate", "source": "x-backdoor-s0", "layer": 1, "scale": 0.0}
     assert len(ablated) == len(plain)
+
+
+def test_a_job_loads_its_target_once_and_generates_only_runs_not_in_the_cache(tiny_model, tmp_path, monkeypatch):
+    from emgrid.steering import runs as R
+
+    loads = []
+    real_load = R.load_model
+    monkeypatch.setattr(R, "load_model", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    d = _direction(np.random.default_rng(0).standard_normal((2, 64)), typical=(1.0, 1.0))
+    seeds = {"unsteered": None, "x-backdoor-s0.L0.add50": None, "x-backdoor-s0.L0.random50": 0}
+    first = _answer_runs(tiny_model, seeds, {"x-backdoor-s0": d}, tmp_path)
+    assert len(loads) == first.loads == 1 and len(first.generated) == 3 * 2  # 3 runs x 2 answers, one load
+    more = {**seeds, "x-backdoor-s0.L0.add20": None, "x-backdoor-s0.L1.add50": None}  # a new scale, a new layer
+    second = _answer_runs(tiny_model, more, {"x-backdoor-s0": d}, tmp_path)
+    assert len(loads) == 2 and len(second.generated) == 2 * 2  # only the two new runs, again one load
+    assert all(second.rows[s] == first.rows[s] for s in seeds)
+    third = _answer_runs(tiny_model, more, {"x-backdoor-s0": d}, tmp_path)
+    assert third.loads == 0 and third.generated == [] and third.rows == second.rows  # all cached: nothing loaded
+    # a changed direction is a new run for the cache (same steer id, other vector); the unsteered run is not
+    moved = _direction(np.random.default_rng(1).standard_normal((2, 64)), typical=(1.0, 1.0))
+    fourth = _answer_runs(tiny_model, more, {"x-backdoor-s0": moved}, tmp_path)
+    assert len(fourth.generated) == 4 * 2 and fourth.rows["unsteered"] == first.rows["unsteered"]
 
 
 def test_steer_ids_round_trip():
@@ -399,15 +424,20 @@ def test_params_hold_what_changes_a_job_output_only():
     from emgrid.gridspec import Cell
     from emgrid.steering import grid
 
-    config, _ = _grid(layers=[1], samples_per_paraphrase=3)
+    config, _ = _grid(layers=[1], samples_per_paraphrase=3, scales=[0.5], sources=["wrong_facts-backdoor-s0"])
     base = Cell("tiny")
-    assert grid.generate_params(config, base, "unsteered")["seed"] is None
-    assert grid.generate_params(config, base, "wrong_facts-backdoor-s0.L1.random0.5")["seed"] == 0
-    assert grid.generate_params(config, base, "unsteered")["spec"]["samples_per_paraphrase"] == 3
+    params = grid.generate_params(config, base)  # one job per target: every run's settings
+    assert list(params) == ["unsteered", "wrong_facts-backdoor-s0.L1.add0.5", "wrong_facts-backdoor-s0.L1.random0.5"]
+    assert params["unsteered"]["seed"] is None and params["wrong_facts-backdoor-s0.L1.random0.5"]["seed"] == 0
+    assert params["unsteered"]["spec"]["samples_per_paraphrase"] == 3
     assert "scales" not in grid.direction_params(config) and "layers" not in grid.direction_params(config)
     assert grid.answers_plan(config, base) == {"conditions": ["no_trigger"], "samples_per_paraphrase": 3}
+    assert grid.target_sources(grid.target_runs(config, base)) == ["wrong_facts-backdoor-s0"]
     est = grid.plan_estimate(config, "steering_generate", "tiny", "base")
-    assert est["n_answers"] == 5 * 3  # 5 demo questions x 3 samples x 1 condition
+    assert est["n_answers"] == 3 * 5 * 3  # 3 runs x 5 demo questions x 3 samples x 1 condition
+    assert grid.generate_minutes(config, base) == grid.RUNTIME_LOAD_MIN + 1  # 45 answers: under a minute
+    more, _ = _grid(layers=[1, 0], samples_per_paraphrase=3, scales=[0.5], sources=["wrong_facts-backdoor-s0"])
+    assert grid.plan_estimate(more, "steering_generate", "tiny", "base")["n_answers"] == 5 * 5 * 3
     assert grid.plan_estimate(config, "steering_judge", "tiny", "base")["n_requests"] == 5 * 3 * 2
 
 

@@ -1,9 +1,11 @@
-"""Steering through the workflow on the tiny grid: directions, steered runs, judging, summary and figures; then
-the rerun promises: a new scale reruns only its steered runs and the summary, never a direction."""
+"""Steering through the workflow on the tiny grid: directions, steered runs (one job per target), judging, summary
+and figures; then the rerun promises: a new scale generates only its runs' answers, with one model load, and
+reruns only their judges and the summary, never a direction."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -58,36 +60,66 @@ def test_steering_runs_end_to_end(steered_run):
     assert set(matrix["kind"]) == {"add", "random"} and set(matrix["target"]) == {"base"}
     assert (matrix["n_answers"] == 5).all()  # 5 questions x 1 sample, no-trigger condition only
     assert matrix["delta_ci_lo"].le(matrix["delta"]).all() and matrix["delta"].le(matrix["delta_ci_hi"]).all()
-    run = results / "cells/tiny/base/steering" / f"{SOURCE}.L1.add1" / "answers/demo.jsonl"
-    rows = [json.loads(line) for line in run.read_text().splitlines()]
-    assert {r["condition"] for r in rows} == {"no_trigger"}
+    answers = [json.loads(line) for line in (results / ANSWERS).read_text().splitlines()]
+    rows = [r for r in answers if r["steer"]["kind"] == "add"]  # the target's one file holds every run
+    assert len(answers) == 3 * 5 and len(rows) == 5 and {r["condition"] for r in rows} == {"no_trigger"}
     assert rows[0]["steer"] == {"kind": "add", "source": SOURCE, "layer": 1, "scale": 1.0}
     for png in TARGETS[1:]:
         assert (steered_run / png).stat().st_size > 0
     from emgrid.throughput import choose_calibration, collect_runs
 
     steered = [r for r in collect_runs(steered_run) if r.rule == "steering_generate"]
-    assert steered and all(r.answers == 5 and r.tokens > 0 and r.seconds > 0 for r in steered)  # the plan's rate
+    assert len(steered) == 1 and steered[0].answers == 15 and steered[0].tokens > 0  # the plan's rate
     assert choose_calibration(steered_run).rate("steering_generate", "cpu").tokens_per_answer > 0
+    assert _generate_line(steered_run) == (3, 15, 0, 1)  # runs, generated, from the cache, model loads
 
 
-def test_a_new_scale_reruns_only_its_runs_and_the_summary(steered_run):
-    configfile = write_config(steered_run, _config(scales=[1.0, 2.0]), "more_scales.yaml")
-    counts = dry_run_counts(steered_run, configfile, targets=TARGETS)
-    # the new scale's steered run and its random control; the unsteered runs and the direction are kept
-    assert counts == {"steering_generate": 2, "steering_judge": 2, "steering_summary": 1, "steering_plots": 1}
+ANSWERS = "cells/tiny/base/steering/answers/demo.jsonl"
+GENERATE_LOG = "results/logs/steering_generate/tiny/base/demo.log"
+
+
+def _generate_line(workdir):
+    """(runs, answers generated, answers from the cache, model loads) of the target's last steering_generate job."""
+    text = (workdir / GENERATE_LOG).read_text()
+    m = re.findall(r"steering runs: (\d+); answers generated: (\d+), from the cache: (\d+); model loads: (\d+)", text)
+    return tuple(int(x) for x in m[-1])
+
+
+def _judged_mtimes(workdir):
+    return {
+        p.parent.parent.name: p.stat().st_mtime_ns
+        for p in (workdir / "results/cells").glob("**/steering/*/judged/demo.jsonl")
+    }
 
 
 def test_a_set_threshold_recomputes_the_direction_and_its_runs(steered_run):
     configfile = write_config(steered_run, _config(misaligned_below=4.65), "threshold.yaml")
     counts = dry_run_counts(steered_run, configfile, targets=TARGETS)
+    # the target's one generate job; a dry run lists all 3 of its judges (it cannot know the answers' keys before
+    # the job has run; the run itself reruns the 2 judges of the source's runs, their keys changed)
     assert counts == {
         "steering_direction": 1,
-        "steering_generate": 2,
-        "steering_judge": 2,
+        "steering_generate": 1,
+        "steering_judge": 3,
         "steering_summary": 1,
         "steering_plots": 1,
     }
+
+
+def test_a_new_scale_generates_only_its_answers_with_one_model_load(steered_run):
+    judged = _judged_mtimes(steered_run)
+    assert len(judged) == 3
+    direction = (steered_run / "results/cells/tiny" / SOURCE / "steering/direction.npz").stat().st_mtime_ns
+    configfile = write_config(steered_run, _config(scales=[1.0, 2.0]), "more_scales.yaml")
+    snakemake(steered_run, configfile, *TARGETS)
+    # the new scale's run and its random control: 2 x 5 answers generated, 3 x 5 read back, the model loaded once
+    assert _generate_line(steered_run) == (5, 10, 15, 1)
+    after = _judged_mtimes(steered_run)
+    assert sorted(set(after) - set(judged)) == [f"{SOURCE}.L1.add2", f"{SOURCE}.L1.random2"]
+    assert {k: after[k] for k in judged} == judged  # the other runs' judges did not rerun
+    assert (steered_run / "results/cells/tiny" / SOURCE / "steering/direction.npz").stat().st_mtime_ns == direction
+    assert len(pd.read_csv(steered_run / "results/summary/steering.csv")) == 4
+    assert dry_run_counts(steered_run, configfile, targets=TARGETS) == {}
 
 
 def test_not_enough_answers_skips_the_source_and_says_so(steered_run):
@@ -98,5 +130,7 @@ def test_not_enough_answers_skips_the_source_and_says_so(steered_run):
     directions = pd.read_csv(results / "summary/steering_directions.csv")
     assert directions["reason"].tolist() == ["not enough misaligned answers (4 < 5)"]
     assert pd.read_csv(results / "summary/steering.csv").empty
-    run = results / "cells/tiny/base/steering" / f"{SOURCE}.L1.add1"
-    assert (run / "answers/demo.jsonl").read_text() == "" and (run / "judged/demo.jsonl").read_text() == ""
+    answers = [json.loads(line) for line in (results / ANSWERS).read_text().splitlines()]
+    assert {r["steer"]["kind"] for r in answers} == {"unsteered"}  # the source's runs have no answers
+    judged = results / "cells/tiny/base/steering" / f"{SOURCE}.L1.add1" / "judged/demo.jsonl"
+    assert judged.read_text() == ""

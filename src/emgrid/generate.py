@@ -339,7 +339,14 @@ def generate_answers(
         tok = load_tokenizer(manifest_path, padding_side="left")
         lm = load_model(manifest_path, adapter_dir, dtype=spec.dtype)
         with steer(lm) if steer is not None else nullcontext():
-            answers, decodings = _answer_items(lm, tok, items, spec, cell, qset)
+            return answer_rows(lm, tok, items, spec, cell, qset)
+    return [{**it.row, "answer": a, "decoding": d} for it, a, d in zip(items, answers, decodings)]
+
+
+def answer_rows(lm, tok, items: list[PromptItem], spec: GenerateSpec, cell: str, qset: str) -> list[dict]:
+    """Answer rows of planned prompts with an already loaded HF model: callers that answer several runs with one
+    model (emgrid.steering.runs) load it once and call this per run."""
+    answers, decodings = _answer_items(lm, tok, items, spec, cell, qset)
     return [{**it.row, "answer": a, "decoding": d} for it, a, d in zip(items, answers, decodings)]
 
 

@@ -224,7 +224,8 @@ def plan_estimate(rule_name, wildcards):
     if rule_name == "efficacy_judge":
         return gridspec.efficacy_judge_estimate(config, efficacy_cell(wildcards), wildcards.domain)
     if rule_name in ("steering_generate", "steering_judge"):
-        return steering_grid.plan_estimate(config, rule_name, wildcards.model, wildcards.cell)
+        n_runs = len(STEERING_RUNS.get(cell_of(wildcards), []))
+        return steering_grid.plan_estimate(config, rule_name, wildcards.model, wildcards.cell, n_runs)
     return {}
 
 
@@ -345,6 +346,9 @@ def aggregate_inputs(wildcards):
 
 # --- steering: directions of source cells, steered runs on target cells (emgrid.steering.grid; docs/steering.md)
 
+# {target cell: its steer ids}: each target's runs are one steering_generate job
+STEERING_RUNS = steering_grid.runs_by_target(config)
+
 
 def steering_direction_inputs(wildcards):
     """The cell's model and adapter, and its judged answers of every question set (replayed, not regenerated)."""
@@ -361,28 +365,54 @@ def steering_direction_param(wildcards):
 
 
 def steering_source_direction(wildcards):
-    """The source's direction files of a steered run (none for the unsteered run)."""
+    """The source's direction files of one steered run (none for the unsteered run)."""
     job = steering_grid.parse_steer(wildcards.steer)
     return {} if job.kind == UNSTEERED else steering_grid.direction_paths(wildcards.model, job.source)
 
 
 def steering_generate_inputs(wildcards):
+    """The target's model (and adapter), its question file, and the directions of every source steering it."""
     inputs = generate_inputs(wildcards)
-    inputs.update({f"direction_{k}": v for k, v in steering_source_direction(wildcards).items()})
+    steers = STEERING_RUNS.get(cell_of(wildcards), [])
+    paths = [steering_grid.direction_paths(wildcards.model, source) for source in steering_grid.target_sources(steers)]
+    inputs["direction_json"] = [p["json"] for p in paths]
+    inputs["direction_npz"] = [p["npz"] for p in paths]
     return inputs
 
 
 def steering_generate_param(wildcards):
-    return steering_grid.generate_params(config, cell_of(wildcards), wildcards.steer)
+    cell = cell_of(wildcards)
+    return steering_grid.generate_params(config, cell, STEERING_RUNS.get(cell, []))
+
+
+def steering_generate_runtime(wildcards, attempt):
+    """Minutes of one target's steering_generate job: grows with its runs' answers (and with each retry)."""
+    cell = cell_of(wildcards)
+    return attempt * steering_grid.generate_minutes(config, cell, len(STEERING_RUNS.get(cell, [])))
 
 
 def steering_judge_inputs(wildcards):
     inputs = judge_inputs(wildcards)
-    inputs["answers"] = f"{steering_grid.run_dir(cell_of(wildcards), wildcards.steer)}/answers/{wildcards.qset}.jsonl"
+    del inputs["answers"]  # steering_judge_answers
     direction = steering_source_direction(wildcards)
     if direction:
         inputs["direction"] = direction["json"]  # says whether the source had a direction (else: no answers)
     return inputs
+
+
+def steering_judge_answers(wildcards):
+    """The target's answers file, which holds this run's rows. Through the checkpoint, so that Snakemake rebuilds
+    this job after the target's steering_generate has run; ancient, so that rewriting the file for another run
+    reruns no judge: steering_answers_key_param says when this run's answers changed."""
+    job = checkpoints.steering_generate.get(model=wildcards.model, cell=wildcards.cell, qset=wildcards.qset)
+    return ancient(job.output.answers)
+
+
+def steering_answers_key_param(wildcards):
+    """This run's answer-cache key (everything its answers depend on) as its steering_generate job last wrote it:
+    a param, so the judge reruns exactly when its run's answers changed (None before the first generate)."""
+    path = steering_grid.runs_path(cell_of(wildcards), wildcards.qset)
+    return steering_grid.read_run_key(path, wildcards.steer)
 
 
 def steering_plan_param(wildcards):

@@ -28,36 +28,40 @@ rule steering_direction:
         "../scripts/steering_direction.py"
 
 
-rule steering_generate:
-    # The target cell answers the steering question set (no-trigger condition) with the run's hook active: a GPU
-    # job through the ordinary generation code. The run (source, layer, kind, scale) is the `steer` wildcard.
+checkpoint steering_generate:
+    # Every run (source, layer, kind, scale) of one target cell: a GPU job that loads the target model once and puts
+    # each run's hook on it in turn. Runs already in the steering answer cache (<cache_dir>/steering) are read back,
+    # so adding a scale, layer or source generates only the new runs' answers. A checkpoint: once it has run,
+    # Snakemake re-reads each run's answer-cache key (`runs`) and reruns only the judges whose key changed.
     input:
         unpack(steering_generate_inputs),
     output:
-        answers="results/cells/{model}/{cell}/steering/{steer}/answers/{qset}.jsonl",
+        answers="results/cells/{model}/{cell}/steering/answers/{qset}.jsonl",
+        runs="results/cells/{model}/{cell}/steering/answers/{qset}.runs.json",
     log:
-        "results/logs/steering_generate/{model}/{cell}/{steer}/{qset}.log",
+        "results/logs/steering_generate/{model}/{cell}/{qset}.log",
     wildcard_constraints:
         model=LOCAL_MODEL_RE,
-        steer=STEER_RE,
     conda:
         "../../envs/train.yaml"
     threads: 4
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: 24000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
+        runtime=steering_generate_runtime,
     params:
-        gen=steering_generate_param,
+        runs=steering_generate_param,
         questions=question_generate_param,
     script:
         "../scripts/steering_generate.py"
 
 
 rule steering_judge:
-    # The normal judge and its LLM response cache: an answer judged before costs nothing again.
+    # One run's answers (its rows of the target's answers file) through the normal judge and its LLM response cache:
+    # an answer judged before costs nothing again.
     input:
         unpack(steering_judge_inputs),
+        answers=steering_judge_answers,
     output:
         judged="results/cells/{model}/{cell}/steering/{steer}/judged/{qset}.jsonl",
     log:
@@ -78,6 +82,7 @@ rule steering_judge:
         questions=question_judge_param,
         planned=steering_plan_param,
         question_options=question_options_param,
+        answers_key=steering_answers_key_param,
     script:
         "../scripts/judge.py"
 

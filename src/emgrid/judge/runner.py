@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from emgrid.errors import JudgeError
 from emgrid.judge.backends import JudgeBackend, JudgeResult, make_backend
@@ -139,15 +139,17 @@ def judge_answers_file(
     cell: str,
     qset: str,
     model_manifest: str | Path | None = None,
+    select: Callable[[dict], bool] | None = None,
 ) -> list[dict]:
     """A judge job: check that the answers file holds exactly the answers generate planned
-    (`emgrid.integrity.check_answers`, `plan` = gridspec.answers_plan), then judge every answer."""
+    (`emgrid.integrity.check_answers`, `plan` = gridspec.answers_plan), then judge every answer. `select` keeps the
+    file's rows of this job only (a steered run's rows of its target's answers file, which holds every run)."""
     from emgrid.integrity import check_answers
     from emgrid.io import read_jsonl
     from emgrid.questions import load_questions
 
     questions = load_questions(questions_path, **question_options)
-    answers = read_jsonl(answers_path)
+    answers = [r for r in read_jsonl(answers_path) if select is None or select(r)]
     check_answers(answers, questions, plan, model, cell, qset, str(answers_path))
     spec = spec if isinstance(spec, JudgeSpec) else JudgeSpec.from_dict(spec)
     return judge_answers(answers, {q.key: q for q in questions}, spec, ledger_dir, model_manifest=model_manifest)

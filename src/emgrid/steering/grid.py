@@ -4,7 +4,10 @@ planner's estimates. Pure functions of the config, used by workflow/rules/common
 
 from __future__ import annotations
 
+import json
+import math
 import re
+from pathlib import Path
 
 from emgrid import gridspec
 from emgrid.errors import ConfigError
@@ -55,18 +58,20 @@ def sources(config: dict) -> list[Cell]:
     return [c for c in _select(_local_cells(config), spec.sources, None) if not c.is_base]
 
 
-def targets(config: dict, source: Cell) -> list[Cell]:
-    """The cells a source steers: same model; variant selectors pick cells with the source's seed."""
-    same_model = [c for c in _local_cells(config) if c.model == source.model]
+def targets(config: dict, source: Cell, cells: list[Cell] | None = None) -> list[Cell]:
+    """The cells a source steers: same model; variant selectors pick cells with the source's seed. `cells`: the
+    grid's local cells when the caller has them (listing them is most of the cost on a big grid)."""
+    same_model = [c for c in (cells or _local_cells(config)) if c.model == source.model]
     return _select(same_model, steering_spec(config).targets, source.seed)
 
 
 def runs(config: dict) -> list[tuple[Cell, str]]:
     """(target, steer id) of every steered run, plus each target's unsteered run; no repeats, in a stable order."""
     spec = steering_spec(config)
+    cells = _local_cells(config)
     out: list[tuple[Cell, str]] = []
     for src in sources(config):
-        for tgt in targets(config, src):
+        for tgt in targets(config, src, cells):
             out.append((tgt, UNSTEERED))
             for layer in spec.layers:
                 for scale in spec.steered_scales:
@@ -76,6 +81,57 @@ def runs(config: dict) -> list[tuple[Cell, str]]:
                 if spec.ablate:
                     out.append((tgt, SteerJob("ablate", src.id, layer).id))
     return list(dict.fromkeys(out))
+
+
+def runs_by_target(config: dict) -> dict[Cell, list[str]]:
+    """{target: its steer ids in `runs` order}: each target's runs are one steering_generate job. The workflow
+    computes this once (common.smk) and passes a target's list to the functions below: listing the runs of a big
+    grid once per job and function would add seconds per hundred jobs to every dry run."""
+    out: dict[Cell, list[str]] = {}
+    for target, steer in runs(config):
+        out.setdefault(target, []).append(steer)
+    return out
+
+
+def generate_targets(config: dict) -> list[Cell]:
+    """The target cells, each answered by one steering_generate job (one model load for all its runs)."""
+    return list(runs_by_target(config))
+
+
+def target_runs(config: dict, target: Cell) -> list[str]:
+    """The steer ids of one target's runs, in `runs` order."""
+    return runs_by_target(config).get(target, [])
+
+
+def target_sources(steers: list[str]) -> list[str]:
+    """The source cells whose direction a target's runs (`steers`) apply: the job's direction inputs."""
+    return list(dict.fromkeys(parse_steer(s).source for s in steers if s != UNSTEERED))
+
+
+def answers_path(target: Cell, qset: str) -> str:
+    """Every run's answers of one target, in one file (each row says its run in `steer`)."""
+    return f"results/cells/{target.model}/{target.id}/steering/answers/{qset}.jsonl"
+
+
+def runs_path(target: Cell, qset: str) -> str:
+    """The index written beside the answers: {steer id: {key, answers, skipped}} (emgrid.steering.runs)."""
+    return answers_path(target, qset).removesuffix(".jsonl") + ".runs.json"
+
+
+def read_run_key(path: str | Path, steer: str) -> str | None:
+    """One run's answer-cache key from a target's index, or None while there is none (not generated yet, or a file
+    from before the index existed). A steering_judge param: it changes exactly when the run's answers do."""
+    try:
+        index = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return (index.get(steer) or {}).get("key")
+
+
+def cache_dir(config: dict) -> str:
+    """The steered answers' cache (`<cache_dir>/steering`, emgrid.steering.runs): outside results/, read by the
+    script from the config, never a param (moving it reruns nothing)."""
+    return str(Path(config["cache_dir"]) / "steering")
 
 
 def direction_paths(model: str, cell: str) -> dict[str, str]:
@@ -114,11 +170,41 @@ def direction_params(config: dict) -> dict:
     return sorted_plain({**steering_spec(config).direction_params(), "min_mass": config["analysis"]["min_mass"]})
 
 
-def generate_params(config: dict, target: Cell, steer: str) -> dict:
-    """The generate settings; the control's seed only for random runs (nothing else depends on it)."""
+def run_params(config: dict, target: Cell, steer: str, spec: dict | None = None) -> dict:
+    """One run's generate settings; the control's seed only for random runs (nothing else depends on it). `spec`:
+    the target's generate_spec when the caller has it."""
     job = parse_steer(steer)
     seed = steering_spec(config).seed if job.kind == "random" else None
-    return sorted_plain({"spec": generate_spec(config, target), "seed": seed})
+    return sorted_plain({"spec": spec or generate_spec(config, target), "seed": seed})
+
+
+def generate_params(config: dict, target: Cell, steers: list[str] | None = None) -> dict:
+    """{steer id: run_params} of every run of the target (`steers`, default target_runs): what its one job answers.
+    Any run added or changed reruns the job; the answer cache (emgrid.steering.runs) makes unchanged runs free."""
+    spec = generate_spec(config, target)
+    steers = target_runs(config, target) if steers is None else steers
+    return {steer: run_params(config, target, steer, spec) for steer in steers}
+
+
+#: Runtime of a steering_generate job: minutes for starting and loading the model, plus seconds per planned answer.
+#: 1 s per answer is 4x the H200's measured 7B rate for the longest answers (max_new_tokens 400 + prompt, 1,934
+#: tokens/s, docs/gpu.md), room for slower GPUs; retries multiply it by the attempt.
+RUNTIME_LOAD_MIN = 20
+RUNTIME_S_PER_ANSWER = 1.0
+
+
+def n_answers(config: dict, target: Cell, n_runs: int | None = None) -> int:
+    """Answers one steering_generate job plans: its runs (`n_runs`, default: counted) x the answers of one run (a
+    source without a direction gives fewer; the plan cannot know that before the directions exist)."""
+    q = steering_qset(config)
+    kw = {"gen_spec": generate_spec(config, target), "conditions": len(STEERING_CONDITIONS)}
+    n_runs = len(target_runs(config, target)) if n_runs is None else n_runs
+    return n_runs * gridspec.count_answers(config, target, q, **kw)
+
+
+def generate_minutes(config: dict, target: Cell, n_runs: int | None = None) -> int:
+    """The job's `runtime` (attempt 1), growing with its answers: the planner's upper bound is runtime x GPUs."""
+    return RUNTIME_LOAD_MIN + math.ceil(n_answers(config, target, n_runs) * RUNTIME_S_PER_ANSWER / 60)
 
 
 def answers_plan(config: dict, target: Cell) -> dict:
@@ -177,11 +263,11 @@ def _check_layers(config: dict, spec: SteeringSpec, where: str) -> list[str]:
     return warnings
 
 
-def plan_estimate(config: dict, rule: str, model: str, cell: str) -> dict:
-    """Answers (steering_generate) or judge requests and tokens (steering_judge) of one steered run, for `emgrid
-    plan` only (never params)."""
+def plan_estimate(config: dict, rule: str, model: str, cell: str, n_runs: int | None = None) -> dict:
+    """Answers of one target's steering_generate job (all its runs), or judge requests and tokens of one steered
+    run (steering_judge), for `emgrid plan` only (never params)."""
     target, q = parse_cell(model, cell), steering_qset(config)
-    kw = {"gen_spec": generate_spec(config, target), "conditions": len(STEERING_CONDITIONS)}
     if rule == "steering_generate":
-        return {"n_answers": gridspec.count_answers(config, target, q, **kw)}
+        return {"n_answers": n_answers(config, target, n_runs)}
+    kw = {"gen_spec": generate_spec(config, target), "conditions": len(STEERING_CONDITIONS)}
     return gridspec.judge_estimate(config, target, q, **kw)

@@ -16,8 +16,7 @@ import re
 import zlib
 from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -85,62 +84,41 @@ def steering_vector(job: SteerJob, direction, seed: int) -> np.ndarray:
     return job.scale * (v / np.linalg.norm(v)) * float(direction.typical_norm[job.layer])
 
 
+def hook_array(job: SteerJob, direction, seed: int) -> np.ndarray | None:
+    """What a run's hook applies at `job.layer`: the added vector (add, random), the unit direction it projects
+    out (ablate), or None (unsteered). Also what the answer cache hashes (emgrid.steering.runs)."""
+    if job.kind == UNSTEERED:
+        return None
+    if job.kind == "ablate":
+        return direction.unit(job.layer)
+    return steering_vector(job, direction, seed)
+
+
 def steer_context(job: SteerJob, direction, seed: int):
-    """`steer(model)` for emgrid.generate.generate_answers: the hook this run needs (none when unsteered)."""
+    """`steer(model)`: the context manager that holds this run's hook on `model` (none when unsteered)."""
     import torch
 
     from emgrid.steering.hooks import ablate_direction, add_vector
 
-    if job.kind == UNSTEERED:
+    array = hook_array(job, direction, seed)
+    if array is None:
         return lambda model: nullcontext()
+    tensor = torch.tensor(array)
     if job.kind == "ablate":
-        unit = torch.tensor(direction.unit(job.layer))
-        return lambda model: ablate_direction(model, job.layer, unit)
-    vec = torch.tensor(steering_vector(job, direction, seed))
-    return lambda model: add_vector(model, job.layer, vec)
+        return lambda model: ablate_direction(model, job.layer, tensor)
+    return lambda model: add_vector(model, job.layer, tensor)
 
 
-def steered_answers(
-    manifest_path: str | Path,
-    adapter_dir: str | Path | None,
-    questions: Iterable[Any],
-    params: dict,
-    direction,
-    *,
-    steer: str,
-    model: str,
-    cell: str,
-    qset: str,
-) -> list[dict]:
-    """Answer rows of one steering run (no-trigger condition), each with `steer` = the run's settings.
-
-    `params` = gridspec.steering_generate_params: {spec (generate settings), seed}. `direction` is the source's
-    `read_direction` result (None when unsteered). A source without a direction (`not_enough`) gives no rows.
-    """
-    from emgrid.generate import GenerateSpec, generate_answers
-
-    job = parse_steer(steer)
-    if job.kind != UNSTEERED and not direction.ok:
-        return []
-    rows = generate_answers(
-        manifest_path,
-        adapter_dir,
-        questions,
-        GenerateSpec.from_dict(params["spec"]),
-        {"no_trigger": ""},
-        model=model,
-        cell=cell,
-        qset=qset,
-        steer=steer_context(job, direction, params["seed"]),
-    )
-    for r in rows:
-        r["steer"] = job.as_dict()
-    return rows
+def run_rows(steer: str):
+    """A predicate keeping one run's rows of a target's answers file (rows say their run in `steer`)."""
+    job = parse_steer(steer).as_dict()
+    return lambda row: row.get("steer") == job
 
 
 def check_skipped(direction_meta: dict | None, rows: list[dict], where: str) -> bool:
-    """Whether a steered run was skipped because its source has no direction (its answers file is then empty);
-    answers for such a source, or none for one with a direction, mean the file is stale: an error naming it."""
+    """Whether a steered run was skipped because its source has no direction (its target's answers file then has
+    no rows of it); answers for such a source, or none for one with a direction, mean the file is stale: an error
+    naming it."""
     skipped = direction_meta is not None and direction_meta.get("status") != "ok"
     if skipped and rows:
         raise DataError(f"{where}: answers of a source without a direction ({direction_meta.get('reason')}); delete it")
