@@ -33,7 +33,13 @@ rows = steered_answers(
 )
 write_jsonl(snakemake.output.answers, rows)
 if rows:  # a source without a direction writes none: no rate to learn from its seconds
-    from emgrid.generate import answer_tokens
+    from emgrid.generate import GenerateSpec, answer_tokens
     from emgrid.throughput import record
+    from emgrid.throughput_model import forward_features
 
-    record(snakemake.rule, time.time() - t0, answer_tokens(snakemake.input.manifest, rows), answers=len(rows))
+    tokens = answer_tokens(snakemake.input.manifest, rows)
+    spec = GenerateSpec.from_dict(snakemake.params.gen["spec"])
+    # hooked: a steering hook ran in every layer call (the unsteered run of a target has none)
+    hooked = direction is not None and direction.ok
+    features = forward_features(len(rows), spec.batch_size, spec.max_new_tokens, spec.dtype, hooked)
+    record(snakemake.rule, time.time() - t0, tokens, answers=len(rows), **features)

@@ -11,6 +11,7 @@ from emgrid.errors import ConfigError
 from emgrid.gridspec import Cell, parse_cell, sorted_plain
 from emgrid.steering.spec import SteeringSpec
 from emgrid.steering.steer import UNSTEERED, SteerJob, parse_steer
+from emgrid.throughput_model import generation_plan
 
 #: The steering runs are answered under this condition only (the targets are base and plain cells by default; the
 #: trigger would add nothing but cost).
@@ -177,11 +178,12 @@ def _check_layers(config: dict, spec: SteeringSpec, where: str) -> list[str]:
     return warnings
 
 
-def plan_estimate(config: dict, rule: str, model: str, cell: str) -> dict:
-    """Answers (steering_generate) or judge requests and tokens (steering_judge) of one steered run, for `emgrid
-    plan` only (never params)."""
+def plan_estimate(config: dict, rule: str, model: str, cell: str, steer: str = UNSTEERED) -> dict:
+    """Answers and GPU features (steering_generate: a hook runs unless `steer` is the unsteered run) or judge
+    requests and tokens (steering_judge) of one steered run, for `emgrid plan` only (never params)."""
     target, q = parse_cell(model, cell), steering_qset(config)
     kw = {"gen_spec": generate_spec(config, target), "conditions": len(STEERING_CONDITIONS)}
     if rule == "steering_generate":
-        return {"n_answers": gridspec.count_answers(config, target, q, **kw)}
+        n = gridspec.count_answers(config, target, q, **kw)
+        return generation_plan(n, kw["gen_spec"], hooked=steer != UNSTEERED)
     return gridspec.judge_estimate(config, target, q, **kw)
