@@ -408,6 +408,8 @@ def test_params_hold_what_changes_a_job_output_only():
     assert grid.answers_plan(config, base) == {"conditions": ["no_trigger"], "samples_per_paraphrase": 3}
     est = grid.plan_estimate(config, "steering_generate", "tiny", "base")
     assert est["n_answers"] == 5 * 3  # 5 demo questions x 3 samples x 1 condition
+    assert est["hooked"] is False and est["steps"] > 0  # the unsteered run has no hook; a steered one has
+    assert grid.plan_estimate(config, "steering_generate", "tiny", "base", "wrong_facts-plain-s0.L1.add1")["hooked"]
     assert grid.plan_estimate(config, "steering_judge", "tiny", "base")["n_requests"] == 5 * 3 * 2
 
 

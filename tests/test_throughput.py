@@ -190,3 +190,37 @@ def test_estimate_above_its_upper_bound_is_flagged(recorded):
     assert "1.00!" in text and "0.08!" not in text
     assert "warning: 1 GPU job(s) estimated above their upper bound (marked !, rules ['finetune'])" in text
     assert plan_to_json(p)["total"]["est_over"] == 1
+
+
+def test_fit_terms_recovers_a_known_cost_and_leaves_out_what_never_varied():
+    """Seconds made by a known rule (2 s per job + 1 ms per token + 0.1 s per step) are fitted back; LoRA units the
+    runs never vary get no term (their effect is unknown, taken as zero), and a term's coefficient is never negative."""
+    from emgrid.throughput_model import fit_terms
+
+    jobs = [(1000, 10), (5000, 20), (3000, 60), (8000, 40)]
+    samples = [(2 + t / 1000 + 0.1 * s, t, {"steps": s, "lora_units": 1.0}) for t, s in jobs]
+    coef = fit_terms(samples).coef
+    assert set(coef) == {"tokens", "job", "steps"}
+    assert (coef["job"], coef["tokens"], coef["steps"]) == pytest.approx((2, 0.001, 0.1), rel=1e-6)
+    assert set(fit_terms(samples[:2]).coef) <= {"tokens", "job"}  # two runs: two terms at most
+
+
+def test_old_and_new_throughput_lines_and_files(tmp_path):
+    """Lines without features (before them) fit one tokens/s without dtype, which stands for any dtype; lines with
+    features fit a terms model of their dtype; both round-trip through a calibration file."""
+    _log(tmp_path, "finetune/m/old.log", rule="finetune", seconds=100, tokens=50_000, device=H200)
+    for i, (secs, tokens, steps) in enumerate([(30, 10_000, 10), (50, 30_000, 20), (80, 40_000, 50)]):
+        features = {"dtype": "bfloat16", "steps": steps, "lora_units": 1.0, "seq_len": 300}
+        _log(tmp_path, f"finetune/m/new{i}.log", rule="finetune", seconds=secs, tokens=7, plan_tokens=tokens,
+             device=H200, features=features)  # fmt: skip
+    cal = fit(collect_runs(tmp_path), "recorded")
+    new, old = cal.rate("finetune", H200, "bfloat16"), cal.rate("finetune", H200, "float32")
+    assert new.dtype == "bfloat16" and new.terms and new.runs == 3 and new.tokens_per_s == pytest.approx(80_000 / 160)
+    assert old.dtype is None and old.terms is None and old.tokens_per_s == pytest.approx(500)
+    estimate = {"est_gpu_tokens": 30_000, "dtype": "bfloat16", "steps": 20, "lora_units": 1.0, "seq_len": 300}
+    assert throughput.estimate_seconds("finetune", estimate, cal, H200) == pytest.approx(50, rel=0.05)
+    path = tmp_path / "cal.json"
+    path.write_text(json.dumps(throughput.calibration_to_json(cal, "recorded")))
+    assert load_calibration_file(path).rates == cal.rates
+    with pytest.raises(ValueError, match="unknown throughput feature"):
+        throughput.record("finetune", 1.0, 10, lora=2)

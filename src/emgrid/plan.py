@@ -43,6 +43,7 @@ PLAN_ESTIMATE_KEYS = (
     "est_gen_prompt_tokens",
     "est_gen_completion_tokens",
     "est_gpu_tokens",
+    "n_items",  # what a scoring GPU job (steering_direction, mia_features) runs the model over
     *FEATURE_KEYS,  # what a GPU job's seconds depend on besides its tokens (emgrid.throughput_model)
 )
 

@@ -230,11 +230,13 @@ def choose_calibration(workdir: str | Path = ".", default: Path = DEFAULT_CALIBR
 
 
 def planned_tokens(rule: str, estimate: dict, rate: Rate) -> float | None:
-    """Tokens a planned job will process: the planner's `est_gpu_tokens`, or answers x the rate's tokens per answer."""
+    """Tokens a planned job will process: the planner's `est_gpu_tokens`, or answers (a scoring job's items) x the
+    rate's tokens per answer."""
     if estimate.get("est_gpu_tokens"):
         return float(estimate["est_gpu_tokens"])
-    if rule in ANSWER_RULES and estimate.get("n_answers") and rate.tokens_per_answer:
-        return float(estimate["n_answers"]) * rate.tokens_per_answer
+    n = estimate.get("n_answers") or estimate.get("n_items")
+    if rule in ANSWER_RULES and n and rate.tokens_per_answer:
+        return float(n) * rate.tokens_per_answer
     return None
 
 

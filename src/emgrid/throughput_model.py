@@ -97,8 +97,8 @@ def generation_plan(n_answers: int, spec: Mapping, hooked: bool = False) -> dict
 
 def scoring_plan(n_items: int, batch_size: int, dtype: str) -> dict:
     """Items and features of a planned job that scores `n_items` without generating (steering_direction's judged
-    answers, mia_features' examples)."""
-    return {"n_answers": int(n_items), **forward_features(n_items, batch_size, 0, dtype)}
+    answers, mia_features' examples); not `n_answers`, which the plan counts as answers written."""
+    return {"n_items": int(n_items), **forward_features(n_items, batch_size, 0, dtype)}
 
 
 def term_values(tokens: float, features: Mapping) -> dict[str, float]:
