@@ -29,5 +29,8 @@ print(f"direction of {snakemake.wildcards.cell}: {meta['status']} {meta.get('rea
 write_direction(meta, arrays, snakemake.output.json, snakemake.output.npz)
 if meta.get("tokens"):  # a cell without enough answers loads no model: no rate to learn from its seconds
     # per judged answer read: the planner counts the cell's answers, not which of them make the two sets
-    features = forward_features(len(judged), spec.batch_size, 0, spec.dtype)
-    record(snakemake.rule, time.time() - t0, meta["tokens"], answers=len(judged), **features)
+    # judged rows are one per answer and metric: count the answers
+    keys = ("qset", "question_key", "paraphrase_index", "condition", "sample")
+    n = len({tuple(r.get(k) for k in keys) for r in judged})
+    features = forward_features(n, spec.batch_size, 0, spec.dtype)
+    record(snakemake.rule, time.time() - t0, meta["tokens"], answers=n, **features)
