@@ -1,8 +1,8 @@
 """What a GPU job's wall time depends on, and a fit of it from recorded runs (emgrid.throughput reads the runs).
 
 Why not one tokens/s per rule: a rule's jobs differ in what makes a token cost more. On the demo grid the domain with
-its own finetune override trains LoRA on all seven projections, and one finetune rate fitted on the other domains
-estimated its jobs 46 % short. So a job's seconds are modelled as a sum of non-negative terms, each a feature of the job
+its own finetune override trains LoRA on all seven projections, and one finetune rate fitted on the demo's own logs
+estimated the finetunes 46 % short. So a job's seconds are modelled as a sum of non-negative terms, each a feature of the job
 the planner knows before it runs (`TERMS`):
 
     seconds = c_job + c_tokens x tokens + (c_steps + c_lora_steps x LoRA units + c_hook x hooked) x steps
@@ -12,9 +12,9 @@ the planner knows before it runs (`TERMS`):
 optimizer steps (their per-step overhead bound the 7B finetune on an H200, docs/gpu.md; part of it per LoRA module:
 its kernels' launches and autograd nodes, on a small model what all-linear costs rather than its FLOPs), a generation
 job's decode steps (batches x max_new_tokens: decoding a batch costs per step, nearly whatever its size), a scoring
-job's batches; a steering hook runs once per layer call, so per step. LoRA units = target modules per layer x rank / 16 (the study's q/v at r 8 = 1;
-`all-linear` counts the seven projections); tokens per sequence = an example's (finetune) or an answer's (generation)
-mean length, for attention's cost per token growing with it. The dtype changes every coefficient, so runs are fitted
+job's batches; a steering hook runs once per layer call, so per step. LoRA units = target modules per layer x
+rank / 16 (the study's q/v at r 8 = 1; `all-linear` counts the seven projections); tokens per sequence = an example's
+(finetune) or an answer's (generation) mean length, for attention's cost per token growing with it. The dtype changes every coefficient, so runs are fitted
 per (rule, device, dtype).
 
 A term is fitted only when the recorded runs vary it independently of the terms before it (`_independent`):
