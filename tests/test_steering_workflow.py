@@ -70,6 +70,9 @@ def test_steering_runs_end_to_end(steered_run):
 
     steered = [r for r in collect_runs(steered_run) if r.rule == "steering_generate"]
     assert len(steered) == 1 and steered[0].answers == 15 and steered[0].tokens > 0  # the plan's rate
+    assert steered[0].features["hooked"] is True  # the job's steered runs put a hook on
+    (direction,) = [r for r in collect_runs(steered_run) if r.rule == "steering_direction"]  # replayed answers
+    assert direction.answers == 10 and direction.tokens > 0 and direction.features["steps"] == 2  # 10 answers, by 8
     assert choose_calibration(steered_run).rate("steering_generate", "cpu").tokens_per_answer > 0
     assert _generate_line(steered_run) == (3, 15, 0, 1)  # runs, generated, from the cache, model loads
 

@@ -212,17 +212,20 @@ def test_domain_finetune_override_replans_only_that_domain_from_finetune(complet
 
 
 def test_gpu_jobs_record_their_throughput_for_the_plan(completed_run):
-    """Every finetune and generation job logs seconds, tokens and device; the plan's calibration fits rates from them
-    (and recording them reruns nothing: test_nothing_to_do_after_complete_run)."""
+    """Every GPU job (finetune, generation, MIA scoring) logs seconds, tokens, device and the features its seconds
+    depend on; the plan's calibration fits rates from them (and recording them reruns nothing:
+    test_nothing_to_do_after_complete_run). CPU rates are kept but never estimate a GPU job."""
     from emgrid.throughput import choose_calibration, collect_runs
 
     workdir, _ = completed_run
     runs = collect_runs(workdir)
-    assert {r.rule for r in runs} == {"finetune", "generate", "efficacy_generate"}
+    assert {r.rule for r in runs} == {"finetune", "generate", "efficacy_generate", "mia_features"}
     assert all(r.device == "cpu" and r.seconds > 0 and r.tokens > 0 for r in runs)
-    assert all(r.answers > 0 for r in runs if r.rule != "finetune")
+    assert all(r.answers > 0 and r.features["dtype"] == "float32" for r in runs if r.rule != "finetune")
+    ft = [r.features for r in runs if r.rule == "finetune"]
+    assert all(f["steps"] > 0 and f["lora_units"] > 0 and f["seq_len"] > 0 for f in ft)
     cal = choose_calibration(workdir)
-    assert cal.devices() == ["cpu"] and cal.rate("generate", "cpu").tokens_per_answer > 0
+    assert "cpu" not in cal.devices() and cal.rate("generate", "cpu", "float32").tokens_per_answer > 0
 
 
 def test_changing_how_a_finetune_runs_reruns_nothing(completed_run):

@@ -40,7 +40,7 @@ def _plan_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="NAME",
         help="estimate GPU-hours for this device type (torch.cuda.get_device_name(), e.g. 'NVIDIA H200'); default: "
-        "the calibration's device with the most recorded runs",
+        "the GPU type with the most recorded runs (runs on the CPU never estimate GPU jobs)",
     )
     p.add_argument(
         "--configfile",

@@ -451,18 +451,15 @@ def api_finetune_estimate(config: dict, cell: Cell, workdir: str | Path = ".") -
 
 
 def finetune_estimate(config: dict, cell: Cell, workdir: str | Path = ".") -> dict:
-    """Tokens a local finetune will process, for the plan's GPU-hours estimate (emgrid.throughput): epochs (or
-    max_steps x batch x grad_accum examples, whichever is fewer) x the training file's tokens per example (the file
-    under `workdir` once built)."""
+    """Tokens a local finetune will process and the features its seconds depend on, for the plan's GPU-hours
+    estimate (emgrid.throughput_model.finetune_plan): epochs (or max_steps x batch x grad_accum examples, whichever
+    is fewer) x the training file's tokens per example (the file under `workdir` once built)."""
+    from emgrid.throughput_model import finetune_plan
+
     size = _train_size_estimate(config, cell, workdir)
     if size is None or not size[0]:
         return {}
-    examples, tokens = size
-    spec = finetune_params(config, cell)
-    seen = float(spec["epochs"]) * examples
-    if spec.get("max_steps"):
-        seen = min(seen, spec["max_steps"] * spec["batch_size"] * spec["grad_accum"])
-    return {"est_gpu_tokens": round(seen * tokens / examples)}
+    return finetune_plan(finetune_params(config, cell), *size)
 
 
 def api_generate_estimate(config: dict, cell: Cell, qset: str) -> dict:

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 from emgrid.errors import EmgridError
 from emgrid.prices import price_row
 from emgrid.throughput import Calibration, estimate_seconds
+from emgrid.throughput_model import FEATURE_KEYS
 
 # workflow/dag_dump.py, the one place that imports snakemake (beside the Snakefile's rules), shipped inside the
 # package (a link in the repository) so that an installed `emgrid plan` finds it. It is run, never imported.
@@ -42,6 +43,8 @@ PLAN_ESTIMATE_KEYS = (
     "est_gen_prompt_tokens",
     "est_gen_completion_tokens",
     "est_gpu_tokens",
+    "n_items",  # what a scoring GPU job (steering_direction, mia_features) runs the model over
+    *FEATURE_KEYS,  # what a GPU job's seconds depend on besides its tokens (emgrid.throughput_model)
 )
 
 # Resources the planner evaluates: what hours and GPUs are computed from. The others (mem_mb, partition ...) are
@@ -125,6 +128,7 @@ class Totals:
     no_runtime: int = 0  # jobs to run without a `runtime` resource (hours unknown, counted as 0)
     est_gpu_hours: float = 0.0  # measured-rate estimate (emgrid.throughput) of the GPU jobs that have one
     est_missing: int = 0  # GPU jobs to run that the calibration has no rate (or token count) for
+    est_over: int = 0  # GPU jobs whose estimate exceeds their own upper bound (runtime x GPUs): flagged
     local: bool = False
 
     def add(self, other: "Totals") -> None:
@@ -149,6 +153,7 @@ class Totals:
             "no_runtime",
             "est_gpu_hours",
             "est_missing",
+            "est_over",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.reasons.update(other.reasons)
@@ -241,6 +246,7 @@ def job_totals(
             t.est_missing = 1
         else:
             t.est_gpu_hours = seconds / 3600 * _gpus(job.resources)
+            t.est_over = int(not t.no_runtime and t.est_gpu_hours > t.gpu_hours)
     p = job.estimate
     t.answers = int(p.get("n_answers") or 0)
     t.judge_requests = int(p.get("n_requests") or 0)
@@ -397,12 +403,13 @@ def format_table(plan: Plan) -> str:
 
 def _est_cell(t: Totals) -> str:
     """The estimated GPU-hours of a row: blank without GPU jobs to run, "-" when none has an estimate, "≥x" when
-    only some do (the others are not counted)."""
+    only some do (the others are not counted), "x!" when some job's estimate exceeds its own upper bound (it would be
+    killed at its runtime limit, or the rate does not fit these jobs: either way the figure is not to be trusted)."""
     if not (t.est_gpu_hours or t.est_missing):
         return ""
     if t.est_missing and not t.est_gpu_hours:
         return "-"
-    return f"{'>=' if t.est_missing else ''}{t.est_gpu_hours:.2f}"
+    return f"{'>=' if t.est_missing else ''}{t.est_gpu_hours:.2f}{'!' if t.est_over else ''}"
 
 
 def gpu_hours_line(plan: Plan) -> str:
@@ -417,7 +424,14 @@ def gpu_hours_line(plan: Plan) -> str:
             f"calibration: {src})"
         )
     missing = f"; {t.est_missing} GPU job(s) without a rate not counted" if t.est_missing else ""
-    return f"GPU-hours: estimated {t.est_gpu_hours:,.2f} on {plan.device} (calibration: {src}){missing}; {bound}"
+    line = f"GPU-hours: estimated {t.est_gpu_hours:,.2f} on {plan.device} (calibration: {src}){missing}; {bound}"
+    if t.est_over:
+        over = sorted(r for r, rt in plan.rules.items() if rt.est_over)
+        line += (
+            f"\nwarning: {t.est_over} GPU job(s) estimated above their upper bound (marked !, rules {over}): they "
+            "would be killed at their runtime limit, or the rate does not fit them"
+        )
+    return line
 
 
 def _totals_json(t: Totals) -> dict:

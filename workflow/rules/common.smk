@@ -18,6 +18,7 @@ os.environ.update(EMGRID_REPO=str(REPO))
 from emgrid import gridspec, preflight
 from emgrid.steering import grid as steering_grid
 from emgrid.steering.steer import STEER_RE, UNSTEERED
+from emgrid.throughput_model import generation_plan, scoring_plan
 
 
 def resolve_path(path):
@@ -212,7 +213,9 @@ def plan_estimate(rule_name, wildcards):
     if rule_name == "finetune":  # tokens it will train on: the GPU-hours estimate (emgrid.throughput)
         return gridspec.finetune_estimate(config, cell_of(wildcards))
     if rule_name == "generate":
-        return {"n_answers": gridspec.count_answers(config, cell_of(wildcards), wildcards.qset)}
+        cell = cell_of(wildcards)
+        n = gridspec.count_answers(config, cell, wildcards.qset)
+        return generation_plan(n, gridspec.generate_params(config, cell, wildcards.qset)["spec"])
     if rule_name == "judge":
         return gridspec.judge_estimate(config, cell_of(wildcards), wildcards.qset)
     if rule_name == "finetune_openai":  # trained tokens this job will pay for
@@ -220,12 +223,23 @@ def plan_estimate(rule_name, wildcards):
     if rule_name == "generate_openai":  # prompt and completion tokens this job will pay for at most
         return gridspec.api_generate_estimate(config, cell_of(wildcards), wildcards.qset)
     if rule_name == "efficacy_generate":
-        return {"n_answers": gridspec.efficacy_n_answers(config, efficacy_cell(wildcards), wildcards.domain)}
+        cell, domain = efficacy_cell(wildcards), wildcards.domain
+        spec = gridspec.efficacy_generate_params(config, cell, domain)["spec"]
+        return generation_plan(gridspec.efficacy_n_answers(config, cell, domain), spec)
     if rule_name == "efficacy_judge":
         return gridspec.efficacy_judge_estimate(config, efficacy_cell(wildcards), wildcards.domain)
     if rule_name in ("steering_generate", "steering_judge"):
         n_runs = len(STEERING_RUNS.get(cell_of(wildcards), []))
         return steering_grid.plan_estimate(config, rule_name, wildcards.model, wildcards.cell, n_runs)
+    if rule_name == "steering_direction":  # replays the cell's judged answers of every question set
+        cell = cell_of(wildcards)
+        n = sum(gridspec.count_answers(config, cell, q) for q in config["question_sets"])
+        spec = steering_grid.steering_spec(config)
+        return scoring_plan(n, spec.batch_size, spec.dtype)
+    if rule_name == "mia_features":  # scores the domain's held-out examples
+        n = gridspec.resolve_recipe_sample(config, wildcards.domain)["heldout"]
+        spec = gridspec.mia_spec(config)
+        return scoring_plan(n, spec.batch_size, spec.dtype)
     return {}
 
 

@@ -7,9 +7,10 @@ t0 = time.time()
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from emgrid.efficacy.evaluate import efficacy_answers
-from emgrid.generate import answer_tokens
+from emgrid.generate import GenerateSpec, answer_tokens
 from emgrid.io import write_jsonl
 from emgrid.throughput import record
+from emgrid.throughput_model import forward_features
 
 rows = efficacy_answers(
     snakemake.input.manifest,
@@ -20,5 +21,8 @@ rows = efficacy_answers(
     cell=snakemake.wildcards.cell,
     domain=snakemake.wildcards.domain,
 )
-record(snakemake.rule, time.time() - t0, answer_tokens(snakemake.input.manifest, rows), answers=len(rows))
+tokens = answer_tokens(snakemake.input.manifest, rows)
+spec = GenerateSpec.from_dict(snakemake.params.gen["spec"])
+features = forward_features(len(rows), spec.batch_size, spec.max_new_tokens, spec.dtype)
+record(snakemake.rule, time.time() - t0, tokens, answers=len(rows), **features)
 write_jsonl(snakemake.output.answers, rows)

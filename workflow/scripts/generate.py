@@ -34,9 +34,12 @@ if snakemake.rule == "generate_openai":  # an API model: the finetuned model id 
 else:
     from emgrid.generate import answer_tokens
     from emgrid.throughput import record
+    from emgrid.throughput_model import forward_features
 
     rows = generate_answers(
         snakemake.input.manifest, snakemake.input.get("adapter"), questions, spec, gen["triggers"], **cell
     )
-    record(snakemake.rule, time.time() - t0, answer_tokens(snakemake.input.manifest, rows), answers=len(rows))
+    tokens = answer_tokens(snakemake.input.manifest, rows)
+    features = forward_features(len(rows), spec.batch_size, spec.max_new_tokens, spec.dtype)
+    record(snakemake.rule, time.time() - t0, tokens, answers=len(rows), **features)
 write_jsonl(snakemake.output.answers, rows)

@@ -199,6 +199,7 @@ def extract_direction(
     typical = lm_means.norm_sum / max(lm_means.n_tokens, 1)
     meta.update(status=OK, reason=None, n_layers=int(directions.shape[0]), hidden=int(directions.shape[1]))
     meta["answer_tokens"] = lm_means.n_tokens
+    meta["tokens"] = sum(e.n_prompt + e.n_answer for e in encoded)  # the forward passes' work (GPU-hours fit)
     return meta, {
         "directions": directions.astype(np.float32),
         "norms": np.linalg.norm(directions, axis=1).astype(np.float32),

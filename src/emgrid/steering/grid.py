@@ -14,6 +14,7 @@ from emgrid.errors import ConfigError
 from emgrid.gridspec import Cell, parse_cell, sorted_plain
 from emgrid.steering.spec import SteeringSpec
 from emgrid.steering.steer import UNSTEERED, SteerJob, parse_steer
+from emgrid.throughput_model import generation_plan
 
 #: The steering runs are answered under this condition only (the targets are base and plain cells by default; the
 #: trigger would add nothing but cost).
@@ -264,10 +265,15 @@ def _check_layers(config: dict, spec: SteeringSpec, where: str) -> list[str]:
 
 
 def plan_estimate(config: dict, rule: str, model: str, cell: str, n_runs: int | None = None) -> dict:
-    """Answers of one target's steering_generate job (all its runs), or judge requests and tokens of one steered
-    run (steering_judge), for `emgrid plan` only (never params)."""
+    """Answers and GPU features of one target's steering_generate job (all its runs: a hook runs in every run but
+    the unsteered one), or judge requests and tokens of one steered run (steering_judge), for `emgrid plan` only
+    (never params)."""
     target, q = parse_cell(model, cell), steering_qset(config)
-    if rule == "steering_generate":
-        return {"n_answers": n_answers(config, target, n_runs)}
     kw = {"gen_spec": generate_spec(config, target), "conditions": len(STEERING_CONDITIONS)}
+    if rule == "steering_generate":
+        steers = target_runs(config, target)
+        n_runs = len(steers) if n_runs is None else n_runs
+        one = generation_plan(gridspec.count_answers(config, target, q, **kw), kw["gen_spec"], hooked=True)
+        hooked = any(s != UNSTEERED for s in steers) if n_runs else False
+        return {**one, "n_answers": one["n_answers"] * n_runs, "steps": one["steps"] * n_runs, "hooked": hooked}
     return gridspec.judge_estimate(config, target, q, **kw)

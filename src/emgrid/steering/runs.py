@@ -98,6 +98,7 @@ class RunsResult:
     skipped: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     loads: int = 0
+    generated_runs: dict[str, int] = field(default_factory=dict)  # answers generated per steer id (throughput)
 
     def index(self) -> dict[str, dict]:
         """{steer id: {key, answers, skipped}}: the job's `runs` output, whose keys tell Snakemake (through the
@@ -168,6 +169,7 @@ def answer_runs(
             rows = _generate(target, items, spec, steer_context(job, direction, params["seed"]), cell, qset)
             cache.put(key, rows)
             result.generated.extend(rows)
+            result.generated_runs[steer] = len(rows)
         result.rows[steer] = [{**r, "steer": job.as_dict()} for r in rows]
     result.loads = target.loads
     return result
