@@ -26,7 +26,7 @@ TARGETS = (
 def _config(**steering):
     config = tiny_config()
     # The random-weight judge scores every answer of this cell 4.645-4.670 aligned (measured): a split inside that
-    # range gives both sets answers (4 below, 6 above).
+    # range gives both sets answers (of the no-trigger ones, 2 below and 3 above).
     config["analyses"]["steering"] = {
         "sources": [SOURCE],
         "targets": ["base"],
@@ -56,7 +56,8 @@ def test_steering_runs_end_to_end(steered_run):
     assert list(directions["source"]) == [SOURCE]
     matrix = pd.read_csv(results / "summary/steering.csv")
     assert meta["status"] == "ok", f"the tiny judge's scores moved; adjust the thresholds in _config: {meta}"
-    assert meta["counts"] == {"answers": 10, "misaligned": 4, "aligned_available": 6, "aligned": 4}
+    # the direction's sets come from the no-trigger answers (direction_condition's default): 2 below, 3 above
+    assert meta["counts"] == {"answers": 10, "misaligned": 2, "aligned_available": 3, "aligned": 2}
     assert set(matrix["kind"]) == {"add", "random"} and set(matrix["target"]) == {"base"}
     assert (matrix["n_answers"] == 5).all()  # 5 questions x 1 sample, no-trigger condition only
     assert matrix["delta_ci_lo"].le(matrix["delta"]).all() and matrix["delta"].le(matrix["delta_ci_hi"]).all()
