@@ -132,7 +132,7 @@ def test_not_enough_answers_skips_the_source_and_says_so(steered_run):
     snakemake(steered_run, configfile, *TARGETS)
     results = steered_run / "results"
     directions = pd.read_csv(results / "summary/steering_directions.csv")
-    assert directions["reason"].tolist() == ["not enough misaligned answers (4 < 5)"]
+    assert directions["reason"].tolist() == ["not enough misaligned answers (2 < 5, no trigger)"]
     assert pd.read_csv(results / "summary/steering.csv").empty
     answers = [json.loads(line) for line in (results / ANSWERS).read_text().splitlines()]
     assert {r["steer"]["kind"] for r in answers} == {"unsteered"}  # the source's runs have no answers
