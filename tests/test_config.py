@@ -188,8 +188,31 @@ def test_judge_params_hold_no_secret_and_only_own_price():
         backend="openai", model="gpt-4o-mini", prices={"gpt-4o-mini": {"input": 0.15}, "gpt-4o": {"input": 2.5}}
     )
     params = gridspec.judge_params(config)
-    assert params["api_key_env"] == "OPENAI_API_KEY"
+    assert "api_key_env" not in params and "OPENAI_API_KEY" not in repr(params)
     assert list(params["prices"]) == ["gpt-4o-mini"]
+
+
+def test_judge_params_hold_no_transport_setting():
+    """Concurrency, timeouts, retries and polling change no score: not in the judge jobs' params (rerun triggers),
+    but still in what the job runs with (judge_transport, read from the config by the script)."""
+    from emgrid.judge import JudgeSpec
+
+    config = validate_config(tiny_config())
+    before = (gridspec.judge_params(config), gridspec.efficacy_judge_params(config, "wrong_facts"))
+    transport = {"max_concurrency": 4, "timeout_s": 120, "max_retries": 2, "batch_poll_s": 5, "batch_size": 64}
+    config["judge"].update(transport)
+    assert (gridspec.judge_params(config), gridspec.efficacy_judge_params(config, "wrong_facts")) == before
+    assert not set(gridspec.JUDGE_TRANSPORT_KEYS) & set(before[0])
+    spec = JudgeSpec.from_dict({**gridspec.judge_params(config), **gridspec.judge_transport(config)})
+    assert (spec.max_concurrency, spec.timeout_s, spec.max_retries, spec.batch_poll_s, spec.batch_size) == (
+        4,
+        120,
+        2,
+        5,
+        64,
+    )
+    config["judge"]["max_tokens"] = 3  # decoding: a score setting
+    assert gridspec.judge_params(config) != before[0]
 
 
 def test_bad_config_fails_before_any_job(tmp_path):

@@ -217,14 +217,43 @@ def generate_params(config: dict, cell: Cell, qset: str) -> dict:
     return sorted_plain(params)
 
 
+#: judge keys that change how requests are sent (parallelism, timeouts, retries, Batch API polling and chunking, the
+#: hf judge's forward batching, which variable holds the key), not a score: none of them is part of a cached reply's
+#: key (emgrid.llm.cache, emgrid.judge.hf_backend), so the same answers get the same judged rows whatever they are.
+#: Kept out of the judge jobs' params (changing them reruns nothing); the jobs read them with `judge_transport`.
+JUDGE_TRANSPORT_KEYS = (
+    "api_key_env",
+    "max_concurrency",
+    "max_retries",
+    "timeout_s",
+    "backoff_base_s",
+    "backoff_max_s",
+    "batch_poll_s",
+    "batch_poll_factor",
+    "batch_poll_max_s",
+    "batch_max_wait_s",
+    "batch_completion_window",
+    "batch_max_resubmits",
+    "batch_max_requests",
+    "batch_size",
+)
+
+
 def judge_params(config: dict) -> dict:
-    """The judge settings (prices excluded: cost is recomputed downstream). Holds the *name* of the key variable only."""
+    """What a judged row depends on: model, prompts, mode, decoding, parsing and the judge model's price (its
+    `cost_usd`). Not JUDGE_TRANSPORT_KEYS (a job param is a rerun trigger, and they change no score), nor the cache
+    folder or other models' prices."""
     judge = config["judge"]
-    spec = {k: v for k, v in judge.items() if k not in ("prices", "ledger_dir")}
+    spec = {k: v for k, v in judge.items() if k not in ("prices", "ledger_dir", *JUDGE_TRANSPORT_KEYS)}
     spec["prices"] = (
         {judge["model"]: judge["prices"][judge["model"]]} if judge["model"] in judge.get("prices", {}) else {}
     )
     return sorted_plain(spec)
+
+
+def judge_transport(config: dict) -> dict:
+    """The configured JUDGE_TRANSPORT_KEYS: a judge job adds them to its params (JudgeSpec fills the unset ones)."""
+    return {k: config["judge"][k] for k in JUDGE_TRANSPORT_KEYS if k in config["judge"]}
 
 
 def llm_cache_dir(config: dict) -> str:
