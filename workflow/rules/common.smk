@@ -347,12 +347,13 @@ def aggregate_inputs(wildcards):
 
 
 def steering_direction_inputs(wildcards):
-    """The cell's model and adapter, and its judged answers of every question set (replayed, not regenerated)."""
+    """The cell's model and adapter, and its judged answers (replayed, not regenerated) of the question sets the
+    direction reads (steering_grid.direction_qsets): re-judging any other set reruns no steering job."""
     cell = cell_of(wildcards)
     return {
         "manifest": f"results/models/{cell.model}/manifest.json",
         "adapter": f"results/cells/{cell.model}/{cell.id}/adapter",
-        "judged": [gridspec.judged_path(cell, q) for q in config["question_sets"]],
+        "judged": [gridspec.judged_path(cell, q) for q in steering_grid.direction_qsets(config)],
     }
 
 
