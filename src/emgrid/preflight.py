@@ -41,14 +41,23 @@ class Findings:
 
 
 def check(
-    config: dict, *, resolve_path: Callable[[str], str] = str, environ: Mapping[str, str] | None = None
+    config: dict,
+    *,
+    resolve_path: Callable[[str], str] = str,
+    environ: Mapping[str, str] | None = None,
+    config_files: Iterable[str] = (),
 ) -> Findings:
     """Validate `config` in place (schema defaults filled, question-set paths resolved) and return what was found.
 
     `resolve_path` maps a configured question-set path to the file to read (the Snakefile falls back to the
-    repository); `environ` is where API keys are looked up (default: os.environ).
+    repository); `environ` is where API keys are looked up (default: os.environ); `config_files` are the files
+    `config` was read from, re-read strictly (a repeated key, which the first reading resolved silently).
     """
+    from emgrid.yamlio import config_file_problems
+
     found = Findings()
+    for msg in config_file_problems(config_files):
+        found.error(msg)
     schema_errors = schema_problems(config)
     for _, msg in schema_errors:
         found.error(msg)

@@ -27,7 +27,8 @@ def resolve_path(path):
 
 
 # The whole config, every cell, before any job: all problems at once, each naming its key path.
-FINDINGS = preflight.check(config, resolve_path=resolve_path)
+# Snakemake read the config files with a loader that keeps the last of two equal keys: preflight re-reads them.
+FINDINGS = preflight.check(config, resolve_path=resolve_path, config_files=workflow.configfiles)
 if FINDINGS.errors:
     raise WorkflowError(f"invalid config: {preflight.format_errors(FINDINGS.errors)}")
 if FINDINGS.warnings and not workflow.remote_exec:
