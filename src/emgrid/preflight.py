@@ -76,6 +76,7 @@ def check(
         _analysis,
         _analyses,
         _steering,
+        _cross_checks,
         _api_keys(environ),
     ):
         if any(_covers(pattern, where) for where, _ in schema_errors for pattern in _SECTIONS.get(step, ())):
@@ -300,6 +301,23 @@ def _steering(config: dict, found: Findings) -> None:
 
     for msg in check(config):
         found.warn(msg)
+
+
+def _cross_checks(config: dict, found: Findings) -> None:
+    """What no single spec sees: score thresholds written as 0-1 fractions, triggers with line breaks, a cache under
+    results/, more efficacy prompts than held-out rows, MIA without a local model, LoRA modules a model lacks."""
+    from emgrid import config_checks as cc
+
+    for check in (
+        cc.score_scale_problems,
+        cc.trigger_problems,
+        cc.cache_dir_problems,
+        cc.efficacy_prompt_problems,
+        cc.mia_problems,
+        cc.target_module_problems,
+    ):
+        for msg in check(config):
+            found.error(msg)
 
 
 def _api_keys(environ: Mapping[str, str]):
