@@ -316,7 +316,11 @@ def _cross_checks(config: dict, found: Findings) -> None:
         cc.mia_problems,
         cc.target_module_problems,
     ):
-        for msg in check(config):
+        try:
+            problems = check(config)
+        except EmgridError:
+            continue  # a setting the check reads is itself invalid: its own step has reported it
+        for msg in problems:
             found.error(msg)
 
 
