@@ -112,6 +112,16 @@ def dataset_params(config: dict, domain: str, variant: str, seed: int) -> dict:
     return sorted_plain(params)
 
 
+def dataset_llm_estimate(config: dict, domain: str) -> dict:
+    """For `emgrid plan` only: the default LLM a domain's dataset build asks (`llm.model`), when its recipe calls one
+    (a synthetic source or an llm_answer transform); {} otherwise."""
+    from emgrid.data import recipe_needs_llm
+
+    if not recipe_needs_llm(config["domains"][domain]["recipe"]):
+        return {}
+    return {"llm_model": (config.get("llm") or {}).get("model") or "<llm.model unset>"}
+
+
 def model_spec(config: dict, model: str) -> dict:
     overrides = ("finetune", "openai_finetune", "generate", "resources")
     spec = {k: v for k, v in all_model_specs(config)[model].items() if k not in overrides}

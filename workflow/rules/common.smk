@@ -210,6 +210,8 @@ def plan_estimate(rule_name, wildcards):
     Not params: params are rerun triggers, and a better estimate must never rerun a judge or GPU job. Built files
     are read under the working directory, which snakemake has set to the run's folder (`--directory`, `workdir:`).
     """
+    if rule_name == "build_dataset":  # which LLM it asks, if any: the plan says these requests are not priced
+        return gridspec.dataset_llm_estimate(config, wildcards.domain)
     if rule_name == "finetune":  # tokens it will train on: the GPU-hours estimate (emgrid.throughput)
         return gridspec.finetune_estimate(config, cell_of(wildcards))
     if rule_name == "generate":
