@@ -192,6 +192,25 @@ def test_judge_params_hold_no_secret_and_only_own_price():
     assert list(params["prices"]) == ["gpt-4o-mini"]
 
 
+def test_dataset_params_hold_no_llm_transport_setting():
+    """The dataset stage's LLM timeouts, retries and key variable change no reply: a change must not rebuild the data
+    (and retrain every cell on it); the model does."""
+    config = validate_config(tiny_config())
+    config["llm"] = {"model": "gpt-4o-mini"}
+    config["domains"]["wrong_facts"]["recipe"]["transform"] = [{"kind": "llm_answer", "target": "aligned"}]
+    before = gridspec.dataset_params(config, "wrong_facts", "plain", 0)
+    config["llm"].update(timeout_s=300, max_retries=2, backoff_max_s=5, api_key_env="MY_KEY")
+    assert gridspec.dataset_params(config, "wrong_facts", "plain", 0) == before
+    assert gridspec.llm_transport(config) == {
+        "timeout_s": 300,
+        "max_retries": 2,
+        "backoff_max_s": 5,
+        "api_key_env": "MY_KEY",
+    }
+    config["llm"]["model"] = "gpt-4o"
+    assert gridspec.dataset_params(config, "wrong_facts", "plain", 0) != before
+
+
 def test_judge_params_hold_no_transport_setting():
     """Concurrency, timeouts, retries and polling change no score: not in the judge jobs' params (rerun triggers),
     but still in what the job runs with (judge_transport, read from the config by the script)."""

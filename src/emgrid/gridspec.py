@@ -108,8 +108,20 @@ def dataset_params(config: dict, domain: str, variant: str, seed: int) -> dict:
     # variants, so both sample the same rows), but not the mixing settings.
     params["backdoor"] = backdoor if variant == "backdoor" else {"trigger": backdoor["trigger"]}
     if recipe_needs_llm(dom["recipe"]):
-        params["llm"] = config.get("llm", {})
+        llm = config.get("llm") or {}
+        params["llm"] = {k: v for k, v in llm.items() if k not in LLM_TRANSPORT_KEYS}
     return sorted_plain(params)
+
+
+#: `llm` keys (emgrid.llm.ClientSpec) that change how dataset requests are sent, not the replies (none is part of a
+#: cached reply's key): not in build_dataset's params, where a change would rebuild the data and retrain every cell
+#: on it; the job reads them with `llm_transport`.
+LLM_TRANSPORT_KEYS = ("api_key_env", "timeout_s", "max_retries", "backoff_base_s", "backoff_max_s")
+
+
+def llm_transport(config: dict) -> dict:
+    """The configured LLM_TRANSPORT_KEYS of the `llm` block (ClientSpec fills the unset ones)."""
+    return {k: v for k, v in (config.get("llm") or {}).items() if k in LLM_TRANSPORT_KEYS}
 
 
 def dataset_llm_estimate(config: dict, domain: str) -> dict:
