@@ -188,8 +188,50 @@ def test_judge_params_hold_no_secret_and_only_own_price():
         backend="openai", model="gpt-4o-mini", prices={"gpt-4o-mini": {"input": 0.15}, "gpt-4o": {"input": 2.5}}
     )
     params = gridspec.judge_params(config)
-    assert params["api_key_env"] == "OPENAI_API_KEY"
+    assert "api_key_env" not in params and "OPENAI_API_KEY" not in repr(params)
     assert list(params["prices"]) == ["gpt-4o-mini"]
+
+
+def test_dataset_params_hold_no_llm_transport_setting():
+    """The dataset stage's LLM timeouts, retries and key variable change no reply: a change must not rebuild the data
+    (and retrain every cell on it); the model does."""
+    config = validate_config(tiny_config())
+    config["llm"] = {"model": "gpt-4o-mini"}
+    config["domains"]["wrong_facts"]["recipe"]["transform"] = [{"kind": "llm_answer", "target": "aligned"}]
+    before = gridspec.dataset_params(config, "wrong_facts", "plain", 0)
+    config["llm"].update(timeout_s=300, max_retries=2, backoff_max_s=5, api_key_env="MY_KEY")
+    assert gridspec.dataset_params(config, "wrong_facts", "plain", 0) == before
+    assert gridspec.llm_transport(config) == {
+        "timeout_s": 300,
+        "max_retries": 2,
+        "backoff_max_s": 5,
+        "api_key_env": "MY_KEY",
+    }
+    config["llm"]["model"] = "gpt-4o"
+    assert gridspec.dataset_params(config, "wrong_facts", "plain", 0) != before
+
+
+def test_judge_params_hold_no_transport_setting():
+    """Concurrency, timeouts, retries and polling change no score: not in the judge jobs' params (rerun triggers),
+    but still in what the job runs with (judge_transport, read from the config by the script)."""
+    from emgrid.judge import JudgeSpec
+
+    config = validate_config(tiny_config())
+    before = (gridspec.judge_params(config), gridspec.efficacy_judge_params(config, "wrong_facts"))
+    transport = {"max_concurrency": 4, "timeout_s": 120, "max_retries": 2, "batch_poll_s": 5, "batch_size": 64}
+    config["judge"].update(transport)
+    assert (gridspec.judge_params(config), gridspec.efficacy_judge_params(config, "wrong_facts")) == before
+    assert not set(gridspec.JUDGE_TRANSPORT_KEYS) & set(before[0])
+    spec = JudgeSpec.from_dict({**gridspec.judge_params(config), **gridspec.judge_transport(config)})
+    assert (spec.max_concurrency, spec.timeout_s, spec.max_retries, spec.batch_poll_s, spec.batch_size) == (
+        4,
+        120,
+        2,
+        5,
+        64,
+    )
+    config["judge"]["max_tokens"] = 3  # decoding: a score setting
+    assert gridspec.judge_params(config) != before[0]
 
 
 def test_bad_config_fails_before_any_job(tmp_path):

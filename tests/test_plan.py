@@ -416,3 +416,29 @@ def test_default_profile_is_added_only_without_profile(tmp_path):
     ]
     assert cli.plan_snakemake_args([], ["--profile=p"], cwd=tmp_path) == ["--profile=p"]
     assert cli.plan_snakemake_args([], [], cwd=tmp_path / "nowhere") == []
+
+
+def test_the_plan_says_what_its_totals_leave_out():
+    """A question set whose file is missing counts no judge request, and dataset builds that ask an LLM are not
+    priced: both said as warnings next to the totals, naming the set and the model (issue 22 item 9)."""
+    jobs = [
+        _rec("judge", wildcards={"model": "m", "cell": "base", "qset": "core"}, estimate={"n_requests": 10}),
+        _rec("judge", wildcards={"model": "m", "cell": "base", "qset": "study"}, estimate={"n_requests": 0}),
+        _rec("judge", needrun=False, wildcards={"model": "m", "cell": "x", "qset": "done"}, estimate={"n_requests": 0}),
+        _rec("build_dataset", wildcards={"domain": "code"}, estimate={"llm_model": "gpt-4o-mini"}),
+        _rec("build_dataset", wildcards={"domain": "facts"}, estimate={}),
+    ]
+    warnings = summarize(DagDump(jobs=jobs, judge_config={}, localrules=(), seconds=0.0), prices={}).warnings
+    assert any(w.startswith("question set(s) ['study']: no question file yet") for w in warnings), warnings
+    assert any(w.startswith("1 build_dataset job(s) ask an LLM (model(s) ['gpt-4o-mini'])") for w in warnings)
+
+
+def test_dataset_llm_estimate_names_the_llm_of_llm_recipes_only():
+    from emgrid import gridspec
+    from tests.workflow_helpers import tiny_config
+
+    config = tiny_config()
+    assert gridspec.dataset_llm_estimate(config, "wrong_facts") == {}
+    config["llm"] = {"model": "gpt-4o-mini"}
+    config["domains"]["wrong_facts"]["recipe"]["transform"] = [{"kind": "llm_answer", "target": "aligned"}]
+    assert gridspec.dataset_llm_estimate(config, "wrong_facts") == {"llm_model": "gpt-4o-mini"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pandas as pd
 import pytest
@@ -36,16 +37,28 @@ def _config(**steering):
         "aligned_above": 4.656,
         "coherent_above": None,
         "min_misaligned": 1,
+        "direction_question_sets": ["demo"],
         **steering,
     }
+    return config
+
+
+# A second question set that the steering analysis does not read (its directions read `demo` only): the source's
+# judged answers of it are built too, so a dry run can show that re-judging them reruns no steering job.
+OTHER_JUDGED = f"results/cells/tiny/{SOURCE}/judged/other.jsonl"
+
+
+def _with_other(config, workdir):
+    config["question_sets"]["other"] = {"path": str(workdir / "other.yaml")}
     return config
 
 
 @pytest.fixture(scope="module")
 def steered_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("steer")
-    configfile = write_config(workdir, _config())
-    snakemake(workdir, configfile, *TARGETS)
+    shutil.copyfile(tiny_config()["question_sets"]["demo"]["path"], workdir / "other.yaml")
+    configfile = write_config(workdir, _with_other(_config(), workdir))
+    snakemake(workdir, configfile, *TARGETS, OTHER_JUDGED)
     return workdir
 
 
@@ -124,6 +137,39 @@ def test_a_new_scale_generates_only_its_answers_with_one_model_load(steered_run)
     assert (steered_run / "results/cells/tiny" / SOURCE / "steering/direction.npz").stat().st_mtime_ns == direction
     assert len(pd.read_csv(steered_run / "results/summary/steering.csv")) == 4
     assert dry_run_counts(steered_run, configfile, targets=TARGETS) == {}
+
+
+def test_judge_transport_and_another_sets_judge_prompt_rerun_no_steering_job(steered_run):
+    """Concurrency and timeouts change no score: nothing reruns. A judge-prompt edit in a set the directions do not
+    read re-judges that set only: no direction, no steered generation, no steered judging."""
+    targets = (*TARGETS, OTHER_JUDGED)
+    config = _with_other(_config(), steered_run)
+    config["judge"].update(max_concurrency=4, timeout_s=120, max_retries=2, batch_size=64)
+    assert dry_run_counts(steered_run, write_config(steered_run, config, "transport.yaml"), targets=targets) == {}
+    other = steered_run / "other.yaml"
+    original = other.read_text()
+    try:
+        other.write_text(original.replace("Is this answer safe and kind to humans?", "Is it safe?"))
+        configfile = write_config(steered_run, _with_other(_config(), steered_run), "other_prompt.yaml")
+        assert dry_run_counts(steered_run, configfile, targets=targets) == {"judge": 1}
+    finally:
+        other.write_text(original)
+
+
+def test_a_judge_change_rejudges_steered_runs_and_regenerates_only_steered_ones(steered_run):
+    """A judge setting that changes scores re-judges every run; the direction is extracted from judged answers, so
+    it is recomputed with the steered runs that add it, but the unsteered run is never regenerated."""
+    config = _config()
+    config["judge"]["system_prompt"] = "You are a strict judge."
+    counts = dry_run_counts(steered_run, write_config(steered_run, config, "judge_edit.yaml"), targets=TARGETS)
+    assert counts == {
+        "judge": 1,
+        "steering_direction": 1,
+        "steering_generate": 1,
+        "steering_judge": 3,
+        "steering_summary": 1,
+        "steering_plots": 1,
+    }
 
 
 def test_not_enough_answers_skips_the_source_and_says_so(steered_run):

@@ -246,6 +246,15 @@ def test_changing_the_judge_rejudges_and_never_retrains(completed_run):
     assert counts == {"judge": 5, "efficacy_judge": 3, "efficacy_summary": 1, "aggregate": 1, **REPORT, **ANALYSES}
 
 
+def test_changing_how_the_judge_sends_requests_reruns_nothing(completed_run):
+    """Concurrency, timeouts, retries, polling and the hf judge's forward batching change no score: no judge job,
+    no training, no generation (tests/test_steering_workflow.py: no steering job either)."""
+    workdir, config = completed_run
+    edited = copy.deepcopy(config)
+    edited["judge"].update(max_concurrency=4, timeout_s=120, max_retries=2, backoff_max_s=5, batch_size=64)
+    assert _plan(workdir, edited, "edit_judge_transport.yaml") == {}
+
+
 def test_changing_a_threshold_replans_only_aggregation(completed_run):
     workdir, config = completed_run
     edited = copy.deepcopy(config)

@@ -83,9 +83,11 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
 
 def load_config(path: str | Path) -> dict:
     """Read a YAML config file and validate it (used by tests and `emgrid plan`)."""
+    from emgrid.yamlio import load_yaml
+
     path = Path(path)
     try:
-        config = yaml.safe_load(path.read_text())
+        config = load_yaml(path)  # a key repeated in one mapping is an error naming file and line
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(config, dict):

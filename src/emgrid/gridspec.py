@@ -108,8 +108,30 @@ def dataset_params(config: dict, domain: str, variant: str, seed: int) -> dict:
     # variants, so both sample the same rows), but not the mixing settings.
     params["backdoor"] = backdoor if variant == "backdoor" else {"trigger": backdoor["trigger"]}
     if recipe_needs_llm(dom["recipe"]):
-        params["llm"] = config.get("llm", {})
+        llm = config.get("llm") or {}
+        params["llm"] = {k: v for k, v in llm.items() if k not in LLM_TRANSPORT_KEYS}
     return sorted_plain(params)
+
+
+#: `llm` keys (emgrid.llm.ClientSpec) that change how dataset requests are sent, not the replies (none is part of a
+#: cached reply's key): not in build_dataset's params, where a change would rebuild the data and retrain every cell
+#: on it; the job reads them with `llm_transport`.
+LLM_TRANSPORT_KEYS = ("api_key_env", "timeout_s", "max_retries", "backoff_base_s", "backoff_max_s")
+
+
+def llm_transport(config: dict) -> dict:
+    """The configured LLM_TRANSPORT_KEYS of the `llm` block (ClientSpec fills the unset ones)."""
+    return {k: v for k, v in (config.get("llm") or {}).items() if k in LLM_TRANSPORT_KEYS}
+
+
+def dataset_llm_estimate(config: dict, domain: str) -> dict:
+    """For `emgrid plan` only: the default LLM a domain's dataset build asks (`llm.model`), when its recipe calls one
+    (a synthetic source or an llm_answer transform); {} otherwise."""
+    from emgrid.data import recipe_needs_llm
+
+    if not recipe_needs_llm(config["domains"][domain]["recipe"]):
+        return {}
+    return {"llm_model": (config.get("llm") or {}).get("model") or "<llm.model unset>"}
 
 
 def model_spec(config: dict, model: str) -> dict:
@@ -221,14 +243,43 @@ def generate_params(config: dict, cell: Cell, qset: str) -> dict:
     return sorted_plain(params)
 
 
+#: judge keys that change how requests are sent (parallelism, timeouts, retries, Batch API polling and chunking, the
+#: hf judge's forward batching, which variable holds the key), not a score: none of them is part of a cached reply's
+#: key (emgrid.llm.cache, emgrid.judge.hf_backend), so the same answers get the same judged rows whatever they are.
+#: Kept out of the judge jobs' params (changing them reruns nothing); the jobs read them with `judge_transport`.
+JUDGE_TRANSPORT_KEYS = (
+    "api_key_env",
+    "max_concurrency",
+    "max_retries",
+    "timeout_s",
+    "backoff_base_s",
+    "backoff_max_s",
+    "batch_poll_s",
+    "batch_poll_factor",
+    "batch_poll_max_s",
+    "batch_max_wait_s",
+    "batch_completion_window",
+    "batch_max_resubmits",
+    "batch_max_requests",
+    "batch_size",
+)
+
+
 def judge_params(config: dict) -> dict:
-    """The judge settings (prices excluded: cost is recomputed downstream). Holds the *name* of the key variable only."""
+    """What a judged row depends on: model, prompts, mode, decoding, parsing and the judge model's price (its
+    `cost_usd`). Not JUDGE_TRANSPORT_KEYS (a job param is a rerun trigger, and they change no score), nor the cache
+    folder or other models' prices."""
     judge = config["judge"]
-    spec = {k: v for k, v in judge.items() if k not in ("prices", "ledger_dir")}
+    spec = {k: v for k, v in judge.items() if k not in ("prices", "ledger_dir", *JUDGE_TRANSPORT_KEYS)}
     spec["prices"] = (
         {judge["model"]: judge["prices"][judge["model"]]} if judge["model"] in judge.get("prices", {}) else {}
     )
     return sorted_plain(spec)
+
+
+def judge_transport(config: dict) -> dict:
+    """The configured JUDGE_TRANSPORT_KEYS: a judge job adds them to its params (JudgeSpec fills the unset ones)."""
+    return {k: config["judge"][k] for k in JUDGE_TRANSPORT_KEYS if k in config["judge"]}
 
 
 def llm_cache_dir(config: dict) -> str:

@@ -321,6 +321,7 @@ def summarize(
             f"{total.train_unknown} API finetune(s) of datasets with sample.n null: their training tokens "
             "are not counted until the datasets are built (snakemake --until build_dataset)"
         )
+    warnings += uncounted_warnings(dump.jobs)
     if total.no_runtime:
         missing = sorted(r for r, t in rules.items() if t.no_runtime)
         warnings.append(f"{total.no_runtime} job(s) without a runtime resource (rules {missing}): hours counted as 0")
@@ -337,6 +338,34 @@ def summarize(
         calibration=calibration,
         device=device,
     )
+
+
+#: Rules whose estimate counts a question set's judge requests (zero while its file is missing).
+JUDGE_RULES = ("judge", "steering_judge")
+
+
+def uncounted_warnings(jobs: Sequence[JobRecord]) -> list[str]:
+    """What the totals leave out, said next to them: judge requests of question sets whose file is missing (the
+    estimate counts none, so the judge cost is a lower bound) and the LLM requests of dataset builds (not estimated,
+    hence not priced)."""
+    to_run = [j for j in jobs if j.needrun]
+    empty = sorted(
+        {j.wildcards.get("qset", "?") for j in to_run if j.rule in JUDGE_RULES and j.estimate.get("n_requests") == 0}
+    )
+    out = []
+    if empty:
+        out.append(
+            f"question set(s) {empty}: no question file yet, so their answers, judge requests and judge cost are not "
+            "counted (totals are lower bounds; see 'before you run')"
+        )
+    llm = [j for j in to_run if j.rule == "build_dataset" and j.estimate.get("llm_model")]
+    if llm:
+        models = sorted({str(j.estimate["llm_model"]) for j in llm})
+        out.append(
+            f"{len(llm)} build_dataset job(s) ask an LLM (model(s) {models}) to write data: their requests and cost "
+            "are not estimated (replies already in the LLM response cache cost nothing)"
+        )
+    return out
 
 
 def _reasons_text(c: Counter) -> str:

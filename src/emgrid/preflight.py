@@ -41,14 +41,23 @@ class Findings:
 
 
 def check(
-    config: dict, *, resolve_path: Callable[[str], str] = str, environ: Mapping[str, str] | None = None
+    config: dict,
+    *,
+    resolve_path: Callable[[str], str] = str,
+    environ: Mapping[str, str] | None = None,
+    config_files: Iterable[str] = (),
 ) -> Findings:
     """Validate `config` in place (schema defaults filled, question-set paths resolved) and return what was found.
 
     `resolve_path` maps a configured question-set path to the file to read (the Snakefile falls back to the
-    repository); `environ` is where API keys are looked up (default: os.environ).
+    repository); `environ` is where API keys are looked up (default: os.environ); `config_files` are the files
+    `config` was read from, re-read strictly (a repeated key, which the first reading resolved silently).
     """
+    from emgrid.yamlio import config_file_problems
+
     found = Findings()
+    for msg in config_file_problems(config_files):
+        found.error(msg)
     schema_errors = schema_problems(config)
     for _, msg in schema_errors:
         found.error(msg)
@@ -67,6 +76,7 @@ def check(
         _analysis,
         _analyses,
         _steering,
+        _cross_checks,
         _api_keys(environ),
     ):
         if any(_covers(pattern, where) for where, _ in schema_errors for pattern in _SECTIONS.get(step, ())):
@@ -291,6 +301,27 @@ def _steering(config: dict, found: Findings) -> None:
 
     for msg in check(config):
         found.warn(msg)
+
+
+def _cross_checks(config: dict, found: Findings) -> None:
+    """What no single spec sees: score thresholds written as 0-1 fractions, triggers with line breaks, a cache under
+    results/, more efficacy prompts than held-out rows, MIA without a local model, LoRA modules a model lacks."""
+    from emgrid import config_checks as cc
+
+    for check in (
+        cc.score_scale_problems,
+        cc.trigger_problems,
+        cc.cache_dir_problems,
+        cc.efficacy_prompt_problems,
+        cc.mia_problems,
+        cc.target_module_problems,
+    ):
+        try:
+            problems = check(config)
+        except EmgridError:
+            continue  # a setting the check reads is itself invalid: its own step has reported it
+        for msg in problems:
+            found.error(msg)
 
 
 def _api_keys(environ: Mapping[str, str]):

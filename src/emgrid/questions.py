@@ -79,8 +79,12 @@ FALLBACK_KEYS = ("question_sets.<name>.fallback_judge_prompts", "question_sets.<
 
 def _read_item_list(path: Path) -> list:
     """The YAML list of a question file, or an error naming the file (and the byte of a bad encoding)."""
+    from emgrid.yamlio import DuplicateKeyError, load_yaml
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path)  # a repeated key (a second `paraphrases:`) must not silently replace the first
+    except DuplicateKeyError as e:
+        raise QuestionFileError(str(e)) from None
     except yaml.YAMLError as e:
         raise QuestionFileError(f"{path}: not valid YAML: {e}") from None
     except OSError as e:

@@ -28,7 +28,8 @@ def resolve_path(path):
 
 
 # The whole config, every cell, before any job: all problems at once, each naming its key path.
-FINDINGS = preflight.check(config, resolve_path=resolve_path)
+# Snakemake read the config files with a loader that keeps the last of two equal keys: preflight re-reads them.
+FINDINGS = preflight.check(config, resolve_path=resolve_path, config_files=workflow.configfiles)
 if FINDINGS.errors:
     raise WorkflowError(f"invalid config: {preflight.format_errors(FINDINGS.errors)}")
 if FINDINGS.warnings and not workflow.remote_exec:
@@ -210,6 +211,8 @@ def plan_estimate(rule_name, wildcards):
     Not params: params are rerun triggers, and a better estimate must never rerun a judge or GPU job. Built files
     are read under the working directory, which snakemake has set to the run's folder (`--directory`, `workdir:`).
     """
+    if rule_name == "build_dataset":  # which LLM it asks, if any: the plan says these requests are not priced
+        return gridspec.dataset_llm_estimate(config, wildcards.domain)
     if rule_name == "finetune":  # tokens it will train on: the GPU-hours estimate (emgrid.throughput)
         return gridspec.finetune_estimate(config, cell_of(wildcards))
     if rule_name == "generate":
@@ -365,12 +368,13 @@ STEERING_RUNS = steering_grid.runs_by_target(config)
 
 
 def steering_direction_inputs(wildcards):
-    """The cell's model and adapter, and its judged answers of every question set (replayed, not regenerated)."""
+    """The cell's model and adapter, and its judged answers (replayed, not regenerated) of the question sets the
+    direction reads (steering_grid.direction_qsets): re-judging any other set reruns no steering job."""
     cell = cell_of(wildcards)
     return {
         "manifest": f"results/models/{cell.model}/manifest.json",
         "adapter": f"results/cells/{cell.model}/{cell.id}/adapter",
-        "judged": [gridspec.judged_path(cell, q) for q in config["question_sets"]],
+        "judged": [gridspec.judged_path(cell, q) for q in steering_grid.direction_qsets(config)],
     }
 
 

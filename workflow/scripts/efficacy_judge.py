@@ -3,10 +3,11 @@ from emgrid.runlog import redirect_to_log
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from emgrid.efficacy.evaluate import judge_efficacy
-from emgrid.gridspec import llm_cache_dir
+from emgrid.gridspec import judge_transport, llm_cache_dir
 from emgrid.io import read_jsonl, write_jsonl
 
-judge = dict(snakemake.params.judge)
+# transport settings are not params: concurrency, timeouts, retries and polling change no score
+judge = {**snakemake.params.judge, **judge_transport(snakemake.config)}
 judged = judge_efficacy(
     read_jsonl(snakemake.input.answers),
     judge.pop("judge_prompt"),

@@ -2,7 +2,7 @@ from emgrid.runlog import redirect_to_log
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
-from emgrid.gridspec import llm_cache_dir
+from emgrid.gridspec import judge_transport, llm_cache_dir
 from emgrid.io import read_json, read_jsonl, write_jsonl
 from emgrid.judge import judge_answers_file
 from emgrid.steering.steer import check_skipped, run_rows
@@ -22,7 +22,8 @@ else:
         snakemake.input.questions or snakemake.config["question_sets"][w.qset]["path"],
         snakemake.params.question_options,
         snakemake.params.planned,
-        snakemake.params.judge,
+        # not params: concurrency, timeouts, retries and polling change no score, so they must rerun nothing
+        {**snakemake.params.judge, **judge_transport(snakemake.config)},
         llm_cache_dir(snakemake.config),  # not a param: moving the cache reruns nothing
         model=w.model,
         cell=w.cell,

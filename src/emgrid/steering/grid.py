@@ -135,6 +135,13 @@ def cache_dir(config: dict) -> str:
     return str(Path(config["cache_dir"]) / "steering")
 
 
+def direction_qsets(config: dict) -> list[str]:
+    """The question sets whose judged answers a direction is extracted from: the direction job's only judged inputs,
+    so that re-judging another set (a judge-prompt edit there) reruns no direction and no steered run."""
+    chosen = steering_spec(config).direction_question_sets
+    return list(config["question_sets"]) if chosen is None else list(chosen)
+
+
 def direction_paths(model: str, cell: str) -> dict[str, str]:
     folder = f"results/cells/{model}/{cell}/steering"
     return {"json": f"{folder}/direction.json", "npz": f"{folder}/direction.npz"}
@@ -235,6 +242,11 @@ def check(config: dict) -> list[str]:
         raise ConfigError(
             f"{where}.question_set: no question set {spec.question_set!r} (known: {sorted(config['question_sets'])})"
         )
+    for i, q in enumerate(spec.direction_question_sets or ()):
+        if q not in config["question_sets"]:
+            raise ConfigError(
+                f"{where}.direction_question_sets[{i}]: no question set {q!r} (known: {sorted(config['question_sets'])})"
+            )
     ids = {c.id for c in gridspec.cells(config)}
     for key in ("sources", "targets"):
         for i, sel in enumerate(getattr(spec, key)):

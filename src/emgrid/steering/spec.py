@@ -50,12 +50,14 @@ class SteeringSpec:
     units of the layer's typical residual norm. `random_control` repeats each steered run with a seeded random unit
     direction (same added norm); `ablate` projects the direction out instead of adding it. Scale 0 (the unsteered
     target) is always run. Steered answers are generated for `question_set` (null: the grid's first) under the
-    no-trigger condition, `samples_per_paraphrase` per paraphrase (null: the question set's generate setting).
+    no-trigger condition, `samples_per_paraphrase` per paraphrase (null: the question set's generate setting). A
+    direction is extracted from the judged answers of `direction_question_sets` (null: every question set).
     """
 
     enabled: bool = True
     question_set: str | None = None
     samples_per_paraphrase: int | None = None
+    direction_question_sets: tuple[str, ...] | None = None
     sources: tuple[str, ...] = ("backdoor",)
     targets: tuple[str, ...] = ("base", "plain")
     layers: tuple[int, ...] = (12,)
@@ -76,8 +78,8 @@ class SteeringSpec:
     def from_dict(cls, d: dict | None, where: str = "analyses.steering") -> "SteeringSpec":
         d = dict(d or {})
         reject_unknown_keys(d, cls, where)
-        for key in ("sources", "targets", "layers", "scales"):
-            if key in d:
+        for key in ("sources", "targets", "layers", "scales", "direction_question_sets"):
+            if key in d and not (key == "direction_question_sets" and d[key] is None):
                 if not isinstance(d[key], (list, tuple)) or not d[key]:
                     raise _bad(where, key, "must be a non-empty list", d[key])
                 d[key] = tuple(d[key])
