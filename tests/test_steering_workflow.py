@@ -123,22 +123,6 @@ def test_a_set_threshold_recomputes_the_direction_and_its_runs(steered_run):
     }
 
 
-def test_a_new_scale_generates_only_its_answers_with_one_model_load(steered_run):
-    judged = _judged_mtimes(steered_run)
-    assert len(judged) == 3
-    direction = (steered_run / "results/cells/tiny" / SOURCE / "steering/direction.npz").stat().st_mtime_ns
-    configfile = write_config(steered_run, _config(scales=[1.0, 2.0]), "more_scales.yaml")
-    snakemake(steered_run, configfile, *TARGETS)
-    # the new scale's run and its random control: 2 x 5 answers generated, 3 x 5 read back, the model loaded once
-    assert _generate_line(steered_run) == (5, 10, 15, 1)
-    after = _judged_mtimes(steered_run)
-    assert sorted(set(after) - set(judged)) == [f"{SOURCE}.L1.add2", f"{SOURCE}.L1.random2"]
-    assert {k: after[k] for k in judged} == judged  # the other runs' judges did not rerun
-    assert (steered_run / "results/cells/tiny" / SOURCE / "steering/direction.npz").stat().st_mtime_ns == direction
-    assert len(pd.read_csv(steered_run / "results/summary/steering.csv")) == 4
-    assert dry_run_counts(steered_run, configfile, targets=TARGETS) == {}
-
-
 def test_judge_transport_and_another_sets_judge_prompt_rerun_no_steering_job(steered_run):
     """Concurrency and timeouts change no score: nothing reruns. A judge-prompt edit in a set the directions do not
     read re-judges that set only: no direction, no steered generation, no steered judging."""
@@ -170,6 +154,23 @@ def test_a_judge_change_rejudges_steered_runs_and_regenerates_only_steered_ones(
         "steering_summary": 1,
         "steering_plots": 1,
     }
+
+
+def test_a_new_scale_generates_only_its_answers_with_one_model_load(steered_run):
+    # after the dry-run tests: it changes the completed run
+    judged = _judged_mtimes(steered_run)
+    assert len(judged) == 3
+    direction = (steered_run / "results/cells/tiny" / SOURCE / "steering/direction.npz").stat().st_mtime_ns
+    configfile = write_config(steered_run, _config(scales=[1.0, 2.0]), "more_scales.yaml")
+    snakemake(steered_run, configfile, *TARGETS)
+    # the new scale's run and its random control: 2 x 5 answers generated, 3 x 5 read back, the model loaded once
+    assert _generate_line(steered_run) == (5, 10, 15, 1)
+    after = _judged_mtimes(steered_run)
+    assert sorted(set(after) - set(judged)) == [f"{SOURCE}.L1.add2", f"{SOURCE}.L1.random2"]
+    assert {k: after[k] for k in judged} == judged  # the other runs' judges did not rerun
+    assert (steered_run / "results/cells/tiny" / SOURCE / "steering/direction.npz").stat().st_mtime_ns == direction
+    assert len(pd.read_csv(steered_run / "results/summary/steering.csv")) == 4
+    assert dry_run_counts(steered_run, configfile, targets=TARGETS) == {}
 
 
 def test_not_enough_answers_skips_the_source_and_says_so(steered_run):
