@@ -27,6 +27,34 @@ CELL_RE = rf"base|{FINETUNED_CELL_RE}"
 CHARS_PER_TOKEN = 4  # the planner's prompt-size heuristic (English text, OpenAI tokenizers)
 _CELL_PARSE = re.compile(rf"^(?P<domain>{DOMAIN_RE})-(?P<variant>plain|backdoor)-s(?P<seed>[0-9]+)$")
 
+#: What makes a finished job run again (`--rerun-triggers`). Not `code`: Snakemake's code trigger for `script:` rules
+#: compares the script's *timestamp* with the outputs', so a `touch`, a `git checkout` of another branch and back or
+#: an upgrade that only reformats a script would retrain the whole grid. Content decides instead: params (config
+#: values and CODE_VERSIONS), the input set, input files (a newer input with the checksum Snakemake recorded for it
+#: counts as unchanged, see MAX_CHECKSUM_FILE_SIZE) and the software environment. Every profile lists the same values
+#: (a test compares them), among them profiles/default/config.yaml, the workflow profile Snakemake itself reads on
+#: every run of this Snakefile that names no other one: a plain `snakemake`, `emgrid plan`, the tests.
+RERUN_TRIGGERS = ("mtime", "params", "input", "software-env")
+#: Inputs up to this size (bytes) are compared by checksum when their timestamp is newer than the outputs, so a
+#: touched or copied-back dataset or answers file reruns nothing. Snakemake's default (1 MB) is smaller than one
+#: domain's train.jsonl of the paper grid.
+MAX_CHECKSUM_FILE_SIZE = 1_000_000_000
+
+#: The version of the code behind each rule whose results it changed: bump a rule's entry (0 when absent) in the
+#: release whose emgrid code (library or script) writes different results for the same config, and that rule's
+#: jobs, and everything downstream of them, rerun on the next run. Nothing else about code reruns a job (see
+#: RERUN_TRIGGERS); a refactor, a faster path with the same results or a new log line needs no bump.
+CODE_VERSIONS: dict[str, int] = {}
+
+
+def code_version(rule: str) -> dict[str, int]:
+    """The params entry that carries `rule`'s code version: `{"code_version": n}`, or nothing at version 0.
+
+    Nothing at 0, so that this mechanism's own introduction is no params change: Snakemake compares the recorded
+    params with the new ones, and an added `code_version=0` would rerun every job of every existing run once."""
+    version = CODE_VERSIONS.get(rule, 0)
+    return {"code_version": version} if version else {}
+
 
 @dataclass(frozen=True)
 class Cell:

@@ -23,6 +23,7 @@ rule steering_direction:
         mem_mb=lambda wildcards, attempt: 24000 * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
     params:
+        **gridspec.code_version("steering_direction"),
         steering=steering_direction_param,
     script:
         "../scripts/steering_direction.py"
@@ -48,6 +49,7 @@ rule steering_generate:
         mem_mb=lambda wildcards, attempt: 24000 * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
+        **gridspec.code_version("steering_generate"),
         gen=steering_generate_param,
         questions=question_generate_param,
     script:
@@ -74,6 +76,7 @@ rule steering_judge:
         mem_mb=lambda wildcards, attempt: (24000 if JUDGE_ON_GPU else 2000) * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
     params:
+        **gridspec.code_version("steering_judge"),
         judge=judge_param,
         questions=question_judge_param,
         planned=steering_plan_param,
@@ -111,6 +114,7 @@ rule steering_summary:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("steering_summary"),
         summary=steering_summary_param,
     script:
         "../scripts/steering_summary.py"
@@ -144,5 +148,7 @@ rule steering_plots:
         "results/logs/steering_plots.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        **gridspec.code_version("steering_plots"),
     script:
         "../scripts/steering_plots.py"
