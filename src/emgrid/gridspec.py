@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -293,6 +294,33 @@ def answers_path(cell: Cell, qset: str) -> str:
 
 def judged_path(cell: Cell, qset: str) -> str:
     return f"results/cells/{cell.model}/{cell.id}/judged/{qset}.jsonl"
+
+
+SUMMARY_CSV = "results/summary/summary.csv"
+#: What shows the summary's numbers as a finished result: the report page (the rest of results/report/ are declared
+#: outputs of rules downstream of the summary) and the archive `snakemake --report results/report.zip` packs.
+REPORT_PAGE = "results/report/report.html"
+REPORT_ZIP = "results/report.zip"
+
+
+def drop_report(whole_folder: bool = False) -> list[str]:
+    """Remove the report page and the report archive (with `whole_folder`, all of results/report/); the paths removed.
+
+    Why: a report must never outlive the summary it shows. The aggregate job calls this before anything else (the
+    summary it replaces is already gone then), so a kill or a failure leaves no old numbers behind; the Snakefile
+    calls it with `whole_folder` after a failed run and at start-up when summary.csv is missing. Only the page, not
+    the figures: other jobs of the same run may still read them, and every one of them reruns after a new summary.
+    """
+    removed = []
+    for path in (Path("results/report") if whole_folder else Path(REPORT_PAGE), Path(REPORT_ZIP)):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(str(path))
+    return removed
 
 
 def all_judged(config: dict) -> list[str]:
