@@ -127,7 +127,7 @@ def test_prepare_model_keeps_built_weights_in_the_cache(tmp_path, caplog, monkey
     other = prepare_model({**spec, "seed": 2}, Path("results/tiny2"), cache_dir=cache)
     assert other["weights_key"] != m["weights_key"] and len(list(cache.iterdir())) == 2
     shutil.rmtree(folder)
-    with pytest.raises(ModelSourceError, match="are gone.*--forcerun prepare_model"):
+    with pytest.raises(ModelSourceError, match="are gone.*start snakemake again"):
         load_tokenizer(out / "manifest.json")
 
 

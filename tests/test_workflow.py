@@ -418,12 +418,14 @@ def test_a_failed_aggregation_leaves_no_stale_report(completed_run, tmp_path):
     judged = workdir / "results" / "cells" / "tiny" / "base" / "judged" / "demo.jsonl"
     _drop_last_line(judged)  # the last answer loses both its rows; newer than the summary, so aggregate reruns
     _drop_last_line(judged)
+    (workdir / "results" / "report.zip").write_bytes(b"PK an archive of the old summary")  # snakemake --report's
     proc = snakemake(workdir, configfile, check=False)
     log = (workdir / "results" / "logs" / "aggregate.log").read_text()
     assert proc.returncode != 0
     assert "judged/demo.jsonl: 9 answers judged, 10 planned; 1 missing" in log
     assert not (workdir / "results" / "summary" / "summary.csv").exists()
     assert not (workdir / "results" / "report" / "report.html").exists()
+    assert not (workdir / "results" / "report.zip").exists()
 
 
 def test_sigkill_of_snakemake_stops_the_running_finetune(completed_run, tmp_path):
@@ -534,3 +536,133 @@ def test_rm_results_rebuilds_no_model_and_judges_from_the_cache(completed_run, t
     for rel, rows in before.items():
         again = [json.loads(line) for line in (copy_dir / rel).open()]
         assert strip(again) == strip(rows) and all(r["cached"] for r in again), rel
+
+
+# --- what must never rerun a finished grid (issue 22): timestamps, deleted caches; and what a kill or a deletion
+# must not leave behind
+
+
+def _checkout_copy(dest):
+    """This checkout's workflow written again with identical bytes and fresh timestamps (what `touch` of every
+    file, `git stash && git stash pop` or a switch to another branch and back leave), the library linked."""
+    dest.mkdir()
+    for name in ("Snakefile", "workflow", "envs", "config", "profiles"):
+        if not (REPO / name).exists():
+            continue
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, dest / name, copy_function=shutil.copyfile)
+        else:
+            shutil.copyfile(REPO / name, dest / name)
+    (dest / "src").symlink_to(REPO / "src")
+    return dest / "Snakefile"
+
+
+def test_touched_or_rewritten_scripts_and_inputs_rerun_nothing(completed_run, tmp_path):
+    """Every script, rule, env and profile newer than every output (identical content): no job, through the plain
+    command (the workflow profile Snakemake finds by itself) and through the Makefile's profile. Results that are
+    inputs of other jobs touched too: their checksums say they are unchanged."""
+    workdir, configfile = _copy_of_run(completed_run, tmp_path)
+    snakefile = _checkout_copy(tmp_path / "checkout")
+    scripts = list((snakefile.parent / "workflow" / "scripts").glob("*.py"))
+    newest_output = (workdir / "results" / "report" / "report.html").stat().st_mtime
+    assert len(scripts) > 20 and all(p.stat().st_mtime > newest_output for p in scripts)
+    for path in (workdir / "results").rglob("*.jsonl"):
+        os.utime(path)
+    os.utime(workdir / "results" / "models" / "tiny" / "manifest.json")
+    assert dry_run_counts(workdir, configfile, snakefile=snakefile) == {}
+    profile = ("--workflow-profile", str(snakefile.parent / "workflow" / "profiles" / "default"))
+    assert dry_run_counts(workdir, configfile, targets=profile, snakefile=snakefile) == {}
+
+
+# The release after one that changed what generate writes (emgrid.gridspec.CODE_VERSIONS, read at parse time).
+_GENERATE_BUMPED = "import emgrid.gridspec as g\ng.CODE_VERSIONS['generate'] = 1\n"
+
+
+def test_a_code_version_bump_reruns_that_stage_and_what_follows(completed_run, tmp_path):
+    workdir, config = completed_run
+    (tmp_path / "sitecustomize.py").write_text(_GENERATE_BUMPED)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO / "src")])}
+    counts = dry_run_counts(workdir, write_config(workdir, config, "bumped.yaml"), env=env)
+    assert counts == {"generate": 5, "judge": 5, "aggregate": 1, **REPORT, **ANALYSES}
+
+
+def test_deleted_model_caches_are_rebuilt_and_rerun_no_cell(completed_run, tmp_path):
+    """`rm -rf resources/models results/models`: the next start writes the same manifest and rebuilds the same
+    weights, so nothing is planned, and the next judge edit re-judges only (no prepare_model, finetune, generate)."""
+    workdir, configfile = _copy_of_run(completed_run, tmp_path)
+    manifest = workdir / "results" / "models" / "tiny" / "manifest.json"
+    before = manifest.read_bytes()
+    weights = [p.relative_to(workdir) for p in (workdir / "resources" / "models").rglob("*.safetensors")]
+    shutil.rmtree(workdir / "resources" / "models")
+    shutil.rmtree(workdir / "results" / "models")
+    assert dry_run_counts(workdir, configfile) == {}
+    assert manifest.read_bytes() == before and weights and all((workdir / p).is_file() for p in weights)
+    shutil.rmtree(workdir / "resources" / "models")  # the weights alone: rebuilt too, the manifest kept
+    config = yaml.safe_load(configfile.read_text())
+    config["judge"]["system_prompt"] = "You are a strict judge."
+    counts = dry_run_counts(workdir, write_config(workdir, config, "edit_judge.yaml"))
+    assert counts == {"judge": 5, "efficacy_judge": 3, "efficacy_summary": 1, "aggregate": 1, **REPORT, **ANALYSES}
+    assert all((workdir / p).is_file() for p in weights)
+
+
+def test_deleted_intermediates_are_listed_with_the_command_that_rebuilds_them(completed_run, tmp_path):
+    workdir, configfile = _copy_of_run(completed_run, tmp_path)
+    cells = "results/cells/tiny"
+    gone = [
+        f"{cells}/base/answers/demo.jsonl",
+        f"{cells}/wrong_arithmetic-backdoor-s0/adapter",
+        f"{cells}/wrong_facts-plain-s0/judged/demo.jsonl",
+    ]
+    for path in gone:
+        (shutil.rmtree if (workdir / path).is_dir() else os.unlink)(workdir / path)
+    assert dry_run_counts(workdir, configfile) == {}  # snakemake alone would never rebuild them...
+    proc = snakemake(workdir, configfile, "-n")
+    text = proc.stdout + proc.stderr
+    # ... so the start-up lists them, with what was made from them and the one command
+    assert f"--forcerun {' '.join(sorted(gone))}\n" in text
+    assert f"{cells}/base/answers/demo.jsonl (missing; {cells}/base/judged/demo.jsonl was made from it)" in text
+    assert f"{cells}/wrong_facts-plain-s0/judged/demo.jsonl (missing; results/summary/summary.csv" in text
+    counts = dry_run_counts(workdir, configfile, targets=("--forcerun", *gone))
+    assert counts == {
+        "finetune": 1,
+        "generate": 2,
+        "judge": 3,
+        "efficacy_generate": 1,
+        "efficacy_summary": 1,
+        "aggregate": 1,
+        "loss_curves": 1,
+        **REPORT,
+        **ANALYSES,
+    }
+
+
+def test_sigkill_during_aggregation_leaves_no_report_of_the_old_summary(completed_run, tmp_path):
+    """`--forcerun aggregate` killed while the job runs: snakemake has removed summary.csv, and neither the report
+    page nor `snakemake --report`'s archive may still show its numbers."""
+    import signal
+    import subprocess
+    import time
+
+    workdir, configfile = _copy_of_run(completed_run, tmp_path)
+    results = workdir / "results"
+    (results / "report.zip").write_bytes(b"PK an archive of the old summary")
+    log = results / "logs" / "aggregate.log"
+    log.unlink()
+    proc = subprocess.Popen(
+        snakemake_cmd(workdir, configfile, "--forcerun", "aggregate"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not log.exists():  # the aggregate job has started: its outputs are gone, its imports take seconds
+            assert time.monotonic() < deadline and proc.poll() is None, "the aggregate job did not start"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        time.sleep(5)  # the job notices within seconds that snakemake is gone and stops
+    finally:
+        proc.kill()
+    assert not (results / "summary" / "summary.csv").exists(), "killed too late: the aggregation had finished"
+    assert not (results / "report" / "report.html").exists()
+    assert not (results / "report.zip").exists()

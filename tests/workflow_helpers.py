@@ -54,15 +54,16 @@ def tiny_config() -> dict:
     return config
 
 
-def snakemake_cmd(workdir: Path, configfile: Path, *args: str) -> list[str]:
-    """The command line of a test's snakemake run: this checkout's Snakefile on `workdir` with `configfile`. For a
-    test that launches it itself (Popen, to kill it); `snakemake` runs it to the end."""
+def snakemake_cmd(workdir: Path, configfile: Path, *args: str, snakefile: Path = REPO / "Snakefile") -> list[str]:
+    """The command line of a test's snakemake run: this checkout's Snakefile (or `snakefile`) on `workdir` with
+    `configfile`. For a test that launches it itself (Popen, to kill it); `snakemake` runs it to the end. No
+    --rerun-triggers: Snakemake reads them from profiles/default/, as on every plain `snakemake` of this workflow."""
     return [
         sys.executable,
         "-m",
         "snakemake",
         "--snakefile",
-        str(REPO / "Snakefile"),
+        str(snakefile),
         "--directory",
         str(workdir),
         "--configfile",
@@ -78,9 +79,15 @@ def snakemake_cmd(workdir: Path, configfile: Path, *args: str) -> list[str]:
 
 
 def snakemake(
-    workdir: Path, configfile: Path, *args: str, check: bool = True, timeout: int = 900, env: dict | None = None
+    workdir: Path,
+    configfile: Path,
+    *args: str,
+    check: bool = True,
+    timeout: int = 900,
+    env: dict | None = None,
+    snakefile: Path = REPO / "Snakefile",
 ):
-    cmd = snakemake_cmd(workdir, configfile, *args)
+    cmd = snakemake_cmd(workdir, configfile, *args, snakefile=snakefile)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
@@ -88,10 +95,15 @@ def snakemake(
 
 
 def dry_run_counts(
-    workdir: Path, configfile: Path, env: dict | None = None, targets: tuple[str, ...] = ()
+    workdir: Path,
+    configfile: Path,
+    env: dict | None = None,
+    targets: tuple[str, ...] = (),
+    snakefile: Path = REPO / "Snakefile",
 ) -> dict[str, int]:
-    """Jobs per rule that a dry run plans (of `targets`, default: the whole grid); {} when nothing is to be done."""
-    proc = snakemake(workdir, configfile, *targets, "-n", "--quiet", "rules", env=env)
+    """Jobs per rule that a dry run plans (of `targets`, default: the whole grid; options such as `--forcerun F` go
+    there too); {} when nothing is to be done."""
+    proc = snakemake(workdir, configfile, *targets, "-n", "--quiet", "rules", env=env, snakefile=snakefile)
     text = proc.stdout + proc.stderr
     if "Nothing to be done" in text:
         return {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +27,34 @@ FINETUNED_CELL_RE = rf"{DOMAIN_RE}-(?:plain|backdoor)-s[0-9]+"
 CELL_RE = rf"base|{FINETUNED_CELL_RE}"
 CHARS_PER_TOKEN = 4  # the planner's prompt-size heuristic (English text, OpenAI tokenizers)
 _CELL_PARSE = re.compile(rf"^(?P<domain>{DOMAIN_RE})-(?P<variant>plain|backdoor)-s(?P<seed>[0-9]+)$")
+
+#: What makes a finished job run again (`--rerun-triggers`). Not `code`: Snakemake's code trigger for `script:` rules
+#: compares the script's *timestamp* with the outputs', so a `touch`, a `git checkout` of another branch and back or
+#: an upgrade that only reformats a script would retrain the whole grid. Content decides instead: params (config
+#: values and CODE_VERSIONS), the input set, input files (a newer input with the checksum Snakemake recorded for it
+#: counts as unchanged, see MAX_CHECKSUM_FILE_SIZE) and the software environment. Every profile lists the same values
+#: (a test compares them), among them profiles/default/config.yaml, the workflow profile Snakemake itself reads on
+#: every run of this Snakefile that names no other one: a plain `snakemake`, `emgrid plan`, the tests.
+RERUN_TRIGGERS = ("mtime", "params", "input", "software-env")
+#: Inputs up to this size (bytes) are compared by checksum when their timestamp is newer than the outputs, so a
+#: touched or copied-back dataset or answers file reruns nothing. Snakemake's default (1 MB) is smaller than one
+#: domain's train.jsonl of the paper grid.
+MAX_CHECKSUM_FILE_SIZE = 1_000_000_000
+
+#: The version of the code behind each rule whose results it changed: bump a rule's entry (0 when absent) in the
+#: release whose emgrid code (library or script) writes different results for the same config, and that rule's
+#: jobs, and everything downstream of them, rerun on the next run. Nothing else about code reruns a job (see
+#: RERUN_TRIGGERS); a refactor, a faster path with the same results or a new log line needs no bump.
+CODE_VERSIONS: dict[str, int] = {}
+
+
+def code_version(rule: str) -> dict[str, int]:
+    """The params entry that carries `rule`'s code version: `{"code_version": n}`, or nothing at version 0.
+
+    Nothing at 0, so that this mechanism's own introduction is no params change: Snakemake compares the recorded
+    params with the new ones, and an added `code_version=0` would rerun every job of every existing run once."""
+    version = CODE_VERSIONS.get(rule, 0)
+    return {"code_version": version} if version else {}
 
 
 @dataclass(frozen=True)
@@ -320,6 +349,33 @@ def answers_path(cell: Cell, qset: str) -> str:
 
 def judged_path(cell: Cell, qset: str) -> str:
     return f"results/cells/{cell.model}/{cell.id}/judged/{qset}.jsonl"
+
+
+SUMMARY_CSV = "results/summary/summary.csv"
+#: What shows the summary's numbers as a finished result: the report page (the rest of results/report/ are declared
+#: outputs of rules downstream of the summary) and the archive `snakemake --report results/report.zip` packs.
+REPORT_PAGE = "results/report/report.html"
+REPORT_ZIP = "results/report.zip"
+
+
+def drop_report(whole_folder: bool = False) -> list[str]:
+    """Remove the report page and the report archive (with `whole_folder`, all of results/report/); the paths removed.
+
+    Why: a report must never outlive the summary it shows. The aggregate job calls this before anything else (the
+    summary it replaces is already gone then), so a kill or a failure leaves no old numbers behind; the Snakefile
+    calls it with `whole_folder` after a failed run and at start-up when summary.csv is missing. Only the page, not
+    the figures: other jobs of the same run may still read them, and every one of them reruns after a new summary.
+    """
+    removed = []
+    for path in (Path("results/report") if whole_folder else Path(REPORT_PAGE), Path(REPORT_ZIP)):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink(missing_ok=True)
+        else:
+            continue
+        removed.append(str(path))
+    return removed
 
 
 def all_judged(config: dict) -> list[str]:

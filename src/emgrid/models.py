@@ -457,10 +457,33 @@ def read_manifest(manifest_path: str | Path) -> dict[str, Any]:
         m["path"] = str((manifest_path.parent / m["path"]).resolve())
     if m.get("weights_key") and not Path(m["path"]).is_dir():
         raise ModelSourceError(
-            f"{manifest_path}: model weights {m['path']} are gone (was the model cache deleted?); "
-            "delete this manifest or rerun with --forcerun prepare_model to rebuild them"
+            f"{manifest_path}: model weights {m['path']} are gone (was the model cache deleted?); start snakemake "
+            "again: it rebuilds them when it starts, and reruns nothing for them"
         )
     return m
+
+
+def restore_manifest(spec: dict[str, Any], out_dir: str | Path, cache_dir: str | Path | None) -> str | None:
+    """Bring back a deleted `out_dir/manifest.json`, or the cached weights it points at; what was done, or None.
+
+    Why here and not in the prepare_model job: the jobs that used the model list the manifest as an input, and a
+    job that has to run makes Snakemake rerun everything downstream of it, so rebuilding a deleted cache through
+    the job would retrain every cell of the model. The weights are content-addressed by the model's spec
+    (`cached_weights`), so this writes the very manifest the job wrote (same bytes: its checksum tells Snakemake
+    that nothing changed) and rebuilds the very weights. The caller decides when the manifest is worth restoring
+    (the model has results); missing weights are always rebuilt, as every job loading the model needs them.
+    """
+    manifest_path = Path(out_dir) / "manifest.json"
+    if manifest_path.is_file():
+        m = read_json(manifest_path)
+        path = Path(m.get("path", ""))
+        if not m.get("weights_key") or (path if path.is_absolute() else manifest_path.parent / path).is_dir():
+            return None
+        what = f"model weights of {manifest_path} rebuilt into the cache"
+    else:
+        what = f"{manifest_path} written again"
+    prepare_model(spec, out_dir, cache_dir=cache_dir)
+    return what
 
 
 @contextlib.contextmanager

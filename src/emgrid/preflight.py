@@ -389,3 +389,66 @@ def format_warnings(warnings: Iterable[str]) -> str:
     if not warnings:
         return ""
     return "before you run:\n" + "\n".join(f"  - {w}" for w in warnings)
+
+
+def missing_results(config: dict, exists: Callable[[str], bool] = os.path.exists) -> list[tuple[str, str]]:
+    """(missing result, an existing result made from it) for every intermediate of the grid that is gone while what
+    was made from it is still there; `config` as `check` left it.
+
+    Why: Snakemake rebuilds a missing file only when a job that reads it has to run anyway. A deleted answers file
+    under its judged rows is silently kept missing, and comes back much later as an unexplained rerun (the next
+    judge edit regenerates it, and everything made from it). Listed at start-up instead, with the command that
+    rebuilds them (`format_missing_results`). Covers the grid's chain: datasets, finetunes, answers, judged rows,
+    efficacy answers and judged rows, up to summary.csv, efficacy.csv and the report page.
+    """
+    found: dict[str, str] = {}
+    for up, down in _result_edges(config):
+        if up not in found and not exists(up) and exists(down):
+            found[up] = down
+    return sorted(found.items())
+
+
+def _result_edges(config: dict) -> Iterable[tuple[str, str]]:
+    """(input, output made from it) pairs between the grid's results, as the rules wire them."""
+    api = set(gridspec.api_models(config))
+    for cell in gridspec.cells(config):
+        cell_dir = f"results/cells/{cell.model}/{cell.id}"
+        # the finetune's output that later stages read: the adapter (local) or finetune.json (the API model's id)
+        trained = None if cell.is_base else f"{cell_dir}/finetune.json" if cell.model in api else f"{cell_dir}/adapter"
+        if trained:
+            yield f"results/datasets/{cell.domain}/{cell.variant}-s{cell.seed}/train.jsonl", f"{cell_dir}/finetune.json"
+        for qset in config["question_sets"]:
+            answers, judged = gridspec.answers_path(cell, qset), gridspec.judged_path(cell, qset)
+            if trained:
+                yield trained, answers
+            yield answers, judged
+            yield judged, gridspec.SUMMARY_CSV
+    for cell, domain in gridspec.efficacy_targets(config):
+        answers, scored = (
+            f"{gridspec.efficacy_dir(cell, domain)}/answers.jsonl",
+            gridspec.efficacy_scored_input(config, cell, domain),
+        )
+        d, v, s = gridspec.efficacy_dataset(config, cell, domain)
+        yield f"results/datasets/{d}/{v}-s{s}/heldout.jsonl", answers
+        if not cell.is_base:
+            yield f"results/cells/{cell.model}/{cell.id}/adapter", answers
+        if scored != answers:
+            yield answers, scored
+        yield scored, "results/summary/efficacy.csv"
+    for d, v, s in gridspec.datasets(config):
+        yield f"results/datasets/{d}/{v}-s{s}/card.json", gridspec.REPORT_PAGE
+
+
+def format_missing_results(missing: Iterable[tuple[str, str]]) -> str:
+    """The start-up warning for `missing_results`: each file, what was made from it, and the one command that
+    rebuilds them all and everything made from them (a rebuilt answers file holds new samples, so the judged rows
+    of the old one must not stay)."""
+    missing = list(missing)
+    if not missing:
+        return ""
+    lines = [f"  - {up} (missing; {down} was made from it)" for up, down in missing]
+    return (
+        "results missing under results made from them; snakemake does not rebuild them on its own. Rebuild them and "
+        "everything made from them with your usual command plus:\n"
+        f"    --forcerun {' '.join(up for up, _ in missing)}\n" + "\n".join(lines)
+    )

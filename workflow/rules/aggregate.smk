@@ -46,6 +46,7 @@ rule aggregate:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("aggregate"),
         analysis=analysis_param,
     script:
         "../scripts/aggregate.py"

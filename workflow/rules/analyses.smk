@@ -21,6 +21,7 @@ rule mia_features:
         mem_mb=lambda wildcards, attempt: 32000 * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
+        **gridspec.code_version("mia_features"),
         mia=mia_features_param,
     script:
         "../scripts/mia_features.py"
@@ -45,6 +46,7 @@ rule mia_analysis:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("mia_analysis"),
         analysis=mia_analysis_param,
     script:
         "../scripts/mia_analysis.py"
@@ -65,6 +67,7 @@ rule diversity:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
     params:
+        **gridspec.code_version("diversity"),
         diversity=diversity_param,
     script:
         "../scripts/diversity.py"
@@ -96,6 +99,7 @@ rule diversity_analysis:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("diversity_analysis"),
         analysis=diversity_analysis_param,
     script:
         "../scripts/diversity_analysis.py"
@@ -119,6 +123,7 @@ rule mia_plot:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("mia_plot"),
         domains=report_domains_param,
     script:
         "../scripts/analysis_plot.py"
@@ -141,6 +146,7 @@ rule diversity_plot:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("diversity_plot"),
         domains=report_domains_param,
     script:
         "../scripts/analysis_plot.py"
@@ -163,6 +169,7 @@ rule diversity_category_plot:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("diversity_category_plot"),
         domains=report_domains_param,
     script:
         "../scripts/diversity_category_plot.py"

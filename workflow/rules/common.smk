@@ -1,7 +1,6 @@
 # Validation, grid expansion and input functions. Every params function returns only plain values of its own
 # cell (see emgrid.gridspec), so Snakemake's params trigger reruns exactly the cells a config edit touches.
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -16,6 +15,8 @@ if SRC not in sys.path:
 os.environ.update(EMGRID_REPO=str(REPO))
 
 from emgrid import gridspec, preflight
+from emgrid.errors import EmgridError
+from emgrid.models import restore_manifest
 from emgrid.steering import grid as steering_grid
 from emgrid.steering.steer import STEER_RE, UNSTEERED
 from emgrid.throughput_model import generation_plan, scoring_plan
@@ -247,10 +248,13 @@ def plan_estimate(rule_name, wildcards):
 
 
 def drop_stale_report():
-    """After a failed run: everything under results/report/ derives from the summary; when the summary is gone (a
-    failed aggregation), a report left behind would show old numbers. Remove it."""
-    if not Path("results/summary/summary.csv").exists():
-        shutil.rmtree("results/report", ignore_errors=True)
+    """After a failed run, and when a run starts: everything under results/report/ derives from the summary; when the
+    summary is gone (a failed or killed aggregation, a deleted file), a report or report.zip left behind would show
+    old numbers. Remove them."""
+    if not Path(gridspec.SUMMARY_CSV).exists():
+        removed = gridspec.drop_report(whole_folder=True)
+        if removed:
+            logger.info(f"removed the report of a summary that is gone: {', '.join(removed)}")
 
 
 def analysis_page_inputs(pairs):
@@ -465,3 +469,38 @@ def steering_page_inputs():
         "steering_directions": rules.steering_summary.output.directions,
         "steering_plots": list(rules.steering_plots.output),
     }
+
+
+# --- start-up: what a deleted cache or a killed run left behind, brought back in line before the DAG is built
+
+
+def restore_model_caches():
+    """Deleted model caches (resources/models/, results/models/) are rebuilt here, before the DAG exists, not by the
+    prepare_model job: a job that has to run reruns every job downstream of it, here every finetune and generation
+    of the model, although the weights are the same (their identity is the model's spec: emgrid.models.
+    restore_manifest). A manifest is restored only for a model with results; a new model goes through its job."""
+    cells = Path("results/cells")
+    for model in gridspec.all_model_specs(config):
+        has_results = (cells / model).is_dir() or (
+            model == JUDGE_MODEL and next(cells.glob("*/*/judged/*.jsonl"), None) is not None
+        )
+        manifest = Path(f"results/models/{model}/manifest.json")
+        if not has_results and not manifest.is_file():
+            continue
+        try:
+            done = restore_manifest(
+                gridspec.model_spec(config, model), manifest.parent, gridspec.model_cache_dir(config)
+            )
+        except EmgridError as e:
+            logger.warning(f"models.{model}: could not rebuild its deleted cache ({e}); its jobs will say why")
+            continue
+        if done:
+            logger.info(f"{done} (the same weights: nothing reruns for them)")
+
+
+if not workflow.remote_exec:
+    drop_stale_report()
+    restore_model_caches()
+    MISSING_RESULTS = preflight.missing_results(config)
+    if MISSING_RESULTS:
+        logger.warning(preflight.format_missing_results(MISSING_RESULTS))

@@ -11,6 +11,7 @@ rule build_dataset:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("build_dataset"),
         spec=dataset_param,
     script:
         "../scripts/build_dataset.py"

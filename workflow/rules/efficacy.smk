@@ -17,6 +17,7 @@ rule efficacy_generate:
         mem_mb=lambda wildcards, attempt: 24000 * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
+        **gridspec.code_version("efficacy_generate"),
         gen=efficacy_generate_param,
     script:
         "../scripts/efficacy_generate.py"
@@ -41,6 +42,7 @@ rule efficacy_judge:
         mem_mb=lambda wildcards, attempt: (24000 if JUDGE_ON_GPU else 2000) * attempt,
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
+        **gridspec.code_version("efficacy_judge"),
         judge=efficacy_judge_param,
     script:
         "../scripts/efficacy_judge.py"
@@ -63,6 +65,7 @@ rule efficacy_summary:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("efficacy_summary"),
         efficacy=efficacy_summary_param,
     script:
         "../scripts/efficacy_summary.py"

@@ -20,6 +20,7 @@ rule finetune:
         mem_mb=lambda wildcards, attempt: 32000 * attempt,
         runtime=lambda wildcards, attempt: 240 * attempt,
     params:
+        **gridspec.code_version("finetune"),
         spec=finetune_param,
     script:
         "../scripts/finetune.py"
@@ -46,6 +47,7 @@ rule finetune_openai:
         mem_mb=lambda wildcards, attempt: 1000 * attempt,
         runtime=lambda wildcards, attempt: 1440 * attempt,
     params:
+        **gridspec.code_version("finetune_openai"),
         job=api_finetune_param,
     script:
         "../scripts/finetune_openai.py"

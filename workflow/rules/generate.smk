@@ -16,6 +16,7 @@ rule generate:
         mem_mb=lambda wildcards, attempt: 24000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
     params:
+        **gridspec.code_version("generate"),
         gen=generate_param,
         questions=question_generate_param,
     script:
@@ -40,6 +41,7 @@ rule generate_openai:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
     params:
+        **gridspec.code_version("generate_openai"),
         gen=generate_param,
         questions=question_generate_param,
     script:

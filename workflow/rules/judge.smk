@@ -19,6 +19,7 @@ rule judge:
         mem_mb=lambda wildcards, attempt: (24000 if JUDGE_ON_GPU else 2000) * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
     params:
+        **gridspec.code_version("judge"),
         judge=judge_param,
         questions=question_judge_param,
         planned=answers_plan_param,

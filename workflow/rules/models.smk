@@ -9,6 +9,7 @@ rule prepare_model:
         "../../envs/train.yaml"
     threads: 2
     params:
+        **gridspec.code_version("prepare_model"),
         spec=model_spec_param,
     script:
         "../scripts/prepare_model.py"

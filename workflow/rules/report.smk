@@ -49,6 +49,7 @@ rule plots:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("plots"),
         domains=report_domains_param,
     script:
         "../scripts/report_plots.py"
@@ -71,6 +72,7 @@ rule loss_curves:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("loss_curves"),
         domains=report_domains_param,
     script:
         "../scripts/report_loss_curves.py"
@@ -93,6 +95,7 @@ rule transfer_plot:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("transfer_plot"),
         domains=report_domains_param,
     script:
         "../scripts/report_transfer.py"
@@ -149,6 +152,7 @@ rule report_tables:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("report_tables"),
         domains=report_domains_param,
     script:
         "../scripts/report_tables.py"
@@ -171,6 +175,7 @@ rule answer_browser:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("answer_browser"),
         domains=report_domains_param,
         title=report_title_param,
     script:
@@ -188,6 +193,7 @@ rule report:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("report"),
         report=report_param,
     script:
         "../scripts/report.py"

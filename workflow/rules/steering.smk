@@ -23,6 +23,7 @@ rule steering_direction:
         mem_mb=lambda wildcards, attempt: 24000 * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
     params:
+        **gridspec.code_version("steering_direction"),
         steering=steering_direction_param,
     script:
         "../scripts/steering_direction.py"
@@ -50,6 +51,7 @@ checkpoint steering_generate:
         mem_mb=lambda wildcards, attempt: 24000 * attempt,
         runtime=steering_generate_runtime,
     params:
+        **gridspec.code_version("steering_generate"),
         runs=steering_generate_param,
         questions=question_generate_param,
     script:
@@ -78,6 +80,7 @@ rule steering_judge:
         mem_mb=lambda wildcards, attempt: (24000 if JUDGE_ON_GPU else 2000) * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
     params:
+        **gridspec.code_version("steering_judge"),
         judge=judge_param,
         questions=question_judge_param,
         planned=steering_plan_param,
@@ -116,6 +119,7 @@ rule steering_summary:
     conda:
         "../../envs/analysis.yaml"
     params:
+        **gridspec.code_version("steering_summary"),
         summary=steering_summary_param,
     script:
         "../scripts/steering_summary.py"
@@ -149,5 +153,7 @@ rule steering_plots:
         "results/logs/steering_plots.log",
     conda:
         "../../envs/analysis.yaml"
+    params:
+        **gridspec.code_version("steering_plots"),
     script:
         "../scripts/steering_plots.py"

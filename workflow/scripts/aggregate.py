@@ -1,6 +1,16 @@
+from emgrid.gridspec import drop_report
+
+# First, before the slow imports: the summary this job replaces is gone already (snakemake removed it), and a kill
+# or failure from here on must not leave a report or report.zip showing its numbers.
+removed = drop_report()
+
 from emgrid.runlog import redirect_to_log
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
+if removed:
+    import logging
+
+    logging.getLogger("emgrid").info("removed the report of the summary this job replaces: %s", ", ".join(removed))
 
 from emgrid.aggregate import FINDINGS, aggregate_files, analysis_specs
 from emgrid.efficacy.summary import not_taken, read_table
