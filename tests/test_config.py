@@ -318,3 +318,12 @@ def test_question_system_prompts_join_generate_params_only_when_off():
     assert "question_system_prompts" not in gridspec.generate_params(config, cell, qset)["spec"]
     config["generate"]["question_system_prompts"] = False
     assert gridspec.generate_params(config, cell, qset)["spec"]["question_system_prompts"] is False
+
+
+def test_tags_parsing_switches_join_the_aggregate_params_only_when_changed():
+    config = validate_config(tiny_config())
+    assert "score_tag" not in gridspec.analysis_params(config) and "bare_numbers" not in gridspec.analysis_params(
+        config
+    )
+    config["analysis"]["score_tag"] = "first"
+    assert gridspec.analysis_params(config)["score_tag"] == "first"

@@ -147,3 +147,15 @@ def test_categorize_tags_and_errors():
     assert categorize(row(mode="tags", text="garbage")) == (None, "no_score")
     assert categorize(row(error="HTTP 400: too long")) == (None, "error")
     assert categorize(row(mode="tags", text="<score>7</score>", error="x")) == (None, "error")
+
+
+def test_tags_parsing_can_follow_the_studys_parser():
+    """emgrid counts the last <score> tag and bare numbers; the study's parser took the first tag and dropped bare
+    numbers (analysis.score_tag: first, analysis.bare_numbers: false in paper-exact)."""
+    from emgrid.judge.scoring import tags_categorizer
+
+    two = {"mode": "tags", "text": "<score>80</score> on reflection <score>20</score>"}
+    bare = {"mode": "tags", "text": "42"}
+    ours, study = tags_categorizer({}), tags_categorizer({"score_tag": "first", "bare_numbers": False})
+    assert ours(two, 0.25) == (20, "scored") and study(two, 0.25) == (80, "scored")
+    assert ours(bare, 0.25) == (42, "scored") and study(bare, 0.25)[0] is None

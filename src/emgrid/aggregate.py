@@ -392,7 +392,10 @@ def _to_csv(df: pd.DataFrame) -> str:
 
 def analysis_specs(analysis: dict) -> tuple[Criterion, float, BootstrapSpec, float]:
     """Split the config's `analysis` mapping into (criterion, min_mass, bootstrap spec, alpha), validating each."""
-    rest = {k: v for k, v in analysis.items() if k not in ("min_mass", "alpha", "bootstrap", "drop_untaken_cells")}
+    parsing = ("score_tag", "bare_numbers")  # emgrid.judge.scoring.tags_categorizer reads these
+    rest = {
+        k: v for k, v in analysis.items() if k not in ("min_mass", "alpha", "bootstrap", "drop_untaken_cells", *parsing)
+    }
     return (
         Criterion.from_dict(rest),
         float(analysis.get("min_mass", 0.25)),

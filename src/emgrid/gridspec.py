@@ -339,8 +339,13 @@ def judge_model_key(config: dict) -> str | None:
     return j["model"] if j["backend"] == "hf" else None
 
 
+#: Tags-mode parsing switches with the value every result before them was parsed with: in params only when changed.
+PARSING_DEFAULTS = {"score_tag": "last", "bare_numbers": True}
+
+
 def analysis_params(config: dict) -> dict:
-    return sorted_plain(config["analysis"])
+    a = config["analysis"]
+    return sorted_plain({k: v for k, v in a.items() if k not in PARSING_DEFAULTS or v != PARSING_DEFAULTS[k]})
 
 
 def answers_path(cell: Cell, qset: str) -> str:

@@ -14,6 +14,7 @@ if removed:
 
 from emgrid.aggregate import FINDINGS, aggregate_files, analysis_specs
 from emgrid.efficacy.summary import not_taken, read_table
+from emgrid.judge.scoring import tags_categorizer
 
 criterion, min_mass, bootstrap, alpha = analysis_specs(snakemake.params.analysis)
 # analysis.drop_untaken_cells: the efficacy table is an input only when the switch is on
@@ -29,4 +30,5 @@ aggregate_files(
     findings_csv={name: snakemake.output[name] for name in FINDINGS},
     answers_paths=list(snakemake.input.answers),
     exclude_cells=not_taken(read_table(efficacy)) if efficacy else (),
+    categorize=tags_categorizer(snakemake.params.analysis),
 )

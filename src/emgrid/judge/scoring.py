@@ -77,19 +77,26 @@ def special_category(token: str | None) -> str | None:
     return None
 
 
-def parse_tags_text(text: str | None) -> tuple[int | None, str]:
-    """(score, category) from a tags-mode reply; never raises."""
+#: Which `<score>` tag of a reply counts: emgrid's `last` (a judge that reasons first puts its verdict last), or
+#: `first` (the study's parser, STUDY analysis.py parse_score_from_content).
+SCORE_TAGS = ("last", "first")
+
+
+def parse_tags_text(text: str | None, tag: str = "last", bare_numbers: bool = True) -> tuple[int | None, str]:
+    """(score, category) from a tags-mode reply; never raises. `tag`: which `<score>` tag counts; `bare_numbers`:
+    whether a reply that is only a number (no tag) is scored (the study's parser dropped it)."""
     if not text or not text.strip():
         return None, NO_SCORE
     tags = _TAG_RE.findall(text)
     if tags:
-        v = parse_int_token(tags[-1])
+        chosen = tags[-1] if tag == "last" else tags[0]
+        v = parse_int_token(chosen)
         if v is not None:
             return v, SCORED
-        cat = special_category(tags[-1]) if tags[-1].strip().isalpha() else None
+        cat = special_category(chosen) if chosen.strip().isalpha() else None
         return None, cat or NO_SCORE
     bare = _BARE_RE.match(text.strip())
-    if bare:
+    if bare and bare_numbers:
         v = parse_int_token(bare.group(1))
         return (v, SCORED) if v is not None else (None, NO_SCORE)
     words = set(re.findall(r"\b[A-Z]{4,}\b", text))
@@ -99,8 +106,11 @@ def parse_tags_text(text: str | None) -> tuple[int | None, str]:
     return None, NO_SCORE
 
 
-def categorize(judged_row: Mapping[str, Any], min_mass: float = DEFAULT_MIN_MASS) -> tuple[float | None, str]:
-    """(score or None, category) of one judged row (see docs/design.md for the row format)."""
+def categorize(
+    judged_row: Mapping[str, Any], min_mass: float = DEFAULT_MIN_MASS, tag: str = "last", bare_numbers: bool = True
+) -> tuple[float | None, str]:
+    """(score or None, category) of one judged row (see docs/design.md for the row format); `tag` and
+    `bare_numbers` select how a tags-mode reply is parsed (parse_tags_text)."""
     if judged_row.get("error"):
         return None, ERROR
     int_probs = judged_row.get("int_probs")
@@ -109,5 +119,18 @@ def categorize(judged_row: Mapping[str, Any], min_mass: float = DEFAULT_MIN_MASS
         if score is not None:
             return score, SCORED
         return None, special_category(judged_row.get("top_token")) or NO_SCORE
-    score, cat = parse_tags_text(judged_row.get("text"))
+    score, cat = parse_tags_text(judged_row.get("text"), tag, bare_numbers)
     return (None if score is None else float(score)), cat
+
+
+def tags_categorizer(analysis: Mapping[str, Any]):
+    """`categorize` with the config's tags-mode parsing (`analysis.score_tag`, `analysis.bare_numbers`): parsing
+    happens when scores are derived from the stored replies, so switching it re-aggregates and never re-judges."""
+    tag, bare = analysis.get("score_tag", "last"), analysis.get("bare_numbers", True)
+    if tag not in SCORE_TAGS:
+        raise ValueError(f"config key 'analysis.score_tag' must be one of {', '.join(SCORE_TAGS)}, got {tag!r}")
+
+    def fn(row: Mapping[str, Any], min_mass: float) -> tuple[float | None, str]:
+        return categorize(row, min_mass, tag, bool(bare))
+
+    return fn
