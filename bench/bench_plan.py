@@ -11,8 +11,9 @@ user+sys of the child processes, steadier than wall time on a shared machine) of
   emgrid plan             the planner (child snakemake builds the DAG, dumps the jobs, never schedules)
   snakemake -n            a bare dry run (builds the DAG, then prints every job)
   snakemake -n --quiet    the DAG alone (prints nothing per job): the floor any snakemake-based planner pays
-(child s: the wall time of plan's child snakemake; the rest of plan is reading its dump and summing)
-and one ratio line per grid: plan / `snakemake -n`, wall and CPU, measured side by side in this one run.
+(child snakemake: the wall time of plan's child process; the rest of plan is reading its dump and summing)
+each printed as it ends, and one ratio line per grid: plan / `snakemake -n` (and / `-n --quiet`), wall and CPU,
+measured side by side in this one run. `--arms plan n` leaves the --quiet arm out (a 10x grid's arms take long).
 Snakemake runs in the repository root (relative paths in a config are read from there), whatever the current folder:
   python bench/bench_plan.py                     # paper grid + 10x grid (the 10x one takes minutes)
   python bench/bench_plan.py --grids paper       # the paper grid alone
@@ -93,21 +94,33 @@ def bare_dry_run(configfile: Path, *extra: str) -> None:
     )
 
 
-def measure(name: str, cfgfile: Path, repeat: int) -> None:
-    """The three arms on one grid, one after the other, then the grid's table row and its ratio line."""
-    pw, pc, p = timed(lambda: plan([*PROFILE, "--configfile", str(cfgfile)], cwd=REPO), repeat)
-    bw, bc, _ = timed(lambda: bare_dry_run(cfgfile), repeat)
-    qw, qc, _ = timed(lambda: bare_dry_run(cfgfile, "--quiet", "rules", "progress"), repeat)
-    print(
-        f"{name:<6} {p.total.jobs:>6} {p.cells:>5} | {pw:>7.1f} / {pc:>6.1f} | {bw:>6.1f} / {bc:>5.1f} | "
-        f"{qw:>6.1f} / {qc:>5.1f} | {p.dag_seconds:>7.1f}",
-        flush=True,
-    )
-    print(
-        f"ratio emgrid plan / snakemake -n on {name} ({p.total.jobs} jobs): wall {pw / bw:.2f}x, CPU {pc / bc:.2f}x; "
-        f"plan / -n --quiet: wall {pw / qw:.2f}x, CPU {pc / qc:.2f}x",
-        flush=True,
-    )
+ARMS = {"plan": "emgrid plan", "n": "snakemake -n", "quiet": "snakemake -n --quiet"}
+
+
+def measure(name: str, cfgfile: Path, repeat: int, arms: list[str]) -> None:
+    """The arms on one grid, one after the other, each printed as it ends (a 10x grid's dry run takes many minutes:
+    what has ended is not lost if the rest is stopped), then the grid's ratio line."""
+    run = {
+        "plan": lambda: plan([*PROFILE, "--configfile", str(cfgfile)], cwd=REPO),
+        "n": lambda: bare_dry_run(cfgfile),
+        "quiet": lambda: bare_dry_run(cfgfile, "--quiet", "rules", "progress"),
+    }
+    got, jobs = {}, ""
+    for arm in arms:
+        wall, cpu, result = timed(run[arm], repeat)
+        got[arm] = (wall, cpu)
+        what = ""
+        if arm == "plan":
+            jobs = f" ({result.total.jobs} jobs)"
+            what = f" ({result.total.jobs} jobs, {result.cells} cells; child snakemake {result.dag_seconds:.1f} s)"
+        print(f"{name:<6} {ARMS[arm]:<22} wall {wall:>7.1f} s  CPU {cpu:>7.1f} s{what}", flush=True)
+    ratios = [
+        f"emgrid plan / {ARMS[arm]}: wall {got['plan'][0] / got[arm][0]:.2f}x, CPU {got['plan'][1] / got[arm][1]:.2f}x"
+        for arm in ("n", "quiet")
+        if "plan" in got and arm in got
+    ]
+    if ratios:
+        print(f"ratio on {name}{jobs}: " + "; ".join(ratios), flush=True)
 
 
 def main(argv=None) -> int:
@@ -116,14 +129,11 @@ def main(argv=None) -> int:
     ap.add_argument("--scale", type=int, default=10, help="domain copies in the big grid (default 10)")
     ap.add_argument("--grids", nargs="+", choices=["paper", "10x"], default=["paper", "10x"])
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement (the best is reported)")
+    ap.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="what to time on each grid")
     a = parse_args(ap, argv, SMOKE)
     config = a.config.resolve()
     base = yaml.safe_load(config.read_text())
     print(f"config {config.relative_to(REPO) if config.is_relative_to(REPO) else config}, profile {PROFILE[1]}")
-    print(
-        f"{'grid':<6} {'jobs':>6} {'cells':>5} | {'plan wall/cpu s':>16} | {'snakemake -n':>14} | "
-        f"{'-n --quiet':>14} | {'child s':>7}"
-    )
     with tempfile.TemporaryDirectory(prefix="emgrid-bench-plan-") as tmp:
         for name in a.grids:
             cfg = base if name == "paper" else scaled_config(base, a.scale)
@@ -131,7 +141,7 @@ def main(argv=None) -> int:
             cfgfile = Path(tmp) / f"{label}.yaml"
             cfgfile.write_text(yaml.safe_dump(cfg, sort_keys=False))
             print(f"# {label}: {grid_shape(cfg)}", flush=True)
-            measure(label, cfgfile, a.repeat)
+            measure(label, cfgfile, a.repeat, a.arms)
     return 0
 
 

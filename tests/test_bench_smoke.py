@@ -38,7 +38,7 @@ BENCHES = {
     ),
     "bench_judge": ([], rf"speed-up {NUMBER}x, max \|diff\| {NUMBER}e"),
     "bench_mia": ([], rf"speed-up batched / one-at-a-time: {NUMBER}x"),
-    "bench_plan": ([], rf"ratio emgrid plan / snakemake -n on 2x \(\d+ jobs\): wall {NUMBER}x, CPU {NUMBER}x"),
+    "bench_plan": ([], rf"ratio on 2x \(\d+ jobs\): emgrid plan / snakemake -n: wall {NUMBER}x, CPU {NUMBER}x"),
 }
 TIMEOUT_S = 900  # per bench; a loaded machine can be slow, a hung bench must still end
 
