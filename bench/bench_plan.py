@@ -3,8 +3,10 @@
 Grids, both built from one config (default config/config.yaml, the paper grid, as it is: its models, domains,
 variants, seeds and question sets; nothing here assumes how many of each):
   paper: the config itself
-  10x:   every domain copied --scale times (default 10; copies are named `{domain}_x{k}`, same recipe), so ten times
-         the finetuned cells
+  10x:   the config with --scale (default 10) times the seeds: ten times the cells, steering runs and jobs.
+         `--scale-by domains` copies every domain instead, but the steering matrix grows with the square of the
+         domains: 10x the paper grid's domains is ~600,000 jobs, a dry run of hours and over 10 GB (see
+         scaled_config)
 Both are planned with the slurm profile (what a cluster user plans with). The grid's size (models, domains, jobs,
 cells) is read from the config and from the plan, never assumed. For each grid it prints wall and CPU seconds (CPU:
 user+sys of the child processes, steadier than wall time on a shared machine) of
@@ -17,7 +19,7 @@ measured side by side in this one run. `--arms plan n` leaves the --quiet arm ou
 Snakemake runs in the repository root (relative paths in a config are read from there), whatever the current folder:
   python bench/bench_plan.py                     # paper grid + 10x grid (the 10x one takes minutes)
   python bench/bench_plan.py --grids paper       # the paper grid alone
-  python bench/bench_plan.py --smoke             # config/demo.yaml and a 2x copy of it: seconds (the test suite's)
+  python bench/bench_plan.py --smoke             # config/demo.yaml and twice its seeds: seconds (the test suite's)
 Dry runs read no data and need no network: they only print what is missing under "before you run".
 """
 
@@ -44,13 +46,21 @@ from emgrid.plan import plan  # noqa: E402
 from smoke import parse_args  # noqa: E402
 
 PAPER = REPO / "config" / "config.yaml"
-SMOKE = {"config": REPO / "config" / "demo.yaml", "scale": 2}  # the demo grid (86 jobs) and twice its domains
+SMOKE = {"config": REPO / "config" / "demo.yaml", "scale": 2}  # the demo grid (86 jobs) and twice its seeds
 
 
-def scaled_config(base: dict, scale: int) -> dict:
-    """`base` with every domain copied `scale` times in all (the original plus scale - 1 renamed copies). A copy
-    keeps its recipe, so the DAG grows exactly as a grid with that many more domains would."""
+def scaled_config(base: dict, scale: int, by: str = "seeds") -> dict:
+    """`base` grown `scale` times along one axis of the grid:
+    seeds:   `scale` times the seeds (new ones above the config's highest): `scale` times every cell and every
+             steering run, so about `scale` times the jobs;
+    domains: every domain copied (the original plus scale - 1 copies named `{domain}_x{k}`, same recipe). The
+             steering matrix (every backdoor source x every plain target of its model and seed) grows with the
+             square of the domains: at 10x the paper grid's 3,236 steering runs become 293,702 (~75x the jobs)."""
     cfg = copy.deepcopy(base)
+    if by == "seeds":
+        seeds = list(base["seeds"])
+        cfg["seeds"] = seeds + [max(seeds) + 1 + i for i in range(len(seeds) * (scale - 1))]
+        return cfg
     domains = {}
     for name, spec in base["domains"].items():
         domains[name] = copy.deepcopy(spec)
@@ -126,7 +136,8 @@ def measure(name: str, cfgfile: Path, repeat: int, arms: list[str]) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", type=Path, default=PAPER, help="the grid's config (default config/config.yaml)")
-    ap.add_argument("--scale", type=int, default=10, help="domain copies in the big grid (default 10)")
+    ap.add_argument("--scale", type=int, default=10, help="how many times bigger the big grid is (default 10)")
+    ap.add_argument("--scale-by", choices=["seeds", "domains"], default="seeds", help="the axis grown (see above)")
     ap.add_argument("--grids", nargs="+", choices=["paper", "10x"], default=["paper", "10x"])
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement (the best is reported)")
     ap.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="what to time on each grid")
@@ -136,7 +147,7 @@ def main(argv=None) -> int:
     print(f"config {config.relative_to(REPO) if config.is_relative_to(REPO) else config}, profile {PROFILE[1]}")
     with tempfile.TemporaryDirectory(prefix="emgrid-bench-plan-") as tmp:
         for name in a.grids:
-            cfg = base if name == "paper" else scaled_config(base, a.scale)
+            cfg = base if name == "paper" else scaled_config(base, a.scale, a.scale_by)
             label = f"{a.scale}x" if name == "10x" else "paper" if config == PAPER else config.stem
             cfgfile = Path(tmp) / f"{label}.yaml"
             cfgfile.write_text(yaml.safe_dump(cfg, sort_keys=False))
