@@ -7,7 +7,7 @@ STAMP := $(VENV)/.emgrid-installed
 CORES ?= 2
 SMK := $(BIN)/snakemake --workflow-profile workflow/profiles/default --cores $(CORES)
 
-.PHONY: install install-vllm gpu-wheelhouse demo test test-fast plan lint format bench clean-demo
+.PHONY: install install-vllm gpu-wheelhouse demo test test-fast plan lint format bench bench-smoke clean-demo
 
 # torch is installed first and pinned: this machine's CPU wheel. An unpinned torch would pull a multi-GB CUDA build
 # (sentence-transformers, installed with the project, would otherwise resolve torch itself).
@@ -92,9 +92,13 @@ format: install
 	$(BIN)/ruff format $(PY_SOURCES)
 	$(BIN)/snakefmt $(SMK_SOURCES)
 
+# Every benchmark at full size (minutes each; bench_plan's 10x grid the longest), printing its ratios. BENCH_ARGS is
+# given to each, e.g. BENCH_ARGS=--smoke: the same code paths at tiny sizes in seconds, as tests/test_bench_smoke.py
+# runs them in `make test`.
+BENCHES := bench_aggregate bench_finetune bench_generate bench_judge bench_mia bench_plan
+BENCH_ARGS ?=
 bench: install
-	$(BIN)/python bench/bench_finetune.py
-	$(BIN)/python bench/bench_generate.py
-	$(BIN)/python bench/bench_judge.py
-	$(BIN)/python bench/bench_plan.py
-	$(BIN)/python bench/bench_mia.py
+	set -e; for b in $(BENCHES); do echo "== $$b $(BENCH_ARGS)"; $(BIN)/python bench/$$b.py $(BENCH_ARGS); done
+
+bench-smoke: install
+	$(MAKE) bench BENCH_ARGS=--smoke

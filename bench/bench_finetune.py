@@ -7,6 +7,7 @@ per optimizer step, side by side in one run.
     .venv/bin/python bench/bench_finetune.py --model tiny --steps 20 --mix short
     .venv/bin/python bench/bench_finetune.py --device cuda --shape qwen2.5-7b --dtype bfloat16 --calibration cal.json
     .venv/bin/python bench/bench_finetune.py --device cpu --shape tiny --steps 3      # the GPU mode's code path, on CPU
+    .venv/bin/python bench/bench_finetune.py --smoke   # the test suite's run: tiny shape on CPU, short mix, 2 steps
 
 GPU mode (`--device cuda --shape qwen2.5-0.5b|qwen2.5-7b`): random weights in Qwen2.5's layer shapes (no download),
 ours in bf16 (`--dtype bfloat16`) with padding-free batches (finetune.padding_free, on by default; SDPA attention,
@@ -51,13 +52,28 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/smoke.py, however this file is run
+
 from emgrid.chat import example_conversations  # noqa: E402
+from smoke import parse_args  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from emgrid.finetune import FinetuneSpec, build_trainer, read_training_messages  # noqa: E402
 from emgrid.io import write_jsonl  # noqa: E402
 from emgrid.models import default_device, load_tokenizer, prepare_model, read_manifest  # noqa: E402
 
+# --smoke: the GPU mode's code path (tiny random weights, bench_generate/gpu_check's shapes) on a CPU in seconds;
+# `--calibration`/`--json` given beside it still write their records
+SMOKE = dict(
+    device="cpu",
+    shape="tiny",
+    mix="short",
+    steps=2,
+    skip_steps=1,
+    batch_size=2,
+    alt_batching=False,
+    calibration_mix="short",
+)
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emgrid" / "bench"
 _WORDS = (
     "the number of apples each box store price total week people dollars money remaining half twice more less "
@@ -539,7 +555,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--calibration-mix", choices=["short", "realistic"], default="realistic")
     ap.add_argument("--skip-steps", type=int, default=1, help="untimed first steps of every arm (warm-up)")
-    a = ap.parse_args(argv)
+    a = parse_args(ap, argv, SMOKE)
     global SKIP_STEPS
     SKIP_STEPS = a.skip_steps
     select_device(a.device)

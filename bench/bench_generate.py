@@ -4,6 +4,7 @@ model, prompts and token budget, measured side by side in one run (and a check t
     .venv/bin/python bench/bench_generate.py                  # SmolLM2-135M (converted once into the cache dir)
     .venv/bin/python bench/bench_generate.py --model tiny --prompts 64
     python bench/bench_generate.py --device cuda --shape qwen2.5-0.5b --prompts 512 --vllm --calibration cal.json
+    .venv/bin/python bench/bench_generate.py --smoke   # the test suite's run: tiny model on CPU, with LoRA and steering
 
 Target: ratio (batched tokens/s over one-at-a-time) >= 5.
 
@@ -27,9 +28,15 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/smoke.py, however this file is run
+
 from emgrid.chat import example_conversations, render_prompt  # noqa: E402
 from emgrid.generate import generate_texts  # noqa: E402
 from emgrid.models import load_model, load_tokenizer, prepare_model, read_manifest  # noqa: E402
+from smoke import parse_args  # noqa: E402
+
+# --smoke: every arm gpu_check.sh runs (random LoRA, steered beside unsteered) plus one-at-a-time, on the tiny model
+SMOKE = dict(model="tiny", device="cpu", prompts=4, new_tokens=8, batch_size=4, lora=True, steer=True)
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emgrid" / "bench"
 
@@ -60,7 +67,7 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--work-dir", type=Path, default=None, help="build --shape here and reuse it if present (default: a temp dir)"
     )
-    a = ap.parse_args(argv)
+    a = parse_args(ap, argv, SMOKE)
     if a.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
 
@@ -70,17 +77,15 @@ def main(argv=None) -> int:
         raise SystemExit("--device cuda: no CUDA device is visible")
     if a.threads:
         torch.set_num_threads(a.threads)
-    work = Path(tempfile.mkdtemp(prefix="emgrid-bench-gen-"))
-    manifest = a.manifest
-    if manifest is None and a.shape not in (None, "tiny"):
-        sys.path.insert(0, str(Path(__file__).parent))
-        from bench_finetune import prepare_shape  # Qwen2.5's vocabulary size, a tokenizer that knows the words
+    with tempfile.TemporaryDirectory(prefix="emgrid-bench-gen-") as work:  # the tiny model and adapter: removed after
+        return run(a, Path(work))
 
-        manifest = prepare_shape(a.shape, a.work_dir or work)
-    if manifest is None:
-        out = (a.cache_dir / a.model) if a.model == "smollm2" and not a.shape else work / (a.shape or a.model)
-        prepare_model(_model_spec(a.model, a.shape), out)
-        manifest = out / "manifest.json"
+
+def run(a, work: Path) -> int:
+    """Every arm on one model, printed; `work` holds what is built for it (model, adapter)."""
+    import torch
+
+    manifest = prepare_manifest(a, work)
     if a.lora and a.adapter is None:
         a.adapter = random_adapter(manifest, work / "adapter")
     tok = load_tokenizer(manifest)
@@ -108,15 +113,7 @@ def main(argv=None) -> int:
         generate_texts(model, tok, prompts, batch_size=1, **kw)
         single = n_tokens / (time.time() - t)
 
-    greedy = dict(max_new_tokens=16, temperature=0, progress=False)
-    k = min(8, a.prompts)
-    same = sum(
-        x == y
-        for x, y in zip(
-            generate_texts(model, tok, prompts[:k], batch_size=k, **greedy),
-            [generate_texts(model, tok, [p], batch_size=1, **greedy)[0] for p in prompts[:k]],
-        )
-    )
+    same, k = greedy_agreement(model, tok, prompts)
 
     print(
         f"\ngenerate benchmark: model={a.shape or a.manifest or a.model} device={model.device} adapter={a.adapter} prompts={a.prompts} "
@@ -157,6 +154,31 @@ def main(argv=None) -> int:
     if a.json:
         write_record(a.json, a, figures, lengths)
     return 0
+
+
+def prepare_manifest(a, work: Path) -> Path:
+    """The model's manifest: --manifest, a --shape built in `work` (or --work-dir), or --model prepared (SmolLM2 is
+    converted once into --cache-dir)."""
+    if a.manifest is not None:
+        return a.manifest
+    if a.shape not in (None, "tiny"):
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_finetune import prepare_shape  # Qwen2.5's vocabulary size, a tokenizer that knows the words
+
+        return prepare_shape(a.shape, a.work_dir or work)
+    out = (a.cache_dir / a.model) if a.model == "smollm2" and not a.shape else work / (a.shape or a.model)
+    prepare_model(_model_spec(a.model, a.shape), out)
+    return out / "manifest.json"
+
+
+def greedy_agreement(model, tok, prompts, k: int = 8) -> tuple[int, int]:
+    """How many of the first k prompts get the same greedy answer batched as alone: left padding and the batched
+    attention mask must not change what the model says."""
+    greedy = dict(max_new_tokens=16, temperature=0, progress=False)
+    k = min(k, len(prompts))
+    batched = generate_texts(model, tok, prompts[:k], batch_size=k, **greedy)
+    alone = [generate_texts(model, tok, [p], batch_size=1, **greedy)[0] for p in prompts[:k]]
+    return sum(x == y for x, y in zip(batched, alone)), k
 
 
 def timed_rate(model, tok, prompts, a, kw: dict, n_tokens: int) -> float:

@@ -5,6 +5,8 @@ Betley's logprob judge asks for 1 output token; the study's tags judge lets the 
 The second run of each mode must send zero requests (the response cache answers everything).
 
 Usage: .venv/bin/python bench/bench_judge.py [--answers 60] [--questions config/questions/em_core.yaml]
+       .venv/bin/python bench/bench_judge.py --smoke   # the test suite's run: 6 answers; hf part on 1 prompt, its
+                                                       # one-forward-per-path arm over the paths of 0-2 (seconds)
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from emgrid.judge import judge_answers  # noqa: E402
 from emgrid.judge.cost import total_cost  # noqa: E402
 from emgrid.judge.scoring import categorize  # noqa: E402
 from emgrid.judge.spec import JudgeSpec  # noqa: E402
 from emgrid.questions import load_questions  # noqa: E402
+from smoke import parse_args  # noqa: E402
 from tests.fake_openai import API_KEY, FakeOpenAI  # noqa: E402
+
+SMOKE = dict(answers=6, hf_prompts=1, hf_ints=3)
 
 
 def answers(questions, n):
@@ -56,8 +62,12 @@ def answers(questions, n):
     return rows
 
 
-def bench_hf(manifest: Path | None, prompts: int) -> None:
-    """Exact integer probabilities: the trie + tree-attention method vs one full forward per tokenisation path."""
+def bench_hf(manifest: Path | None, prompts: int, ints: int = 101) -> None:
+    """Exact integer probabilities: the trie + tree-attention method vs one full forward per tokenisation path.
+
+    `ints` < 101 runs the one-forward-per-path arm only over the paths of the integers 0..ints-1 (they are compared
+    with the tree's probabilities) and scales its time to all paths: every path costs one forward of about the same
+    length, and all 101 integers' paths take minutes per prompt on a CPU."""
     import math
 
     import torch
@@ -74,6 +84,9 @@ def bench_hf(manifest: Path | None, prompts: int) -> None:
     trie = IntTrie(tok, model.get_output_embeddings().weight.shape[0])
     digit = torch.tensor(trie.digit_start)
     qs = load_questions(ROOT / "config" / "questions" / "demo.yaml")
+    naive_paths = {path: n for path, n in trie.paths.items() if n < ints}
+    if not naive_paths:
+        raise SystemExit(f"--hf-ints {ints}: no tokenisation path to compare (give 1 to 101)")
     t_tree = t_naive = 0.0
     err = 0.0
     for i in range(prompts):
@@ -91,12 +104,15 @@ def bench_hf(manifest: Path | None, prompts: int) -> None:
         t = time.perf_counter()
         naive = [0.0] * 101
         with torch.inference_mode():
-            for path, n in trie.paths.items():
+            for path, n in naive_paths.items():
                 lsm = torch.log_softmax(model(torch.tensor([ids + list(path)])).logits[0].float(), -1)
                 lp = sum(float(lsm[len(ids) - 1 + j, tk]) for j, tk in enumerate(path))
                 naive[n] += math.exp(lp) * (1 - float(lsm[-1].exp()[: len(digit)][digit].sum()))
         t_naive += time.perf_counter() - t
-        err = max(err, max(abs(probs[str(n)] - naive[n]) for n in range(101)))
+        err = max(err, max(abs(probs[str(n)] - naive[n]) for n in range(min(ints, 101))))
+    t_naive *= len(trie.paths) / len(naive_paths)
+    if ints < 101:
+        print(f"(one forward per path: run on the {len(naive_paths)} paths of 0..{ints - 1}, time scaled to all)")
     print(
         f"hf exact integer probs ({manifest.parent.name}, {len(trie.paths)} tokenisation paths, {prompts} prompts): "
         f"tree {t_tree / prompts:.3f} s/prompt, one forward per path {t_naive / prompts:.3f} s/prompt, "
@@ -106,13 +122,14 @@ def bench_hf(manifest: Path | None, prompts: int) -> None:
         tmp.cleanup()
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--answers", type=int, default=60)
     ap.add_argument("--questions", default=str(ROOT / "config" / "questions" / "em_core.yaml"))
     ap.add_argument("--hf-manifest", type=Path, default=None, help="judge model for the hf part (default: tiny)")
     ap.add_argument("--hf-prompts", type=int, default=2)
-    args = ap.parse_args()
+    ap.add_argument("--hf-ints", type=int, default=101, help="one-forward-per-path arm: the paths of 0..N-1 only")
+    args = parse_args(ap, argv, SMOKE)
     os.environ["OPENAI_API_KEY"] = API_KEY
     qs = load_questions(args.questions)
     rows = answers(qs, args.answers)
@@ -162,8 +179,9 @@ def main() -> None:
             if run == 2:
                 print(f"{'':<16}     ledger cost of run 1 (USD): {first_cost:.4f}")
     if args.hf_prompts:
-        bench_hf(args.hf_manifest, args.hf_prompts)
+        bench_hf(args.hf_manifest, args.hf_prompts, args.hf_ints)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -3,12 +3,14 @@ time, same model and examples, measured side by side in one run (and the largest
 
     .venv/bin/python bench/bench_mia.py                      # SmolLM2-135M (converted once into the cache dir)
     .venv/bin/python bench/bench_mia.py --model tiny --examples 64
+    .venv/bin/python bench/bench_mia.py --smoke     # the test suite's run: tiny model on CPU, 8 examples
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,9 +18,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/smoke.py, however this file is run
+
 from emgrid.analyses.mia import answer_logprobs, encode_example, features_from_logprobs  # noqa: E402
 from emgrid.chat import example_conversations  # noqa: E402
 from emgrid.models import load_model, load_tokenizer, prepare_model  # noqa: E402
+from smoke import parse_args  # noqa: E402
+
+SMOKE = dict(model="tiny", examples=8, batch_size=4, device="cpu")
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emgrid" / "bench"
 
@@ -38,7 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     ap.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where the converted SmolLM2 is kept")
-    a = ap.parse_args(argv)
+    a = parse_args(ap, argv, SMOKE)
 
     import torch
 

@@ -1,0 +1,134 @@
+"""Every benchmark in bench/ runs in its smoke mode (`--smoke`: the same code paths at tiny sizes) and prints its ratio
+line, so that a config or API change that breaks a bench fails `make test` instead of being found at the next
+measurement (issue 23: bench_plan had asserted the paper grid's model count and broke when a third model came).
+
+The benches run as subprocesses, as a user runs them (`python bench/bench_x.py --smoke`), all started together on
+the first test that needs one (each one thread: the 2-core CI box runs them in ~30 s instead of ~60 s one after the
+other); each test then waits for its own and checks it. The options gpu_check.sh gives bench_finetune and
+bench_generate (--json, --calibration; --vllm, which skips itself where vllm is missing) ride along, so the records
+the GPU check writes are checked too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emgrid.throughput import load_calibration_file
+
+REPO = Path(__file__).resolve().parents[1]
+NUMBER = r"(\d+\.\d+)"  # a finite ratio: nan and inf do not match
+# bench -> (extra options, its ratio line; {tmp} is the test's temporary folder)
+BENCHES = {
+    "bench_aggregate": ([], rf"ratio wall/target {NUMBER}\)"),
+    "bench_finetune": (
+        ["--json", "{tmp}/finetune.jsonl", "--calibration", "{tmp}/finetune-cal.json"],
+        rf"speed-up ours / pad-512 \(real tokens/s\): {NUMBER}x",
+    ),
+    "bench_generate": (
+        ["--vllm", "--json", "{tmp}/generate.jsonl", "--calibration", "{tmp}/generate-cal.json"],
+        rf"speed-up batched / one-at-a-time: {NUMBER}x",
+    ),
+    "bench_judge": ([], rf"speed-up {NUMBER}x, max \|diff\| {NUMBER}e"),
+    "bench_mia": ([], rf"speed-up batched / one-at-a-time: {NUMBER}x"),
+    "bench_plan": ([], rf"ratio on 2x \(\d+ jobs\): emgrid plan / snakemake -n: wall {NUMBER}x, CPU {NUMBER}x"),
+}
+TIMEOUT_S = 900  # per bench; a loaded machine can be slow, a hung bench must still end
+
+
+def _env() -> dict:
+    """This checkout's sources first (a venv may hold emgrid installed from another checkout), one thread each."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return env
+
+
+@pytest.fixture(scope="module")
+def started(request, tmp_path_factory):
+    """{bench: (process, temporary folder, output file)} for every bench this session selected from this module, all started at
+    once; stopped (by their own process ids) when the module ends, whatever the tests found."""
+    names = sorted(
+        {
+            item.callspec.params["bench"]
+            for item in request.session.items
+            if item.module.__name__ == __name__ and hasattr(item, "callspec")
+        }
+    )
+    procs = {}
+    for name in names:
+        tmp = tmp_path_factory.mktemp(name)
+        extra = [arg.format(tmp=tmp) for arg in BENCHES[name][0]]
+        cmd = [sys.executable, str(REPO / "bench" / f"{name}.py"), "--smoke", *extra]
+        log = open(tmp / "output.txt", "w+")
+        procs[name] = (subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=log, stderr=subprocess.STDOUT), tmp, log)
+    yield procs
+    for proc, _, log in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _finish(started, name: str) -> tuple[str, Path]:
+    """Wait for one bench; its output and folder, or a failure that shows the output's end."""
+    proc, tmp, log = started[name]
+    try:
+        rc = proc.wait(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        rc = "killed after the timeout"
+    log.seek(0)
+    out = log.read()
+    assert rc == 0, f"{name} --smoke: exit {rc}\n{out[-4000:]}"
+    return out, tmp
+
+
+@pytest.mark.parametrize("bench", sorted(BENCHES))
+def test_bench_smoke_runs_and_prints_its_ratio(started, bench):
+    out, tmp = _finish(started, bench)
+    pattern = BENCHES[bench][1]
+    found = re.search(pattern, out)
+    assert found, f"{bench} --smoke printed no line matching {pattern!r}:\n{out[-4000:]}"
+    assert all(math.isfinite(float(x)) and float(x) >= 0 for x in found.groups())
+    if bench in ("bench_finetune", "bench_generate"):
+        stem = bench.removeprefix("bench_")
+        record = json.loads((tmp / f"{stem}.jsonl").read_text().splitlines()[-1])
+        assert record["device"] == "cpu" and record["model"] == "tiny"
+        cal = load_calibration_file(tmp / f"{stem}-cal.json")
+        assert cal.rate(stem, "cpu") is not None and cal.rate(stem, "cpu").tokens_per_s > 0
+    if bench == "bench_generate":  # --steer is part of the smoke: the steered rate is recorded too
+        assert load_calibration_file(tmp / "generate-cal.json").rate("steering_generate", "cpu") is not None
+
+
+def test_every_bench_has_a_smoke_test():
+    """A new bench/bench_*.py joins the smoke tests (else it can rot unseen)."""
+    assert {p.stem for p in (REPO / "bench").glob("bench_*.py")} == set(BENCHES)
+
+
+def test_smoke_defaults_yield_to_options_given():
+    """--smoke replaces a bench's defaults only: an option on the command line keeps its value (the test above
+    relies on it to add --json and --calibration)."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_smoke_args", REPO / "bench" / "smoke.py")
+    smoke = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(smoke)
+
+    def parse(argv):
+        ap = argparse.ArgumentParser()
+        ap.add_argument("--steps", type=int, default=4)
+        ap.add_argument("--model", default="smollm2")
+        return smoke.parse_args(ap, argv, {"steps": 2, "model": "tiny"})
+
+    assert vars(parse([])) == {"steps": 4, "model": "smollm2", "smoke": False}
+    assert vars(parse(["--smoke"])) == {"steps": 2, "model": "tiny", "smoke": True}
+    assert vars(parse(["--smoke", "--steps", "7"])) == {"steps": 7, "model": "tiny", "smoke": True}
