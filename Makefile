@@ -95,7 +95,7 @@ format: install
 # Every benchmark at full size (minutes each; bench_plan's 10x grid the longest), printing its ratios. BENCH_ARGS is
 # given to each, e.g. BENCH_ARGS=--smoke: the same code paths at tiny sizes in seconds, as tests/test_bench_smoke.py
 # runs them in `make test`.
-BENCHES := bench_aggregate bench_finetune bench_generate bench_judge bench_mia bench_plan
+BENCHES := bench_aggregate bench_coverage bench_finetune bench_generate bench_judge bench_mia bench_plan
 BENCH_ARGS ?=
 bench: install
 	set -e; for b in $(BENCHES); do echo "== $$b $(BENCH_ARGS)"; $(BIN)/python bench/$$b.py $(BENCH_ARGS); done
