@@ -94,5 +94,4 @@ def test_drop_report_removes_the_page_and_the_archive(tmp_path, monkeypatch):
         path.write_text("old")
     assert gridspec.drop_report() == [gridspec.REPORT_PAGE, gridspec.REPORT_ZIP]
     assert plot.exists() and not page.exists()  # figures stay: jobs of the same run may read them
-    assert gridspec.drop_report(whole_folder=True) == ["results/report"] and not plot.exists()
-    assert gridspec.drop_report() == []
+    assert gridspec.drop_report() == [] and plot.exists()

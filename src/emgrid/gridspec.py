@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -363,19 +362,18 @@ REPORT_PAGE = "results/report/report.html"
 REPORT_ZIP = "results/report.zip"
 
 
-def drop_report(whole_folder: bool = False) -> list[str]:
-    """Remove the report page and the report archive (with `whole_folder`, all of results/report/); the paths removed.
+def drop_report() -> list[str]:
+    """Remove the report page and the report archive; the paths removed.
 
     Why: a report must never outlive the summary it shows. The aggregate job calls this before anything else (the
     summary it replaces is already gone then), so a kill or a failure leaves no old numbers behind; the Snakefile
-    calls it with `whole_folder` after a failed run and at start-up when summary.csv is missing. Only the page, not
-    the figures: other jobs of the same run may still read them, and every one of them reruns after a new summary.
+    calls it after a failed run and at start-up when summary.csv is missing. Only the page, not the figures: other
+    jobs of the same run may still read them, some derive from other results (steering, analyses: a run of those
+    targets alone has no summary), and every one that shows the summary reruns after a new one.
     """
     removed = []
-    for path in (Path("results/report") if whole_folder else Path(REPORT_PAGE), Path(REPORT_ZIP)):
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
+    for path in (Path(REPORT_PAGE), Path(REPORT_ZIP)):
+        if path.exists():
             path.unlink(missing_ok=True)
         else:
             continue

@@ -248,11 +248,12 @@ def plan_estimate(rule_name, wildcards):
 
 
 def drop_stale_report():
-    """After a failed run, and when a run starts: everything under results/report/ derives from the summary; when the
-    summary is gone (a failed or killed aggregation, a deleted file), a report or report.zip left behind would show
-    old numbers. Remove them."""
+    """After a failed run, and when a run starts: when the summary is gone (a failed or killed aggregation, a
+    deleted file), a report page or report.zip left behind would show old numbers. Remove them; not the figures
+    beside them, some of which derive from other results (steering, analyses) and all of which rerun with a new
+    summary."""
     if not Path(gridspec.SUMMARY_CSV).exists():
-        removed = gridspec.drop_report(whole_folder=True)
+        removed = gridspec.drop_report()
         if removed:
             logger.info(f"removed the report of a summary that is gone: {', '.join(removed)}")
 
