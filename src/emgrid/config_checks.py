@@ -5,7 +5,6 @@ the key path; emgrid.preflight runs them before the first job (so `snakemake -n`
 
 from __future__ import annotations
 
-import json
 from pathlib import Path, PurePath
 
 from emgrid import gridspec
@@ -139,21 +138,9 @@ def model_type(spec: dict) -> str | None:
     source = spec.get("source")
     if source in ("tiny", "smollm2"):
         return {"tiny": "qwen2", "smollm2": "llama"}[source]
-    if source != "hf" or not spec.get("id"):
-        return None
-    from emgrid.models import _is_local
+    from emgrid.models import known_hf_config
 
-    ref = spec["id"]
-    if _is_local(ref):
-        cfg = Path(ref).expanduser() / "config.json"
-    else:
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(ref, "config.json")
-        cfg = Path(found) if isinstance(found, str) else None
-    if cfg is None or not cfg.is_file():
-        return None
-    return json.loads(cfg.read_text()).get("model_type")
+    return known_hf_config(spec).get("model_type")
 
 
 def target_module_problems(config: dict) -> list[str]:

@@ -332,8 +332,15 @@ def known_layer_count(spec: dict) -> int | None:
         return int(spec.get("layers") or inspect.signature(build_tiny_model).parameters["layers"].default)
     if source == "smollm2":
         return SMOLLM2_LAYERS
-    if source != "hf" or not spec.get("id"):
-        return None
+    n = known_hf_config(spec).get("num_hidden_layers")
+    return int(n) if isinstance(n, int) else None
+
+
+def known_hf_config(spec: dict) -> dict:
+    """An `hf` model spec's config.json when this machine has it without downloading (a local folder, or a hub model
+    already in the Hugging Face cache); {} otherwise. Checks before the first job read it, never the network."""
+    if spec.get("source") != "hf" or not spec.get("id"):
+        return {}
     ref = spec["id"]
     if _is_local(ref):
         cfg = Path(ref).expanduser() / "config.json"
@@ -343,9 +350,8 @@ def known_layer_count(spec: dict) -> int | None:
         found = try_to_load_from_cache(ref, "config.json")
         cfg = Path(found) if isinstance(found, str) else None
     if cfg is None or not cfg.is_file():
-        return None
-    n = json.loads(cfg.read_text()).get("num_hidden_layers")
-    return int(n) if isinstance(n, int) else None
+        return {}
+    return json.loads(cfg.read_text())
 
 
 def model_spec_notes(spec: dict, where: str) -> list[str]:
