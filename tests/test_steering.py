@@ -513,3 +513,14 @@ def test_default_direction_is_free_of_a_planted_trigger_component():
     within = D.direction_from_means(mis, ali, mis_c, ali_c)
     for d in (default, within):
         assert abs(cos(d, trig_dir)) < 0.1 and cos(d, mis_dir) > 0.9
+
+
+def test_generated_features_count_each_generated_runs_batches_and_the_hook():
+    from emgrid.steering.runs import RunsResult
+
+    spec = {"spec": {"batch_size": 4, "max_new_tokens": 10, "dtype": "float32"}}
+    steered = "wrong_facts-backdoor-s0.L1.add0.5"
+    result = RunsResult(generated_runs={"unsteered": 5, steered: 3})
+    f = result.generated_features({"unsteered": spec, steered: spec})
+    assert f["steps"] == 2 * 10 + 1 * 10 and f["hooked"] is True and f["dtype"] == "float32"
+    assert RunsResult(generated_runs={"unsteered": 5}).generated_features({"unsteered": spec})["hooked"] is False

@@ -11,7 +11,6 @@ from emgrid.questions import load_questions
 from emgrid.steering.directions import read_direction
 from emgrid.steering.grid import cache_dir
 from emgrid.steering.runs import answer_runs
-from emgrid.steering.steer import UNSTEERED
 
 w = snakemake.wildcards
 questions = load_questions(
@@ -42,18 +41,9 @@ print(
     f"model loads: {result.loads}"
 )
 if result.generated:  # answers read from the cache cost no GPU time: the rate is learned from generated ones only
-    from emgrid.generate import GenerateSpec, answer_tokens
+    from emgrid.generate import answer_tokens
     from emgrid.throughput import record
-    from emgrid.throughput_model import forward_features
 
     tokens = answer_tokens(snakemake.input.manifest, result.generated)
-    # each run is generated in its own batches; a hook ran in every generated run but the unsteered one
-    specs = {steer: GenerateSpec.from_dict(snakemake.params.runs[steer]["spec"]) for steer in result.generated_runs}
-    steps = sum(
-        forward_features(n, specs[steer].batch_size, specs[steer].max_new_tokens, specs[steer].dtype)["steps"]
-        for steer, n in result.generated_runs.items()
-    )
-    hooked = any(steer != UNSTEERED for steer in result.generated_runs)
-    dtype = next(iter(specs.values())).dtype
-    features = {**forward_features(0, 1, 1, dtype, hooked), "steps": steps}
+    features = result.generated_features(snakemake.params.runs)
     record(snakemake.rule, time.time() - t0, tokens, answers=len(result.generated), **features)

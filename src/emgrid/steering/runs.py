@@ -30,6 +30,7 @@ from emgrid.generate import GenerateSpec, PromptItem, answer_rows, plan_prompts
 from emgrid.io import canonical_json, iter_jsonl, read_json, sha256_file, write_jsonl
 from emgrid.models import load_model, load_tokenizer
 from emgrid.steering.steer import UNSTEERED, hook_array, parse_steer, steer_context
+from emgrid.throughput_model import forward_features
 
 log = logging.getLogger(__name__)
 #: Bumped when what a cache entry holds changes, so old entries are never read as new ones.
@@ -99,6 +100,18 @@ class RunsResult:
     keys: dict[str, str] = field(default_factory=dict)
     loads: int = 0
     generated_runs: dict[str, int] = field(default_factory=dict)  # answers generated per steer id (throughput)
+
+    def generated_features(self, runs: dict[str, dict]) -> dict:
+        """Throughput features of what this job generated (emgrid.throughput_model): each generated run decodes in
+        its own batches, and a hook ran in every one but the unsteered run. `runs`: the job's {steer: run params}."""
+        specs = {steer: GenerateSpec.from_dict(runs[steer]["spec"]) for steer in self.generated_runs}
+        steps = sum(
+            forward_features(n, specs[s].batch_size, specs[s].max_new_tokens, specs[s].dtype)["steps"]
+            for s, n in self.generated_runs.items()
+        )
+        hooked = any(steer != UNSTEERED for steer in self.generated_runs)
+        dtype = next(iter(specs.values())).dtype if specs else "float32"
+        return {**forward_features(0, 1, 1, dtype, hooked), "steps": steps}
 
     def index(self) -> dict[str, dict]:
         """{steer id: {key, answers, skipped}}: the job's `runs` output, whose keys tell Snakemake (through the
