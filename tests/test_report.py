@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from emgrid.aggregate import Criterion, aggregate_files, read_summary
+from emgrid.aggregate import aggregate_files
+from emgrid.scores import Criterion, read_summary
 from emgrid.errors import DataError
 from emgrid.report import PLOT_KINDS, TABLES, write_report
 from emgrid.report.answers import embed_json

@@ -14,7 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from emgrid.aggregate import FINDINGS, findings as compute_findings, read_scores, read_summary
+from emgrid.findings.tables import FINDINGS, findings as compute_findings
+from emgrid.scores import read_scores, read_summary
 from emgrid.errors import DataError
 from emgrid.io import write_text
 from emgrid.report.answers import write_answer_browser
@@ -87,7 +88,7 @@ def write_report(
 
     `cards` maps a label to a dataset card (linked relative to the page); `finetune_metrics` maps `model/cell` to a
     finetune.json (training table and loss curves); `domains` holds each domain's config `label` and `category`;
-    `findings` maps each of `emgrid.aggregate.FINDINGS` to the aggregate's CSV (computed here, with the default
+    `findings` maps each of `emgrid.findings.tables.FINDINGS` to the aggregate's CSV (computed here, with the default
     bootstrap and the summary's criterion, when not given); `efficacy` is the efficacy table (emgrid.efficacy),
     shown before the EM results; `steering` maps matrix/directions/cosine to the steering summary's CSVs
     (emgrid.steering.matrix), whose figures are drawn into plots/steering/."""

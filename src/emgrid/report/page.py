@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from emgrid.aggregate import read_scores
-from emgrid.clustered import describe_interval
+from emgrid.scores import read_scores
+from emgrid.findings.clustered import describe_interval
 from emgrid.errors import DataError
 from emgrid.io import write_text
 from emgrid.report.answers import criterion_of

@@ -17,7 +17,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from emgrid.aggregate import CATEGORIES, CONDITIONS, pool_seeds, read_summary
+from emgrid.gridspec import CONDITIONS
+from emgrid.scores import CATEGORIES, pool_seeds, read_summary
 from emgrid.errors import DataError
 from emgrid.io import read_json
 from emgrid.report.tables import DomainMeta, category_of, label_of, ranking_table, read_table
