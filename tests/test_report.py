@@ -3,6 +3,7 @@ answer browser with every answer, domain labels and categories, and escaped mode
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -621,3 +622,25 @@ def test_snakemake_report_description_states_the_configured_criterion_and_interv
     mtime = os.path.getmtime(path)
     workflow_description({"analysis": analysis}, template, tmp_path / "w.rst")
     assert os.path.getmtime(path) == mtime  # unchanged text is not rewritten
+
+
+def _rule_captions(smk: str) -> dict[str, str]:
+    """{png file stem: caption file stem} of every figure a rules file wraps in report(..., caption=...)."""
+    text = (Path(__file__).parents[1] / "workflow" / "rules" / smk).read_text()
+    found = re.findall(r'report\(\s*"[^"]*/(\w+)\.png",\s*caption="\.\./report/(\w+)\.rst"', text)
+    return dict(found)
+
+
+def test_page_and_snakemake_report_read_one_caption_registry(tmp_path):
+    """Every figure on the page carries the caption file its rule hands Snakemake's report, filled the same way."""
+    from emgrid.report.captions import CAPTIONS_DIR, PLOT_CAPTIONS, STEERING_CAPTIONS, caption
+
+    assert {k: _rule_captions("report.smk")[k] for k in PLOT_CAPTIONS} == PLOT_CAPTIONS
+    assert {k: _rule_captions("steering.smk")[k] for k in STEERING_CAPTIONS} == STEERING_CAPTIONS
+    assert CAPTIONS_DIR.resolve() == (Path(__file__).parents[1] / "workflow" / "report").resolve()
+    scores, summary = make_inputs(tmp_path, CELLS)
+    text = build_report(summary, scores, tmp_path / "r", domains=DOMAINS).read_text()
+    shown = re.findall(r"<figcaption>(.*?) · <a", text)
+    expected = [caption(PLOT_CAPTIONS[k], "tiny", "first_plot", Criterion()) for k in PLOT_KINDS]
+    assert [html.unescape(c) for c in shown] == expected
+    assert "model tiny on question set first_plot" in expected[0] and "aligned below 50" in expected[2]
