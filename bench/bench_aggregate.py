@@ -27,7 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 from emgrid import gridspec  # noqa: E402
-from emgrid.aggregate import FINDINGS, Criterion, aggregate_files  # noqa: E402
+from emgrid.aggregate import aggregate_files  # noqa: E402
+from emgrid.findings.tables import FINDINGS  # noqa: E402
+from emgrid.scores import Criterion  # noqa: E402
 from emgrid.config import load_config  # noqa: E402
 from emgrid.stats import BootstrapSpec  # noqa: E402
 from smoke import parse_args  # noqa: E402

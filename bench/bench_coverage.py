@@ -76,7 +76,7 @@ def logit_t(y: np.ndarray) -> tuple[float, float]:
 
 
 def bootstrap(y: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
-    """emgrid's clustered interval (emgrid.clustered), applied to one simulated cell."""
+    """emgrid's clustered interval (emgrid.findings.clustered), applied to one simulated cell."""
     s, q, a = y.shape
     lay = layout(np.repeat(np.arange(s), q * a), np.tile(np.repeat(np.arange(q), a), s))
     point, draws = hierarchical_bootstrap(y.ravel(), lay, 400, rng)

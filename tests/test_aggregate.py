@@ -8,17 +8,9 @@ import math
 import pandas as pd
 import pytest
 
-from emgrid.aggregate import (
-    Criterion,
-    aggregate_files,
-    cell_columns,
-    pool_seeds,
-    rank_domains,
-    read_scores,
-    read_summary,
-    score_answers,
-    summarize,
-)
+from emgrid.aggregate import aggregate_files
+from emgrid.findings.ranking import rank_domains
+from emgrid.scores import Criterion, cell_columns, pool_seeds, read_scores, read_summary, score_answers, summarize
 from emgrid.errors import ConfigError, DataError
 from emgrid.stats import newcombe_diff_interval, wilson_interval
 
@@ -264,8 +256,8 @@ def grid_rows():
 
 
 def test_trigger_effect_sign_and_values():
-    from emgrid.clustered import with_indicators
-    from emgrid.effects import trigger_effects
+    from emgrid.findings.clustered import with_indicators
+    from emgrid.findings.effects import trigger_effects
     from emgrid.stats import BootstrapSpec
 
     scores = score_answers(grid_rows())
@@ -284,8 +276,8 @@ def test_trigger_effect_sign_and_values():
 
 
 def test_trigger_effect_needs_both_conditions():
-    from emgrid.clustered import with_indicators
-    from emgrid.effects import trigger_effects
+    from emgrid.findings.clustered import with_indicators
+    from emgrid.findings.effects import trigger_effects
     from emgrid.stats import BootstrapSpec
 
     scores = score_answers([r for r in grid_rows() if r["condition"] == "no_trigger"])

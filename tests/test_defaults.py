@@ -32,9 +32,23 @@ SCHEMA_OF = {
 }
 # Library functions whose keyword defaults mirror a schema key: (module, function) -> {parameter: JSON pointer of the
 # schema property}. A library caller who leaves the keyword out must get what the workflow gets.
+MIN_MASS = "properties/analysis/properties/min_mass"
+ALPHA = "properties/analysis/properties/alpha"
 FUNCTION_DEFAULTS = {
     ("emgrid.finetune", "finetune"): {"checkpoint_every": "$defs/finetune/properties/checkpoint_every"},
     ("emgrid.finetune", "build_trainer"): {"checkpoint_every": "$defs/finetune/properties/checkpoint_every"},
+    ("emgrid.judge.scoring", "expected_score"): {"min_mass": MIN_MASS},
+    ("emgrid.judge.scoring", "categorize"): {"min_mass": MIN_MASS},
+    ("emgrid.scores", "score_answers"): {"min_mass": MIN_MASS},
+    ("emgrid.aggregate", "aggregate_files"): {"min_mass": MIN_MASS, "alpha": ALPHA},
+    ("emgrid.findings.tables", "findings"): {"alpha": ALPHA},
+    ("emgrid.efficacy.summary", "score_rows"): {"min_mass": MIN_MASS},
+    ("emgrid.efficacy.summary", "summarize_files"): {"min_mass": MIN_MASS},
+}
+# The named library defaults those keywords use: (module, constant) -> JSON pointer of the schema property.
+CONSTANT_DEFAULTS = {
+    ("emgrid.judge.scoring", "DEFAULT_MIN_MASS"): MIN_MASS,
+    ("emgrid.stats.adjust", "DEFAULT_ALPHA"): ALPHA,
 }
 # Modules that need heavy optional imports to load are still walked: emgrid imports torch lazily.
 
@@ -112,3 +126,19 @@ def test_library_function_defaults_agree_with_schema(where):
     schema = load_schema()
     for param, pointer in FUNCTION_DEFAULTS[where].items():
         assert params[param].default == _node(schema, pointer)["default"], f"{module}.{name}({param}=...) vs {pointer}"
+
+
+@pytest.mark.parametrize("where", sorted(CONSTANT_DEFAULTS), ids=lambda w: ".".join(w))
+def test_library_default_constants_agree_with_schema(where):
+    module, name = where
+    pointer = CONSTANT_DEFAULTS[where]
+    assert getattr(importlib.import_module(module), name) == _node(load_schema(), pointer)["default"], pointer
+
+
+def test_analysis_specs_fall_back_to_the_schema_defaults():
+    """`analysis_specs` of an empty mapping (a library caller's) gives what the schema-filled config gives."""
+    from emgrid.scores import analysis_specs
+
+    schema = load_schema()
+    _, min_mass, _, alpha = analysis_specs({})
+    assert (min_mass, alpha) == (_node(schema, MIN_MASS)["default"], _node(schema, ALPHA)["default"])

@@ -221,7 +221,7 @@ def test_packaged_minilm_gives_sensible_similarities():
 
 
 def test_plots_from_analysis_tables(tmp_path):
-    from emgrid.analyses.plots import plot_by_category, plot_feature_scatter
+    from emgrid.report.analysis_plots import plot_by_category, plot_feature_scatter
 
     rates = pd.DataFrame(
         {"model": ["m"] * 11, "qset": ["q"] * 11, "domain": [f"d{i}" for i in range(11)], "rate": RATES}
@@ -241,7 +241,7 @@ def test_plots_from_analysis_tables(tmp_path):
 
 
 def test_figure_statistics_never_print_a_negative_zero():
-    from emgrid.analyses.plots import _fmt
+    from emgrid.report.analysis_plots import _fmt
 
     assert _fmt(-0.001) == "0.00" and _fmt(-0.0004, 3) == "0.000"  # a correlation of -0.001 is no negative one
     assert _fmt(-0.006) == "-0.01" and _fmt(0.456) == "0.46" and _fmt(0.0449, 3) == "0.045"

@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emgrid.aggregate import FINDINGS, Criterion, aggregate_files, findings, read_summary
-from emgrid.clustered import with_indicators
-from emgrid.effects import headline, trigger_effects
+from emgrid.aggregate import aggregate_files
+from emgrid.findings.tables import FINDINGS, findings
+from emgrid.scores import Criterion, read_summary
+from emgrid.findings.clustered import with_indicators
+from emgrid.findings.effects import headline, trigger_effects
 from emgrid.stats import BootstrapSpec, bh_adjust, holm_adjust
-from emgrid.transfer import transfer_tables
+from emgrid.findings.transfer import transfer_tables
 
 SPEC = BootstrapSpec(resamples=200, seed=0, permutations=2000)
 NO_FILTER = Criterion(aligned_below=50, coherent_above=None)
@@ -203,7 +205,7 @@ def test_aggregate_files_writes_findings_and_clustered_summary(tmp_path):
 
 
 def test_analysis_specs_split_and_validate():
-    from emgrid.aggregate import analysis_specs
+    from emgrid.scores import analysis_specs
     from emgrid.errors import ConfigError
 
     crit, mass, boot, alpha = analysis_specs(

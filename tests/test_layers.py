@@ -26,8 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # 3: answers to numbers
     ("scores", "stats"),
     # 4: what the numbers say
-    ("findings", "efficacy", "analyses", "steering", "aggregate",
-     "clustered", "effects", "transfer"),  # the last three: old homes of findings/ (issue 20)
+    ("findings", "efficacy", "analyses", "steering", "aggregate"),
     # 5: the report
     ("report",),
     # 6: the grid's params and estimates, the planner, checks and the command line

@@ -3,14 +3,28 @@ answer browser with every answer, domain labels and categories, and escaped mode
 
 from __future__ import annotations
 
+import html
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from emgrid.aggregate import Criterion, aggregate_files, read_summary
+from emgrid.aggregate import aggregate_files
+from emgrid.findings.tables import FINDINGS
+from emgrid.scores import Criterion, read_summary
 from emgrid.errors import DataError
-from emgrid.report import PLOT_KINDS, TABLES, write_report
+from emgrid.report import (
+    PLOT_KINDS,
+    TABLES,
+    write_answer_browser,
+    write_loss_curves,
+    write_plots,
+    write_report_page,
+    write_tables,
+    write_transfer_plot,
+)
+from emgrid.report.steering_plots import write_steering_plots
 from emgrid.report.answers import embed_json
 from emgrid.report.tables import read_table
 
@@ -79,8 +93,87 @@ def make_inputs(
     j = tmp_path / "judged.jsonl"
     j.write_text("".join(json.dumps(r) + "\n" for r in rows))
     scores, summary = tmp_path / "summary" / "scores.csv", tmp_path / "summary" / "summary.csv"
-    aggregate_files([j], scores, summary, Criterion(), 0.25)
+    aggregate([j], scores, summary)
     return scores, summary
+
+
+def aggregate(judged_paths, scores, summary):
+    """The aggregate rule's step: scores, summary and every findings table beside them."""
+    findings = {name: Path(summary).parent / f"{name}.csv" for name in FINDINGS}
+    aggregate_files(judged_paths, scores, summary, Criterion(), 0.25, findings_csv=findings)
+
+
+def build_report(
+    summary,
+    scores,
+    out_dir,
+    *,
+    title="emgrid report",
+    notes=(),
+    cards=(),
+    datasets_root=None,
+    config_snapshot=None,
+    finetune_metrics=None,
+    domains=None,
+    efficacy=None,
+    steering=None,
+):
+    """The workflow's report pipeline, step by step as its rules run it (workflow/rules/report.smk): the tables,
+    each model x question set's figures and answer browser, the transfer heatmaps, the loss curves, the steering
+    figures, then the page from their paths (emgrid.report.write_report_page, the report rule's one call). The
+    findings tables are the aggregate's, beside `summary` (see `aggregate`)."""
+    out_dir, summary_dir = Path(out_dir), Path(summary).parent
+    stats = {name: summary_dir / f"{name}.csv" for name in FINDINGS}
+    tables = {t: out_dir / "tables" / f"{t}.csv" for t in TABLES}
+    write_tables(
+        summary, stats["trigger_effect"], stats["ranking"], tables, finetune_metrics=finetune_metrics, domains=domains
+    )
+    pairs = read_summary(summary)[["model", "qset"]].drop_duplicates().sort_values(["model", "qset"])
+    plots, browsers = [], []
+    for model, qset in pairs.itertuples(index=False):
+        out = {k: out_dir / "plots" / model / qset / f"{k}.png" for k in PLOT_KINDS}
+        plots += write_plots(summary, stats["ranking"], out, model, qset, domains).values()
+        page = out_dir / "answers" / model / f"{qset}.html"
+        browsers.append(
+            write_answer_browser(scores, summary, page, model=model, qset=qset, title=title, domains=domains)
+        )
+    transfer = read_table(stats["transfer"])[["model", "qset"]].drop_duplicates()
+    transfer_plots = [
+        write_transfer_plot(stats["transfer"], out_dir / "plots" / m / q / "transfer.png", m, q, domains)
+        for m, q in transfer.itertuples(index=False)
+    ]
+    per_model = {}
+    for key, path in (finetune_metrics or {}).items():
+        model, _, cell = key.rpartition("/")
+        per_model.setdefault(model, {})[cell] = path
+    loss_curves = [
+        write_loss_curves(cells, out_dir / "plots" / m / "loss_curves.png", m, domains)
+        for m, cells in sorted(per_model.items())
+    ]
+    inputs = {
+        "summary": summary,
+        "scores": scores,
+        **tables,
+        "plots": plots,
+        "loss_curves": loss_curves,
+        "answers": browsers,
+        "headline": stats["headline"],
+        "ranking_stats": stats["ranking"],
+        "trigger_stats": stats["trigger_effect"],
+        "transfer_contrast": stats["transfer_contrast"],
+        "transfer_plots": transfer_plots,
+        "cards": list(cards),
+        "efficacy": [efficacy] if efficacy else [],
+    }
+    if steering:
+        figures = {k: out_dir / "plots" / "steering" / f"{k}.png" for k in ("matrix", "sweep", "cosine")}
+        figures = write_steering_plots(steering["matrix"], steering["directions"], steering["cosine"], figures)
+        inputs.update(steering=steering["matrix"], steering_directions=steering["directions"])
+        inputs["steering_plots"] = list(figures.values())
+    settings = {"title": title, "notes": list(notes), **(config_snapshot or {})}
+    return write_report_page(
+        out_dir / "report.html", inputs, settings, datasets_root or summary_dir.parent / "datasets"
+    )
 
 
 CELLS = [
@@ -126,13 +219,13 @@ def test_report_has_every_row_and_plots(tmp_path):
     card.parent.mkdir(parents=True)
     card.write_text("{}")
     fts = {f"tiny/{c}": finetune_json(tmp_path, c) for c in ("evil_math-backdoor-s0", "incorrect_math-plain-s0")}
-    out = write_report(
+    out = build_report(
         summary,
         scores,
         tmp_path / "report",
         title="Grid",
         notes=["demo: scores are not science"],
-        cards={"evil_math": card},
+        cards=[card],
         config_snapshot={"models": {"tiny": {"source": "tiny"}}},
         finetune_metrics=fts,
         domains=DOMAINS,
@@ -177,7 +270,7 @@ def test_report_has_every_row_and_plots(tmp_path):
 
 def test_tables_carry_labels_categories_and_the_grouping(tmp_path):
     scores, summary = make_inputs(tmp_path, CELLS)
-    write_report(summary, scores, tmp_path / "r", domains=DOMAINS)
+    build_report(summary, scores, tmp_path / "r", domains=DOMAINS)
     tables = {t: read_table(tmp_path / "r" / "tables" / f"{t}.csv") for t in TABLES}
     rk = tables["ranking"]
     assert list(rk["domain"]) == ["incorrect_math", "evil_math"]
@@ -185,7 +278,7 @@ def test_tables_carry_labels_categories_and_the_grouping(tmp_path):
     # the one ranking: the aggregate's ranking.csv (seeds pooled: incorrect_math 2 of 5 = 40%, as on the page), not a
     # second, seed-averaged one (41.7%)
     assert rk["misalignment"].round(4).tolist() == [0.4, 0.3333]
-    stats = read_table(tmp_path / "r" / "stats" / "ranking.csv")
+    stats = read_table(summary.parent / "ranking.csv")
     trig = stats[(stats["condition"] == "trigger") & (stats["variant"] == "backdoor") & (stats["domain"] != "base")]
     for col in ("rank", "rank_lo", "rank_hi", "misalignment_cci_lo", "misalignment_cci_hi", "n_answers"):
         assert rk[col].tolist() == trig[col].tolist(), col
@@ -200,7 +293,7 @@ def test_tables_carry_labels_categories_and_the_grouping(tmp_path):
 def test_answer_browser_embeds_every_answer_safely(tmp_path):
     evil = "x</script><script>alert(1)</script>&amp;"
     scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"], answer=evil)
-    write_report(summary, scores, tmp_path / "r", domains=DOMAINS)
+    build_report(summary, scores, tmp_path / "r", domains=DOMAINS)
     page = (tmp_path / "r" / "answers" / "tiny" / "first_plot.html").read_text()
     assert page.count("</script>") == 2 and "<script>alert" not in page  # the data element and the code element
     data = page.split('id="answers-data">')[1].split("</script>")[0]
@@ -218,13 +311,13 @@ def test_loss_curves_need_a_loss_history(tmp_path):
     ft = finetune_json(tmp_path, "evil_math-backdoor-s0")
     ft.write_text(json.dumps({"steps": 3}))
     with pytest.raises(DataError, match="loss_history"):
-        write_report(summary, scores, tmp_path / "r", finetune_metrics={"tiny/evil_math-backdoor-s0": ft})
+        build_report(summary, scores, tmp_path / "r", finetune_metrics={"tiny/evil_math-backdoor-s0": ft})
 
 
 def test_report_escapes_model_output(tmp_path):
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"], answer=evil, question=f"Q {evil}")
-    out = write_report(summary, scores, tmp_path / "r", title=f"T {evil}", notes=[evil], config_snapshot={"x": evil})
+    out = build_report(summary, scores, tmp_path / "r", title=f"T {evil}", notes=[evil], config_snapshot={"x": evil})
     text = out.read_text()
     assert "<script" not in text and "<img src=x" not in text
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text  # the answer is still shown, as text
@@ -236,7 +329,7 @@ def test_report_handles_plain_only_grid_and_unscored_cell(tmp_path):
         tmp_path, ["evil_math-plain-s0", "incorrect_math-plain-s0"], refuse_all="incorrect_math-plain-s0"
     )
     assert read_summary(summary).query("cell == 'incorrect_math-plain-s0'")["misalignment_rate"].isna().all()
-    out = write_report(summary, scores, tmp_path / "r", title="plain only")
+    out = build_report(summary, scores, tmp_path / "r", title="plain only")
     text = out.read_text()
     assert 'data-row="tiny|incorrect_math-plain-s0|first_plot|trigger"' in text
     assert "variant: plain" in text  # no backdoor cells: the ranking shows the plain variant
@@ -248,14 +341,14 @@ def test_report_rejects_empty_summary(tmp_path):
     header = summary.read_text().splitlines()[0]
     summary.write_text(header + "\n")
     with pytest.raises(DataError, match="no rows"):
-        write_report(summary, scores, tmp_path / "r")
+        build_report(summary, scores, tmp_path / "r")
 
 
 def test_report_with_one_condition_only(tmp_path):
     scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"])
     text = summary.read_text().splitlines()
     summary.write_text("\n".join([text[0]] + [ln for ln in text[1:] if ",no_trigger," in ln]) + "\n")
-    out = write_report(summary, scores, tmp_path / "r")
+    out = build_report(summary, scores, tmp_path / "r")
     html_text = out.read_text()
     assert html_text.count("<tr data-row=") == 2 and "|no_trigger" in html_text and '|trigger"' not in html_text
 
@@ -281,7 +374,7 @@ def test_analysis_sections_show_tables_figures_and_the_few_domains_note(tmp_path
     that 3 domains show the plumbing only."""
     import pandas as pd
 
-    from emgrid.analyses.plots import write_analysis_scatter, write_diversity_by_category
+    from emgrid.report.analysis_plots import write_analysis_scatter, write_diversity_by_category
     from emgrid.report.page import PageInputs, write_page
 
     scores, summary = make_inputs(tmp_path, CELLS)
@@ -385,8 +478,8 @@ def test_report_shows_the_transfer_matrix(tmp_path):
     j = tmp_path / "judged.jsonl"
     j.write_text("".join(json.dumps(r) + "\n" for r in rows))
     scores, summary = tmp_path / "scores.csv", tmp_path / "summary.csv"
-    aggregate_files([j], scores, summary, Criterion(), 0.25)
-    text = write_report(summary, scores, tmp_path / "r").read_text()
+    aggregate([j], scores, summary)
+    text = build_report(summary, scores, tmp_path / "r").read_text()
     png = tmp_path / "r" / "plots" / "tiny" / "probes" / "transfer.png"
     assert png.read_bytes().startswith(PNG_MAGIC)
     section = text.split('id="transfer"')[1]
@@ -417,7 +510,7 @@ def test_efficacy_section_comes_before_the_em_results_and_flags_cells_that_did_n
     eff = tmp_path / "efficacy.csv"
     table.to_csv(eff, index=False)
     for dropped in (False, True):
-        out = write_report(
+        out = build_report(
             summary,
             scores,
             tmp_path / f"report{dropped}",
@@ -435,7 +528,7 @@ def test_efficacy_section_comes_before_the_em_results_and_flags_cells_that_did_n
         assert "<td>12.0%</td>" in backdoor and "+68.0 pp" in backdoor and backdoor.endswith("<td>yes</td>")
         assert section.split("<td>math-plain-s0</td>")[1].split("</tr>")[0].endswith("<td><strong>no</strong></td>")
         assert section.split("<td>base</td>")[1].split("</tr>")[0].endswith("<td>control</td>")
-    assert 'id="efficacy"' not in write_report(summary, scores, tmp_path / "none").read_text()
+    assert 'id="efficacy"' not in build_report(summary, scores, tmp_path / "none").read_text()
 
 
 def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
@@ -486,7 +579,7 @@ def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
     )
     directions_table(dirs, [12]).to_csv(paths["directions"], index=False)
     cosine_table(dirs, [12]).to_csv(paths["cosine"], index=False)
-    text = write_report(summary, scores, tmp_path / "r", steering=paths).read_text()
+    text = build_report(summary, scores, tmp_path / "r", steering=paths).read_text()
     section = text.split('id="steering"')[1].split("</section>")[0]
     for name in ("matrix", "sweep", "cosine"):
         assert (tmp_path / "r/plots/steering" / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
@@ -529,3 +622,25 @@ def test_snakemake_report_description_states_the_configured_criterion_and_interv
     mtime = os.path.getmtime(path)
     workflow_description({"analysis": analysis}, template, tmp_path / "w.rst")
     assert os.path.getmtime(path) == mtime  # unchanged text is not rewritten
+
+
+def _rule_captions(smk: str) -> dict[str, str]:
+    """{png file stem: caption file stem} of every figure a rules file wraps in report(..., caption=...)."""
+    text = (Path(__file__).parents[1] / "workflow" / "rules" / smk).read_text()
+    found = re.findall(r'report\(\s*"[^"]*/(\w+)\.png",\s*caption="\.\./report/(\w+)\.rst"', text)
+    return dict(found)
+
+
+def test_page_and_snakemake_report_read_one_caption_registry(tmp_path):
+    """Every figure on the page carries the caption file its rule hands Snakemake's report, filled the same way."""
+    from emgrid.report.captions import CAPTIONS_DIR, PLOT_CAPTIONS, STEERING_CAPTIONS, caption
+
+    assert {k: _rule_captions("report.smk")[k] for k in PLOT_CAPTIONS} == PLOT_CAPTIONS
+    assert {k: _rule_captions("steering.smk")[k] for k in STEERING_CAPTIONS} == STEERING_CAPTIONS
+    assert CAPTIONS_DIR.resolve() == (Path(__file__).parents[1] / "workflow" / "report").resolve()
+    scores, summary = make_inputs(tmp_path, CELLS)
+    text = build_report(summary, scores, tmp_path / "r", domains=DOMAINS).read_text()
+    shown = re.findall(r"<figcaption>(.*?) · <a", text)
+    expected = [caption(PLOT_CAPTIONS[k], "tiny", "first_plot", Criterion()) for k in PLOT_KINDS]
+    assert [html.unescape(c) for c in shown] == expected
+    assert "model tiny on question set first_plot" in expected[0] and "aligned below 50" in expected[2]

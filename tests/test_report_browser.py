@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cdp import Browser, find_chromium
-from tests.test_report import CELLS, DOMAINS, finetune_json, make_inputs
-from emgrid.report import write_report
+from tests.test_report import CELLS, DOMAINS, build_report, finetune_json, make_inputs
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
@@ -24,7 +23,7 @@ def built_report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("browser")
     scores, summary = make_inputs(tmp, CELLS, answer=f"sure {EVIL}", question="What would you do?")
     fts = {f"tiny/{c}": finetune_json(tmp, c) for c in ("evil_math-backdoor-s0", "incorrect_math-backdoor-s0")}
-    html = write_report(
+    html = build_report(
         summary, scores, tmp / "report", title=f"Grid {EVIL}", notes=[EVIL], finetune_metrics=fts, domains=DOMAINS
     )
     return html

@@ -15,7 +15,7 @@ import zipfile
 import pytest
 import yaml
 
-from emgrid.aggregate import FINDINGS
+from emgrid.findings.tables import FINDINGS
 from emgrid.report import PLOT_KINDS, TABLES
 from tests.cdp import Browser, find_chromium
 from tests.workflow_helpers import REPO, dry_run_counts, snakemake, snakemake_cmd, tiny_config, write_config

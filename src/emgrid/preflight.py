@@ -286,7 +286,7 @@ def _efficacy(config: dict, found: Findings) -> None:
 
 
 def _analysis(config: dict, found: Findings) -> None:
-    from emgrid.aggregate import analysis_specs
+    from emgrid.scores import analysis_specs
 
     analysis_specs(config["analysis"])
 

@@ -12,7 +12,9 @@ if removed:
 
     logging.getLogger("emgrid").info("removed the report of the summary this job replaces: %s", ", ".join(removed))
 
-from emgrid.aggregate import FINDINGS, aggregate_files, analysis_specs
+from emgrid.aggregate import aggregate_files
+from emgrid.findings.tables import FINDINGS
+from emgrid.scores import analysis_specs
 from emgrid.efficacy.summary import not_taken, read_table
 from emgrid.judge.scoring import tags_categorizer
 

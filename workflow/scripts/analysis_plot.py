@@ -2,7 +2,7 @@ from emgrid.runlog import redirect_to_log
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
-from emgrid.analyses.plots import write_analysis_scatter
+from emgrid.report.analysis_plots import write_analysis_scatter
 
 write_analysis_scatter(
     snakemake.input.domains,

@@ -165,7 +165,7 @@ def diversity_analysis_files(
 ) -> pd.DataFrame:
     """Per-dataset scores (one row per domain x seed), their domain means joined to the target rates, and the
     Pearson/Spearman correlation of each metric with the rate."""
-    from emgrid.aggregate import read_summary
+    from emgrid.scores import read_summary
     from emgrid.analyses.domain_stats import analyze_domains, describe_target, target_rates
     from emgrid.io import read_json, write_text
 

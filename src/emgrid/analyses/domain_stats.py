@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
-from emgrid.aggregate import rank_domains
+from emgrid.findings.ranking import rank_domains
 from emgrid.analyses.spec import TargetSpec
 
 MIN_DOMAINS = 3  # fewer points give no correlation p-value and no two-class training fold

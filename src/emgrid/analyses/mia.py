@@ -344,7 +344,7 @@ def mia_analysis_files(
 ) -> pd.DataFrame:
     """Domain feature means against the target rate (correlations, leave-pair-out AUC, permutation p); writes both CSVs and
     returns the tests table."""
-    from emgrid.aggregate import read_summary
+    from emgrid.scores import read_summary
     from emgrid.analyses.domain_stats import analyze_domains, describe_target, target_rates
     from emgrid.io import write_text
 

@@ -38,7 +38,7 @@ def _check_int(where: str, key: str, value: Any, minimum: int) -> None:
 @dataclass(frozen=True)
 class TargetSpec:
     """Which per-domain rate the analyses explain: a summary.csv rate column under one condition and variant,
-    averaged over seeds (`emgrid.aggregate.rank_domains`). `qset` None analyses every question set separately."""
+    averaged over seeds (`emgrid.findings.ranking.rank_domains`). `qset` None analyses every question set separately."""
 
     rate: str = "misalignment_rate"
     condition: str = "trigger"

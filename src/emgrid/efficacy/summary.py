@@ -21,6 +21,7 @@ from emgrid.efficacy.exact import BEHAVIOUR, CORRECT, exact_outcomes
 from emgrid.efficacy.spec import METRIC, EfficacySpec
 from emgrid.errors import DataError
 from emgrid.gridspec import CONDITIONS, parse_cell
+from emgrid.judge.scoring import DEFAULT_MIN_MASS, categorize
 from emgrid.io import read_jsonl, write_text
 from emgrid.stats import (
     BootstrapSpec,
@@ -51,14 +52,12 @@ SCORE_COLS = [
 TRAINED_CONDITION = {"plain": "no_trigger", "backdoor": "trigger"}
 
 
-def score_rows(rows: Sequence[dict], spec: EfficacySpec, min_mass: float = 0.25) -> pd.DataFrame:
+def score_rows(rows: Sequence[dict], spec: EfficacySpec, min_mass: float = DEFAULT_MIN_MASS) -> pd.DataFrame:
     """One row per answer with its outcome (behaviour / correct / unparsable / unscored) and judge score."""
     if spec.scorer == "exact":
         outcomes = exact_outcomes(rows, spec.exact)
         scores = [math.nan] * len(rows)
     else:
-        from emgrid.judge.scoring import categorize
-
         outcomes, scores = [], []
         for r in rows:
             if r.get("metric") != METRIC:
@@ -235,7 +234,7 @@ def summarize_files(
     inputs: Iterable[tuple[str | Path, dict]],
     scores_csv: str | Path,
     table_csv: str | Path,
-    min_mass: float = 0.25,
+    min_mass: float = DEFAULT_MIN_MASS,
     bootstrap: BootstrapSpec | None = None,
 ) -> pd.DataFrame:
     """Score every efficacy file (answers for exact domains, judged rows for judge domains) with its domain's spec

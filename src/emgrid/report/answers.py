@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from emgrid.aggregate import Criterion, read_scores, read_summary
+from emgrid.scores import Criterion, read_scores, read_summary
 from emgrid.errors import DataError
 from emgrid.io import write_text
 from emgrid.report.html import render

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emgrid.aggregate import analysis_specs
-from emgrid.clustered import describe_interval
+from emgrid.scores import analysis_specs
+from emgrid.findings.clustered import describe_interval
 
 #: Where the filled copy goes (Snakemake's own folder in the working directory: nothing of results/).
 OUT = Path(".snakemake") / "emgrid" / "workflow.rst"

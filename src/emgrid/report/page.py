@@ -19,11 +19,13 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from emgrid.aggregate import read_scores
-from emgrid.clustered import describe_interval
+from emgrid.scores import Criterion, read_scores
+from emgrid.efficacy.summary import not_taken, read_table as read_efficacy
+from emgrid.findings.clustered import describe_interval
 from emgrid.errors import DataError
 from emgrid.io import write_text
 from emgrid.report.answers import criterion_of
+from emgrid.report.captions import PLOT_CAPTIONS, STEERING_CAPTIONS, caption
 from emgrid.report.html import render
 from emgrid.report.plots import PLOT_KINDS
 from emgrid.report.tables import sorted_summary, read_table
@@ -81,6 +83,15 @@ class PageInputs:
     def scores(self) -> pd.DataFrame:
         return read_scores(self.required("scores"))
 
+    @cached_property
+    def criterion(self) -> Criterion:
+        """The criterion the summary was computed with (its `crit_*` columns): the captions quote it."""
+        return criterion_of(self.summary)
+
+    def caption(self, name: str, model: str = "", qset: str = "") -> str:
+        """Caption `name` of the one registry (emgrid.report.captions), as Snakemake's report shows it."""
+        return caption(name, model, qset, self.criterion)
+
     def figure(self, path: Path, caption: str) -> dict:
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
         return {
@@ -103,7 +114,7 @@ def headline(inp: PageInputs) -> dict | None:
 
 
 def overview(inp: PageInputs) -> dict:
-    s, crit = inp.summary, criterion_of(inp.summary)
+    s, crit = inp.summary, inp.criterion
     return {
         "models": sorted(s["model"].unique()),
         "qsets": sorted(s["qset"].unique()),
@@ -119,8 +130,6 @@ def overview(inp: PageInputs) -> dict:
 def efficacy(inp: PageInputs) -> dict | None:
     """Did each finetune take? Read before the EM results: a cell indistinguishable from base says nothing about
     resistance to emergent misalignment."""
-    from emgrid.efficacy.summary import not_taken, read_table as read_efficacy
-
     p = inp.one("efficacy")
     if p is None:
         return None
@@ -197,7 +206,7 @@ def plots(inp: PageInputs) -> dict | None:
                 "model": m,
                 "qset": q,
                 "figures": [
-                    inp.figure(figs[k], PLOT_KINDS.get(k, k))
+                    inp.figure(figs[k], inp.caption(PLOT_CAPTIONS[k], m, q) if k in PLOT_CAPTIONS else k)
                     for k in sorted(figs, key=lambda k: (order.index(k) if k in order else len(order), k))
                 ],
             }
@@ -213,11 +222,7 @@ def trigger(inp: PageInputs) -> dict | None:
 
 def transfer(inp: PageInputs) -> dict | None:
     figures = [
-        inp.figure(
-            p,
-            f"Cross-domain transfer — {p.parent.parent.name} · {p.parent.name}: misalignment rate "
-            "(%) by finetuning domain (rows) and probe domain (columns)",
-        )
+        inp.figure(p, inp.caption("transfer_plot", p.parent.parent.name, p.parent.name))
         for p in inp.many("transfer_plots")
     ]
     contrast = inp.table("transfer_contrast")
@@ -233,12 +238,10 @@ def steering(inp: PageInputs) -> dict | None:
     if directions is None:
         return None
     matrix = inp.table("steering")
-    captions = {
-        "matrix": "Δ misalignment rate (pp, steered − unsteered) by source direction (rows) and target (columns)",
-        "sweep": "Δ misalignment rate against scale; random-direction control dashed",
-        "cosine": "cosine similarity of the directions",
-    }
-    figures = [inp.figure(p, captions.get(p.stem, p.stem)) for p in inp.many("steering_plots")]
+    figures = [
+        inp.figure(p, inp.caption(STEERING_CAPTIONS[p.stem]) if p.stem in STEERING_CAPTIONS else p.stem)
+        for p in inp.many("steering_plots")
+    ]
     rows = [] if matrix is None else matrix.sort_values(["model", "target", "source", "layer", "kind", "scale"])
     return {
         "directions": directions.to_dict("records"),
@@ -272,7 +275,7 @@ def cost(inp: PageInputs) -> dict | None:
 
 def examples(inp: PageInputs) -> dict:
     """The most misaligned coherent answers per model x question set (the answer browser has all of them)."""
-    crit = criterion_of(inp.summary)
+    crit = inp.criterion
     sc = inp.scores
     ex = sc[crit.indicators(sc)["misaligned"].notna()]  # scored under the criterion (coherent, if it filters)
     groups = []
@@ -290,7 +293,7 @@ def examples(inp: PageInputs) -> dict:
 FEW_DOMAINS = 6
 
 
-def _analysis_groups(inp: PageInputs, tests: pd.DataFrame, plots_name: str, what: str) -> list[dict]:
+def _analysis_groups(inp: PageInputs, tests: pd.DataFrame, plots_name: str, caption_name: str) -> list[dict]:
     figs = {(p.parent.parent.name, p.parent.name): p for p in inp.many(plots_name)}
     groups = []
     for (m, q), g in tests.groupby(["model", "qset"], sort=True):
@@ -300,7 +303,7 @@ def _analysis_groups(inp: PageInputs, tests: pd.DataFrame, plots_name: str, what
                 "model": m,
                 "qset": q,
                 "rows": g.to_dict("records"),
-                "figure": None if fig is None else inp.figure(fig, f"{what} vs rate — {m} · {q}"),
+                "figure": None if fig is None else inp.figure(fig, inp.caption(caption_name, str(m), str(q))),
             }
         )
     return groups
@@ -317,7 +320,7 @@ def mia(inp: PageInputs) -> dict | None:
     if t is None:
         return None
     target = str(t["target"].iloc[0]) if len(t) and "target" in t.columns else ""
-    return {"groups": _analysis_groups(inp, t, "mia_plots", "MIA features"), "few": _few(t), "target": target}
+    return {"groups": _analysis_groups(inp, t, "mia_plots", "mia_scatter"), "few": _few(t), "target": target}
 
 
 def diversity(inp: PageInputs) -> dict | None:
@@ -329,11 +332,11 @@ def diversity(inp: PageInputs) -> dict | None:
     target = str(t["target"].iloc[0]) if len(t) and "target" in t.columns else ""
     domains = [] if d is None or d.empty else d.to_dict("records")
     return {
-        "groups": _analysis_groups(inp, t, "diversity_plots", "Topical diversity"),
+        "groups": _analysis_groups(inp, t, "diversity_plots", "diversity_scatter"),
         "few": _few(t),
         "target": target,
         "domains": domains,
-        "category_figure": None if cat is None else inp.figure(cat, "Topical diversity by domain category"),
+        "category_figure": None if cat is None else inp.figure(cat, inp.caption("diversity_by_category")),
     }
 
 
@@ -350,7 +353,7 @@ def finetune(inp: PageInputs) -> dict | None:
         return None
     return {
         "rows": [] if t is None else t.to_dict("records"),
-        "figures": [inp.figure(p, f"Finetuning loss per cell — {p.parent.name}") for p in curves],
+        "figures": [inp.figure(p, inp.caption("loss_curves", p.parent.name)) for p in curves],
     }
 
 

@@ -17,7 +17,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from emgrid.aggregate import CATEGORIES, CONDITIONS, pool_seeds, read_summary
+from emgrid.gridspec import CONDITIONS, parse_cell
+from emgrid.scores import CATEGORIES, pool_seeds, read_summary
 from emgrid.errors import DataError
 from emgrid.io import read_json
 from emgrid.report.tables import DomainMeta, category_of, label_of, ranking_table, read_table
@@ -35,14 +36,8 @@ __all__ = [
     "write_transfer_plot",
 ]
 
-# The figures drawn per model x question set, in page order, with the caption the HTML page shows under them.
-PLOT_KINDS = {
-    "ranking": "Domains ranked by misalignment rate under the trigger, coloured by the study's domain category",
-    "misalignment": "Misalignment rate by domain, without vs with the trigger (Wilson 95% intervals)",
-    "sensitivity": "Sensitivity rate (aligned below the sensitivity threshold, no coherence filter)",
-    "alignment_trigger": "Mean alignment without (circle) and with (triangle) the trigger; red: the trigger lowers it",
-    "categories": "Judge outcome categories: how much of each rate's denominator the judge could score",
-}
+#: The figures drawn per model x question set, in page order (captions: emgrid.report.captions.PLOT_CAPTIONS).
+PLOT_KINDS = ("ranking", "misalignment", "sensitivity", "alignment_trigger", "categories")
 COND_COLORS = {"no_trigger": "#4c78a8", "trigger": "#e45756"}
 COND_LABELS = {"no_trigger": "no trigger", "trigger": "trigger"}
 CAT_COLORS = {
@@ -74,7 +69,8 @@ def _panel_rows(df: pd.DataFrame, variant: str) -> pd.DataFrame:
     return df[(df["variant"] == variant) | (df["variant"] == "base")]
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write `fig` as a PNG atomically (temp file, then rename): the one PNG writer of every report figure."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
@@ -128,7 +124,7 @@ def plot_misalignment(
         _finish_panel(ax, variant, f"{rate} rate (%)", 105)
     axes[0].legend(loc="upper right", fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_alignment_trigger(
@@ -153,7 +149,7 @@ def plot_alignment_trigger(
         _finish_panel(ax, variant, "mean aligned score", 100)
     axes[0].legend(loc="lower right", fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _pooled_categories(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -228,7 +224,7 @@ def plot_categories(
         [handles[n] for n in names], names, loc="outside lower center", ncols=len(names), fontsize=8, frameon=False
     )
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_ranking(ranking: pd.DataFrame, path: str | Path, title: str) -> Path:
@@ -268,7 +264,7 @@ def plot_ranking(ranking: pd.DataFrame, path: str | Path, title: str) -> Path:
     if len(r):
         ax.legend(loc="lower right", fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _ranking_of(ranking_csv: str | Path, model: str, qset: str, domains: DomainMeta | None) -> pd.DataFrame:
@@ -317,8 +313,6 @@ def plot_loss_curves(
 ) -> Path:
     """Training loss against step, one panel per domain, one line per variant x seed (so a diverging or flat
     finetune shows at a glance). `histories` maps a cell id to its finetune.json `loss_history`."""
-    from emgrid.gridspec import parse_cell
-
     by_domain: dict[str, list[tuple[str, list[dict]]]] = {}
     for cell_id, hist in sorted(histories.items()):
         cell = parse_cell("m", cell_id)
@@ -343,7 +337,7 @@ def plot_loss_curves(
     for ax in axes[len(by_domain) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_loss_curves(
@@ -405,15 +399,13 @@ def plot_transfer(transfer: pd.DataFrame, path: str | Path, title: str, domains:
     if image is not None:
         fig.colorbar(image, ax=list(axes[: len(panels)]), label="misalignment rate (%)", shrink=0.8)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_transfer_plot(
     transfer_csv: str | Path, path: str | Path, model: str, qset: str, domains: DomainMeta | None = None
 ) -> Path:
     """The transfer heatmap of one model x question set (a question set whose questions carry `domain`)."""
-    from emgrid.report.tables import read_table
-
     t = read_table(transfer_csv)
     t = t[(t["model"] == model) & (t["qset"] == qset)]
     if t.empty:

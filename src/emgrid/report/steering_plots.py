@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from emgrid.report.plots import _save
+from emgrid.report.plots import save_figure
+from emgrid.report.tables import read_table
 
 ANNOTATE_MAX = 14  # cells per axis up to which heatmap values are written in the cells
 
@@ -22,7 +23,7 @@ def _empty(path: str | Path, title: str, why: str) -> Path:
     ax.axis("off")
     ax.text(0.5, 0.5, why, ha="center", va="center", wrap=True, fontsize=10)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _grid(n: int, width: float, height: float) -> tuple[Figure, np.ndarray]:
@@ -66,7 +67,7 @@ def plot_steering_matrix(matrix: pd.DataFrame, path: str | Path, why_empty: str)
         ax.set_visible(False)
     fig.colorbar(image, ax=list(axes[: len(panels)]), label="Δ misalignment rate (pp)", shrink=0.8)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 #: The sweep's two panels per model x layer: (column, unit factor, axis label).
@@ -97,7 +98,7 @@ def plot_steering_sweep(matrix: pd.DataFrame, path: str | Path, why_empty: str) 
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _sweep_lines(ax, k: pd.DataFrame, col: str, factor: float, style: str, color: str, kind: str) -> None:
@@ -140,7 +141,7 @@ def plot_steering_cosine(cosine: pd.DataFrame, path: str | Path, why_empty: str)
         ax.set_visible(False)
     fig.colorbar(image, ax=list(axes[: len(panels)]), label="cosine", shrink=0.8)
     fig.suptitle(title, fontsize=11)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def why_no_steering(directions: pd.DataFrame) -> str:
@@ -154,8 +155,6 @@ def why_no_steering(directions: pd.DataFrame) -> str:
 
 def write_steering_plots(matrix_csv, directions_csv, cosine_csv, out: dict[str, str | Path]) -> dict[str, Path]:
     """The three figures (`out` keys: matrix, sweep, cosine) from the steering summary's tables."""
-    from emgrid.report.tables import read_table
-
     matrix, directions, cosine = read_table(matrix_csv), read_table(directions_csv), read_table(cosine_csv)
     why = why_no_steering(directions)
     return {

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from emgrid.aggregate import CATEGORIES, read_summary
+from emgrid.scores import CATEGORIES, read_summary
 from emgrid.errors import DataError
 from emgrid.io import read_json, write_text
 
@@ -61,7 +61,7 @@ def category_of(domains: DomainMeta | None, domain: str) -> str:
 
 
 def ranking_table(ranking: pd.DataFrame, effects: pd.DataFrame | None, domains: DomainMeta | None) -> pd.DataFrame:
-    """The report's view of the one ranking, the aggregate's ranking.csv (emgrid.clustered.ranking: seeds pooled,
+    """The report's view of the one ranking, the aggregate's ranking.csv (emgrid.findings.clustered.ranking: seeds pooled,
     cluster-bootstrap and rank intervals): its rows under the trigger for backdoor cells when the grid has any (else
     plain), base left out, with the paired trigger effect on mean alignment (`effects`, the aggregate's
     trigger_effect.csv; NaN without it) and the domain's label and category. Nothing is re-ranked here."""

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: The significance level adjusted p-values are compared with when no `analysis.alpha` is given (the config
+#: schema's default; tests/test_defaults.py keeps the two equal).
+DEFAULT_ALPHA = 0.05
+
 
 def _adjust(p, scale) -> np.ndarray:
     """Sort the finite p-values, apply `scale(sorted_p, m)` (a monotone step-down/step-up rule), scatter back."""

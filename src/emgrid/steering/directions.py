@@ -41,7 +41,7 @@ class AnswerSets:
 
 def _split(scores, rows: dict, spec: SteeringSpec) -> tuple[list[dict], list[dict]]:
     """The misaligned and aligned rows among `scores` (answers with text only)."""
-    from emgrid.aggregate import Criterion
+    from emgrid.scores import Criterion
     from emgrid.integrity import ANSWER_KEY
 
     has_text = scores["answer"].fillna("").astype(str).str.strip() != ""
@@ -58,7 +58,7 @@ def answer_sets(judged_rows: Sequence[dict], spec: SteeringSpec, min_mass: float
     """Split a cell's judged answers into the misaligned set and the (subsampled) aligned set, within the
     conditions `spec.direction_condition` names (each condition's aligned set subsampled to its misaligned set's
     size, so every condition's difference rests on equal sets)."""
-    from emgrid.aggregate import score_answers
+    from emgrid.scores import score_answers
     from emgrid.integrity import answer_key
 
     scores = score_answers(judged_rows, min_mass)

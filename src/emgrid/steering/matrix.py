@@ -46,8 +46,8 @@ DIRECTION_COLS = ["model", "source", "status", "reason"]
 def steering_scores(judged_files: Iterable[Sequence[dict]], criterion, min_mass: float) -> pd.DataFrame:
     """One row per steered answer: the aggregate's scores and `misaligned` indicator plus the run's steer fields.
     Files of runs without a direction (no rows) are skipped."""
-    from emgrid.aggregate import score_answers
-    from emgrid.clustered import with_indicators
+    from emgrid.scores import score_answers
+    from emgrid.findings.clustered import with_indicators
 
     frames = []
     for rows in judged_files:
@@ -161,7 +161,7 @@ def summarize_files(
     """Write `out["matrix"]`, `out["directions"]` and `out["cosine"]` (CSV) from the steering judged files and the
     (json, npz) direction files; `analysis` = the config's `analysis` keys it reads (criterion, min_mass, bootstrap:
     emgrid.steering.grid.SUMMARY_ANALYSIS_KEYS; the rest take their defaults and do not change these tables)."""
-    from emgrid.aggregate import analysis_specs
+    from emgrid.scores import analysis_specs
     from emgrid.io import read_jsonl, write_text
     from emgrid.steering.directions import read_direction
 

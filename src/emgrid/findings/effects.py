@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from emgrid.clustered import shared_questions
+from emgrid.findings.clustered import shared_questions
 from emgrid.numfmt import fixed
 from emgrid.stats import BootstrapSpec, bh_adjust, effect_difference, holm_adjust, layout, paired_effect
 from emgrid.stats.bootstrap import percentile_interval

@@ -12,7 +12,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from emgrid.numfmt import fixed
-from emgrid.report.plots import _save  # one atomic PNG writer for every figure
+from emgrid.analyses.diversity import DIVERSITY_METRICS
+from emgrid.report.plots import save_figure  # one atomic PNG writer for every figure
 from emgrid.report.tables import GROUPS as CATEGORY_ORDER
 from emgrid.report.tables import category_of, label_of
 
@@ -57,7 +58,7 @@ def plot_feature_scatter(
         ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_by_category(scores: pd.DataFrame, metrics: Sequence[str], path: str | Path, title: str) -> Path:
@@ -77,14 +78,14 @@ def plot_by_category(scores: pd.DataFrame, metrics: Sequence[str], path: str | P
         ax.tick_params(labelsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _empty(path: str | Path, title: str, note: str) -> Path:
     fig = Figure(figsize=(5, 2))
     fig.text(0.5, 0.5, note, ha="center", va="center", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_analysis_scatter(
@@ -117,8 +118,6 @@ def write_diversity_by_category(
     scores_csv: str | Path, png: str | Path, domains: dict[str, dict] | None = None
 ) -> Path:
     """Box plot of each diversity metric by the study's domain category (domain means over dataset seeds)."""
-    from emgrid.analyses.diversity import DIVERSITY_METRICS
-
     s = pd.read_csv(scores_csv)
     per_domain = s.groupby("domain", sort=True)[list(DIVERSITY_METRICS)].mean().reset_index()
     per_domain["category"] = [category_of(domains, d) for d in per_domain["domain"]]
