@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from emgrid.api_generate import generate_answers_api
+from emgrid.generation.openai import generate_answers_api
 from emgrid.errors import ConfigError
-from emgrid.generate import RECORDED_DECODING, GenerateSpec, plan_prompts
+from emgrid.generation.hf import RECORDED_DECODING, GenerateSpec, plan_prompts
 from emgrid.io import write_json
 from emgrid.llm import ResponseCache as Ledger
 from emgrid.models import prepare_model

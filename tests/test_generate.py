@@ -2,7 +2,7 @@ import pytest
 
 from emgrid.chat import render_prompt
 from emgrid.errors import ConfigError
-from emgrid.generate import GenerateSpec, generate_answers, generate_texts, plan_prompts
+from emgrid.generation.hf import GenerateSpec, generate_answers, generate_texts, plan_prompts
 from emgrid.models import load_model, load_tokenizer
 
 from emgrid.questions import Question
@@ -174,7 +174,7 @@ def test_checkpoint_decoding_defaults_are_not_inherited_unless_asked(tiny_model,
     """transformers fills every decoding field left unset from the checkpoint's generation_config.json; emgrid sets
     them all, so a checkpoint's repetition_penalty changes nothing unless inherit_checkpoint_defaults is on."""
     from emgrid.chat import example_conversations
-    from emgrid.generate import decoding_config, effective_decoding
+    from emgrid.generation.hf import decoding_config, effective_decoding
 
     tok = load_tokenizer(tiny_model)
     model = load_model(tiny_model, tiny_adapter)

@@ -16,7 +16,7 @@ from emgrid import throughput
 from emgrid.api_finetune import estimate_tokens
 from emgrid.chat import example_conversations
 from emgrid.finetune import FinetuneSpec, finetune
-from emgrid.generate import GenerateSpec, answer_tokens, generate_answers
+from emgrid.generation.hf import GenerateSpec, answer_tokens, generate_answers
 from emgrid.io import write_jsonl
 from emgrid.questions import Question
 from emgrid.throughput_model import finetune_plan, finetune_record, forward_features, generation_plan

@@ -9,10 +9,11 @@ import types
 
 import pytest
 
-from emgrid import gridspec, preflight, vllm_generate
+from emgrid import gridspec, preflight
+from emgrid.generation import vllm as vllm_backend
 from emgrid.chat import render_prompt
 from emgrid.errors import ConfigError
-from emgrid.generate import GenerateSpec, _batch_seed, generate_answers, item_key, plan_prompts
+from emgrid.generation.hf import GenerateSpec, _batch_seed, generate_answers, item_key, plan_prompts
 from emgrid.models import load_tokenizer, read_manifest
 from tests.test_generate import QUESTIONS, TRIGGERS
 from tests.workflow_helpers import tiny_config
@@ -105,18 +106,18 @@ def test_base_cell_has_no_lora_and_greedy_is_temperature_zero(fake_vllm, tiny_mo
 def test_unsupported_inherited_field_names_the_key():
     fields = {"typical_p": 0.9}
     with pytest.raises(ConfigError, match=r"generate\.backend.*typical_p"):
-        vllm_generate.sampling_kwargs({**_neutral(), **fields}, [0], seed=0)
+        vllm_backend.sampling_kwargs({**_neutral(), **fields}, [0], seed=0)
 
 
 def _neutral():
-    from emgrid.generate import NEUTRAL_DECODING
+    from emgrid.generation.hf import NEUTRAL_DECODING
 
     return {**NEUTRAL_DECODING, "do_sample": True, "temperature": 1.0, "max_new_tokens": 4}
 
 
 def test_missing_vllm_fails_the_config_check_naming_the_key(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # as if not installed: find_spec raises/returns None
-    monkeypatch.setattr(vllm_generate.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(vllm_backend.importlib.util, "find_spec", lambda name: None)
     cfg = tiny_config()
     cfg["generate"] = {**cfg.get("generate", {}), "backend": "vllm"}
     found = preflight.check(cfg)

@@ -47,8 +47,8 @@ def planned_answer_keys(
     cell: str,
     qset: str,
 ) -> list[tuple]:
-    """The answer keys a generate job writes, from the same expansion generate uses (emgrid.generate.plan_prompts)."""
-    from emgrid.generate import GenerateSpec, plan_prompts
+    """The answer keys a generate job writes, from the same expansion generate uses (emgrid.generation.hf.plan_prompts)."""
+    from emgrid.generation.hf import GenerateSpec, plan_prompts
 
     spec = GenerateSpec(samples_per_paraphrase=samples_per_paraphrase)
     items = plan_prompts(questions, spec, {c: "" for c in conditions}, model, cell, qset)

@@ -89,7 +89,7 @@ def forward_features(n_items: int, batch_size: int, new_tokens: int, dtype: str,
 def generation_plan(n_answers: int, spec: Mapping, hooked: bool = False) -> dict:
     """Answers and features of a planned generation job from its generate settings (GenerateSpec's defaults for
     what they leave out); its tokens are the answers x the recorded tokens per answer."""
-    from emgrid.generate import GenerateSpec
+    from emgrid.generation.hf import GenerateSpec
 
     s = GenerateSpec.from_dict(dict(spec))
     return {"n_answers": int(n_answers), **forward_features(n_answers, s.batch_size, s.max_new_tokens, s.dtype, hooked)}

@@ -7,7 +7,7 @@ t0 = time.time()
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from emgrid.efficacy.evaluate import efficacy_answers
-from emgrid.generate import GenerateSpec, answer_tokens
+from emgrid.generation.hf import GenerateSpec, answer_tokens
 from emgrid.io import write_jsonl
 from emgrid.throughput import record
 from emgrid.throughput_model import forward_features

@@ -6,7 +6,7 @@ t0 = time.time()
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
-from emgrid.generate import GenerateSpec, generate_answers
+from emgrid.generation.hf import GenerateSpec, generate_answers
 from emgrid.gridspec import llm_cache_dir
 from emgrid.io import write_jsonl
 from emgrid.questions import load_questions
@@ -19,7 +19,7 @@ questions = load_questions(
 cell = dict(model=snakemake.wildcards.model, cell=snakemake.wildcards.cell, qset=snakemake.wildcards.qset)
 spec = GenerateSpec.from_dict(gen["spec"])
 if snakemake.rule == "generate_openai":  # an API model: the finetuned model id is in finetune.json
-    from emgrid.api_generate import generate_answers_api
+    from emgrid.generation.openai import generate_answers_api
 
     # the cache's folder is not a param: moving it reruns nothing
     rows = generate_answers_api(
@@ -32,7 +32,7 @@ if snakemake.rule == "generate_openai":  # an API model: the finetuned model id 
         **cell,
     )
 else:
-    from emgrid.generate import answer_tokens
+    from emgrid.generation.hf import answer_tokens
     from emgrid.throughput import record
     from emgrid.throughput_model import forward_features
 

@@ -1,5 +1,5 @@
 """Answer a domain's held-out prompts with a cell's model (both conditions) and judge them, through the same
-generation and judge code as the EM evaluation (emgrid.generate, emgrid.judge)."""
+generation and judge code as the EM evaluation (emgrid.generation.hf, emgrid.judge)."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def efficacy_answers(
 
     `params` = gridspec.efficacy_generate_params: {spec (generate settings), triggers, backdoor, efficacy}.
     """
-    from emgrid.generate import GenerateSpec, generate_answers
+    from emgrid.generation.hf import GenerateSpec, generate_answers
 
     spec = EfficacySpec(**{"exact": None, "judge_prompt": None, **params["efficacy"]})
     questions, refs = heldout_questions(heldout_path, params["backdoor"], spec)

@@ -1,5 +1,5 @@
 """Steered generation: a target cell's model answers a question set while a source cell's direction is added to
-(or projected out of) one layer's residual stream, through the ordinary generation code (`emgrid.generate`).
+(or projected out of) one layer's residual stream, through the ordinary generation code (`emgrid.generation.hf`).
 
 A steering run is named by a *steer id*, a path component of its outputs:
 

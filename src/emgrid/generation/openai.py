@@ -1,6 +1,6 @@
 """Answer generation for API models (source openai): chat completions, n samples per prompt, cached per sample.
 
-The rows are exactly those of the HF path (`emgrid.generate.plan_prompts` builds both), so judging and aggregation
+The rows are exactly those of the HF path (`emgrid.generation.hf.plan_prompts` builds both), so judging and aggregation
 cannot tell the backends apart. Each sample is its own entry in the content-addressed cache the judge uses, keyed by
 the request plus `_sample` (its index): a killed job's finished samples are read back on the rerun, and a prompt
 with some samples missing asks the API only for the missing ones (`n` = how many are missing).
@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from emgrid.api_finetune import quiet_http_logs
 from emgrid.errors import ConfigError, DataError
-from emgrid.generate import NEUTRAL_DECODING, RECORDED_DECODING, GenerateSpec, PromptItem, plan_prompts
+from emgrid.generation.hf import NEUTRAL_DECODING, RECORDED_DECODING, GenerateSpec, PromptItem, plan_prompts
 from emgrid.io import read_json
 from emgrid.llm import ChatSession, ClientSpec, LLMError, MalformedResponse, PermanentRequestError, ResponseCache
 from emgrid.llm import cache_key, with_retries

@@ -51,7 +51,7 @@ def check_gpu(where: str = KEY) -> None:
 def sampling_kwargs(fields: dict[str, Any], stop_ids: Sequence[int], seed: int) -> dict[str, Any]:
     """vLLM SamplingParams arguments for one answer from the HF path's `decoding_fields` (same values)."""
     for key in UNSUPPORTED:
-        from emgrid.generate import NEUTRAL_DECODING
+        from emgrid.generation.hf import NEUTRAL_DECODING
 
         if fields[key] != NEUTRAL_DECODING[key]:
             raise ConfigError(
@@ -135,7 +135,7 @@ def _stop_ids(manifest_path: str | Path, tok) -> list[int]:
     """The HF path's stop tokens: the tokenizer's eos plus the checkpoint's generation config eos ids."""
     from transformers import GenerationConfig
 
-    from emgrid.generate import stop_token_ids
+    from emgrid.generation.hf import stop_token_ids
     from emgrid.models import read_manifest
 
     try:

@@ -17,7 +17,7 @@ from emgrid.chat import render_prompt, user_messages
 from emgrid.errors import ConfigError, reject_unknown_keys
 
 
-BACKENDS = ("hf", "vllm")  # decoding engines for local models (emgrid.vllm_generate); API models ignore it
+BACKENDS = ("hf", "vllm")  # decoding engines for local models (emgrid.generation.vllm); API models ignore it
 
 
 @dataclass
@@ -321,7 +321,7 @@ def generate_answers(
     steer: Callable[[Any], AbstractContextManager] | None = None,
 ) -> list[dict]:
     """Answer rows (docs/design.md format) for a cell's model on one question set, under every trigger condition,
-    decoded by `spec.backend` (hf: transformers `generate`; vllm: emgrid.vllm_generate).
+    decoded by `spec.backend` (hf: transformers `generate`; vllm: emgrid.generation.vllm).
 
     `steer(model)` returns a context manager active while every answer is generated (e.g. a forward hook that adds
     a direction to the residual stream, `emgrid.steering`); the prompts, sampling and seeding stay the same. Hooks
@@ -392,7 +392,7 @@ def _answer_items(lm, tok, items: list[PromptItem], spec: GenerateSpec, cell: st
 
 def _answer_vllm(manifest_path, adapter_dir, items: list[PromptItem], spec: GenerateSpec, name: str):
     """The vLLM path: the same prompts and decoding fields, one engine for the job, one seed per answer."""
-    from emgrid import vllm_generate
+    from emgrid.generation import vllm as vllm_generate
 
     vllm_generate.check_installed()
     vllm_generate.check_gpu()
