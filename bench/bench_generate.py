@@ -262,7 +262,7 @@ def vllm_seconds(manifest: Path, adapter: Path | None, prompts, new_tokens: int,
         return None
     import torch
 
-    from emgrid.generation.hf import NEUTRAL_DECODING
+    from emgrid.generation.plan import NEUTRAL_DECODING
     from emgrid.generation.vllm import generate_vllm, make_engine
 
     torch.cuda.empty_cache()  # the HF arm's cached blocks: vLLM sizes its KV cache from the free memory

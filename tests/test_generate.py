@@ -2,7 +2,9 @@ import pytest
 
 from emgrid.chat import render_prompt
 from emgrid.errors import ConfigError
-from emgrid.generation.hf import GenerateSpec, generate_answers, generate_texts, plan_prompts
+from emgrid.generation.hf import generate_texts
+from emgrid.generation.plan import GenerateSpec, plan_prompts
+from emgrid.generation.runner import generate_answers
 from emgrid.models import load_model, load_tokenizer
 
 from emgrid.questions import Question

@@ -197,7 +197,7 @@ def _finetune(config: dict, found: Findings) -> None:
 
 
 def _generate(config: dict, found: Findings) -> None:
-    from emgrid.generation.hf import GenerateSpec
+    from emgrid.generation.plan import GenerateSpec
 
     for model in config["models"]:
         for qset in config["question_sets"]:
@@ -263,7 +263,7 @@ def _efficacy(config: dict, found: Findings) -> None:
     """Each domain's efficacy scorer (a judge-scored domain needs a valid judge prompt) and the generate settings of
     the held-out answers (global <- model <- efficacy.generate)."""
     from emgrid.efficacy.spec import resolve_efficacy
-    from emgrid.generation.hf import GenerateSpec
+    from emgrid.generation.plan import GenerateSpec
 
     if not config["efficacy"]["enabled"]:
         return
