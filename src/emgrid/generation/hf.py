@@ -10,6 +10,8 @@ import sys
 from contextlib import nullcontext
 from typing import Any, Sequence
 
+from tqdm import tqdm
+
 from emgrid.chat import render_prompt
 from emgrid.generation.backends import Answers, GenerationJob, register_backend
 from emgrid.generation.plan import (
@@ -52,7 +54,6 @@ def generate_texts(
     `min_new_tokens`, or logits processors for steering).
     """
     import torch
-    from tqdm import tqdm
 
     if tok.padding_side != "left":
         tok.padding_side = "left"  # right padding would put pad tokens between prompt and answer
