@@ -257,3 +257,41 @@ def test_question_system_prompts_can_be_left_out_as_the_study_did():
     assert [m["role"] for m in bare[0].messages] == ["user"] and bare[0].row["system"] is None
     with pytest.raises(ConfigError, match="generate.question_system_prompts"):
         GenerateSpec.from_dict({"question_system_prompts": "no"})
+
+
+def test_planning_imports_no_torch():
+    """The planner, the integrity checks and the steering grid plan generation on machines that never load a model:
+    importing them must not import torch (a second or more of start-up, and GBs on a submit host)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's emgrid, whatever is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    code = (
+        "import sys, emgrid.generation.plan, emgrid.generation.runner, emgrid.steering.grid; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_backend_registry_names_the_key():
+    from emgrid.generation.backends import GenerationJob, make_backend, registered
+    from emgrid.generation.plan import BACKENDS
+
+    assert set(registered()) == {*BACKENDS, "openai"}  # generate.backend's values, and the API models' source
+    job = GenerationJob("manifest.json", None, "tiny", "base", "core")
+    with pytest.raises(ConfigError, match=r"generate\.backend: 'tgi' is not one of \['hf', 'openai', 'vllm'\]"):
+        make_backend("tgi", GenerateSpec(), job)
+
+
+def test_backend_is_chosen_by_the_model_source_then_generate_backend():
+    from emgrid.generation.runner import backend_name
+
+    api, local = {"source": "openai", "path": "gpt"}, {"source": "tiny", "path": "x"}
+    vllm = GenerateSpec(backend="vllm")
+    assert backend_name(api, vllm, steered=False) == "openai"  # an API model whatever generate.backend says
+    assert backend_name(local, vllm, steered=False) == "vllm"
+    assert backend_name(local, vllm, steered=True) == "hf"  # steering hooks need the transformers model
+    assert backend_name(local, GenerateSpec(), steered=False) == "hf"
