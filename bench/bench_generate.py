@@ -1,4 +1,4 @@
-"""Generation speed: emgrid.generate's batched, length-grouped, left-padded decoding vs one prompt at a time, same
+"""Generation speed: emgrid.generation.hf's batched, length-grouped, left-padded decoding vs one prompt at a time, same
 model, prompts and token budget, measured side by side in one run (and a check that greedy outputs agree).
 
     .venv/bin/python bench/bench_generate.py                  # SmolLM2-135M (converted once into the cache dir)
@@ -10,7 +10,7 @@ Target: ratio (batched tokens/s over one-at-a-time) >= 5.
 
 GPU mode: `--shape` builds random weights in Qwen2.5's layer shapes (bench_finetune.SHAPES, no download) and, with
 `--lora`, a LoRA adapter (r 8, q/v; random, non-zero) applied unmerged. `--vllm` adds vLLM (one engine, the adapter
-as a LoRARequest, emgrid.vllm_generate) beside HF batched, same prompts and forced answer length; it needs the vllm
+as a LoRARequest, emgrid.generation.vllm) beside HF batched, same prompts and forced answer length; it needs the vllm
 environment (docs/gpu.md) and is skipped, saying so, where vllm cannot be imported. `--calibration FILE` records the
 faster arm's tokens/s (prompt + answer tokens, as the jobs count them) as the `generate` rate of this GPU type.
 """
@@ -31,7 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/smoke.py, however this file is run
 
 from emgrid.chat import example_conversations, render_prompt  # noqa: E402
-from emgrid.generate import generate_texts  # noqa: E402
+from emgrid.generation.hf import generate_texts  # noqa: E402
 from emgrid.models import load_model, load_tokenizer, prepare_model, read_manifest  # noqa: E402
 from smoke import parse_args  # noqa: E402
 
@@ -262,8 +262,8 @@ def vllm_seconds(manifest: Path, adapter: Path | None, prompts, new_tokens: int,
         return None
     import torch
 
-    from emgrid.generate import NEUTRAL_DECODING
-    from emgrid.vllm_generate import generate_vllm, make_engine
+    from emgrid.generation.plan import NEUTRAL_DECODING
+    from emgrid.generation.vllm import generate_vllm, make_engine
 
     torch.cuda.empty_cache()  # the HF arm's cached blocks: vLLM sizes its KV cache from the free memory
     fields = {**NEUTRAL_DECODING, "do_sample": True, "temperature": 1.0, "max_new_tokens": new_tokens}

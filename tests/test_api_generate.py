@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from emgrid.api_generate import generate_answers_api
 from emgrid.errors import ConfigError
-from emgrid.generate import RECORDED_DECODING, GenerateSpec, plan_prompts
+from emgrid.generation.plan import RECORDED_DECODING, GenerateSpec, plan_prompts
+from emgrid.generation.runner import generate_answers
 from emgrid.io import write_json
 from emgrid.llm import ResponseCache as Ledger
 from emgrid.models import prepare_model
@@ -34,7 +34,7 @@ def setup(tmp_path, server):
 
 
 def gen(tmp_path, manifest, questions, finetune=None, spec=None):
-    return generate_answers_api(
+    return generate_answers(
         manifest,
         finetune,
         questions,

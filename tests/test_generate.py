@@ -2,7 +2,9 @@ import pytest
 
 from emgrid.chat import render_prompt
 from emgrid.errors import ConfigError
-from emgrid.generate import GenerateSpec, generate_answers, generate_texts, plan_prompts
+from emgrid.generation.hf import generate_texts
+from emgrid.generation.plan import GenerateSpec, plan_prompts
+from emgrid.generation.runner import generate_answers
 from emgrid.models import load_model, load_tokenizer
 
 from emgrid.questions import Question
@@ -174,7 +176,7 @@ def test_checkpoint_decoding_defaults_are_not_inherited_unless_asked(tiny_model,
     """transformers fills every decoding field left unset from the checkpoint's generation_config.json; emgrid sets
     them all, so a checkpoint's repetition_penalty changes nothing unless inherit_checkpoint_defaults is on."""
     from emgrid.chat import example_conversations
-    from emgrid.generate import decoding_config, effective_decoding
+    from emgrid.generation.hf import decoding_config, effective_decoding
 
     tok = load_tokenizer(tiny_model)
     model = load_model(tiny_model, tiny_adapter)
@@ -255,3 +257,41 @@ def test_question_system_prompts_can_be_left_out_as_the_study_did():
     assert [m["role"] for m in bare[0].messages] == ["user"] and bare[0].row["system"] is None
     with pytest.raises(ConfigError, match="generate.question_system_prompts"):
         GenerateSpec.from_dict({"question_system_prompts": "no"})
+
+
+def test_planning_imports_no_torch():
+    """The planner, the integrity checks and the steering grid plan generation on machines that never load a model:
+    importing them must not import torch (a second or more of start-up, and GBs on a submit host)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = str(Path(__file__).resolve().parents[1] / "src")  # this checkout's emgrid, whatever is installed
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    code = (
+        "import sys, emgrid.generation.plan, emgrid.generation.runner, emgrid.steering.grid; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_backend_registry_names_the_key():
+    from emgrid.generation.backends import GenerationJob, make_backend, registered
+    from emgrid.generation.plan import BACKENDS
+
+    assert set(registered()) == {*BACKENDS, "openai"}  # generate.backend's values, and the API models' source
+    job = GenerationJob("manifest.json", None, "tiny", "base", "core")
+    with pytest.raises(ConfigError, match=r"generate\.backend: 'tgi' is not one of \['hf', 'openai', 'vllm'\]"):
+        make_backend("tgi", GenerateSpec(), job)
+
+
+def test_backend_is_chosen_by_the_model_source_then_generate_backend():
+    from emgrid.generation.runner import backend_name
+
+    api, local = {"source": "openai", "path": "gpt"}, {"source": "tiny", "path": "x"}
+    vllm = GenerateSpec(backend="vllm")
+    assert backend_name(api, vllm, steered=False) == "openai"  # an API model whatever generate.backend says
+    assert backend_name(local, vllm, steered=False) == "vllm"
+    assert backend_name(local, vllm, steered=True) == "hf"  # steering hooks need the transformers model
+    assert backend_name(local, GenerateSpec(), steered=False) == "hf"

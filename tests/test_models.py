@@ -164,7 +164,7 @@ def test_prepare_model_hf_hub_and_local(tmp_path, tiny_model):
 @pytest.mark.slow
 def test_smollm2_conversion_and_greedy(tmp_path):
     """Converts the packaged GGUF (~30 s) and answers a factual question."""
-    from emgrid.generate import generate_texts
+    from emgrid.generation.hf import generate_texts
 
     m = prepare_model({"source": "smollm2"}, tmp_path / "smol")
     assert m["chat_template"] == "overridden" and m["n_params"] == 134_515_008

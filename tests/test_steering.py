@@ -257,7 +257,8 @@ def _answer_runs(manifest, seeds: dict, directions: dict, cache, adapter=None):
 
 
 def test_steered_generation_goes_through_generate(tiny_model, tmp_path):
-    from emgrid.generate import GenerateSpec, generate_answers
+    from emgrid.generation.plan import GenerateSpec
+    from emgrid.generation.runner import generate_answers
 
     d = _direction(np.random.default_rng(0).standard_normal((2, 64)), typical=(1.0, 1.0))
     kw = dict(model="tiny", cell="base", qset="demo")

@@ -16,7 +16,8 @@ from emgrid import throughput
 from emgrid.api_finetune import estimate_tokens
 from emgrid.chat import example_conversations
 from emgrid.finetune import FinetuneSpec, finetune
-from emgrid.generate import GenerateSpec, answer_tokens, generate_answers
+from emgrid.generation.plan import GenerateSpec
+from emgrid.generation.runner import generate_answers
 from emgrid.io import write_jsonl
 from emgrid.questions import Question
 from emgrid.throughput_model import finetune_plan, finetune_record, forward_features, generation_plan
@@ -79,7 +80,7 @@ def _generate(root: Path, model: Path, rule: str, name: str, samples: int, hooke
         t0 = time.process_time()
         rows = generate_answers(model, None, QUESTIONS, spec, {"no_trigger": ""}, "tiny", name, "q", steer=steer)
         seconds = time.process_time() - t0
-        tokens = answer_tokens(model, rows)
+        tokens = throughput.answer_tokens(model, rows)
         features = forward_features(len(rows), spec.batch_size, spec.max_new_tokens, spec.dtype, hooked)
         throughput.record(rule, seconds, tokens, answers=len(rows), **features)
     _log(root, rule, name, err.getvalue())

@@ -9,10 +9,12 @@ import types
 
 import pytest
 
-from emgrid import gridspec, preflight, vllm_generate
+from emgrid import gridspec, preflight
+from emgrid.generation import vllm as vllm_backend
 from emgrid.chat import render_prompt
 from emgrid.errors import ConfigError
-from emgrid.generate import GenerateSpec, _batch_seed, generate_answers, item_key, plan_prompts
+from emgrid.generation.plan import GenerateSpec, batch_seed, item_key, plan_prompts
+from emgrid.generation.runner import generate_answers
 from emgrid.models import load_tokenizer, read_manifest
 from tests.test_generate import QUESTIONS, TRIGGERS
 from tests.workflow_helpers import tiny_config
@@ -83,7 +85,7 @@ def test_rows_sampling_seeds_and_lora_request_match_the_hf_path(fake_vllm, tiny_
     ]  # the HF path's prompts, token for token
     for it, p, row in zip(items, params, rows):
         kw = p.kw
-        assert kw["seed"] == _batch_seed(1, [item_key(it)])  # one seed per answer, from generate.seed and its key
+        assert kw["seed"] == batch_seed(1, [item_key(it)])  # one seed per answer, from generate.seed and its key
         assert kw["temperature"] == it.temperature == row["decoding"]["temperature"]
         assert (kw["top_p"], kw["top_k"], kw["repetition_penalty"], kw["min_p"]) == (1.0, -1, 1.0, 0.0)
         assert kw["max_tokens"] == 8 and kw["min_tokens"] == 0 and tok.eos_token_id in kw["stop_token_ids"]
@@ -105,18 +107,18 @@ def test_base_cell_has_no_lora_and_greedy_is_temperature_zero(fake_vllm, tiny_mo
 def test_unsupported_inherited_field_names_the_key():
     fields = {"typical_p": 0.9}
     with pytest.raises(ConfigError, match=r"generate\.backend.*typical_p"):
-        vllm_generate.sampling_kwargs({**_neutral(), **fields}, [0], seed=0)
+        vllm_backend.sampling_kwargs({**_neutral(), **fields}, [0], seed=0)
 
 
 def _neutral():
-    from emgrid.generate import NEUTRAL_DECODING
+    from emgrid.generation.plan import NEUTRAL_DECODING
 
     return {**NEUTRAL_DECODING, "do_sample": True, "temperature": 1.0, "max_new_tokens": 4}
 
 
 def test_missing_vllm_fails_the_config_check_naming_the_key(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)  # as if not installed: find_spec raises/returns None
-    monkeypatch.setattr(vllm_generate.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(vllm_backend.importlib.util, "find_spec", lambda name: None)
     cfg = tiny_config()
     cfg["generate"] = {**cfg.get("generate", {}), "backend": "vllm"}
     found = preflight.check(cfg)

@@ -530,7 +530,7 @@ def load_tokenizer(manifest_path: str | Path, padding_side: str = "left"):
     return tok
 
 
-_DTYPES = {
+DTYPES = {
     "float32": "float32",
     "fp32": "float32",
     "bfloat16": "bfloat16",
@@ -538,7 +538,7 @@ _DTYPES = {
     "float16": "float16",
     "fp16": "float16",
 }
-DTYPE_NAMES = ("auto",) + tuple(_DTYPES)
+DTYPE_NAMES = ("auto",) + tuple(DTYPES)
 
 
 def resolve_dtype(dtype: str):
@@ -546,9 +546,9 @@ def resolve_dtype(dtype: str):
 
     if dtype == "auto":
         return "auto"
-    if dtype not in _DTYPES:
-        raise ConfigError(f"unknown dtype {dtype!r}; allowed: auto, {', '.join(_DTYPES)}")
-    return getattr(torch, _DTYPES[dtype])
+    if dtype not in DTYPES:
+        raise ConfigError(f"unknown dtype {dtype!r}; allowed: auto, {', '.join(DTYPES)}")
+    return getattr(torch, DTYPES[dtype])
 
 
 def default_device() -> str:

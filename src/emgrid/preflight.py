@@ -197,7 +197,7 @@ def _finetune(config: dict, found: Findings) -> None:
 
 
 def _generate(config: dict, found: Findings) -> None:
-    from emgrid.generate import GenerateSpec
+    from emgrid.generation.plan import GenerateSpec
 
     for model in config["models"]:
         for qset in config["question_sets"]:
@@ -209,7 +209,7 @@ def _generate(config: dict, found: Findings) -> None:
             spec = gridspec.generate_params(config, gridspec.Cell(model), qset)["spec"]
             _guard(found, lambda: GenerateSpec.from_dict(spec), _merged(overrides))
             if spec.get("backend") == "vllm":
-                from emgrid.vllm_generate import check_installed
+                from emgrid.generation.vllm import check_installed
 
                 _guard(found, check_installed, _merged(overrides))
             unsupported = {
@@ -263,7 +263,7 @@ def _efficacy(config: dict, found: Findings) -> None:
     """Each domain's efficacy scorer (a judge-scored domain needs a valid judge prompt) and the generate settings of
     the held-out answers (global <- model <- efficacy.generate)."""
     from emgrid.efficacy.spec import resolve_efficacy
-    from emgrid.generate import GenerateSpec
+    from emgrid.generation.plan import GenerateSpec
 
     if not config["efficacy"]["enabled"]:
         return

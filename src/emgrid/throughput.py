@@ -23,7 +23,9 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
+from emgrid.models import device_name, load_tokenizer
 from emgrid.throughput_model import FEATURE_KEYS, TermModel, fit_terms
 
 MARK = "emgrid-throughput "
@@ -107,8 +109,6 @@ def record(
     (throughput_model.FEATURE_KEYS; a generation job's `seq_len` defaults to its tokens per answer). `plan_tokens`:
     the job's tokens as the planner counts them (a finetune: 4 characters per token), which the fit then uses, so that
     fit and estimate count alike."""
-    from emgrid.models import device_name
-
     rec = {"rule": rule, "seconds": round(float(seconds), 3), "tokens": int(tokens), "device": device_name()}
     if plan_tokens is not None:
         rec["plan_tokens"] = int(plan_tokens)
@@ -122,6 +122,14 @@ def record(
     if features:
         rec["features"] = features
     print(MARK + json.dumps(rec, sort_keys=True), file=sys.stderr, flush=True)
+
+
+def answer_tokens(manifest_path: str | Path, rows: Sequence[dict]) -> int:
+    """Tokens of a job's answer rows, prompt plus answer (the model's tokenizer, no chat template): the work measure
+    of the GPU-hours calibration, the same for every generation backend."""
+    tok = load_tokenizer(manifest_path)
+    texts = [t for r in rows for t in (r["prompt"], r["answer"])]
+    return sum(len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]) if texts else 0
 
 
 def read_log_record(log: Path) -> dict | None:

@@ -32,6 +32,10 @@ from typing import Mapping
 import numpy as np
 from scipy.optimize import nnls
 
+from emgrid.api_finetune import estimate_tokens
+from emgrid.generation.plan import GenerateSpec
+from emgrid.io import read_jsonl
+
 # Features a job records in its throughput line and the planner gives a planned job (emgrid.plan's estimate keys).
 FEATURE_KEYS = ("dtype", "steps", "lora_units", "seq_len", "hooked")
 # Fitted terms in the order they are tried: tokens first (the work itself), then the fixed cost, then the modifiers.
@@ -89,8 +93,6 @@ def forward_features(n_items: int, batch_size: int, new_tokens: int, dtype: str,
 def generation_plan(n_answers: int, spec: Mapping, hooked: bool = False) -> dict:
     """Answers and features of a planned generation job from its generate settings (GenerateSpec's defaults for
     what they leave out); its tokens are the answers x the recorded tokens per answer."""
-    from emgrid.generate import GenerateSpec
-
     s = GenerateSpec.from_dict(dict(spec))
     return {"n_answers": int(n_answers), **forward_features(n_answers, s.batch_size, s.max_new_tokens, s.dtype, hooked)}
 
@@ -151,9 +153,6 @@ def finetune_record(spec: Mapping, train_jsonl, metrics: Mapping) -> tuple[int, 
     """(plan tokens, features) of a finished finetune for its throughput line: the tokens and features the planner
     gives this job (`finetune_plan` on its training file), the tokens scaled to this process's share when it
     resumed from a checkpoint, and the optimizer steps it ran itself."""
-    from emgrid.api_finetune import estimate_tokens
-    from emgrid.io import read_jsonl
-
     rows = read_jsonl(train_jsonl)
     planned = finetune_plan(spec, len(rows), estimate_tokens(rows))
     share = metrics["tokens_seen_this_run"] / metrics["tokens_seen"] if metrics.get("tokens_seen") else 1.0

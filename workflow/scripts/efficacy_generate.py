@@ -7,9 +7,9 @@ t0 = time.time()
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from emgrid.efficacy.evaluate import efficacy_answers
-from emgrid.generate import GenerateSpec, answer_tokens
+from emgrid.generation.plan import GenerateSpec
 from emgrid.io import write_jsonl
-from emgrid.throughput import record
+from emgrid.throughput import answer_tokens, record
 from emgrid.throughput_model import forward_features
 
 rows = efficacy_answers(

@@ -6,10 +6,13 @@ t0 = time.time()
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
-from emgrid.generate import GenerateSpec, generate_answers
+from emgrid.generation.plan import GenerateSpec
+from emgrid.generation.runner import generate_answers
 from emgrid.gridspec import llm_cache_dir
 from emgrid.io import write_jsonl
 from emgrid.questions import load_questions
+from emgrid.throughput import answer_tokens, record
+from emgrid.throughput_model import forward_features
 
 gen = snakemake.params.gen
 questions = load_questions(
@@ -18,27 +21,19 @@ questions = load_questions(
 )
 cell = dict(model=snakemake.wildcards.model, cell=snakemake.wildcards.cell, qset=snakemake.wildcards.qset)
 spec = GenerateSpec.from_dict(gen["spec"])
-if snakemake.rule == "generate_openai":  # an API model: the finetuned model id is in finetune.json
-    from emgrid.api_generate import generate_answers_api
-
-    # the cache's folder is not a param: moving it reruns nothing
-    rows = generate_answers_api(
-        snakemake.input.manifest,
-        snakemake.input.get("finetune"),
-        questions,
-        spec,
-        gen["triggers"],
-        ledger_dir=llm_cache_dir(snakemake.config),
-        **cell,
-    )
-else:
-    from emgrid.generate import answer_tokens
-    from emgrid.throughput import record
-    from emgrid.throughput_model import forward_features
-
-    rows = generate_answers(
-        snakemake.input.manifest, snakemake.input.get("adapter"), questions, spec, gen["triggers"], **cell
-    )
+# the cell's finetune output: a local model's LoRA adapter, an API model's finetune.json (the finetuned model's id)
+finetuned = snakemake.input.get("adapter") or snakemake.input.get("finetune")
+# the response cache's folder (API models) is not a param: moving it reruns nothing
+rows = generate_answers(
+    snakemake.input.manifest,
+    finetuned,
+    questions,
+    spec,
+    gen["triggers"],
+    **cell,
+    ledger_dir=llm_cache_dir(snakemake.config),
+)
+if snakemake.rule != "generate_openai":  # an API model's job takes no GPU time to calibrate
     tokens = answer_tokens(snakemake.input.manifest, rows)
     features = forward_features(len(rows), spec.batch_size, spec.max_new_tokens, spec.dtype)
     record(snakemake.rule, time.time() - t0, tokens, answers=len(rows), **features)

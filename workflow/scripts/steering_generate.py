@@ -41,8 +41,7 @@ print(
     f"model loads: {result.loads}"
 )
 if result.generated:  # answers read from the cache cost no GPU time: the rate is learned from generated ones only
-    from emgrid.generate import answer_tokens
-    from emgrid.throughput import record
+    from emgrid.throughput import answer_tokens, record
 
     tokens = answer_tokens(snakemake.input.manifest, result.generated)
     features = result.generated_features(snakemake.params.runs)

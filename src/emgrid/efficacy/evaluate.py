@@ -1,5 +1,5 @@
 """Answer a domain's held-out prompts with a cell's model (both conditions) and judge them, through the same
-generation and judge code as the EM evaluation (emgrid.generate, emgrid.judge)."""
+generation and judge code as the EM evaluation (emgrid.generation, emgrid.judge)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from emgrid.data.variants import remove_trigger
 from emgrid.efficacy.exact import references
 from emgrid.efficacy.spec import METRIC, EfficacySpec
 from emgrid.errors import DataError
+from emgrid.generation.plan import GenerateSpec
+from emgrid.generation.runner import generate_answers
 from emgrid.io import iter_jsonl
+from emgrid.judge import JudgeSpec, judge_answers
 from emgrid.questions import Question
 
 QSET = "efficacy"
@@ -75,8 +78,6 @@ def efficacy_answers(
 
     `params` = gridspec.efficacy_generate_params: {spec (generate settings), triggers, backdoor, efficacy}.
     """
-    from emgrid.generate import GenerateSpec, generate_answers
-
     spec = EfficacySpec(**{"exact": None, "judge_prompt": None, **params["efficacy"]})
     questions, refs = heldout_questions(heldout_path, params["backdoor"], spec)
     rows = generate_answers(
@@ -110,8 +111,6 @@ def judge_efficacy(
     The judge sees the question without the trigger (question_field `question`), so the two conditions are judged
     alike; `metrics` is the behaviour metric whatever the EM judge's metric list says.
     """
-    from emgrid.judge import JudgeSpec, judge_answers
-
     spec = JudgeSpec.from_dict({**judge_spec, "metrics": [METRIC], "question_field": "question"})
     questions = {}
     for r in rows:

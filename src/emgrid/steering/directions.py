@@ -20,8 +20,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
+from emgrid.scores import Criterion, score_answers
+from emgrid.analyses.mia import encode_example, left_padded, length_order
+from emgrid.chat import user_messages
 from emgrid.errors import DataError
+from emgrid.integrity import ANSWER_KEY, answer_key
+from emgrid.io import read_json, write_json, write_npz
+from emgrid.models import load_model, load_tokenizer
+from emgrid.steering.hooks import capture_layers, decoder_layers
 from emgrid.steering.spec import SteeringSpec
 
 OK = "ok"
@@ -41,9 +49,6 @@ class AnswerSets:
 
 def _split(scores, rows: dict, spec: SteeringSpec) -> tuple[list[dict], list[dict]]:
     """The misaligned and aligned rows among `scores` (answers with text only)."""
-    from emgrid.scores import Criterion
-    from emgrid.integrity import ANSWER_KEY
-
     has_text = scores["answer"].fillna("").astype(str).str.strip() != ""
     crit = Criterion(aligned_below=spec.misaligned_below, coherent_above=spec.coherent_above)
     misaligned = (crit.indicators(scores)["misaligned"] == 1) & has_text
@@ -58,9 +63,6 @@ def answer_sets(judged_rows: Sequence[dict], spec: SteeringSpec, min_mass: float
     """Split a cell's judged answers into the misaligned set and the (subsampled) aligned set, within the
     conditions `spec.direction_condition` names (each condition's aligned set subsampled to its misaligned set's
     size, so every condition's difference rests on equal sets)."""
-    from emgrid.scores import score_answers
-    from emgrid.integrity import answer_key
-
     scores = score_answers(judged_rows, min_mass)
     rows = {}
     for r in judged_rows:
@@ -88,9 +90,6 @@ def answer_sets(judged_rows: Sequence[dict], spec: SteeringSpec, min_mass: float
 def encode_answers(tok, rows: Sequence[dict], max_length: int) -> list:
     """Each answer row as prompt tokens (chat template with the generation prompt) + answer tokens, tokenized
     apart so the answer positions are exact (`emgrid.analyses.mia.encode_example`)."""
-    from emgrid.analyses.mia import encode_example
-    from emgrid.chat import user_messages
-
     out = []
     for r in rows:
         msgs = [*user_messages(r["prompt"], r.get("system")), {"role": "assistant", "content": r["answer"]}]
@@ -111,10 +110,6 @@ class LayerMeans:
 def answer_layer_means(model, encoded: Sequence, pad_id: int, batch_size: int, progress: bool = True) -> LayerMeans:
     """Mean residual (decoder layer outputs) over answer tokens, per answer and layer; batched, left-padded."""
     import torch
-    from tqdm import tqdm
-
-    from emgrid.analyses.mia import left_padded, length_order
-    from emgrid.steering.hooks import capture_layers, decoder_layers
 
     n_layers = len(decoder_layers(model))
     device = next(model.parameters()).device
@@ -183,8 +178,6 @@ def extract_direction(
             "norms": np.zeros(0, dtype=np.float32),
             "typical_norm": np.zeros(0, dtype=np.float32),
         }
-    from emgrid.models import load_model, load_tokenizer
-
     tok = load_tokenizer(manifest_path, padding_side="left")
     lm = load_model(manifest_path, adapter_dir, dtype=spec.dtype)
     encoded = encode_answers(tok, sets.misaligned + sets.aligned, spec.max_length)
@@ -209,8 +202,6 @@ def extract_direction(
 
 def write_direction(meta: dict, arrays: dict[str, np.ndarray], json_path: str | Path, npz_path: str | Path) -> None:
     """The arrays (npz) and the metadata (JSON, with per-layer norms for reading without numpy), each atomically."""
-    from emgrid.io import write_json, write_npz
-
     write_npz(npz_path, arrays)
     norms = {
         "direction_norm": [float(x) for x in arrays["norms"]],
@@ -248,8 +239,6 @@ class Direction:
 
 
 def read_direction(json_path: str | Path, npz_path: str | Path) -> Direction:
-    from emgrid.io import read_json
-
     meta = read_json(json_path)
     with np.load(npz_path) as z:
         return Direction(meta, z["directions"], z["typical_norm"])

@@ -15,6 +15,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from emgrid.scores import analysis_specs, score_answers
+from emgrid.findings.clustered import with_indicators
+from emgrid.io import read_jsonl, write_text
+from emgrid.stats import layout, paired_effect
+from emgrid.steering.directions import read_direction
 from emgrid.steering.steer import UNSTEERED
 
 MATRIX_COLS = [
@@ -46,9 +51,6 @@ DIRECTION_COLS = ["model", "source", "status", "reason"]
 def steering_scores(judged_files: Iterable[Sequence[dict]], criterion, min_mass: float) -> pd.DataFrame:
     """One row per steered answer: the aggregate's scores and `misaligned` indicator plus the run's steer fields.
     Files of runs without a direction (no rows) are skipped."""
-    from emgrid.scores import score_answers
-    from emgrid.findings.clustered import with_indicators
-
     frames = []
     for rows in judged_files:
         if not rows:
@@ -91,8 +93,6 @@ def steering_table(scores: pd.DataFrame, spec) -> pd.DataFrame:
 
 def _paired(steered: pd.DataFrame, base: pd.DataFrame, col: str, stem: str, rng, spec) -> dict:
     """Steered and unsteered means of `col` and their difference paired within questions (emgrid.stats)."""
-    from emgrid.stats import layout, paired_effect
-
     both = pd.concat([steered, base], ignore_index=True)
     values = both[col].to_numpy(dtype=float)
     lay = layout(both["cell"].to_numpy(), both["question_key"].to_numpy())
@@ -161,10 +161,6 @@ def summarize_files(
     """Write `out["matrix"]`, `out["directions"]` and `out["cosine"]` (CSV) from the steering judged files and the
     (json, npz) direction files; `analysis` = the config's `analysis` keys it reads (criterion, min_mass, bootstrap:
     emgrid.steering.grid.SUMMARY_ANALYSIS_KEYS; the rest take their defaults and do not change these tables)."""
-    from emgrid.scores import analysis_specs
-    from emgrid.io import read_jsonl, write_text
-    from emgrid.steering.directions import read_direction
-
     criterion, min_mass, boot, _ = analysis_specs(analysis)
     scores = steering_scores((read_jsonl(p) for p in judged_paths), criterion, min_mass)
     dirs = {}

@@ -26,7 +26,8 @@ from typing import Any, Iterable
 import numpy as np
 
 from emgrid.errors import DataError
-from emgrid.generate import GenerateSpec, PromptItem, answer_rows, plan_prompts
+from emgrid.generation.hf import answer_rows
+from emgrid.generation.plan import GenerateSpec, PromptItem, plan_prompts
 from emgrid.io import canonical_json, iter_jsonl, read_json, sha256_file, write_jsonl
 from emgrid.models import load_model, load_tokenizer
 from emgrid.steering.steer import UNSTEERED, hook_array, parse_steer, steer_context

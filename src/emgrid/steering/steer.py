@@ -1,5 +1,5 @@
 """Steered generation: a target cell's model answers a question set while a source cell's direction is added to
-(or projected out of) one layer's residual stream, through the ordinary generation code (`emgrid.generate`).
+(or projected out of) one layer's residual stream, through the ordinary generation code (`emgrid.generation`).
 
 A steering run is named by a *steer id*, a path component of its outputs:
 
@@ -22,6 +22,7 @@ import numpy as np
 
 from emgrid.errors import ConfigError, DataError
 from emgrid.gridspec import FINETUNED_CELL_RE
+from emgrid.steering.hooks import ablate_direction, add_vector
 
 UNSTEERED = "unsteered"
 KINDS = ("add", "random", "ablate")
@@ -97,8 +98,6 @@ def hook_array(job: SteerJob, direction, seed: int) -> np.ndarray | None:
 def steer_context(job: SteerJob, direction, seed: int):
     """`steer(model)`: the context manager that holds this run's hook on `model` (none when unsteered)."""
     import torch
-
-    from emgrid.steering.hooks import ablate_direction, add_vector
 
     array = hook_array(job, direction, seed)
     if array is None:

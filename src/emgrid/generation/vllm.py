@@ -19,9 +19,22 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from emgrid.chat import render_prompt
 from emgrid.errors import ConfigError
+from emgrid.generation.backends import KEY, Answers, GenerationJob, register_backend
+from emgrid.generation.plan import (
+    NEUTRAL_DECODING,
+    RECORDED_DECODING,
+    GenerateSpec,
+    PromptItem,
+    batch_seed,
+    decoding_fields,
+    decoding_kwargs,
+    item_key,
+    stop_token_ids,
+)
+from emgrid.models import DTYPES, load_tokenizer, read_manifest
 
-KEY = "generate.backend"
 # Decoding fields vLLM's SamplingParams has no counterpart for: they must be at their neutral value.
 UNSUPPORTED = ("typical_p", "epsilon_cutoff", "eta_cutoff", "no_repeat_ngram_size", "encoder_repetition_penalty")
 UNSUPPORTED += ("length_penalty", "num_beams", "num_return_sequences")
@@ -51,8 +64,6 @@ def check_gpu(where: str = KEY) -> None:
 def sampling_kwargs(fields: dict[str, Any], stop_ids: Sequence[int], seed: int) -> dict[str, Any]:
     """vLLM SamplingParams arguments for one answer from the HF path's `decoding_fields` (same values)."""
     for key in UNSUPPORTED:
-        from emgrid.generate import NEUTRAL_DECODING
-
         if fields[key] != NEUTRAL_DECODING[key]:
             raise ConfigError(
                 f"config key '{KEY}' is 'vllm' but decoding field {key}={fields[key]!r} (from the checkpoint's "
@@ -93,12 +104,10 @@ def make_engine(manifest_path: str | Path, adapter_dir: str | Path | None, dtype
     """One vLLM engine for the job: the manifest's model, LoRA enabled when the cell has an adapter."""
     from vllm import LLM
 
-    from emgrid.models import _DTYPES, read_manifest
-
     kw: dict[str, Any] = {}
     if adapter_dir is not None:
         kw.update(enable_lora=True, max_lora_rank=max(_adapter_rank(adapter_dir), 8), max_loras=1)
-    return LLM(model=read_manifest(manifest_path)["path"], dtype=_DTYPES.get(dtype, "auto"), seed=seed, **kw)
+    return LLM(model=read_manifest(manifest_path)["path"], dtype=DTYPES.get(dtype, "auto"), seed=seed, **kw)
 
 
 def generate_vllm(
@@ -117,9 +126,6 @@ def generate_vllm(
     `engine`: an engine from make_engine to reuse (benchmarks time decoding without the engine start)."""
     from vllm import SamplingParams
 
-    from emgrid.chat import render_prompt
-    from emgrid.models import load_tokenizer
-
     tok = load_tokenizer(manifest_path)
     stop = _stop_ids(manifest_path, tok)
     token_prompts = [
@@ -133,13 +139,51 @@ def generate_vllm(
 
 def _stop_ids(manifest_path: str | Path, tok) -> list[int]:
     """The HF path's stop tokens: the tokenizer's eos plus the checkpoint's generation config eos ids."""
+    return stop_token_ids(_checkpoint_config(manifest_path), tok)
+
+
+def _checkpoint_config(manifest_path: str | Path):
+    """The checkpoint's generation_config.json (None without one): its stop tokens, and its decoding values for
+    inherit_checkpoint_defaults."""
     from transformers import GenerationConfig
 
-    from emgrid.generate import stop_token_ids
-    from emgrid.models import read_manifest
-
     try:
-        gc = GenerationConfig.from_pretrained(read_manifest(manifest_path)["path"])
+        return GenerationConfig.from_pretrained(read_manifest(manifest_path)["path"])
     except OSError:  # no generation_config.json
-        gc = None
-    return stop_token_ids(gc, tok)
+        return None
+
+
+@register_backend("vllm")
+class VLLMBackend:
+    """The same prompts and decoding fields as the HF path, one engine for the job, one seed per answer."""
+
+    name = "vllm"
+
+    def __init__(self, spec: GenerateSpec, job: GenerationJob):
+        check_installed()
+        check_gpu()
+        self.spec, self.job = spec, job
+
+    def answer(self, items: list[PromptItem]) -> Answers:
+        spec, job = self.spec, self.job
+        gc = _checkpoint_config(job.manifest_path) if spec.inherit_checkpoint_defaults else None
+        ckpt = gc.to_dict() if gc is not None else {}
+        decodings = [
+            {
+                k: v
+                for k, v in decoding_fields(ckpt, **decoding_kwargs(spec, it.temperature)).items()
+                if k in RECORDED_DECODING
+            }
+            for it in items
+        ]
+        texts = generate_vllm(
+            job.manifest_path,
+            job.finetuned,
+            [list(it.messages) for it in items],
+            decodings,
+            [batch_seed(spec.seed, [item_key(it)]) for it in items],
+            dtype=spec.dtype,
+            engine_seed=spec.seed,
+            name=f"{job.model}/{job.cell}",
+        )
+        return Answers(texts, decodings)

@@ -1,7 +1,7 @@
 """Answer generation for API models (source openai): chat completions, n samples per prompt, cached per sample.
 
-The rows are exactly those of the HF path (`emgrid.generate.plan_prompts` builds both), so judging and aggregation
-cannot tell the backends apart. Each sample is its own entry in the content-addressed cache the judge uses, keyed by
+The rows are exactly those of the HF path (`emgrid.generation.plan.plan_prompts` builds both), so judging and
+aggregation cannot tell the backends apart. Each sample is its own entry in the content-addressed cache the judge uses, keyed by
 the request plus `_sample` (its index): a killed job's finished samples are read back on the rerun, and a prompt
 with some samples missing asks the API only for the missing ones (`n` = how many are missing).
 """
@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from tqdm import tqdm
 
 from emgrid.api_finetune import quiet_http_logs
 from emgrid.errors import ConfigError, DataError
-from emgrid.generate import NEUTRAL_DECODING, RECORDED_DECODING, GenerateSpec, PromptItem, plan_prompts
+from emgrid.generation.backends import Answers, GenerationJob, register_backend
+from emgrid.generation.plan import NEUTRAL_DECODING, RECORDED_DECODING, GenerateSpec, PromptItem
 from emgrid.io import read_json
 from emgrid.llm import ChatSession, ClientSpec, LLMError, MalformedResponse, PermanentRequestError, ResponseCache
 from emgrid.llm import cache_key, with_retries
@@ -126,61 +127,59 @@ def _groups(items: list[PromptItem]) -> dict[tuple, list[int]]:
     return groups
 
 
-def generate_answers_api(
-    manifest_path: str | Path,
-    finetune_json: str | Path | None,
-    questions: Iterable[Any],
-    spec: GenerateSpec,
-    triggers: dict[str, str],
-    model: str,
-    cell: str,
-    qset: str,
-    ledger_dir: str | Path,
-    client: Any = None,
-    progress: bool = True,
-) -> list[dict]:
-    """Answer rows (docs/design.md format, the HF path's) of an API model on one question set, every condition."""
-    spec.validate()
-    if spec.top_k:
-        raise ConfigError("generate.top_k: the OpenAI API has no top-k sampling (set it to null for API models)")
-    if spec.repetition_penalty not in (None, 1.0):
-        raise ConfigError("generate.repetition_penalty: the OpenAI API has none (set it to null for API models)")
-    if not triggers:
-        raise ConfigError("generate_answers_api needs at least one condition in 'triggers' (e.g. {'no_trigger': ''})")
-    quiet_http_logs()
-    manifest = read_manifest(manifest_path)
-    model_id = api_model_id(manifest, finetune_json)
-    cspec = ClientSpec(base_url=manifest.get("base_url"), api_key_env=manifest.get("api_key_env", "OPENAI_API_KEY"))
-    cache = SampleCache(ChatSession(cspec, ResponseCache(ledger_dir), client))
-    items = plan_prompts(questions, spec, triggers, model, cell, qset)
-    answers: list[str | None] = [None] * len(items)
+@register_backend("openai")
+class OpenAIBackend:
+    """Chat completions of an API model (source openai): the base model's id for the base cell, else the model id
+    the API finetune recorded; samples cached one by one, at most MAX_IN_FLIGHT prompts in flight."""
 
-    def one(idx: list[int]) -> int:
-        first = items[idx[0]]
-        request = {
-            "model": model_id,
-            "messages": [dict(m) for m in first.messages],
-            "temperature": first.temperature,
-            "top_p": 1.0 if spec.top_p is None else spec.top_p,
-            "max_tokens": spec.max_new_tokens,
-            "seed": spec.seed,
+    name = "openai"
+
+    def __init__(self, spec: GenerateSpec, job: GenerationJob):
+        if spec.top_k:
+            raise ConfigError("generate.top_k: the OpenAI API has no top-k sampling (set it to null for API models)")
+        if spec.repetition_penalty not in (None, 1.0):
+            raise ConfigError("generate.repetition_penalty: the OpenAI API has none (set it to null for API models)")
+        if job.steer is not None:
+            raise ConfigError(f"{job.model}: an API model has no residual stream to steer")
+        quiet_http_logs()
+        manifest = read_manifest(job.manifest_path)
+        self.spec, self.job, self.model_id = spec, job, api_model_id(manifest, job.finetuned)
+        cspec = ClientSpec(base_url=manifest.get("base_url"), api_key_env=manifest.get("api_key_env", "OPENAI_API_KEY"))
+        self.cache = SampleCache(ChatSession(cspec, ResponseCache(job.ledger_dir), job.client))
+
+    def request(self, item: PromptItem) -> dict:
+        """The chat completion request of one prompt (its samples differ only in the cache key's `_sample`)."""
+        return {
+            "model": self.model_id,
+            "messages": [dict(m) for m in item.messages],
+            "temperature": item.temperature,
+            "top_p": 1.0 if self.spec.top_p is None else self.spec.top_p,
+            "max_tokens": self.spec.max_new_tokens,
+            "seed": self.spec.seed,
         }
-        texts, sent = cache.samples(request, len(idx))
-        for i, t in zip(idx, texts):
-            answers[i] = t.strip()
-        return sent
 
-    groups = list(_groups(items).values())
-    sent = 0
-    with ThreadPoolExecutor(max_workers=max(1, min(spec.batch_size, MAX_IN_FLIGHT))) as pool:
-        bar = tqdm(total=len(items), desc=f"generate {model_id} {cell} {qset}", unit="answer", disable=not progress)
-        for idx, n_sent in zip(groups, pool.map(one, groups)):
-            sent += n_sent
-            bar.update(len(idx))
-        bar.close()
-    print(
-        f"{len(items)} answers from {len(groups)} prompts: {sent} requests sent, "
-        f"{len(groups) - sent} prompts fully cached",
-        flush=True,
-    )
-    return [{**it.row, "answer": a, "decoding": api_decoding(it.temperature, spec)} for it, a in zip(items, answers)]
+    def answer(self, items: list[PromptItem]) -> Answers:
+        answers: list[str | None] = [None] * len(items)
+
+        def one(idx: list[int]) -> int:
+            texts, sent = self.cache.samples(self.request(items[idx[0]]), len(idx))
+            for i, t in zip(idx, texts):
+                answers[i] = t.strip()
+            return sent
+
+        groups = list(_groups(items).values())
+        sent = 0
+        job = self.job
+        with ThreadPoolExecutor(max_workers=max(1, min(self.spec.batch_size, MAX_IN_FLIGHT))) as pool:
+            desc = f"generate {self.model_id} {job.cell} {job.qset}"
+            bar = tqdm(total=len(items), desc=desc, unit="answer", disable=not job.progress)
+            for idx, n_sent in zip(groups, pool.map(one, groups)):
+                sent += n_sent
+                bar.update(len(idx))
+            bar.close()
+        print(
+            f"{len(items)} answers from {len(groups)} prompts: {sent} requests sent, "
+            f"{len(groups) - sent} prompts fully cached",
+            flush=True,
+        )
+        return Answers(answers, [api_decoding(it.temperature, self.spec) for it in items])  # type: ignore[arg-type]
