@@ -93,12 +93,12 @@ def make_engine(manifest_path: str | Path, adapter_dir: str | Path | None, dtype
     """One vLLM engine for the job: the manifest's model, LoRA enabled when the cell has an adapter."""
     from vllm import LLM
 
-    from emgrid.models import _DTYPES, read_manifest
+    from emgrid.models import DTYPES, read_manifest
 
     kw: dict[str, Any] = {}
     if adapter_dir is not None:
         kw.update(enable_lora=True, max_lora_rank=max(_adapter_rank(adapter_dir), 8), max_loras=1)
-    return LLM(model=read_manifest(manifest_path)["path"], dtype=_DTYPES.get(dtype, "auto"), seed=seed, **kw)
+    return LLM(model=read_manifest(manifest_path)["path"], dtype=DTYPES.get(dtype, "auto"), seed=seed, **kw)
 
 
 def generate_vllm(
