@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from emgrid.errors import ConfigError
 
+#: The dtype names a config may use -> torch's name (vLLM takes the same names).
 DTYPES = {
     "float32": "float32",
     "fp32": "float32",
@@ -17,6 +18,7 @@ DTYPE_NAMES = ("auto",) + tuple(DTYPES)
 
 
 def resolve_dtype(dtype: str):
+    """torch's dtype for a config's name ("auto" passes through: transformers then uses the checkpoint's)."""
     import torch
 
     if dtype == "auto":

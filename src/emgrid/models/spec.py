@@ -20,6 +20,7 @@ SPEC_KEYS = ("source", "id", "base_id") + TINY_KEYS + API_KEYS
 
 
 def is_local(ref: str) -> bool:
+    """A model reference is a local folder when it looks like a path or exists here; anything else is a hub id."""
     return ref.startswith(("/", "./", "../", "~")) or Path(ref).expanduser().exists()
 
 
