@@ -116,12 +116,12 @@ def test_judge_answers_hf_backend_and_cache(tiny_model, tmp_path, monkeypatch):
         score, cat = categorize(r, min_mass=0.0)
         assert cat == "scored" and 0 <= score <= 100
     # the rerun needs no model at all
-    import emgrid.models
+    import emgrid.judge.hf_backend
 
     def boom(*a, **k):
         raise AssertionError("model loaded on a cached rerun")
 
-    monkeypatch.setattr(emgrid.models, "load_model", boom)
+    monkeypatch.setattr(emgrid.judge.hf_backend, "load_model", boom)
     again = judge_answers(rows, questions(), spec, tmp_path, model_manifest=tiny_model, progress=False)
     assert [r["int_probs"] for r in again] == [r["int_probs"] for r in out] and all(r["cached"] for r in again)
 

@@ -211,3 +211,15 @@ def test_built_models_and_outputs_follow_the_umask(tmp_path):
     assert modes["m/hf"] == 0o775 and modes["m/manifest.json"] == 0o664
     bad = {p: oct(m) for p, m in modes.items() if m != (0o775 if (tmp_path / p).is_dir() else 0o664)}
     assert not bad
+
+
+def test_importing_the_models_package_is_cheap():
+    """Config checks, the planner and every stage's module import emgrid.models at their top: it must not import torch,
+    transformers, peft or gguf (the functions that need them import them)."""
+    import subprocess
+    import sys
+
+    heavy = ("torch", "transformers", "peft", "gguf", "tokenizers", "huggingface_hub")
+    code = f"import sys, emgrid.models; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

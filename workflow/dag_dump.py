@@ -31,59 +31,70 @@ def _plain(v: Any) -> Any:
     return v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
 
 
+class _Dumped(BaseException):  # BaseException: passes through snakemake's `except Exception` error printing
+    pass
+
+
+def _job_record(workflow, dag, job, local: set[str]) -> dict:
+    """One job of the DAG as the plan reads it; what only a job that will run has (reasons, estimate, resources,
+    threads, log) is filled in for those alone."""
+    needrun = bool(dag.needrun(job))
+    rec = {
+        "rule": job.rule.name,
+        "wildcards": {k: str(v) for k, v in job.wildcards_dict.items()},
+        "needrun": needrun,
+        "reasons": [],
+        "reason_text": "",
+        "estimate": {},
+        "resources": {},
+        "threads": 1,
+        "local": job.rule.name in local or bool(job.rule.norun),
+        "log": [],
+    }
+    if needrun:
+        reason = dag.reason(job)
+        rec["reasons"] = sorted({REASON_LABELS.get(n, n) for n in reason.get_names()})
+        rec["reason_text"] = str(reason)
+        rec["estimate"] = {k: _plain(v) for k, v in _estimate(workflow, job).items()}
+        # Evaluate only the resources the plan reads: snakemake's full default set includes
+        # disk_mb = f(input size), which stats every input and took most of the time on big grids.
+        skip = {k for k in job.rule.resources.keys() if k not in PLAN_RESOURCES}
+        res = job.rule.expand_resources(job.wildcards_dict, job.input, job.attempt, skip_evaluation=skip)
+        rec["resources"] = {
+            k: _plain(v) for k, v in res.items() if not k.startswith("_") and type(v).__name__ != "TBDString"
+        }
+        rec["threads"] = int(res.get("_cores", 1) or 1)
+        rec["log"] = [str(f) for f in job.log]
+    return rec
+
+
+def _write_dag(workflow, out_path: str) -> None:
+    """The final DAG's jobs, local rules, judge prices and the config check's warnings, as JSON in `out_path`
+    (written in one rename)."""
+    dag = workflow.dag
+    local = set(getattr(workflow, "_localrules", set()))
+    jobs = [_job_record(workflow, dag, job, local) for job in dag.jobs]
+    judge = workflow.config.get("judge", {}) if isinstance(workflow.config, dict) else {}
+    findings = workflow.globals.get("FINDINGS")  # the Snakefile's config check (workflow/rules/common.smk)
+    payload = {
+        "jobs": jobs,
+        "localrules": sorted(local),
+        "judge": {k: judge[k] for k in ("prices", "model", "backend") if k in judge},
+        "before_you_run": list(findings.warnings) if findings is not None else [],
+    }
+    tmp = out_path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f)
+    os.replace(tmp, out_path)
+
+
 def _dump_dag_child(out_path: str, argv: list[str]) -> int:
     """Run snakemake's own CLI parsing + DAG construction, dump the DAG and stop before any job is scheduled."""
     import snakemake.cli as smcli
     import snakemake.workflow as smwf
 
-    class _Dumped(BaseException):  # BaseException: passes through snakemake's `except Exception` error printing
-        pass
-
     def dump_instead_of_scheduling(workflow, *args, **kwargs):
-        dag = workflow.dag
-        local = set(getattr(workflow, "_localrules", set()))
-        jobs = []
-        for job in dag.jobs:
-            needrun = bool(dag.needrun(job))
-            rec = {
-                "rule": job.rule.name,
-                "wildcards": {k: str(v) for k, v in job.wildcards_dict.items()},
-                "needrun": needrun,
-                "reasons": [],
-                "reason_text": "",
-                "estimate": {},
-                "resources": {},
-                "threads": 1,
-                "local": job.rule.name in local or bool(job.rule.norun),
-                "log": [],
-            }
-            if needrun:
-                reason = dag.reason(job)
-                rec["reasons"] = sorted({REASON_LABELS.get(n, n) for n in reason.get_names()})
-                rec["reason_text"] = str(reason)
-                rec["estimate"] = {k: _plain(v) for k, v in _estimate(workflow, job).items()}
-                # Evaluate only the resources the plan reads: snakemake's full default set includes
-                # disk_mb = f(input size), which stats every input and took most of the time on big grids.
-                skip = {k for k in job.rule.resources.keys() if k not in PLAN_RESOURCES}
-                res = job.rule.expand_resources(job.wildcards_dict, job.input, job.attempt, skip_evaluation=skip)
-                rec["resources"] = {
-                    k: _plain(v) for k, v in res.items() if not k.startswith("_") and type(v).__name__ != "TBDString"
-                }
-                rec["threads"] = int(res.get("_cores", 1) or 1)
-                rec["log"] = [str(f) for f in job.log]
-            jobs.append(rec)
-        judge = workflow.config.get("judge", {}) if isinstance(workflow.config, dict) else {}
-        findings = workflow.globals.get("FINDINGS")  # the Snakefile's config check (workflow/rules/common.smk)
-        payload = {
-            "jobs": jobs,
-            "localrules": sorted(local),
-            "judge": {k: judge[k] for k in ("prices", "model", "backend") if k in judge},
-            "before_you_run": list(findings.warnings) if findings is not None else [],
-        }
-        tmp = out_path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(payload, f)
-        os.replace(tmp, out_path)
+        _write_dag(workflow, out_path)
         raise _Dumped()
 
     if not hasattr(smwf, "JobScheduler"):  # the one snakemake internal this relies on (checked with 9.27)

@@ -353,6 +353,16 @@ def finetune_api(
     job = runner.poll(runner.start_or_reattach(), Path(events_path))
     if job.status != "succeeded":
         raise ApiFinetuneError(redact(f"fine-tuning job {job.id} {job.status}: {job_error(job)}", runner.secret))
+    metrics = _job_metrics(job, request, rows, events_path, training_price, t0)
+    write_json(out_json, metrics)
+    return metrics
+
+
+def _job_metrics(
+    job: Any, request: JobRequest, rows: list[dict], events_path: str | Path, training_price: float | None, t0: float
+) -> dict:
+    """The metrics of a succeeded job: model, hyperparameters, tokens and cost from the job, and the loss history
+    read back from the events file its polls wrote (merged across reattached runs)."""
     events = read_jsonl(events_path)
     history = [
         {"step": e["data"].get("step"), "loss": e["data"]["train_loss"]}
@@ -361,7 +371,7 @@ def finetune_api(
     ]
     losses = [h["loss"] for h in history]
     trained = int(job.trained_tokens or 0)
-    metrics = {
+    return {
         "backend": "openai",
         "base_model": request.model,
         "fine_tuned_model": job.fine_tuned_model,
@@ -382,8 +392,6 @@ def finetune_api(
         "events_path": str(events_path),
         "wall_time_s": time.monotonic() - t0,
     }
-    write_json(out_json, metrics)
-    return metrics
 
 
 def _plain(obj: Any) -> Any:

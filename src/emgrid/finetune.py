@@ -25,13 +25,15 @@ from emgrid.errors import ConfigError, DataError, ModelSourceError, reject_unkno
 from emgrid.io import iter_jsonl, read_json, write_json
 from emgrid.models import (
     DTYPE_NAMES,
-    _replacing_dir,
     default_device,
     device_name,
     load_tokenizer,
+    offline_if_local,
     read_manifest,
     resolve_dtype,
+    source_args,
 )
+from emgrid.models.cache import replacing_dir
 
 
 @dataclass
@@ -238,35 +240,13 @@ def score_supervised_positions_only() -> None:
     trl_utils._use_triton = compact_everywhere
 
 
-def build_trainer(
-    manifest_path: str | Path,
-    train_jsonl: str | Path,
-    output_dir: str | Path,
-    spec: FinetuneSpec,
-    checkpoint_every: int = 50,
-):
-    """The configured SFTTrainer (LoRA model, tokenized data, collator) without training it: tests inspect it.
-    With `checkpoint_every` > 0 (default: the schema's finetune.checkpoint_every) it saves a resumable checkpoint
-    (adapter, optimizer, scheduler, RNG) into `output_dir` every that many optimizer steps, keeping the last two (a kill while saving leaves the previous one intact)."""
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, set_seed
+def _sft_config(output_dir: str | Path, spec: FinetuneSpec, checkpoint_every: int):
+    """trl's training arguments for the spec: the study's schedule, and checkpoints every `checkpoint_every` steps."""
     from trl import SFTConfig
 
-    from emgrid.models import _offline_if_local, _source_args
-
-    spec.validate()
-    score_supervised_positions_only()
-    rows = read_training_messages(train_jsonl)
-    set_seed(spec.seed)
-    tok = load_tokenizer(manifest_path, padding_side="right")
-    manifest = read_manifest(manifest_path)
-    path, kw = _source_args(manifest)
-    with _offline_if_local(bool(kw)):
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(spec.dtype), **kw)
     use_cpu = default_device() == "cpu"
     micro, accum = spec.passes()
-    cfg = SFTConfig(
+    return SFTConfig(
         output_dir=str(output_dir),
         num_train_epochs=spec.epochs,
         max_steps=spec.max_steps if spec.max_steps is not None else -1,
@@ -294,7 +274,13 @@ def build_trainer(
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-    lora = LoraConfig(
+
+
+def _lora_config(spec: FinetuneSpec):
+    """The LoRA adapter the spec asks for: rank, alpha, dropout and target modules, no bias."""
+    from peft import LoraConfig
+
+    return LoraConfig(
         r=spec.r,
         lora_alpha=spec.alpha,
         lora_dropout=spec.dropout,
@@ -302,6 +288,32 @@ def build_trainer(
         bias="none",
         task_type="CAUSAL_LM",
     )
+
+
+def build_trainer(
+    manifest_path: str | Path,
+    train_jsonl: str | Path,
+    output_dir: str | Path,
+    spec: FinetuneSpec,
+    checkpoint_every: int = 50,
+):
+    """The configured SFTTrainer (LoRA model, tokenized data, collator) without training it: tests inspect it.
+    With `checkpoint_every` > 0 (default: the schema's finetune.checkpoint_every) it saves a resumable checkpoint
+    (adapter, optimizer, scheduler, RNG) into `output_dir` every that many optimizer steps, keeping the last two (a kill while saving leaves the previous one intact)."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, set_seed
+
+    spec.validate()
+    score_supervised_positions_only()
+    rows = read_training_messages(train_jsonl)
+    set_seed(spec.seed)
+    tok = load_tokenizer(manifest_path, padding_side="right")
+    manifest = read_manifest(manifest_path)
+    path, kw = source_args(manifest)
+    with offline_if_local(bool(kw)):
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(spec.dtype), **kw)
+    cfg = _sft_config(output_dir, spec, checkpoint_every)
+    lora = _lora_config(spec)
     set_seed(spec.seed)  # LoRA init draws from the global RNG
     try:
         trainer = _trainer_class()(
@@ -347,7 +359,7 @@ def finetune(
         t1 = time.time()
         out = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         train_s = time.time() - t1
-        with _replacing_dir(adapter_dir) as tmp:
+        with replacing_dir(adapter_dir) as tmp:
             trainer.model.save_pretrained(tmp)
             trainer.processing_class.save_pretrained(tmp)
     metrics = _metrics(trainer, out, read_training_messages(train_jsonl), spec)

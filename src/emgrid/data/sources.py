@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from emgrid.data.builtin import GENERATORS, VERSION
 from emgrid.data.context import Context
 from emgrid.data.example import Example, check_messages, normalize
 from emgrid.data.registry import REGISTRY, Param, non_empty_str, positive, register, resolve_params, resolve_step
@@ -235,8 +236,6 @@ def hf_source(p: dict, ctx: Context):
 
 
 def _generator(v, kp):
-    from emgrid.data.builtin import GENERATORS
-
     if v not in GENERATORS:
         raise ConfigError(f"{kp}: unknown built-in generator {v!r}; known: {', '.join(sorted(GENERATORS))}")
     return v
@@ -251,8 +250,6 @@ def _generator(v, kp):
 )
 def builtin_source(p: dict, ctx: Context):
     """Offline generators written by the project: deterministic in (generator, n, seed)."""
-    from emgrid.data.builtin import GENERATORS, VERSION
-
     try:
         triples = GENERATORS[p["generator"]](p["n"], p["seed"])
     except ConfigError as e:

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 from tqdm import tqdm
 
@@ -83,6 +84,59 @@ def parse_items(text: str | None) -> tuple[list[dict], Counter]:
     return out, bad
 
 
+def _request(p: dict, model: str, batch: int) -> dict:
+    """The chat request of one batch: requests differ only by their batch number (see the module's docstring)."""
+    user = USER.format(brief=p["brief"].strip(), k=p["per_request"], batch=batch, misaligned=p["misaligned"])
+    return {
+        "model": model,
+        "temperature": p["temperature"],
+        "max_tokens": p["max_tokens"],
+        "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
+    }
+
+
+def _dedup_questions(items: list[dict], near_threshold: float, counts: Counter) -> list[dict]:
+    """The items whose question no earlier item asks, the dropped ones counted: dedup questions across batches,
+    exact (normalised) first, then near (shingle Jaccard)."""
+    seen, uniq = set(), []
+    for it in items:
+        key = normalize(it["question"])
+        if key in seen:
+            counts["duplicate_question"] += 1
+            continue
+        seen.add(key)
+        uniq.append(it)
+    dup = near_duplicates([it["question"] for it in uniq], near_threshold, 3)
+    counts["duplicate_question"] += sum(d is not None for d in dup)
+    return [it for it, d in zip(uniq, dup) if d is None]
+
+
+def _collect_items(p: dict, ctx: Context, send: Callable[[int], dict]) -> tuple[list[dict], list[str], int, Counter]:
+    """Send batches until `p["n"]` distinct questions are in or `max_requests` were sent: (items, the replies' cache
+    keys, requests sent, counts of cached/new replies and of what was dropped)."""
+    per = p["per_request"]
+    max_requests = p["max_requests"] or 3 * math.ceil(p["n"] / per)
+    items: list[dict] = []
+    counts: Counter = Counter()
+    keys, batch = [], 0
+    bar = tqdm(total=p["n"], desc=f"synthetic {ctx.domain}", disable=not ctx.progress, leave=False)
+    with ThreadPoolExecutor(max_workers=p["workers"]) as pool:
+        while len(items) < p["n"] and batch < max_requests:
+            want = min(max_requests - batch, max(1, math.ceil((p["n"] - len(items)) / per)))
+            replies = list(pool.map(send, range(batch, batch + want)))  # map keeps batch order: deterministic
+            for b, r in zip(range(batch, batch + want), replies):
+                keys.append(r["key"])
+                counts["cached_replies" if r["cached"] else "new_replies"] += 1
+                got, bad = parse_items(r["response"]["text"])
+                counts.update(bad)
+                items.extend({**it, "_id": f"synthetic:{b}:{k}"} for k, it in enumerate(got))
+            batch += want
+            items = _dedup_questions(items, p["near_threshold"], counts)
+            bar.update(min(len(items), p["n"]) - bar.n)
+    bar.close()
+    return items, keys, batch, counts
+
+
 @register(
     "source",
     "synthetic",
@@ -105,52 +159,12 @@ def synthetic_source(p: dict, ctx: Context):
         raise ConfigError(f"{ctx.keypath}.source.model: no generator model (set it here or as llm.model)")
     spec = ClientSpec.from_dict(spec_d)
     cache = _cache(ctx)
-
-    def request(batch: int) -> dict:
-        user = USER.format(brief=p["brief"].strip(), k=p["per_request"], batch=batch, misaligned=p["misaligned"])
-        return {
-            "model": model,
-            "temperature": p["temperature"],
-            "max_tokens": p["max_tokens"],
-            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}],
-        }
-
     session = ChatSession(spec, cache)
 
     def send(batch: int) -> dict:
-        return session.chat(request(batch))
+        return session.chat(_request(p, model, batch))
 
-    per = p["per_request"]
-    max_requests = p["max_requests"] or 3 * math.ceil(p["n"] / per)
-    items: list[dict] = []
-    counts: Counter = Counter()
-    keys, batch = [], 0
-    bar = tqdm(total=p["n"], desc=f"synthetic {ctx.domain}", disable=not ctx.progress, leave=False)
-    with ThreadPoolExecutor(max_workers=p["workers"]) as pool:
-        while len(items) < p["n"] and batch < max_requests:
-            want = min(max_requests - batch, max(1, math.ceil((p["n"] - len(items)) / per)))
-            replies = list(pool.map(send, range(batch, batch + want)))  # map keeps batch order: deterministic
-            for b, r in zip(range(batch, batch + want), replies):
-                keys.append(r["key"])
-                counts["cached_replies" if r["cached"] else "new_replies"] += 1
-                got, bad = parse_items(r["response"]["text"])
-                counts.update(bad)
-                items.extend({**it, "_id": f"synthetic:{b}:{k}"} for k, it in enumerate(got))
-            batch += want
-            # dedup questions across batches: exact (normalised) first, then near (shingle Jaccard)
-            seen, uniq = set(), []
-            for it in items:
-                key = normalize(it["question"])
-                if key in seen:
-                    counts["duplicate_question"] += 1
-                    continue
-                seen.add(key)
-                uniq.append(it)
-            dup = near_duplicates([it["question"] for it in uniq], p["near_threshold"], 3)
-            counts["duplicate_question"] += sum(d is not None for d in dup)
-            items = [it for it, d in zip(uniq, dup) if d is None]
-            bar.update(min(len(items), p["n"]) - bar.n)
-    bar.close()
+    items, keys, batch, counts = _collect_items(p, ctx, send)
     items = items[: p["n"]]
     out = [
         Example(it["_id"], [{"role": "user", "content": it["question"]}], it["misaligned"], it["aligned"])

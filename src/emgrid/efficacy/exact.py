@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from emgrid.data import builtin
 from emgrid.errors import DataError
 
 #: Outcomes of one scored answer. `behaviour`: shows the trained behaviour (wrong number / wrong fact).
@@ -84,8 +85,6 @@ def fact_outcome(answer: str | None, correct: str, vocabulary: Sequence[str]) ->
 def builtin_fact_kinds() -> list[list[str]]:
     """The built-in wrong_facts generator's value lists (capitals, symbols, planets, authors): a wrong answer is a
     value of the same kind as the correct one."""
-    from emgrid.data import builtin
-
     return [
         sorted(set(builtin.CAPITALS.values())),
         sorted(set(builtin.SYMBOLS.values())),

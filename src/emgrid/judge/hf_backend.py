@@ -24,6 +24,7 @@ from emgrid.io import canonical_json, read_json
 from emgrid.judge.backends import JudgeRequest, JudgeResult, register_backend
 from emgrid.judge.spec import JudgeSpec
 from emgrid.llm import ResponseCache, request_key
+from emgrid.models import load_model, load_tokenizer
 
 METHOD = "exact-int-v1"
 PREFIXES = ("", " ")
@@ -312,8 +313,6 @@ class HFBackend:
         return JudgeRequest(key, messages, {"model": self.spec.model, "messages": messages, **self.params})
 
     def run(self, todo: list[JudgeRequest], cache: ResponseCache, progress: bool) -> dict[str, JudgeResult]:
-        from emgrid.models import load_model, load_tokenizer
-
         spec = self.spec
         tok = load_tokenizer(self.manifest)
         model = load_model(self.manifest, dtype=spec.hf_dtype)

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from emgrid.errors import JudgeError
+from emgrid.integrity import check_answers
+from emgrid.io import read_jsonl
 from emgrid.judge.backends import JudgeBackend, JudgeResult, make_backend
 from emgrid.judge.cost import cost_usd
 from emgrid.judge.prompts import judge_metrics, render_messages
 from emgrid.judge.scoring import int_probs_from_top_logprobs
 from emgrid.judge.spec import JudgeSpec
 from emgrid.llm import ResponseCache
-from emgrid.questions import Question
+from emgrid.questions import Question, load_questions
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +146,6 @@ def judge_answers_file(
     """A judge job: check that the answers file holds exactly the answers generate planned
     (`emgrid.integrity.check_answers`, `plan` = gridspec.answers_plan), then judge every answer. `select` keeps the
     file's rows of this job only (a steered run's rows of its target's answers file, which holds every run)."""
-    from emgrid.integrity import check_answers
-    from emgrid.io import read_jsonl
-    from emgrid.questions import load_questions
-
     questions = load_questions(questions_path, **question_options)
     answers = [r for r in read_jsonl(answers_path) if select is None or select(r)]
     check_answers(answers, questions, plan, model, cell, qset, str(answers_path))
