@@ -343,8 +343,6 @@ def mia_analysis_files(
 ) -> pd.DataFrame:
     """Domain feature means against the target rate (correlations, leave-pair-out AUC, permutation p); writes both CSVs and
     returns the tests table."""
-    from emgrid.io import write_text
-
     df = pd.concat([pd.read_csv(p) for p in feature_csvs], ignore_index=True)
     means = domain_feature_means(df)
     rates = target_rates(read_summary(summary_csv), target)
