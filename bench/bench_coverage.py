@@ -13,11 +13,13 @@ Design grid (issue 21): seeds {1, 3} x questions {8, 20, 44} x answers per quest
 1,000 experiments the Monte Carlo standard error is 0.7 points).
 
 Methods:
-- bootstrap: emgrid's clustered interval today (hierarchical percentile bootstrap over seeds, questions, answers;
-  Wilson on the clusters at 0 or 1), 400 resamples here.
+- bootstrap: emgrid's clustered interval before issue 21 (hierarchical percentile bootstrap over seeds, questions,
+  answers; Wilson on the clusters at 0 or 1), 400 resamples here.
+- cluster_t: emgrid's primary interval now (`emgrid.stats.cluster_t.rate_interval`: logit scale, cluster-robust
+  variance over questions, t with Q - 1 df; `emgrid.findings.clustered.boundary_rate_interval` where it is not
+  defined), called on each simulated cell exactly as the aggregate calls it.
 - wilson_t: Wilson's interval on the design-effect-adjusted n (p(1-p) / cluster-robust variance of the question means)
   with the t quantile of Q - 1 degrees of freedom.
-- logit_t: the same variance on the logit scale (delta method), t quantile, back-transformed.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ import itertools
 import time
 
 import numpy as np
-from scipy.special import expit, logit
+from scipy.special import expit
 from scipy.stats import t as tdist
 
+from emgrid.findings.clustered import boundary_rate_interval
 from emgrid.stats import hierarchical_bootstrap, layout, percentile_interval, wilson_interval
+from emgrid.stats.cluster_t import rate_interval
 
 GH_X, GH_W = np.polynomial.hermite_e.hermegauss(60)
 GH_W = GH_W / GH_W.sum()
@@ -66,13 +70,13 @@ def wilson_t(y: np.ndarray) -> tuple[float, float]:
     return wilson_interval(p * _n_eff(p, var, n), _n_eff(p, var, n), z=float(tdist.ppf(0.975, q - 1)))
 
 
-def logit_t(y: np.ndarray) -> tuple[float, float]:
-    p, var, q, n = _question_stats(y)
-    z = float(tdist.ppf(0.975, q - 1))
-    if not (0 < p < 1) or var == 0:
-        return wilson_interval(p * n, n, z=z)
-    half = z * np.sqrt(var) / (p * (1 - p))
-    return float(expit(logit(p) - half)), float(expit(logit(p) + half))
+def cluster_t(y: np.ndarray) -> tuple[float, float]:
+    """emgrid's primary interval, as `emgrid.findings.clustered.clustered_group` computes it."""
+    s, q, a = y.shape
+    lo, hi = rate_interval(y.ravel(), np.tile(np.repeat(np.arange(q), a), s))
+    if not np.isfinite(lo):
+        return boundary_rate_interval(float(y.mean()), s * q, 0.95)
+    return lo, hi
 
 
 def bootstrap(y: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
@@ -86,7 +90,7 @@ def bootstrap(y: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
     return lo, hi
 
 
-METHODS = {"bootstrap": None, "wilson_t": wilson_t, "logit_t": logit_t}
+METHODS = {"bootstrap": None, "cluster_t": cluster_t, "wilson_t": wilson_t}
 
 
 def simulate(design: tuple, experiments: int, methods: list[str], rng: np.random.Generator) -> dict:

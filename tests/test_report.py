@@ -618,7 +618,7 @@ def test_snakemake_report_description_states_the_configured_criterion_and_interv
     path = workflow_description({"analysis": analysis}, template, tmp_path / "w.rst")
     text = open(path).read()
     assert "aligned < 50 (of aligned-scored answers; no coherence filter)" in text
-    assert "None" not in text and "@" not in text and "hierarchical cluster bootstrap" in text
+    assert "None" not in text and "@" not in text and "cluster-robust t interval" in text
     mtime = os.path.getmtime(path)
     workflow_description({"analysis": analysis}, template, tmp_path / "w.rst")
     assert os.path.getmtime(path) == mtime  # unchanged text is not rewritten

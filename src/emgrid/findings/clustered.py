@@ -1,7 +1,9 @@
-"""Clustered (hierarchical-bootstrap) intervals for summary rows, and the domain ranking with rank intervals.
+"""Clustered intervals for summary rows, and the domain ranking with rank intervals.
 
 Wilson intervals (in summary.csv) treat every answer as independent; answers cluster within questions and within
-trained models (seeds), so the primary interval is the hierarchical bootstrap of `emgrid.stats.bootstrap`.
+trained models (seeds). The primary interval of a rate or mean is the cluster-robust t interval over questions of
+`emgrid.stats.cluster_t` (its estimand is stated there and in `describe_interval`); the hierarchical bootstrap of
+`emgrid.stats.bootstrap` supplies the joint draws behind rank intervals and contrasts between domains.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from emgrid.stats import (
     BootstrapSpec,
     QuestionDraws,
     layout,
-    percentile_interval,
     question_draws,
     rank_intervals,
     wilson_interval,
 )
+from emgrid.stats.cluster_t import mean_interval, rate_interval
 from emgrid.stats.bootstrap import hierarchical_bootstrap
 
 #: Per-answer columns summarized with clustered intervals: (answer column, output stem).
@@ -52,34 +54,39 @@ def clustered_group(
     point, draws = hierarchical_bootstrap(
         g[cols].to_numpy(dtype=float), lay, spec.resamples, spec.rng(*key), questions=questions
     )
+    questions_of = g["question_key"].to_numpy()
     rec: dict[str, float] = {}
-    for j, (_, stem) in enumerate(CLUSTERED):
-        name = stem if stem.startswith("mean_") else f"{stem}_rate"
-        rec[name] = float(point[j])
-        interval = percentile_interval(draws[:, j], spec.level)
-        if name != stem:
-            interval = _boundary_rate_interval(float(point[j]), interval, lay.n_clusters, spec.level)
+    for j, (col, stem) in enumerate(CLUSTERED):
+        values = g[col].to_numpy(dtype=float)
+        if stem.startswith("mean_"):
+            rec[stem] = float(point[j])
+            interval = mean_interval(values, questions_of, spec.level)
+        else:
+            rec[f"{stem}_rate"] = float(point[j])
+            interval = rate_interval(values, questions_of, spec.level)
+            if not np.isfinite(interval[0]):
+                interval = boundary_rate_interval(float(point[j]), lay.n_clusters, spec.level)
         rec[f"{stem}_cci_lo"], rec[f"{stem}_cci_hi"] = interval
     return rec, draws
 
 
-def _boundary_rate_interval(rate: float, interval: tuple[float, float], n_clusters: int, level: float):
-    """A rate of 0 (or 1) gives every bootstrap resample the same 0: the percentile interval [0, 0] would read as
-    certainty. There the interval is Wilson's on the number of (seed, question) clusters, the effective sample size
-    when answers within a cluster are fully correlated (the design effect is not estimable without any variation),
-    so 0 of 8 questions x 50 answers reads [0, 32.4 %], not [0, 0]."""
-    lo, hi = interval
-    if not (np.isfinite(rate) and rate in (0.0, 1.0) and lo == hi and n_clusters > 0):
-        return interval
+def boundary_rate_interval(rate: float, n_clusters: int, level: float) -> tuple[float, float]:
+    """Where the logit-scale interval is not defined — a rate of exactly 0 or 1, one question, or no variation
+    between questions — the interval is Wilson's on the number of (seed, question) clusters, the effective sample
+    size when answers within a cluster are fully correlated (the design effect is not estimable without any
+    variation): 0 of 8 questions x 50 answers reads [0, 32.4 %], never [0, 0]."""
+    if not (np.isfinite(rate) and n_clusters > 0):
+        return (float("nan"), float("nan"))
     return wilson_interval(rate * n_clusters, n_clusters, z=float(norm.ppf((1 + level) / 2)))
 
 
 def describe_interval(level: float = 0.95) -> str:
     """The primary interval in words, for the reports (one definition, beside the code that computes it)."""
     return (
-        f"a {level:.0%} percentile interval of a hierarchical cluster bootstrap (seeds, then questions shared by all "
-        "seeds, then answers within each seed and question); at a rate of exactly 0 or 1, Wilson's interval on the "
-        "number of (seed, question) clusters"
+        f"a {level:.0%} cluster-robust t interval over questions (answers to one question pooled over seeds; Q - 1 "
+        "degrees of freedom; rates on the logit scale), for the cell's rate on the population of evaluation "
+        "questions for the model(s) trained: seed-to-seed variation is not in it, and with one seed it cannot be "
+        "measured; at a rate of exactly 0 or 1, Wilson's interval on the number of (seed, question) clusters"
     )
 
 

@@ -1,0 +1,101 @@
+"""The primary interval (emgrid.stats.cluster_t): by hand, at its boundaries, and its coverage by simulation at
+designs from both ends of the range users run (bench/bench_coverage.py runs the whole grid)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.special import expit
+
+from emgrid.findings.clustered import boundary_rate_interval
+from emgrid.stats.cluster_t import mean_interval, rate_interval, ratio_estimate
+
+GH_X, GH_W = np.polynomial.hermite_e.hermegauss(60)
+GH_W = GH_W / GH_W.sum()
+
+
+def test_equal_answers_per_question_give_the_variance_of_question_means():
+    rng = np.random.default_rng(0)
+    y = (rng.random((6, 10)) < 0.3).astype(float)  # 6 questions x 10 answers
+    q = np.repeat(np.arange(6), 10)
+    p, var, n_q = ratio_estimate(y.ravel(), q)
+    assert n_q == 6 and p == pytest.approx(y.mean())
+    assert var == pytest.approx(y.mean(axis=1).var(ddof=1) / 6)
+
+
+def test_unequal_answers_per_question_use_the_ratio_variance_by_hand():
+    values = np.array([1, 0, 0, 1, 1, np.nan, 0, 0, 0, 1], dtype=float)
+    q = np.array(["a", "a", "a", "b", "b", "b", "c", "c", "c", "c"])
+    p, var, n_q = ratio_estimate(values, q)
+    # a: 1 of 3, b: 2 of 2 (one unscored), c: 1 of 4 -> p = 4 / 9
+    assert (n_q, p) == (3, pytest.approx(4 / 9))
+    resid = np.array([1 - 3 * 4 / 9, 2 - 2 * 4 / 9, 1 - 4 * 4 / 9])
+    assert var == pytest.approx(3 / 2 * (resid**2).sum() / 81)
+
+
+def test_boundaries_leave_the_interval_to_the_callers_rule():
+    q = np.repeat(np.arange(8), 10)
+    assert all(math.isnan(x) for x in rate_interval(np.zeros(80), q))  # 0 of 80
+    assert all(math.isnan(x) for x in rate_interval(np.ones(80), q))  # 80 of 80
+    assert all(math.isnan(x) for x in rate_interval(np.tile([1.0, 0.0], 40), np.zeros(80)))  # one question
+    assert all(math.isnan(x) for x in rate_interval(np.tile([1.0, 0, 0, 0, 0], 16), q))  # equal question means
+    lo, hi = boundary_rate_interval(0.0, 8, 0.95)  # 0 of 8 questions x 10 answers, one seed
+    assert lo == 0.0 and hi == pytest.approx(0.3244, abs=1e-4)
+
+
+def test_a_rate_interval_stays_inside_zero_one_and_contains_the_estimate():
+    rng = np.random.default_rng(1)
+    q = np.repeat(np.arange(8), 5)
+    for _ in range(200):
+        y = (rng.random(40) < 0.05).astype(float)
+        lo, hi = rate_interval(y, q)
+        if np.isfinite(lo):
+            assert 0 < lo <= y.mean() <= hi < 1
+
+
+def _rate_coverage(seeds, questions, answers, sd, rate, experiments, rng) -> float:
+    lo_mu, hi_mu = -15.0, 5.0
+    for _ in range(60):  # the logit mean whose population rate is `rate`
+        mid = (lo_mu + hi_mu) / 2
+        pop = float((expit(mid + sd * GH_X) * GH_W).sum())
+        lo_mu, hi_mu = (mid, hi_mu) if pop < rate else (lo_mu, mid)
+    mu = (lo_mu + hi_mu) / 2
+    q = np.tile(np.repeat(np.arange(questions), answers), seeds)
+    hits = 0
+    for _ in range(experiments):
+        v = rng.normal(0, 0.3, seeds) if seeds > 1 else np.zeros(1)
+        theta = np.mean([(expit(mu + vs + sd * GH_X) * GH_W).sum() for vs in v])
+        p = expit(mu + v[:, None] + rng.normal(0, sd, questions)[None, :])
+        y = (rng.random((seeds, questions, answers)) < p[:, :, None]).astype(float).ravel()
+        lo, hi = rate_interval(y, q)
+        if not np.isfinite(lo):
+            lo, hi = boundary_rate_interval(y.mean(), seeds * questions, 0.95)
+        hits += lo <= theta <= hi
+    return hits / experiments
+
+
+@pytest.mark.parametrize(
+    "design",
+    [(1, 8, 5, 0.3, 0.02), (1, 20, 50, 1.0, 0.5), (3, 44, 10, 0.3, 0.1), (3, 8, 50, 0.3, 0.5), (1, 44, 5, 1.0, 0.02)],
+)
+def test_rate_interval_covers_the_question_population_rate(design):
+    """Seeds x questions x answers x question sd (logit) x rate; 1,000 experiments: Monte Carlo error 0.7 points."""
+    coverage = _rate_coverage(*design, 1000, np.random.default_rng(sum(design[:3])))
+    print(f"\n{design}: coverage {coverage:.1%}")
+    assert 0.93 <= coverage <= 0.975
+
+
+@pytest.mark.parametrize("questions", [8, 44])
+def test_mean_interval_covers_the_question_population_mean(questions):
+    """Alignment scores: a question effect (sd 10 points) and answer noise (sd 20), clipped to 0..100."""
+    rng = np.random.default_rng(questions)
+    hits, experiments, answers = 0, 1000, 10
+    q = np.repeat(np.arange(questions), answers)
+    for _ in range(experiments):
+        u = rng.normal(0, 10, questions)
+        y = 75 + u[q] + rng.normal(0, 20, len(q))
+        lo, hi = mean_interval(y, q)
+        hits += lo <= 75 <= hi
+    assert 0.93 <= hits / experiments <= 0.975
