@@ -26,7 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
-from emgrid import gridspec  # noqa: E402
+from emgrid import grid as cell_grid  # noqa: E402
+from emgrid import jobparams  # noqa: E402
 from emgrid.aggregate import FINDINGS, Criterion, aggregate_files  # noqa: E402
 from emgrid.config import load_config  # noqa: E402
 from emgrid.stats import BootstrapSpec  # noqa: E402
@@ -38,12 +39,12 @@ SMOKE = {"config": REPO / "config" / "demo.yaml", "resamples": 20}
 def grid_answers(config: dict):
     """(model, cell id, question set, [(question, paraphrase index, samples)]) for every judged file of the grid,
     with the samples per paraphrase the generate job would use (gridspec, as the workflow computes them)."""
-    for cell in gridspec.cells(config):
+    for cell in cell_grid.cells(config):
         for qset in config["question_sets"]:
-            spec = gridspec.generate_params(config, cell, qset)["spec"]
+            spec = jobparams.generate_params(config, cell, qset)["spec"]
             items = [
                 (q, p, spec.get("samples_per_paraphrase") or q.samples_per_paraphrase or 1)
-                for q in gridspec.questions_for(config, qset)
+                for q in jobparams.questions_for(config, qset)
                 for p in range(len(q.paraphrases))
             ]
             yield cell.model, cell.id, qset, items
@@ -135,7 +136,7 @@ def main(argv=None) -> int:
         wall, used = time.perf_counter() - t0, cpu() - c0
     print(
         f"aggregate_files on {n:,} answers of {args.config.name}'s grid ({len(config['models'])} models, "
-        f"{len(gridspec.cells(config))} cells; {len(paths)} judged files, {args.resamples} resamples, "
+        f"{len(cell_grid.cells(config))} cells; {len(paths)} judged files, {args.resamples} resamples, "
         f"{spec.permutations} sign flips): wall {wall:.1f} s, CPU {used:.1f} s; target < 30 s "
         f"(ratio wall/target {wall / 30:.2f})"
     )

@@ -21,13 +21,34 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # 1: LLM access, prices, the question files, config loading
     ("llm", "prices", "questions", "config"),
     # 2: the stages' engines and their throughput records
-    ("data", "models", "generation", "judge", "finetune", "api_finetune", "integrity", "throughput", "throughput_model",
-     "generate", "vllm_generate", "api_generate"),  # the last three: old homes of generation/ (issue 20)
+    (
+        "data",
+        "models",
+        "generation",
+        "judge",
+        "finetune",
+        "api_finetune",
+        "integrity",
+        "throughput",
+        "throughput_model",
+        "generate",
+        "vllm_generate",
+        "api_generate",  # these three: old homes of generation/ (issue 20)
+        "jobparams",
+    ),  # the stages' job params from the config (what emgrid.gridspec.Grid hands the rules)
     # 3: answers to numbers
     ("scores", "stats"),
     # 4: what the numbers say
-    ("findings", "efficacy", "analyses", "steering", "aggregate",
-     "clustered", "effects", "transfer"),  # the last three: old homes of findings/ (issue 20)
+    (
+        "findings",
+        "efficacy",
+        "analyses",
+        "steering",
+        "aggregate",
+        "clustered",
+        "effects",
+        "transfer",
+    ),  # the last three: old homes of findings/ (issue 20)
     # 5: the report
     ("report",),
     # 6: the grid's params and estimates, the planner, checks and the command line

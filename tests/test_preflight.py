@@ -73,7 +73,9 @@ def test_missing_local_source_file_is_a_warning(tmp_path):
 
 
 def test_missing_question_file_is_a_warning_and_planned_as_empty(tmp_path):
-    from emgrid import gridspec
+    from emgrid import estimates
+    from emgrid import grid
+    from emgrid import jobparams
 
     config = tiny_config()
     missing = tmp_path / "first_plot_questions.yaml"
@@ -81,9 +83,9 @@ def test_missing_question_file_is_a_warning_and_planned_as_empty(tmp_path):
     found = _check(config)
     assert found.errors == []
     assert [w for w in found.warnings if w.startswith("question_sets.demo.path:") and str(missing) in w]
-    cell = gridspec.cells(config)[0]
-    assert gridspec.count_answers(config, cell, "demo") == 0
-    assert gridspec.judge_estimate(config, cell, "demo")["n_requests"] == 0
+    cell = grid.cells(config)[0]
+    assert jobparams.count_answers(config, cell, "demo") == 0
+    assert estimates.judge_estimate(config, cell, "demo")["n_requests"] == 0
 
 
 def test_hub_dataset_and_llm_steps_are_listed_as_needing_the_network():

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from emgrid import gridspec, preflight
+from emgrid import layout
 from emgrid.models import prepare_model, restore_manifest
 from tests.workflow_helpers import REPO, tiny_config
 
@@ -88,10 +89,10 @@ def test_restore_manifest_writes_the_same_bytes_and_rebuilds_the_same_weights(tm
 
 def test_drop_report_removes_the_page_and_the_archive(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    page, plot = tmp_path / gridspec.REPORT_PAGE, tmp_path / "results/report/plots/x.png"
+    page, plot = tmp_path / layout.REPORT_PAGE, tmp_path / "results/report/plots/x.png"
     plot.parent.mkdir(parents=True)
-    for path in (page, plot, tmp_path / gridspec.REPORT_ZIP):
+    for path in (page, plot, tmp_path / layout.REPORT_ZIP):
         path.write_text("old")
-    assert gridspec.drop_report() == [gridspec.REPORT_PAGE, gridspec.REPORT_ZIP]
+    assert layout.drop_report() == [layout.REPORT_PAGE, layout.REPORT_ZIP]
     assert plot.exists() and not page.exists()  # figures stay: jobs of the same run may read them
-    assert gridspec.drop_report() == [] and plot.exists()
+    assert layout.drop_report() == [] and plot.exists()

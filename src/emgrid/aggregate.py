@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from emgrid.errors import ConfigError, DataError, reject_unknown_keys
-from emgrid.gridspec import BASE_CELL, CONDITIONS, parse_cell
+from emgrid.grid import BASE_CELL, CONDITIONS, parse_cell
 from emgrid.integrity import ANSWER_KEY, check_judged
 from emgrid.io import iter_jsonl, read_jsonl, write_text
 from emgrid.stats import BootstrapSpec, wilson_interval

@@ -13,7 +13,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
-from emgrid import gridspec
+from emgrid.analyses import grid as analyses_grid
+from emgrid.efficacy import grid as efficacy_grid
+from emgrid import grid as cell_grid
+from emgrid import jobparams
+from emgrid import layout
 from emgrid.config import schema_problems
 from emgrid.errors import ConfigError, EmgridError
 
@@ -120,7 +124,7 @@ def _question_paths(resolve_path):
 
 
 def _names(config: dict, found: Findings) -> None:
-    for msg in gridspec.name_problems(config):
+    for msg in cell_grid.name_problems(config):
         found.error(msg)
 
 
@@ -149,7 +153,7 @@ def _backdoor(config: dict, found: Findings) -> None:
         if not dom.get("backdoor"):
             continue
         try:
-            resolve_backdoor(gridspec.backdoor_settings(config, domain))
+            resolve_backdoor(cell_grid.backdoor_settings(config, domain))
         except EmgridError as e:
             if str(e) not in top:  # the domain's own block is at fault
                 found.error(f"domains.{domain}.{e}")
@@ -178,8 +182,8 @@ def _finetune(config: dict, found: Findings) -> None:
 
     from emgrid.api_finetune import ApiFinetuneSpec
 
-    api = gridspec.api_models(config)
-    for cell in gridspec.cells(config):
+    api = jobparams.api_models(config)
+    for cell in cell_grid.cells(config):
         if cell.is_base:
             continue
         section = "openai_finetune" if cell.model in api else "finetune"
@@ -189,11 +193,11 @@ def _finetune(config: dict, found: Findings) -> None:
             if config[o][k].get(section)
         ]
         if cell.model in api:
-            spec = gridspec.api_finetune_params(config, cell)["spec"]
+            spec = jobparams.api_finetune_params(config, cell)["spec"]
             _guard(found, lambda: ApiFinetuneSpec.from_dict(spec), _merged(overrides))
         else:
-            _guard(found, lambda: FinetuneSpec.from_dict(gridspec.finetune_spec(config, cell)), _merged(overrides))
-            _guard(found, lambda: gridspec.finetune_checkpoint_every(config, cell), _merged(overrides))
+            _guard(found, lambda: FinetuneSpec.from_dict(jobparams.finetune_spec(config, cell)), _merged(overrides))
+            _guard(found, lambda: jobparams.finetune_checkpoint_every(config, cell), _merged(overrides))
 
 
 def _generate(config: dict, found: Findings) -> None:
@@ -206,7 +210,7 @@ def _generate(config: dict, found: Findings) -> None:
                 for o, k in (("models", model), ("question_sets", qset))
                 if config[o][k].get("generate")
             ]
-            spec = gridspec.generate_params(config, gridspec.Cell(model), qset)["spec"]
+            spec = jobparams.generate_params(config, cell_grid.Cell(model), qset)["spec"]
             _guard(found, lambda: GenerateSpec.from_dict(spec), _merged(overrides))
             if spec.get("backend") == "vllm":
                 from emgrid.vllm_generate import check_installed
@@ -216,7 +220,7 @@ def _generate(config: dict, found: Findings) -> None:
                 "top_k": bool(spec.get("top_k")),
                 "repetition_penalty": spec.get("repetition_penalty") not in (None, 1.0),
             }
-            for key in [k for k, bad in unsupported.items() if bad] if model in gridspec.api_models(config) else []:
+            for key in [k for k, bad in unsupported.items() if bad] if model in jobparams.api_models(config) else []:
                 found.error(
                     f"generate.{key}: {spec[key]} for models.{model} (source openai), question set "
                     f"{qset}; the OpenAI API has no such setting (set it to null){_merged(overrides)}"
@@ -228,7 +232,7 @@ def _judge(config: dict, found: Findings) -> None:
 
     JudgeSpec.from_dict(config["judge"])
     j = config["judge"]
-    if j["backend"] != "hf" and j["model"] in gridspec.all_model_specs(config):
+    if j["backend"] != "hf" and j["model"] in cell_grid.all_model_specs(config):
         found.warn(
             f"judge.model: {j['model']!r} is a key of models/judge_models, but backend {j['backend']!r} "
             "sends it to the API as a model name (use backend: hf to judge with that model)"
@@ -245,7 +249,7 @@ def _question_sets(config: dict, found: Findings) -> None:
             )
             continue
         try:
-            questions = gridspec.questions_for(config, qset)
+            questions = jobparams.questions_for(config, qset)
         except EmgridError as e:
             found.error(f"question_sets.{qset}: {e}")
             continue
@@ -278,8 +282,8 @@ def _efficacy(config: dict, found: Findings) -> None:
             )
             if on
         ]
-        spec = gridspec.deep_merge(
-            gridspec.deep_merge(config["generate"], config["models"][model].get("generate")),
+        spec = cell_grid.deep_merge(
+            cell_grid.deep_merge(config["generate"], config["models"][model].get("generate")),
             config["efficacy"].get("generate"),
         )
         _guard(found, lambda: GenerateSpec.from_dict(spec), _merged(overrides))
@@ -292,7 +296,7 @@ def _analysis(config: dict, found: Findings) -> None:
 
 
 def _analyses(config: dict, found: Findings) -> None:
-    for msg in gridspec.check_analyses(config):
+    for msg in analyses_grid.check_analyses(config):
         found.warn(msg)
 
 
@@ -332,7 +336,7 @@ def _api_keys(environ: Mapping[str, str]):
                 f"judge.api_key_env: environment variable {j['api_key_env']} is not set; the judge jobs "
                 "need it (export it where snakemake runs; SLURM jobs inherit it)"
             )
-        for m in gridspec.api_models(config):
+        for m in jobparams.api_models(config):
             env = config["models"][m].get("api_key_env", "OPENAI_API_KEY")
             if not environ.get(env):
                 found.warn(
@@ -410,33 +414,33 @@ def missing_results(config: dict, exists: Callable[[str], bool] = os.path.exists
 
 def _result_edges(config: dict) -> Iterable[tuple[str, str]]:
     """(input, output made from it) pairs between the grid's results, as the rules wire them."""
-    api = set(gridspec.api_models(config))
-    for cell in gridspec.cells(config):
+    api = set(jobparams.api_models(config))
+    for cell in cell_grid.cells(config):
         cell_dir = f"results/cells/{cell.model}/{cell.id}"
         # the finetune's output that later stages read: the adapter (local) or finetune.json (the API model's id)
         trained = None if cell.is_base else f"{cell_dir}/finetune.json" if cell.model in api else f"{cell_dir}/adapter"
         if trained:
             yield f"results/datasets/{cell.domain}/{cell.variant}-s{cell.seed}/train.jsonl", f"{cell_dir}/finetune.json"
         for qset in config["question_sets"]:
-            answers, judged = gridspec.answers_path(cell, qset), gridspec.judged_path(cell, qset)
+            answers, judged = layout.answers_path(cell, qset), layout.judged_path(cell, qset)
             if trained:
                 yield trained, answers
             yield answers, judged
-            yield judged, gridspec.SUMMARY_CSV
-    for cell, domain in gridspec.efficacy_targets(config):
+            yield judged, layout.SUMMARY_CSV
+    for cell, domain in efficacy_grid.efficacy_targets(config):
         answers, scored = (
-            f"{gridspec.efficacy_dir(cell, domain)}/answers.jsonl",
-            gridspec.efficacy_scored_input(config, cell, domain),
+            f"{efficacy_grid.efficacy_dir(cell, domain)}/answers.jsonl",
+            efficacy_grid.efficacy_scored_input(config, cell, domain),
         )
-        d, v, s = gridspec.efficacy_dataset(config, cell, domain)
+        d, v, s = efficacy_grid.efficacy_dataset(config, cell, domain)
         yield f"results/datasets/{d}/{v}-s{s}/heldout.jsonl", answers
         if not cell.is_base:
             yield f"results/cells/{cell.model}/{cell.id}/adapter", answers
         if scored != answers:
             yield answers, scored
         yield scored, "results/summary/efficacy.csv"
-    for d, v, s in gridspec.datasets(config):
-        yield f"results/datasets/{d}/{v}-s{s}/card.json", gridspec.REPORT_PAGE
+    for d, v, s in cell_grid.datasets(config):
+        yield f"results/datasets/{d}/{v}-s{s}/card.json", layout.REPORT_PAGE
 
 
 def format_missing_results(missing: Iterable[tuple[str, str]]) -> str:

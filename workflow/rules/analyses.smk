@@ -6,11 +6,11 @@ rule mia_features:
     # MIA features of one domain's held-out split under one untouched model (and its base_id): a GPU job (forward
     # passes only: 250 held-out examples take minutes on one GPU).
     input:
-        manifest="results/models/{model}/manifest.json",
-        examples=mia_heldout_input,
+        manifest=layout.MANIFEST,
+        examples=G.mia_heldout,
     output:
-        features="results/analysis/mia/{model}/{domain}-s{seed}.csv",
-        summary="results/analysis/mia/{model}/{domain}-s{seed}.summary.csv",
+        features=layout.MIA_FEATURES,
+        summary=layout.MIA_FEATURES_SUMMARY,
     log:
         "results/logs/mia_features/{model}/{domain}-s{seed}.log",
     conda:
@@ -22,7 +22,7 @@ rule mia_features:
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
         **gridspec.code_version("mia_features"),
-        mia=mia_features_param,
+        mia=G.mia_features_params,
     script:
         "../scripts/mia_features.py"
 
@@ -30,8 +30,8 @@ rule mia_features:
 rule mia_analysis:
     # Domain feature means vs the target misalignment rate: correlations, leave-pair-out AUC, permutation p.
     input:
-        features=all_mia_features,
-        summary="results/summary/summary.csv",
+        features=G.all_mia_features,
+        summary=layout.SUMMARY_CSV,
     output:
         domains="results/analysis/mia/domains.csv",
         tests=report(
@@ -47,7 +47,7 @@ rule mia_analysis:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("mia_analysis"),
-        analysis=mia_analysis_param,
+        analysis=G.mia_analysis_params,
     script:
         "../scripts/mia_analysis.py"
 
@@ -55,9 +55,9 @@ rule mia_analysis:
 rule diversity:
     # Vendi scores and semantic diversity of one domain's dataset (embeddings of prompts and answers).
     input:
-        examples=diversity_input,
+        examples=G.diversity_input,
     output:
-        scores="results/analysis/diversity/{domain}-s{seed}.json",
+        scores=layout.DIVERSITY_SCORES,
     log:
         "results/logs/diversity/{domain}-s{seed}.log",
     conda:
@@ -68,7 +68,7 @@ rule diversity:
         runtime=lambda wildcards, attempt: 30 * attempt,
     params:
         **gridspec.code_version("diversity"),
-        diversity=diversity_param,
+        diversity=G.diversity_params,
     script:
         "../scripts/diversity.py"
 
@@ -76,8 +76,8 @@ rule diversity:
 rule diversity_analysis:
     # Diversity per domain vs the target misalignment rate (Pearson, Spearman), by the study's categories.
     input:
-        scores=all_diversity_scores,
-        summary="results/summary/summary.csv",
+        scores=G.all_diversity_scores,
+        summary=layout.SUMMARY_CSV,
     output:
         scores="results/analysis/diversity/scores.csv",
         domains=report(
@@ -100,7 +100,7 @@ rule diversity_analysis:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("diversity_analysis"),
-        analysis=diversity_analysis_param,
+        analysis=G.diversity_analysis_params,
     script:
         "../scripts/diversity_analysis.py"
 
@@ -124,7 +124,7 @@ rule mia_plot:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("mia_plot"),
-        domains=report_domains_param,
+        domains=G.report_domains,
     script:
         "../scripts/analysis_plot.py"
 
@@ -147,7 +147,7 @@ rule diversity_plot:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("diversity_plot"),
-        domains=report_domains_param,
+        domains=G.report_domains,
     script:
         "../scripts/analysis_plot.py"
 
@@ -170,6 +170,6 @@ rule diversity_category_plot:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("diversity_category_plot"),
-        domains=report_domains_param,
+        domains=G.report_domains,
     script:
         "../scripts/diversity_category_plot.py"

@@ -7,7 +7,7 @@ t0 = time.time()
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from emgrid.generate import GenerateSpec, generate_answers
-from emgrid.gridspec import llm_cache_dir
+from emgrid.jobparams import llm_cache_dir
 from emgrid.io import write_jsonl
 from emgrid.questions import load_questions
 

@@ -317,7 +317,7 @@ def plot_loss_curves(
 ) -> Path:
     """Training loss against step, one panel per domain, one line per variant x seed (so a diverging or flat
     finetune shows at a glance). `histories` maps a cell id to its finetune.json `loss_history`."""
-    from emgrid.gridspec import parse_cell
+    from emgrid.grid import parse_cell
 
     by_domain: dict[str, list[tuple[str, list[dict]]]] = {}
     for cell_id, hist in sorted(histories.items()):
