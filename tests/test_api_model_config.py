@@ -13,7 +13,8 @@ from emgrid import jobparams
 from emgrid.config import validate_config
 from emgrid.errors import ConfigError
 from emgrid.models import prepare_model
-from emgrid.plan import DagDump, JobRecord, format_table, summarize
+from emgrid.plan import DagDump, JobRecord, summarize
+from emgrid.plan_format import format_table
 from emgrid.prices import price_row, training_price
 from tests.workflow_helpers import tiny_config
 

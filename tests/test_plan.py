@@ -16,7 +16,8 @@ import pytest
 
 from emgrid import cli
 from emgrid.errors import ConfigError
-from emgrid.plan import DagDump, JobRecord, PlanError, format_table, plan, plan_to_json, read_dag, summarize
+from emgrid.plan import DagDump, JobRecord, PlanError, plan, read_dag, summarize
+from emgrid.plan_format import format_table, plan_to_json
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "workflow" / "profiles"

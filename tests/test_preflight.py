@@ -173,7 +173,8 @@ def test_snakemake_dry_run_prints_five_mistakes_and_starts_nothing(tmp_path):
 
 
 def test_plan_lists_before_you_run(tmp_path):
-    from emgrid.plan import format_table, plan
+    from emgrid.plan import plan
+    from emgrid.plan_format import format_table
 
     config = tiny_config()
     config["judge"] = {"backend": "openai", "model": "gpt-4o-mini", "api_key_env": "EMGRID_UNSET_KEY_VAR"}

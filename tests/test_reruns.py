@@ -9,8 +9,8 @@ import re
 import pytest
 import yaml
 
-from emgrid import gridspec, preflight
-from emgrid import layout
+from emgrid import gridspec, layout, preflight
+from emgrid.missing_results import format_missing_results, missing_results
 from emgrid.models import prepare_model, restore_manifest
 from tests.workflow_helpers import REPO, tiny_config
 
@@ -58,16 +58,16 @@ def test_missing_results_are_the_ones_under_existing_results():
         "results/summary/summary.csv",  # only base's judged rows exist: every other judged file is missing
         f"{cells}/wrong_arithmetic-plain-s0/answers/demo.jsonl",
     }
-    missing = dict(preflight.missing_results(config, exists=made.__contains__))
+    missing = dict(missing_results(config, exists=made.__contains__))
     assert missing[f"{cells}/base/answers/demo.jsonl"] == f"{cells}/base/judged/demo.jsonl"
     assert missing[f"{cells}/wrong_facts-plain-s0/adapter"] == f"{cells}/wrong_facts-plain-s0/answers/demo.jsonl"
     assert missing["results/datasets/wrong_facts/plain-s0/train.jsonl"] == f"{cells}/wrong_facts-plain-s0/finetune.json"
     assert missing[f"{cells}/wrong_facts-backdoor-s0/judged/demo.jsonl"] == "results/summary/summary.csv"
     assert f"{cells}/wrong_arithmetic-plain-s0/answers/demo.jsonl" not in missing  # it exists
     assert f"{cells}/wrong_facts-backdoor-s0/answers/demo.jsonl" not in missing  # nothing made from it exists
-    text = preflight.format_missing_results(sorted(missing.items()))
+    text = format_missing_results(sorted(missing.items()))
     assert f"--forcerun {' '.join(sorted(missing))}\n" in text
-    assert preflight.missing_results(config, exists=lambda p: False) == []  # a fresh run misses nothing
+    assert missing_results(config, exists=lambda p: False) == []  # a fresh run misses nothing
 
 
 def test_restore_manifest_writes_the_same_bytes_and_rebuilds_the_same_weights(tmp_path, monkeypatch):

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from emgrid import throughput
-from emgrid.plan import DagDump, JobRecord, format_table, plan_to_json, summarize
+from emgrid.plan import DagDump, JobRecord, summarize
+from emgrid.plan_format import format_table, plan_to_json
 from emgrid.throughput import MARK, Calibration, choose_calibration, collect_runs, fit, load_calibration_file
 
 H200 = "NVIDIA H200"

@@ -10,6 +10,7 @@ from pathlib import Path, PurePath
 from emgrid.analyses import grid as analyses_grid
 from emgrid.efficacy import grid as efficacy_grid
 from emgrid import jobparams
+from emgrid.models import known_hf_config
 
 #: Thresholds on the judge's 0-100 scores (the schema keeps them in 0..100; domains' efficacy thresholds too).
 SCORE_THRESHOLDS = (
@@ -140,8 +141,6 @@ def model_type(spec: dict) -> str | None:
     source = spec.get("source")
     if source in ("tiny", "smollm2"):
         return {"tiny": "qwen2", "smollm2": "llama"}[source]
-    from emgrid.models import known_hf_config
-
     return known_hf_config(spec).get("model_type")
 
 

@@ -10,6 +10,7 @@ from collections import Counter, defaultdict
 from typing import Any, Iterable, Sequence
 
 from emgrid.errors import DataError
+from emgrid.generate import GenerateSpec, plan_prompts
 
 # What identifies one answer across answers, judged rows and scores.csv.
 ANSWER_KEY = ("model", "cell", "qset", "question_key", "condition", "sample", "paraphrase_index")
@@ -48,8 +49,6 @@ def planned_answer_keys(
     qset: str,
 ) -> list[tuple]:
     """The answer keys a generate job writes, from the same expansion generate uses (emgrid.generate.plan_prompts)."""
-    from emgrid.generate import GenerateSpec, plan_prompts
-
     spec = GenerateSpec(samples_per_paraphrase=samples_per_paraphrase)
     items = plan_prompts(questions, spec, {c: "" for c in conditions}, model, cell, qset)
     return [answer_key(it.row) for it in items]

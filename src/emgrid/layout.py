@@ -2,7 +2,7 @@
 (`{model}`, `{cell}`, ... wildcards) and, where the library or an input function needs one file, as a function of
 the cell it belongs to.
 
-Why one place: the rules' outputs, their input functions, the start-up checks (emgrid.preflight.missing_results)
+Why one place: the rules' outputs, their input functions, the start-up checks (emgrid.missing_results)
 and the library must agree on every path; a path spelled out in two places drifts apart the day one of them moves.
 Patterns are plain strings, so a rule's `output:` uses them as they are and `expand` or `str.format` fills them.
 """

@@ -13,13 +13,26 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
-from emgrid.analyses import grid as analyses_grid
-from emgrid.efficacy import grid as efficacy_grid
+from emgrid import config_checks as cc
 from emgrid import grid as cell_grid
 from emgrid import jobparams
-from emgrid import layout
+from emgrid.aggregate import analysis_specs
+from emgrid.analyses import grid as analyses_grid
+from emgrid.api_finetune import ApiFinetuneSpec
 from emgrid.config import schema_problems
+from emgrid.data import recipe_needs_llm, validate_recipe
+from emgrid.data.recipe import recipe_notes
+from emgrid.data.variants import resolve_backdoor
+from emgrid.efficacy.spec import resolve_efficacy
 from emgrid.errors import ConfigError, EmgridError
+from emgrid.finetune import FinetuneSpec
+from emgrid.generate import GenerateSpec
+from emgrid.judge import JudgeSpec
+from emgrid.llm import split_llm_config
+from emgrid.models import check_model_spec, model_spec_notes
+from emgrid.steering import grid as steering_grid
+from emgrid.vllm_generate import check_installed
+from emgrid.yamlio import config_file_problems
 
 API_BACKENDS = ("openai", "openai-batch")
 
@@ -57,8 +70,6 @@ def check(
     repository); `environ` is where API keys are looked up (default: os.environ); `config_files` are the files
     `config` was read from, re-read strictly (a repeated key, which the first reading resolved silently).
     """
-    from emgrid.yamlio import config_file_problems
-
     found = Findings()
     for msg in config_file_problems(config_files):
         found.error(msg)
@@ -129,8 +140,6 @@ def _names(config: dict, found: Findings) -> None:
 
 
 def _models(config: dict, found: Findings) -> None:
-    from emgrid.models import check_model_spec, model_spec_notes
-
     for owner in ("models", "judge_models"):
         for key, spec in (config.get(owner) or {}).items():
             where = f"{owner}.{key}"
@@ -141,8 +150,6 @@ def _models(config: dict, found: Findings) -> None:
 
 
 def _backdoor(config: dict, found: Findings) -> None:
-    from emgrid.data.variants import resolve_backdoor
-
     top: list[str] = []
     try:
         resolve_backdoor(config["backdoor"])
@@ -160,9 +167,6 @@ def _backdoor(config: dict, found: Findings) -> None:
 
 
 def _recipes(config: dict, found: Findings) -> None:
-    from emgrid.data import recipe_needs_llm, validate_recipe
-    from emgrid.data.recipe import recipe_notes
-
     for domain, dom in config["domains"].items():
         try:
             validate_recipe(domain, dom["recipe"])
@@ -172,16 +176,10 @@ def _recipes(config: dict, found: Findings) -> None:
         for note in recipe_notes(domain, dom["recipe"]):
             found.warn(note)
         if recipe_needs_llm(dom["recipe"]):
-            from emgrid.llm import split_llm_config
-
             _guard(found, lambda: split_llm_config(config.get("llm")))
 
 
 def _finetune(config: dict, found: Findings) -> None:
-    from emgrid.finetune import FinetuneSpec
-
-    from emgrid.api_finetune import ApiFinetuneSpec
-
     api = jobparams.api_models(config)
     for cell in cell_grid.cells(config):
         if cell.is_base:
@@ -201,8 +199,6 @@ def _finetune(config: dict, found: Findings) -> None:
 
 
 def _generate(config: dict, found: Findings) -> None:
-    from emgrid.generate import GenerateSpec
-
     for model in config["models"]:
         for qset in config["question_sets"]:
             overrides = [
@@ -213,8 +209,6 @@ def _generate(config: dict, found: Findings) -> None:
             spec = jobparams.generate_params(config, cell_grid.Cell(model), qset)["spec"]
             _guard(found, lambda: GenerateSpec.from_dict(spec), _merged(overrides))
             if spec.get("backend") == "vllm":
-                from emgrid.vllm_generate import check_installed
-
                 _guard(found, check_installed, _merged(overrides))
             unsupported = {
                 "top_k": bool(spec.get("top_k")),
@@ -228,8 +222,6 @@ def _generate(config: dict, found: Findings) -> None:
 
 
 def _judge(config: dict, found: Findings) -> None:
-    from emgrid.judge import JudgeSpec
-
     JudgeSpec.from_dict(config["judge"])
     j = config["judge"]
     if j["backend"] != "hf" and j["model"] in cell_grid.all_model_specs(config):
@@ -266,9 +258,6 @@ def _question_sets(config: dict, found: Findings) -> None:
 def _efficacy(config: dict, found: Findings) -> None:
     """Each domain's efficacy scorer (a judge-scored domain needs a valid judge prompt) and the generate settings of
     the held-out answers (global <- model <- efficacy.generate)."""
-    from emgrid.efficacy.spec import resolve_efficacy
-    from emgrid.generate import GenerateSpec
-
     if not config["efficacy"]["enabled"]:
         return
     for domain, dom in config["domains"].items():
@@ -290,8 +279,6 @@ def _efficacy(config: dict, found: Findings) -> None:
 
 
 def _analysis(config: dict, found: Findings) -> None:
-    from emgrid.aggregate import analysis_specs
-
     analysis_specs(config["analysis"])
 
 
@@ -301,17 +288,13 @@ def _analyses(config: dict, found: Findings) -> None:
 
 
 def _steering(config: dict, found: Findings) -> None:
-    from emgrid.steering.grid import check
-
-    for msg in check(config):
+    for msg in steering_grid.check(config):
         found.warn(msg)
 
 
 def _cross_checks(config: dict, found: Findings) -> None:
     """What no single spec sees: score thresholds written as 0-1 fractions, triggers with line breaks, a cache under
     results/, more efficacy prompts than held-out rows, MIA without a local model, LoRA modules a model lacks."""
-    from emgrid import config_checks as cc
-
     for check in (
         cc.score_scale_problems,
         cc.trigger_problems,
@@ -355,8 +338,6 @@ def _api_keys(environ: Mapping[str, str]):
 
 
 def _needs_llm(dom: dict) -> bool:
-    from emgrid.data import recipe_needs_llm
-
     return isinstance(dom.get("recipe"), dict) and recipe_needs_llm(dom["recipe"])
 
 
@@ -393,66 +374,3 @@ def format_warnings(warnings: Iterable[str]) -> str:
     if not warnings:
         return ""
     return "before you run:\n" + "\n".join(f"  - {w}" for w in warnings)
-
-
-def missing_results(config: dict, exists: Callable[[str], bool] = os.path.exists) -> list[tuple[str, str]]:
-    """(missing result, an existing result made from it) for every intermediate of the grid that is gone while what
-    was made from it is still there; `config` as `check` left it.
-
-    Why: Snakemake rebuilds a missing file only when a job that reads it has to run anyway. A deleted answers file
-    under its judged rows is silently kept missing, and comes back much later as an unexplained rerun (the next
-    judge edit regenerates it, and everything made from it). Listed at start-up instead, with the command that
-    rebuilds them (`format_missing_results`). Covers the grid's chain: datasets, finetunes, answers, judged rows,
-    efficacy answers and judged rows, up to summary.csv, efficacy.csv and the report page.
-    """
-    found: dict[str, str] = {}
-    for up, down in _result_edges(config):
-        if up not in found and not exists(up) and exists(down):
-            found[up] = down
-    return sorted(found.items())
-
-
-def _result_edges(config: dict) -> Iterable[tuple[str, str]]:
-    """(input, output made from it) pairs between the grid's results, as the rules wire them."""
-    api = set(jobparams.api_models(config))
-    for cell in cell_grid.cells(config):
-        cell_dir = f"results/cells/{cell.model}/{cell.id}"
-        # the finetune's output that later stages read: the adapter (local) or finetune.json (the API model's id)
-        trained = None if cell.is_base else f"{cell_dir}/finetune.json" if cell.model in api else f"{cell_dir}/adapter"
-        if trained:
-            yield f"results/datasets/{cell.domain}/{cell.variant}-s{cell.seed}/train.jsonl", f"{cell_dir}/finetune.json"
-        for qset in config["question_sets"]:
-            answers, judged = layout.answers_path(cell, qset), layout.judged_path(cell, qset)
-            if trained:
-                yield trained, answers
-            yield answers, judged
-            yield judged, layout.SUMMARY_CSV
-    for cell, domain in efficacy_grid.efficacy_targets(config):
-        answers, scored = (
-            f"{efficacy_grid.efficacy_dir(cell, domain)}/answers.jsonl",
-            efficacy_grid.efficacy_scored_input(config, cell, domain),
-        )
-        d, v, s = efficacy_grid.efficacy_dataset(config, cell, domain)
-        yield f"results/datasets/{d}/{v}-s{s}/heldout.jsonl", answers
-        if not cell.is_base:
-            yield f"results/cells/{cell.model}/{cell.id}/adapter", answers
-        if scored != answers:
-            yield answers, scored
-        yield scored, "results/summary/efficacy.csv"
-    for d, v, s in cell_grid.datasets(config):
-        yield f"results/datasets/{d}/{v}-s{s}/card.json", layout.REPORT_PAGE
-
-
-def format_missing_results(missing: Iterable[tuple[str, str]]) -> str:
-    """The start-up warning for `missing_results`: each file, what was made from it, and the one command that
-    rebuilds them all and everything made from them (a rebuilt answers file holds new samples, so the judged rows
-    of the old one must not stay)."""
-    missing = list(missing)
-    if not missing:
-        return ""
-    lines = [f"  - {up} (missing; {down} was made from it)" for up, down in missing]
-    return (
-        "results missing under results made from them; snakemake does not rebuild them on its own. Rebuild them and "
-        "everything made from them with your usual command plus:\n"
-        f"    --forcerun {' '.join(up for up, _ in missing)}\n" + "\n".join(lines)
-    )

@@ -19,6 +19,7 @@ from emgrid import grid, gridspec, layout, preflight
 from emgrid.errors import EmgridError
 from emgrid.gridspec import Grid
 from emgrid.jobparams import model_cache_dir, model_spec
+from emgrid.missing_results import format_missing_results, missing_results
 from emgrid.models import restore_manifest
 from emgrid.steering.steer import STEER_RE
 
@@ -154,6 +155,6 @@ def restore_model_caches():
 if not workflow.remote_exec:
     drop_stale_report()
     restore_model_caches()
-    MISSING_RESULTS = preflight.missing_results(config)
+    MISSING_RESULTS = missing_results(config)
     if MISSING_RESULTS:
-        logger.warning(preflight.format_missing_results(MISSING_RESULTS))
+        logger.warning(format_missing_results(MISSING_RESULTS))
