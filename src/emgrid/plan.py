@@ -29,7 +29,8 @@ from emgrid.throughput_model import FEATURE_KEYS
 DAG_DUMP_SCRIPT = Path(__file__).parent / "workflow_files" / "dag_dump.py"
 
 # The figures the planner counts per job. They come from the workflow's `plan_estimate(rule, wildcards)` function
-# (common.smk), never from job params: params are rerun triggers, and editing an estimate must rerun nothing.
+# (common.smk: emgrid.gridspec.Grid.plan_estimate), never from job params: params are rerun triggers, and editing an
+# estimate must rerun nothing.
 PLAN_HOOK = "plan_estimate"
 PLAN_ESTIMATE_KEYS = (
     "n_answers",

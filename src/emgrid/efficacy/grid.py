@@ -36,10 +36,6 @@ def efficacy_dataset(config: dict, cell: Cell, domain: str) -> tuple[str, str, i
     return min((d, v, s) for d, v, s in datasets(config) if d == domain)
 
 
-def efficacy_dir(cell: Cell, domain: str) -> str:
-    return layout.cell_path(layout.EFFICACY_DIR, cell, domain=domain)
-
-
 def efficacy_scored_input(config: dict, cell: Cell, domain: str) -> str:
     """What the efficacy summary scores: answers (exact domains) or judged rows (judge domains)."""
     pattern = layout.EFFICACY_JUDGED if efficacy_spec(config, domain).scorer == "judge" else layout.EFFICACY_ANSWERS

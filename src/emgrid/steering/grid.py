@@ -1,6 +1,7 @@
 """The steering analysis on a grid: which directions and steered runs a config asks for, their paths, their
 params (only plain values of the job's own cell that change its output), the whole-config check, and the
-planner's estimates. Pure functions of the config, used by workflow/rules/common.smk like emgrid.gridspec."""
+planner's estimates (emgrid.estimates.steering_estimate). Pure functions of the config, bound to the wildcards by
+emgrid.gridspec.Grid."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def runs(config: dict) -> list[tuple[Cell, str]]:
 
 def runs_by_target(config: dict) -> dict[Cell, list[str]]:
     """{target: its steer ids in `runs` order}: each target's runs are one steering_generate job. The workflow
-    computes this once (common.smk) and passes a target's list to the functions below: listing the runs of a big
+    computes this once (emgrid.gridspec.Grid) and passes a target's list to the functions below: listing the runs of a big
     grid once per job and function would add seconds per hundred jobs to every dry run."""
     out: dict[Cell, list[str]] = {}
     for target, steer in runs(config):
