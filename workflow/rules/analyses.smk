@@ -6,7 +6,7 @@ rule mia_features:
     # MIA features of one domain's held-out split under one untouched model (and its base_id): a GPU job (forward
     # passes only: 250 held-out examples take minutes on one GPU).
     input:
-        manifest=layout.MANIFEST,
+        manifest=rules.prepare_model.output.manifest,
         examples=G.mia_heldout,
     output:
         features=layout.MIA_FEATURES,
@@ -31,7 +31,7 @@ rule mia_analysis:
     # Domain feature means vs the target misalignment rate: correlations, leave-pair-out AUC, permutation p.
     input:
         features=G.all_mia_features,
-        summary=layout.SUMMARY_CSV,
+        summary=rules.aggregate.output.summary,
     output:
         domains="results/analysis/mia/domains.csv",
         tests=report(
@@ -77,7 +77,7 @@ rule diversity_analysis:
     # Diversity per domain vs the target misalignment rate (Pearson, Spearman), by the study's categories.
     input:
         scores=G.all_diversity_scores,
-        summary=layout.SUMMARY_CSV,
+        summary=rules.aggregate.output.summary,
     output:
         scores="results/analysis/diversity/scores.csv",
         domains=report(
@@ -108,8 +108,8 @@ rule diversity_analysis:
 rule mia_plot:
     # One panel per MIA feature: domain mean vs rate, labelled points, r and p (labels from the report's domains).
     input:
-        domains="results/analysis/mia/domains.csv",
-        tests="results/analysis/mia/tests.csv",
+        domains=rules.mia_analysis.output.domains,
+        tests=rules.mia_analysis.output.tests,
     output:
         png=report(
             "results/report/plots/{model}/{qset}/mia_scatter.png",
@@ -131,8 +131,8 @@ rule mia_plot:
 
 rule diversity_plot:
     input:
-        domains="results/analysis/diversity/domains.csv",
-        tests="results/analysis/diversity/tests.csv",
+        domains=rules.diversity_analysis.output.domains,
+        tests=rules.diversity_analysis.output.tests,
     output:
         png=report(
             "results/report/plots/{model}/{qset}/diversity_scatter.png",
@@ -155,7 +155,7 @@ rule diversity_plot:
 rule diversity_category_plot:
     # Diversity by the study's domain category (Critical / Non-Critical / Ambiguous).
     input:
-        scores="results/analysis/diversity/scores.csv",
+        scores=rules.diversity_analysis.output.scores,
     output:
         png=report(
             "results/report/plots/diversity_by_category.png",

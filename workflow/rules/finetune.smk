@@ -2,7 +2,7 @@ rule finetune:
     # LoRA SFT of one cell: a GPU job. Sizes fit a 7B LoRA in bf16 and grow with each retry; the profile adds the
     # site's partition/GPU type (docs/cluster.md).
     input:
-        manifest=layout.MANIFEST,
+        manifest=rules.prepare_model.output.manifest,
         train=G.finetune_train,
     output:
         adapter=directory(layout.ADAPTER),
@@ -30,7 +30,7 @@ rule finetune_openai:
     # The same cell finetuned through the OpenAI fine-tuning API (models with source openai). No GPU: the job
     # uploads, starts the remote job and waits for it; its id is kept beside the output, so a killed run reattaches.
     input:
-        manifest=layout.MANIFEST,
+        manifest=rules.prepare_model.output.manifest,
         train=G.finetune_train,
     output:
         metrics=layout.FINETUNE_METRICS,

@@ -6,8 +6,8 @@
 rule plots:
     # The figures of one model x question set; re-drawn when the summary or a domain's label/category changes.
     input:
-        summary=layout.SUMMARY_CSV,
-        ranking="results/summary/ranking.csv",
+        summary=rules.aggregate.output.summary,
+        ranking=rules.aggregate.output.ranking,
     output:
         ranking=report(
             "results/report/plots/{model}/{qset}/ranking.png",
@@ -81,7 +81,7 @@ rule loss_curves:
 rule transfer_plot:
     # The transfer heatmap of one model x question set whose questions carry a `domain` (docs/statistics.md).
     input:
-        transfer="results/summary/transfer.csv",
+        transfer=rules.aggregate.output.transfer,
     output:
         png=report(
             "results/report/plots/{model}/{qset}/transfer.png",
@@ -103,9 +103,9 @@ rule transfer_plot:
 
 rule report_tables:
     input:
-        summary=layout.SUMMARY_CSV,
-        trigger="results/summary/trigger_effect.csv",
-        ranking="results/summary/ranking.csv",
+        summary=rules.aggregate.output.summary,
+        trigger=rules.aggregate.output.trigger_effect,
+        ranking=rules.aggregate.output.ranking,
         finetune=G.all_finetune_metrics,
     output:
         ranking=report(
@@ -161,8 +161,8 @@ rule report_tables:
 rule answer_browser:
     # Every answer of one model x question set, searchable and filterable, as one static page.
     input:
-        scores=layout.SCORES_CSV,
-        summary=layout.SUMMARY_CSV,
+        scores=rules.aggregate.output.scores,
+        summary=rules.aggregate.output.summary,
     output:
         html=report(
             "results/report/answers/{model}/{qset}.html",

@@ -127,9 +127,9 @@ rule steering_summary:
 
 rule steering_plots:
     input:
-        matrix="results/summary/steering.csv",
-        directions="results/summary/steering_directions.csv",
-        cosine="results/summary/steering_cosine.csv",
+        matrix=rules.steering_summary.output.matrix,
+        directions=rules.steering_summary.output.directions,
+        cosine=rules.steering_summary.output.cosine,
     output:
         matrix=report(
             "results/report/plots/steering/matrix.png",
