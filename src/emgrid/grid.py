@@ -14,29 +14,13 @@ from typing import Any
 from emgrid.errors import ConfigError
 
 VARIANTS = ("plain", "backdoor")
-
-
 CONDITIONS = ("no_trigger", "trigger")
-
-
 BASE_CELL = "base"
-
-
 DOMAIN_RE = r"[a-z0-9_]+"
-
-
 MODEL_RE = r"[A-Za-z0-9_.]+"
-
-
 QSET_RE = r"[A-Za-z0-9_]+"
-
-
 FINETUNED_CELL_RE = rf"{DOMAIN_RE}-(?:plain|backdoor)-s[0-9]+"
-
-
 CELL_RE = rf"base|{FINETUNED_CELL_RE}"
-
-
 _CELL_PARSE = re.compile(rf"^(?P<domain>{DOMAIN_RE})-(?P<variant>plain|backdoor)-s(?P<seed>[0-9]+)$")
 
 

@@ -28,12 +28,10 @@ from emgrid.steering.steer import UNSTEERED, parse_steer
 #: every run of this Snakefile that names no other one: a plain `snakemake`, `emgrid plan`, the tests.
 RERUN_TRIGGERS = ("mtime", "params", "input", "software-env")
 
-
 #: Inputs up to this size (bytes) are compared by checksum when their timestamp is newer than the outputs, so a
 #: touched or copied-back dataset or answers file reruns nothing. Snakemake's default (1 MB) is smaller than one
 #: domain's train.jsonl of the paper grid.
 MAX_CHECKSUM_FILE_SIZE = 1_000_000_000
-
 
 #: The version of the code behind each rule whose results it changed: bump a rule's entry (0 when absent) in the
 #: release whose emgrid code (library or script) writes different results for the same config, and that rule's

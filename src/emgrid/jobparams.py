@@ -84,8 +84,6 @@ def api_finetune_params(config: dict, cell: Cell) -> dict:
 # (the same examples per optimizer step, the same loss up to rounding; tests/test_finetune.py): kept out of the job's
 # params, so changing them reruns nothing.
 FINETUNE_BATCHING_KEYS = ("padding_free", "micro_batch_size")  # the run keys that are FinetuneSpec fields
-
-
 FINETUNE_RUN_KEYS = ("checkpoint_every", *FINETUNE_BATCHING_KEYS)
 
 
