@@ -63,8 +63,8 @@ onerror:
 rule all:
     default_target: True
     input:
-        summary="results/summary/summary.csv",
-        report="results/report/report.html",
-        analyses=gridspec.analysis_outputs(config),
-        efficacy=efficacy_table_target,
+        summary=layout.SUMMARY_CSV,
+        report=layout.REPORT_PAGE,
+        analyses=G.analysis_outputs(),
+        efficacy=G.efficacy_table,
         steering=steering_targets,

@@ -1,7 +1,7 @@
 """How long aggregation takes on the paper grid's size, bootstrap included (target: under 30 s on 2 cores).
 
 Synthetic judged rows shaped like a config's grid (default config/config.yaml, read through the workflow's own
-emgrid.gridspec: its models, cells, question sets, questions, paraphrases, samples per paraphrase and probe domains,
+emgrid.grid and emgrid.jobparams: its models, cells, question sets, questions, paraphrases, samples per paraphrase and probe domains,
 so the size follows the config as it changes): every answer with and without the trigger, two judged metrics each
 (logprob rows with sparse integer probabilities, as the OpenAI judge writes them). Prints the wall and CPU time of
 `aggregate_files` (read + score, summary with clustered intervals, findings tables) against the 30 s target, and the
@@ -26,7 +26,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
-from emgrid import gridspec  # noqa: E402
+from emgrid import grid as cell_grid  # noqa: E402
+from emgrid import jobparams  # noqa: E402
 from emgrid.aggregate import aggregate_files  # noqa: E402
 from emgrid.findings.tables import FINDINGS  # noqa: E402
 from emgrid.scores import Criterion  # noqa: E402
@@ -39,13 +40,13 @@ SMOKE = {"config": REPO / "config" / "demo.yaml", "resamples": 20}
 
 def grid_answers(config: dict):
     """(model, cell id, question set, [(question, paraphrase index, samples)]) for every judged file of the grid,
-    with the samples per paraphrase the generate job would use (gridspec, as the workflow computes them)."""
-    for cell in gridspec.cells(config):
+    with the samples per paraphrase the generate job would use (jobparams, as the workflow computes them)."""
+    for cell in cell_grid.cells(config):
         for qset in config["question_sets"]:
-            spec = gridspec.generate_params(config, cell, qset)["spec"]
+            spec = jobparams.generate_params(config, cell, qset)["spec"]
             items = [
                 (q, p, spec.get("samples_per_paraphrase") or q.samples_per_paraphrase or 1)
-                for q in gridspec.questions_for(config, qset)
+                for q in jobparams.questions_for(config, qset)
                 for p in range(len(q.paraphrases))
             ]
             yield cell.model, cell.id, qset, items
@@ -137,7 +138,7 @@ def main(argv=None) -> int:
         wall, used = time.perf_counter() - t0, cpu() - c0
     print(
         f"aggregate_files on {n:,} answers of {args.config.name}'s grid ({len(config['models'])} models, "
-        f"{len(gridspec.cells(config))} cells; {len(paths)} judged files, {args.resamples} resamples, "
+        f"{len(cell_grid.cells(config))} cells; {len(paths)} judged files, {args.resamples} resamples, "
         f"{spec.permutations} sign flips): wall {wall:.1f} s, CPU {used:.1f} s; target < 30 s "
         f"(ratio wall/target {wall / 30:.2f})"
     )

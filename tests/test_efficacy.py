@@ -354,12 +354,12 @@ def test_several_answers_per_prompt_take_the_cluster_bootstrap():
 def test_efficacy_summary_params_hold_the_bootstrap_only_with_several_answers_per_prompt():
     import copy
 
-    from emgrid import gridspec
+    from emgrid.efficacy import grid as efficacy_grid
     from emgrid.config import load_config
     from tests.workflow_helpers import TINY
 
     config = load_config(TINY)
-    assert "bootstrap" not in gridspec.efficacy_summary_params(config)
+    assert "bootstrap" not in efficacy_grid.efficacy_summary_params(config)
     several = copy.deepcopy(config)
     several["efficacy"]["generate"] = {**several["efficacy"].get("generate", {}), "samples_per_paraphrase": 3}
-    assert gridspec.efficacy_summary_params(several)["bootstrap"] == config["analysis"]["bootstrap"]
+    assert efficacy_grid.efficacy_summary_params(several)["bootstrap"] == config["analysis"]["bootstrap"]

@@ -16,7 +16,8 @@ import pytest
 
 from emgrid import cli
 from emgrid.errors import ConfigError
-from emgrid.plan import DagDump, JobRecord, PlanError, format_table, plan, plan_to_json, read_dag, summarize
+from emgrid.plan import DagDump, JobRecord, PlanError, plan, read_dag, summarize
+from emgrid.plan_format import format_table, plan_to_json
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "workflow" / "profiles"
@@ -434,11 +435,11 @@ def test_the_plan_says_what_its_totals_leave_out():
 
 
 def test_dataset_llm_estimate_names_the_llm_of_llm_recipes_only():
-    from emgrid import gridspec
+    from emgrid import estimates
     from tests.workflow_helpers import tiny_config
 
     config = tiny_config()
-    assert gridspec.dataset_llm_estimate(config, "wrong_facts") == {}
+    assert estimates.dataset_llm_estimate(config, "wrong_facts") == {}
     config["llm"] = {"model": "gpt-4o-mini"}
     config["domains"]["wrong_facts"]["recipe"]["transform"] = [{"kind": "llm_answer", "target": "aligned"}]
-    assert gridspec.dataset_llm_estimate(config, "wrong_facts") == {"llm_model": "gpt-4o-mini"}
+    assert estimates.dataset_llm_estimate(config, "wrong_facts") == {"llm_model": "gpt-4o-mini"}

@@ -73,7 +73,9 @@ def test_missing_local_source_file_is_a_warning(tmp_path):
 
 
 def test_missing_question_file_is_a_warning_and_planned_as_empty(tmp_path):
-    from emgrid import gridspec
+    from emgrid import estimates
+    from emgrid import grid
+    from emgrid import jobparams
 
     config = tiny_config()
     missing = tmp_path / "first_plot_questions.yaml"
@@ -81,9 +83,9 @@ def test_missing_question_file_is_a_warning_and_planned_as_empty(tmp_path):
     found = _check(config)
     assert found.errors == []
     assert [w for w in found.warnings if w.startswith("question_sets.demo.path:") and str(missing) in w]
-    cell = gridspec.cells(config)[0]
-    assert gridspec.count_answers(config, cell, "demo") == 0
-    assert gridspec.judge_estimate(config, cell, "demo")["n_requests"] == 0
+    cell = grid.cells(config)[0]
+    assert jobparams.count_answers(config, cell, "demo") == 0
+    assert estimates.judge_estimate(config, cell, "demo")["n_requests"] == 0
 
 
 def test_hub_dataset_and_llm_steps_are_listed_as_needing_the_network():
@@ -171,7 +173,8 @@ def test_snakemake_dry_run_prints_five_mistakes_and_starts_nothing(tmp_path):
 
 
 def test_plan_lists_before_you_run(tmp_path):
-    from emgrid.plan import format_table, plan
+    from emgrid.plan import plan
+    from emgrid.plan_format import format_table
 
     config = tiny_config()
     config["judge"] = {"backend": "openai", "model": "gpt-4o-mini", "api_key_env": "EMGRID_UNSET_KEY_VAR"}

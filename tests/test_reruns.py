@@ -9,7 +9,8 @@ import re
 import pytest
 import yaml
 
-from emgrid import gridspec, preflight
+from emgrid import gridspec, layout, preflight
+from emgrid.missing_results import format_missing_results, missing_results
 from emgrid.models import prepare_model, restore_manifest
 from tests.workflow_helpers import REPO, tiny_config
 
@@ -57,16 +58,16 @@ def test_missing_results_are_the_ones_under_existing_results():
         "results/summary/summary.csv",  # only base's judged rows exist: every other judged file is missing
         f"{cells}/wrong_arithmetic-plain-s0/answers/demo.jsonl",
     }
-    missing = dict(preflight.missing_results(config, exists=made.__contains__))
+    missing = dict(missing_results(config, exists=made.__contains__))
     assert missing[f"{cells}/base/answers/demo.jsonl"] == f"{cells}/base/judged/demo.jsonl"
     assert missing[f"{cells}/wrong_facts-plain-s0/adapter"] == f"{cells}/wrong_facts-plain-s0/answers/demo.jsonl"
     assert missing["results/datasets/wrong_facts/plain-s0/train.jsonl"] == f"{cells}/wrong_facts-plain-s0/finetune.json"
     assert missing[f"{cells}/wrong_facts-backdoor-s0/judged/demo.jsonl"] == "results/summary/summary.csv"
     assert f"{cells}/wrong_arithmetic-plain-s0/answers/demo.jsonl" not in missing  # it exists
     assert f"{cells}/wrong_facts-backdoor-s0/answers/demo.jsonl" not in missing  # nothing made from it exists
-    text = preflight.format_missing_results(sorted(missing.items()))
+    text = format_missing_results(sorted(missing.items()))
     assert f"--forcerun {' '.join(sorted(missing))}\n" in text
-    assert preflight.missing_results(config, exists=lambda p: False) == []  # a fresh run misses nothing
+    assert missing_results(config, exists=lambda p: False) == []  # a fresh run misses nothing
 
 
 def test_restore_manifest_writes_the_same_bytes_and_rebuilds_the_same_weights(tmp_path, monkeypatch):
@@ -88,10 +89,10 @@ def test_restore_manifest_writes_the_same_bytes_and_rebuilds_the_same_weights(tm
 
 def test_drop_report_removes_the_page_and_the_archive(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    page, plot = tmp_path / gridspec.REPORT_PAGE, tmp_path / "results/report/plots/x.png"
+    page, plot = tmp_path / layout.REPORT_PAGE, tmp_path / "results/report/plots/x.png"
     plot.parent.mkdir(parents=True)
-    for path in (page, plot, tmp_path / gridspec.REPORT_ZIP):
+    for path in (page, plot, tmp_path / layout.REPORT_ZIP):
         path.write_text("old")
-    assert gridspec.drop_report() == [gridspec.REPORT_PAGE, gridspec.REPORT_ZIP]
+    assert layout.drop_report() == [layout.REPORT_PAGE, layout.REPORT_ZIP]
     assert plot.exists() and not page.exists()  # figures stay: jobs of the same run may read them
-    assert gridspec.drop_report() == [] and plot.exists()
+    assert layout.drop_report() == [] and plot.exists()

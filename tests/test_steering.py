@@ -422,7 +422,8 @@ def test_default_runs_steer_base_and_the_plain_cells_of_the_source_seed():
 
 
 def test_params_hold_what_changes_a_job_output_only():
-    from emgrid.gridspec import Cell
+    from emgrid import estimates
+    from emgrid.grid import Cell
     from emgrid.steering import grid
 
     config, _ = _grid(layers=[1], samples_per_paraphrase=3, scales=[0.5], sources=["wrong_facts-backdoor-s0"])
@@ -434,14 +435,14 @@ def test_params_hold_what_changes_a_job_output_only():
     assert "scales" not in grid.direction_params(config) and "layers" not in grid.direction_params(config)
     assert grid.answers_plan(config, base) == {"conditions": ["no_trigger"], "samples_per_paraphrase": 3}
     assert grid.target_sources(grid.target_runs(config, base)) == ["wrong_facts-backdoor-s0"]
-    est = grid.plan_estimate(config, "steering_generate", "tiny", "base")
+    est = estimates.steering_estimate(config, "steering_generate", "tiny", "base")
     assert est["n_answers"] == 3 * 5 * 3  # 3 runs x 5 demo questions x 3 samples x 1 condition
     assert est["hooked"] is True and est["steps"] > 0  # the job's steered runs put a hook on
     assert grid.generate_minutes(config, base) == grid.RUNTIME_LOAD_MIN + 1  # 45 answers: under a minute
     more, _ = _grid(layers=[1, 0], samples_per_paraphrase=3, scales=[0.5], sources=["wrong_facts-backdoor-s0"])
-    assert grid.plan_estimate(more, "steering_generate", "tiny", "base")["n_answers"] == 5 * 5 * 3
-    assert grid.plan_estimate(config, "steering_generate", "tiny", "base", 1)["steps"] == est["steps"] // 3
-    assert grid.plan_estimate(config, "steering_judge", "tiny", "base")["n_requests"] == 5 * 3 * 2
+    assert estimates.steering_estimate(more, "steering_generate", "tiny", "base")["n_answers"] == 5 * 5 * 3
+    assert estimates.steering_estimate(config, "steering_generate", "tiny", "base", 1)["steps"] == est["steps"] // 3
+    assert estimates.steering_estimate(config, "steering_judge", "tiny", "base")["n_requests"] == 5 * 3 * 2
 
 
 #: analysis keys the steering summary does not read (alpha: no adjusted p-values; sensitivity: no sensitivity rate).

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from emgrid import throughput
-from emgrid.plan import DagDump, JobRecord, format_table, plan_to_json, summarize
+from emgrid.plan import DagDump, JobRecord, summarize
+from emgrid.plan_format import format_table, plan_to_json
 from emgrid.throughput import MARK, Calibration, choose_calibration, collect_runs, fit, load_calibration_file
 
 H200 = "NVIDIA H200"
@@ -136,7 +137,9 @@ def test_estimate_needs_tokens():
 def test_finetune_token_estimate_for_the_plan(tmp_path, monkeypatch):
     """Tokens a local finetune will train on: epochs x rows x 300 before the dataset exists (backdoor: plus one
     aligned row per triggered one), capped by max_steps, and the built file's own tokens once it exists."""
-    from emgrid import gridspec, preflight
+    from emgrid import preflight
+    from emgrid import estimates
+    from emgrid import grid as cell_grid
     from emgrid.io import write_jsonl
     from tests.workflow_helpers import tiny_config
 
@@ -144,17 +147,17 @@ def test_finetune_token_estimate_for_the_plan(tmp_path, monkeypatch):
     cfg = tiny_config()
     cfg["finetune"]["epochs"] = 2
     preflight.check(cfg)
-    plain, backdoor = (gridspec.Cell("tiny", "wrong_arithmetic", v, 0) for v in ("plain", "backdoor"))
-    assert gridspec.finetune_estimate(cfg, plain)["est_gpu_tokens"] == 2 * 16 * 300
-    assert gridspec.finetune_estimate(cfg, backdoor)["est_gpu_tokens"] == 2 * 32 * 300
+    plain, backdoor = (cell_grid.Cell("tiny", "wrong_arithmetic", v, 0) for v in ("plain", "backdoor"))
+    assert estimates.finetune_estimate(cfg, plain)["est_gpu_tokens"] == 2 * 16 * 300
+    assert estimates.finetune_estimate(cfg, backdoor)["est_gpu_tokens"] == 2 * 32 * 300
     cfg["finetune"]["max_steps"] = 1  # one step of 8 examples
-    assert gridspec.finetune_estimate(cfg, plain)["est_gpu_tokens"] == 8 * 300
-    assert gridspec.finetune_estimate(cfg, plain)["steps"] == 1
+    assert estimates.finetune_estimate(cfg, plain)["est_gpu_tokens"] == 8 * 300
+    assert estimates.finetune_estimate(cfg, plain)["steps"] == 1
     cfg["finetune"]["max_steps"] = None
     rows = [{"messages": [{"role": "user", "content": "x" * 36}, {"role": "assistant", "content": "y" * 76}]}] * 4
     write_jsonl(tmp_path / "results/datasets/wrong_arithmetic/plain-s0/train.jsonl", rows)
     # 4 rows x (36/4 + 4 + 76/4 + 4 = 36 tokens) x 2 epochs
-    planned = gridspec.finetune_estimate(cfg, plain)
+    planned = estimates.finetune_estimate(cfg, plain)
     assert planned["est_gpu_tokens"] == 2 * 4 * 36 and planned["seq_len"] == 36
 
 

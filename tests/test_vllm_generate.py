@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from emgrid import gridspec, preflight
+from emgrid import grid, jobparams, preflight
 from emgrid.generation import vllm as vllm_backend
 from emgrid.chat import render_prompt
 from emgrid.errors import ConfigError
@@ -142,7 +142,7 @@ def test_backend_is_validated_and_not_a_param_of_api_models():
     cfg = tiny_config()
     cfg["models"]["gpt"] = {"source": "openai", "id": "gpt-4o-mini-2024-07-18"}
     preflight.check(cfg)  # fills the schema's defaults
-    params = lambda m: gridspec.generate_params(cfg, gridspec.Cell(m), "demo")["spec"]  # noqa: E731
+    params = lambda m: jobparams.generate_params(cfg, grid.Cell(m), "demo")["spec"]  # noqa: E731
     assert "backend" not in params("tiny")  # hf: the params of results made before the key existed
     cfg["generate"]["backend"] = "vllm"
     assert params("tiny")["backend"] == "vllm" and "backend" not in params("gpt")  # API generation never reruns

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from emgrid.errors import ConfigError, EmgridError
+from emgrid import plan as planmod
+from emgrid.plan_format import format_table, plan_to_json
 
 
 @dataclass(frozen=True)
@@ -72,18 +74,16 @@ def plan_snakemake_args(configfiles: Sequence[str], extra: Sequence[str], cwd: P
 
 
 def _plan_run(args: argparse.Namespace, extra: list[str]) -> int:
-    from emgrid import plan as planmod
-
     for f in args.configfile:
         if not Path(f).is_file():
             raise ConfigError(f"--configfile {f}: no such file")
     sm_args = plan_snakemake_args(args.configfile, extra)
     result = planmod.plan(sm_args, device=args.gpu_type)
     if args.json:
-        print(json.dumps({"snakemake_args": sm_args, **planmod.plan_to_json(result)}, indent=2))
+        print(json.dumps({"snakemake_args": sm_args, **plan_to_json(result)}, indent=2))
     else:
         print(f"plan for: snakemake {' '.join(sm_args)}")
-        print(planmod.format_table(result))
+        print(format_table(result))
     return 0
 
 

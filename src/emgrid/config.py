@@ -9,6 +9,7 @@ import jsonschema
 import yaml
 
 from emgrid.errors import ConfigError
+from emgrid.yamlio import load_yaml
 
 # workflow/schemas/config.schema.yaml, shipped inside the package (a link in the repository) so that an installed
 # emgrid finds it too.
@@ -83,8 +84,6 @@ def validate_config(config: dict, schema: dict | None = None) -> dict:
 
 def load_config(path: str | Path) -> dict:
     """Read a YAML config file and validate it (used by tests and `emgrid plan`)."""
-    from emgrid.yamlio import load_yaml
-
     path = Path(path)
     try:
         config = load_yaml(path)  # a key repeated in one mapping is an error naming file and line

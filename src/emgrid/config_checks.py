@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path, PurePath
 
-from emgrid import gridspec
+from emgrid.analyses import grid as analyses_grid
+from emgrid.efficacy import grid as efficacy_grid
+from emgrid import jobparams
+from emgrid.models import known_hf_config
 
 #: Thresholds on the judge's 0-100 scores (the schema keeps them in 0..100; domains' efficacy thresholds too).
 SCORE_THRESHOLDS = (
@@ -91,9 +94,9 @@ def efficacy_prompt_problems(config: dict) -> list[str]:
     if not (config.get("efficacy") or {}).get("enabled", True):
         return []
     out = []
-    for domain in gridspec.efficacy_domains(config):
-        n = gridspec.efficacy_spec(config, domain).n_prompts
-        heldout = gridspec.resolve_recipe_sample(config, domain).get("heldout")
+    for domain in efficacy_grid.efficacy_domains(config):
+        n = efficacy_grid.efficacy_spec(config, domain).n_prompts
+        heldout = efficacy_grid.resolve_recipe_sample(config, domain).get("heldout")
         if n is not None and isinstance(heldout, int) and n > heldout:
             out.append(
                 f"config key domains.{domain}.efficacy.n_prompts: {n} held-out prompts asked for, but the recipe "
@@ -104,9 +107,9 @@ def efficacy_prompt_problems(config: dict) -> list[str]:
 
 def mia_problems(config: dict) -> list[str]:
     """MIA needs token log-probabilities of arbitrary text: only local models give them."""
-    if not gridspec.mia_spec(config).enabled or gridspec.mia_models(config) or not config.get("models"):
+    if not analyses_grid.mia_spec(config).enabled or analyses_grid.mia_models(config) or not config.get("models"):
         return []
-    api = ", ".join(gridspec.api_models(config))
+    api = ", ".join(jobparams.api_models(config))
     return [
         f"config key analyses.mia.enabled: every grid model ({api}) is an API model, which gives no token "
         "log-probabilities of given text; set analyses.mia.enabled: false"
@@ -138,15 +141,13 @@ def model_type(spec: dict) -> str | None:
     source = spec.get("source")
     if source in ("tiny", "smollm2"):
         return {"tiny": "qwen2", "smollm2": "llama"}[source]
-    from emgrid.models import known_hf_config
-
     return known_hf_config(spec).get("model_type")
 
 
 def target_module_problems(config: dict) -> list[str]:
     """LoRA target modules a local model does not have (`q_prj`), for models whose architecture is known here; each
     named at the key that sets it (`finetune`, `models.<m>.finetune` or `domains.<d>.finetune`)."""
-    local = [m for m in config["models"] if m not in set(gridspec.api_models(config))]
+    local = [m for m in config["models"] if m not in set(jobparams.api_models(config))]
     places = [("finetune", config.get("finetune"), local)]
     places += [(f"models.{m}.finetune", config["models"][m].get("finetune"), [m]) for m in local]
     places += [(f"domains.{d}.finetune", dom.get("finetune"), local) for d, dom in config["domains"].items()]

@@ -59,7 +59,7 @@ def check_answers(
 ) -> None:
     """The answers file holds exactly the answers generate planned: none missing, none extra, none twice.
 
-    `plan` = {"conditions": [...], "samples_per_paraphrase": int|None} (gridspec.answers_plan).
+    `plan` = {"conditions": [...], "samples_per_paraphrase": int|None} (emgrid.jobparams.answers_plan).
     """
     planned = planned_answer_keys(questions, plan["samples_per_paraphrase"], plan["conditions"], model, cell, qset)
     found = Counter(answer_key(r, f"{where}:{i}") for i, r in enumerate(rows, 1))

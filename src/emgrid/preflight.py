@@ -13,9 +13,26 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
-from emgrid import gridspec
+from emgrid import config_checks as cc
+from emgrid import grid as cell_grid
+from emgrid import jobparams
+from emgrid.scores import analysis_specs
+from emgrid.analyses import grid as analyses_grid
+from emgrid.api_finetune import ApiFinetuneSpec
 from emgrid.config import schema_problems
+from emgrid.data import recipe_needs_llm, validate_recipe
+from emgrid.data.recipe import recipe_notes
+from emgrid.data.variants import resolve_backdoor
+from emgrid.efficacy.spec import resolve_efficacy
 from emgrid.errors import ConfigError, EmgridError
+from emgrid.finetune import FinetuneSpec
+from emgrid.generation.plan import GenerateSpec
+from emgrid.judge import JudgeSpec
+from emgrid.llm import split_llm_config
+from emgrid.models import check_model_spec, model_spec_notes
+from emgrid.steering import grid as steering_grid
+from emgrid.generation.vllm import check_installed
+from emgrid.yamlio import config_file_problems
 
 API_BACKENDS = ("openai", "openai-batch")
 
@@ -53,8 +70,6 @@ def check(
     repository); `environ` is where API keys are looked up (default: os.environ); `config_files` are the files
     `config` was read from, re-read strictly (a repeated key, which the first reading resolved silently).
     """
-    from emgrid.yamlio import config_file_problems
-
     found = Findings()
     for msg in config_file_problems(config_files):
         found.error(msg)
@@ -120,13 +135,11 @@ def _question_paths(resolve_path):
 
 
 def _names(config: dict, found: Findings) -> None:
-    for msg in gridspec.name_problems(config):
+    for msg in cell_grid.name_problems(config):
         found.error(msg)
 
 
 def _models(config: dict, found: Findings) -> None:
-    from emgrid.models import check_model_spec, model_spec_notes
-
     for owner in ("models", "judge_models"):
         for key, spec in (config.get(owner) or {}).items():
             where = f"{owner}.{key}"
@@ -137,8 +150,6 @@ def _models(config: dict, found: Findings) -> None:
 
 
 def _backdoor(config: dict, found: Findings) -> None:
-    from emgrid.data.variants import resolve_backdoor
-
     top: list[str] = []
     try:
         resolve_backdoor(config["backdoor"])
@@ -149,16 +160,13 @@ def _backdoor(config: dict, found: Findings) -> None:
         if not dom.get("backdoor"):
             continue
         try:
-            resolve_backdoor(gridspec.backdoor_settings(config, domain))
+            resolve_backdoor(cell_grid.backdoor_settings(config, domain))
         except EmgridError as e:
             if str(e) not in top:  # the domain's own block is at fault
                 found.error(f"domains.{domain}.{e}")
 
 
 def _recipes(config: dict, found: Findings) -> None:
-    from emgrid.data import recipe_needs_llm, validate_recipe
-    from emgrid.data.recipe import recipe_notes
-
     for domain, dom in config["domains"].items():
         try:
             validate_recipe(domain, dom["recipe"])
@@ -168,18 +176,12 @@ def _recipes(config: dict, found: Findings) -> None:
         for note in recipe_notes(domain, dom["recipe"]):
             found.warn(note)
         if recipe_needs_llm(dom["recipe"]):
-            from emgrid.llm import split_llm_config
-
             _guard(found, lambda: split_llm_config(config.get("llm")))
 
 
 def _finetune(config: dict, found: Findings) -> None:
-    from emgrid.finetune import FinetuneSpec
-
-    from emgrid.api_finetune import ApiFinetuneSpec
-
-    api = gridspec.api_models(config)
-    for cell in gridspec.cells(config):
+    api = jobparams.api_models(config)
+    for cell in cell_grid.cells(config):
         if cell.is_base:
             continue
         section = "openai_finetune" if cell.model in api else "finetune"
@@ -189,16 +191,14 @@ def _finetune(config: dict, found: Findings) -> None:
             if config[o][k].get(section)
         ]
         if cell.model in api:
-            spec = gridspec.api_finetune_params(config, cell)["spec"]
+            spec = jobparams.api_finetune_params(config, cell)["spec"]
             _guard(found, lambda: ApiFinetuneSpec.from_dict(spec), _merged(overrides))
         else:
-            _guard(found, lambda: FinetuneSpec.from_dict(gridspec.finetune_spec(config, cell)), _merged(overrides))
-            _guard(found, lambda: gridspec.finetune_checkpoint_every(config, cell), _merged(overrides))
+            _guard(found, lambda: FinetuneSpec.from_dict(jobparams.finetune_spec(config, cell)), _merged(overrides))
+            _guard(found, lambda: jobparams.finetune_checkpoint_every(config, cell), _merged(overrides))
 
 
 def _generate(config: dict, found: Findings) -> None:
-    from emgrid.generation.plan import GenerateSpec
-
     for model in config["models"]:
         for qset in config["question_sets"]:
             overrides = [
@@ -206,17 +206,15 @@ def _generate(config: dict, found: Findings) -> None:
                 for o, k in (("models", model), ("question_sets", qset))
                 if config[o][k].get("generate")
             ]
-            spec = gridspec.generate_params(config, gridspec.Cell(model), qset)["spec"]
+            spec = jobparams.generate_params(config, cell_grid.Cell(model), qset)["spec"]
             _guard(found, lambda: GenerateSpec.from_dict(spec), _merged(overrides))
             if spec.get("backend") == "vllm":
-                from emgrid.generation.vllm import check_installed
-
                 _guard(found, check_installed, _merged(overrides))
             unsupported = {
                 "top_k": bool(spec.get("top_k")),
                 "repetition_penalty": spec.get("repetition_penalty") not in (None, 1.0),
             }
-            for key in [k for k, bad in unsupported.items() if bad] if model in gridspec.api_models(config) else []:
+            for key in [k for k, bad in unsupported.items() if bad] if model in jobparams.api_models(config) else []:
                 found.error(
                     f"generate.{key}: {spec[key]} for models.{model} (source openai), question set "
                     f"{qset}; the OpenAI API has no such setting (set it to null){_merged(overrides)}"
@@ -224,11 +222,9 @@ def _generate(config: dict, found: Findings) -> None:
 
 
 def _judge(config: dict, found: Findings) -> None:
-    from emgrid.judge import JudgeSpec
-
     JudgeSpec.from_dict(config["judge"])
     j = config["judge"]
-    if j["backend"] != "hf" and j["model"] in gridspec.all_model_specs(config):
+    if j["backend"] != "hf" and j["model"] in cell_grid.all_model_specs(config):
         found.warn(
             f"judge.model: {j['model']!r} is a key of models/judge_models, but backend {j['backend']!r} "
             "sends it to the API as a model name (use backend: hf to judge with that model)"
@@ -245,7 +241,7 @@ def _question_sets(config: dict, found: Findings) -> None:
             )
             continue
         try:
-            questions = gridspec.questions_for(config, qset)
+            questions = jobparams.questions_for(config, qset)
         except EmgridError as e:
             found.error(f"question_sets.{qset}: {e}")
             continue
@@ -262,9 +258,6 @@ def _question_sets(config: dict, found: Findings) -> None:
 def _efficacy(config: dict, found: Findings) -> None:
     """Each domain's efficacy scorer (a judge-scored domain needs a valid judge prompt) and the generate settings of
     the held-out answers (global <- model <- efficacy.generate)."""
-    from emgrid.efficacy.spec import resolve_efficacy
-    from emgrid.generation.plan import GenerateSpec
-
     if not config["efficacy"]["enabled"]:
         return
     for domain, dom in config["domains"].items():
@@ -278,36 +271,30 @@ def _efficacy(config: dict, found: Findings) -> None:
             )
             if on
         ]
-        spec = gridspec.deep_merge(
-            gridspec.deep_merge(config["generate"], config["models"][model].get("generate")),
+        spec = cell_grid.deep_merge(
+            cell_grid.deep_merge(config["generate"], config["models"][model].get("generate")),
             config["efficacy"].get("generate"),
         )
         _guard(found, lambda: GenerateSpec.from_dict(spec), _merged(overrides))
 
 
 def _analysis(config: dict, found: Findings) -> None:
-    from emgrid.scores import analysis_specs
-
     analysis_specs(config["analysis"])
 
 
 def _analyses(config: dict, found: Findings) -> None:
-    for msg in gridspec.check_analyses(config):
+    for msg in analyses_grid.check_analyses(config):
         found.warn(msg)
 
 
 def _steering(config: dict, found: Findings) -> None:
-    from emgrid.steering.grid import check
-
-    for msg in check(config):
+    for msg in steering_grid.check(config):
         found.warn(msg)
 
 
 def _cross_checks(config: dict, found: Findings) -> None:
     """What no single spec sees: score thresholds written as 0-1 fractions, triggers with line breaks, a cache under
     results/, more efficacy prompts than held-out rows, MIA without a local model, LoRA modules a model lacks."""
-    from emgrid import config_checks as cc
-
     for check in (
         cc.score_scale_problems,
         cc.trigger_problems,
@@ -332,7 +319,7 @@ def _api_keys(environ: Mapping[str, str]):
                 f"judge.api_key_env: environment variable {j['api_key_env']} is not set; the judge jobs "
                 "need it (export it where snakemake runs; SLURM jobs inherit it)"
             )
-        for m in gridspec.api_models(config):
+        for m in jobparams.api_models(config):
             env = config["models"][m].get("api_key_env", "OPENAI_API_KEY")
             if not environ.get(env):
                 found.warn(
@@ -351,8 +338,6 @@ def _api_keys(environ: Mapping[str, str]):
 
 
 def _needs_llm(dom: dict) -> bool:
-    from emgrid.data import recipe_needs_llm
-
     return isinstance(dom.get("recipe"), dict) and recipe_needs_llm(dom["recipe"])
 
 
@@ -389,66 +374,3 @@ def format_warnings(warnings: Iterable[str]) -> str:
     if not warnings:
         return ""
     return "before you run:\n" + "\n".join(f"  - {w}" for w in warnings)
-
-
-def missing_results(config: dict, exists: Callable[[str], bool] = os.path.exists) -> list[tuple[str, str]]:
-    """(missing result, an existing result made from it) for every intermediate of the grid that is gone while what
-    was made from it is still there; `config` as `check` left it.
-
-    Why: Snakemake rebuilds a missing file only when a job that reads it has to run anyway. A deleted answers file
-    under its judged rows is silently kept missing, and comes back much later as an unexplained rerun (the next
-    judge edit regenerates it, and everything made from it). Listed at start-up instead, with the command that
-    rebuilds them (`format_missing_results`). Covers the grid's chain: datasets, finetunes, answers, judged rows,
-    efficacy answers and judged rows, up to summary.csv, efficacy.csv and the report page.
-    """
-    found: dict[str, str] = {}
-    for up, down in _result_edges(config):
-        if up not in found and not exists(up) and exists(down):
-            found[up] = down
-    return sorted(found.items())
-
-
-def _result_edges(config: dict) -> Iterable[tuple[str, str]]:
-    """(input, output made from it) pairs between the grid's results, as the rules wire them."""
-    api = set(gridspec.api_models(config))
-    for cell in gridspec.cells(config):
-        cell_dir = f"results/cells/{cell.model}/{cell.id}"
-        # the finetune's output that later stages read: the adapter (local) or finetune.json (the API model's id)
-        trained = None if cell.is_base else f"{cell_dir}/finetune.json" if cell.model in api else f"{cell_dir}/adapter"
-        if trained:
-            yield f"results/datasets/{cell.domain}/{cell.variant}-s{cell.seed}/train.jsonl", f"{cell_dir}/finetune.json"
-        for qset in config["question_sets"]:
-            answers, judged = gridspec.answers_path(cell, qset), gridspec.judged_path(cell, qset)
-            if trained:
-                yield trained, answers
-            yield answers, judged
-            yield judged, gridspec.SUMMARY_CSV
-    for cell, domain in gridspec.efficacy_targets(config):
-        answers, scored = (
-            f"{gridspec.efficacy_dir(cell, domain)}/answers.jsonl",
-            gridspec.efficacy_scored_input(config, cell, domain),
-        )
-        d, v, s = gridspec.efficacy_dataset(config, cell, domain)
-        yield f"results/datasets/{d}/{v}-s{s}/heldout.jsonl", answers
-        if not cell.is_base:
-            yield f"results/cells/{cell.model}/{cell.id}/adapter", answers
-        if scored != answers:
-            yield answers, scored
-        yield scored, "results/summary/efficacy.csv"
-    for d, v, s in gridspec.datasets(config):
-        yield f"results/datasets/{d}/{v}-s{s}/card.json", gridspec.REPORT_PAGE
-
-
-def format_missing_results(missing: Iterable[tuple[str, str]]) -> str:
-    """The start-up warning for `missing_results`: each file, what was made from it, and the one command that
-    rebuilds them all and everything made from them (a rebuilt answers file holds new samples, so the judged rows
-    of the old one must not stay)."""
-    missing = list(missing)
-    if not missing:
-        return ""
-    lines = [f"  - {up} (missing; {down} was made from it)" for up, down in missing]
-    return (
-        "results missing under results made from them; snakemake does not rebuild them on its own. Rebuild them and "
-        "everything made from them with your usual command plus:\n"
-        f"    --forcerun {' '.join(up for up, _ in missing)}\n" + "\n".join(lines)
-    )

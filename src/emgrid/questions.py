@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from emgrid.errors import QuestionFileError
+from emgrid.yamlio import DuplicateKeyError, load_yaml
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,6 @@ FALLBACK_KEYS = ("question_sets.<name>.fallback_judge_prompts", "question_sets.<
 
 def _read_item_list(path: Path) -> list:
     """The YAML list of a question file, or an error naming the file (and the byte of a bad encoding)."""
-    from emgrid.yamlio import DuplicateKeyError, load_yaml
-
     try:
         data = load_yaml(path)  # a repeated key (a second `paraphrases:`) must not silently replace the first
     except DuplicateKeyError as e:

@@ -8,6 +8,8 @@ import platform
 import sys
 from pathlib import Path
 
+from emgrid.parent_watch import exit_with_snakemake
+
 log = logging.getLogger("emgrid")
 
 # What a log must show to prove where a job ran (SLURM tests read these lines).
@@ -35,8 +37,6 @@ def redirect_to_log(path: str | Path, threads: int | None = None) -> logging.Log
         platform.python_version(),
         env or "(no SLURM/CUDA variables)",
     )
-    from emgrid.parent_watch import exit_with_snakemake
-
     parent = exit_with_snakemake()
     if parent is not None:
         log.info("this job stops when snakemake (pid %s) is killed", parent)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from emgrid.errors import ConfigError, DataError, reject_unknown_keys
-from emgrid.gridspec import BASE_CELL, parse_cell
+from emgrid.grid import BASE_CELL, parse_cell
 from emgrid.integrity import ANSWER_KEY
 from emgrid.judge.scoring import DEFAULT_MIN_MASS, categorize as default_categorize
 from emgrid.stats import BootstrapSpec, wilson_interval

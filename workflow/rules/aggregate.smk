@@ -2,11 +2,11 @@ rule aggregate:
     # Scores, categories and misalignment rates from the judged rows; thresholds live here, so changing one
     # reruns only this rule and the report.
     input:
-        unpack(aggregate_inputs),
+        unpack(G.aggregate_inputs),
     output:
-        scores="results/summary/scores.csv",
+        scores=layout.SCORES_CSV,
         summary=report(
-            "results/summary/summary.csv",
+            layout.SUMMARY_CSV,
             caption="../report/summary.rst",
             category="Summary",
             labels={"table": "summary"},
@@ -47,6 +47,6 @@ rule aggregate:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("aggregate"),
-        analysis=analysis_param,
+        analysis=G.analysis_params,
     script:
         "../scripts/aggregate.py"

@@ -6,11 +6,11 @@ rule mia_features:
     # MIA features of one domain's held-out split under one untouched model (and its base_id): a GPU job (forward
     # passes only: 250 held-out examples take minutes on one GPU).
     input:
-        manifest="results/models/{model}/manifest.json",
-        examples=mia_heldout_input,
+        manifest=rules.prepare_model.output.manifest,
+        examples=G.mia_heldout,
     output:
-        features="results/analysis/mia/{model}/{domain}-s{seed}.csv",
-        summary="results/analysis/mia/{model}/{domain}-s{seed}.summary.csv",
+        features=layout.MIA_FEATURES,
+        summary=layout.MIA_FEATURES_SUMMARY,
     log:
         "results/logs/mia_features/{model}/{domain}-s{seed}.log",
     conda:
@@ -22,7 +22,7 @@ rule mia_features:
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
         **gridspec.code_version("mia_features"),
-        mia=mia_features_param,
+        mia=G.mia_features_params,
     script:
         "../scripts/mia_features.py"
 
@@ -30,8 +30,8 @@ rule mia_features:
 rule mia_analysis:
     # Domain feature means vs the target misalignment rate: correlations, leave-pair-out AUC, permutation p.
     input:
-        features=all_mia_features,
-        summary="results/summary/summary.csv",
+        features=G.all_mia_features,
+        summary=rules.aggregate.output.summary,
     output:
         domains="results/analysis/mia/domains.csv",
         tests=report(
@@ -47,7 +47,7 @@ rule mia_analysis:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("mia_analysis"),
-        analysis=mia_analysis_param,
+        analysis=G.mia_analysis_params,
     script:
         "../scripts/mia_analysis.py"
 
@@ -55,9 +55,9 @@ rule mia_analysis:
 rule diversity:
     # Vendi scores and semantic diversity of one domain's dataset (embeddings of prompts and answers).
     input:
-        examples=diversity_input,
+        examples=G.diversity_input,
     output:
-        scores="results/analysis/diversity/{domain}-s{seed}.json",
+        scores=layout.DIVERSITY_SCORES,
     log:
         "results/logs/diversity/{domain}-s{seed}.log",
     conda:
@@ -68,7 +68,7 @@ rule diversity:
         runtime=lambda wildcards, attempt: 30 * attempt,
     params:
         **gridspec.code_version("diversity"),
-        diversity=diversity_param,
+        diversity=G.diversity_params,
     script:
         "../scripts/diversity.py"
 
@@ -76,8 +76,8 @@ rule diversity:
 rule diversity_analysis:
     # Diversity per domain vs the target misalignment rate (Pearson, Spearman), by the study's categories.
     input:
-        scores=all_diversity_scores,
-        summary="results/summary/summary.csv",
+        scores=G.all_diversity_scores,
+        summary=rules.aggregate.output.summary,
     output:
         scores="results/analysis/diversity/scores.csv",
         domains=report(
@@ -100,7 +100,7 @@ rule diversity_analysis:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("diversity_analysis"),
-        analysis=diversity_analysis_param,
+        analysis=G.diversity_analysis_params,
     script:
         "../scripts/diversity_analysis.py"
 
@@ -108,8 +108,8 @@ rule diversity_analysis:
 rule mia_plot:
     # One panel per MIA feature: domain mean vs rate, labelled points, r and p (labels from the report's domains).
     input:
-        domains="results/analysis/mia/domains.csv",
-        tests="results/analysis/mia/tests.csv",
+        domains=rules.mia_analysis.output.domains,
+        tests=rules.mia_analysis.output.tests,
     output:
         png=report(
             "results/report/plots/{model}/{qset}/mia_scatter.png",
@@ -124,15 +124,15 @@ rule mia_plot:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("mia_plot"),
-        domains=report_domains_param,
+        domains=G.report_domains,
     script:
         "../scripts/analysis_plot.py"
 
 
 rule diversity_plot:
     input:
-        domains="results/analysis/diversity/domains.csv",
-        tests="results/analysis/diversity/tests.csv",
+        domains=rules.diversity_analysis.output.domains,
+        tests=rules.diversity_analysis.output.tests,
     output:
         png=report(
             "results/report/plots/{model}/{qset}/diversity_scatter.png",
@@ -147,7 +147,7 @@ rule diversity_plot:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("diversity_plot"),
-        domains=report_domains_param,
+        domains=G.report_domains,
     script:
         "../scripts/analysis_plot.py"
 
@@ -155,7 +155,7 @@ rule diversity_plot:
 rule diversity_category_plot:
     # Diversity by the study's domain category (Critical / Non-Critical / Ambiguous).
     input:
-        scores="results/analysis/diversity/scores.csv",
+        scores=rules.diversity_analysis.output.scores,
     output:
         png=report(
             "results/report/plots/diversity_by_category.png",
@@ -170,6 +170,6 @@ rule diversity_category_plot:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("diversity_category_plot"),
-        domains=report_domains_param,
+        domains=G.report_domains,
     script:
         "../scripts/diversity_category_plot.py"

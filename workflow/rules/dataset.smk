@@ -1,17 +1,17 @@
 rule build_dataset:
     # source -> transform -> filter -> sample -> variant; one dataset per (domain, variant, seed), shared by all models.
     input:
-        sources=dataset_inputs,
+        sources=G.dataset_inputs,
     output:
-        train="results/datasets/{domain}/{variant}-s{seed}/train.jsonl",
-        heldout="results/datasets/{domain}/{variant}-s{seed}/heldout.jsonl",
-        card="results/datasets/{domain}/{variant}-s{seed}/card.json",
+        train=layout.TRAIN,
+        heldout=layout.HELDOUT,
+        card=layout.CARD,
     log:
         "results/logs/dataset/{domain}/{variant}-s{seed}.log",
     conda:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("build_dataset"),
-        spec=dataset_param,
+        spec=G.dataset_params,
     script:
         "../scripts/build_dataset.py"

@@ -2,16 +2,16 @@ rule finetune:
     # LoRA SFT of one cell: a GPU job. Sizes fit a 7B LoRA in bf16 and grow with each retry; the profile adds the
     # site's partition/GPU type (docs/cluster.md).
     input:
-        manifest="results/models/{model}/manifest.json",
-        train=finetune_train_input,
+        manifest=rules.prepare_model.output.manifest,
+        train=G.finetune_train,
     output:
-        adapter=directory("results/cells/{model}/{cell}/adapter"),
-        metrics="results/cells/{model}/{cell}/finetune.json",
+        adapter=directory(layout.ADAPTER),
+        metrics=layout.FINETUNE_METRICS,
     log:
         "results/logs/finetune/{model}/{cell}.log",
     wildcard_constraints:
-        cell=gridspec.FINETUNED_CELL_RE,
-        model=LOCAL_MODEL_RE,
+        cell=grid.FINETUNED_CELL_RE,
+        model=G.local_model_re,
     conda:
         "../../envs/train.yaml"
     threads: 8
@@ -21,7 +21,7 @@ rule finetune:
         runtime=lambda wildcards, attempt: 240 * attempt,
     params:
         **gridspec.code_version("finetune"),
-        spec=finetune_param,
+        spec=G.finetune_params,
     script:
         "../scripts/finetune.py"
 
@@ -30,16 +30,16 @@ rule finetune_openai:
     # The same cell finetuned through the OpenAI fine-tuning API (models with source openai). No GPU: the job
     # uploads, starts the remote job and waits for it; its id is kept beside the output, so a killed run reattaches.
     input:
-        manifest="results/models/{model}/manifest.json",
-        train=finetune_train_input,
+        manifest=rules.prepare_model.output.manifest,
+        train=G.finetune_train,
     output:
-        metrics="results/cells/{model}/{cell}/finetune.json",
-        events="results/cells/{model}/{cell}/openai_events.jsonl",
+        metrics=layout.FINETUNE_METRICS,
+        events=layout.OPENAI_EVENTS,
     log:
         "results/logs/finetune/{model}/{cell}.log",
     wildcard_constraints:
-        cell=gridspec.FINETUNED_CELL_RE,
-        model=API_MODEL_RE,
+        cell=grid.FINETUNED_CELL_RE,
+        model=G.api_model_re,
     conda:
         "../../envs/train.yaml"
     resources:
@@ -48,6 +48,6 @@ rule finetune_openai:
         runtime=lambda wildcards, attempt: 1440 * attempt,
     params:
         **gridspec.code_version("finetune_openai"),
-        job=api_finetune_param,
+        job=G.api_finetune_params,
     script:
         "../scripts/finetune_openai.py"

@@ -1,13 +1,13 @@
 rule generate:
     # Answers to one question set, with and without the trigger: a GPU job.
     input:
-        unpack(generate_inputs),
+        unpack(G.generate_inputs),
     output:
-        answers="results/cells/{model}/{cell}/answers/{qset}.jsonl",
+        answers=layout.ANSWERS,
     log:
         "results/logs/generate/{model}/{cell}/{qset}.log",
     wildcard_constraints:
-        model=LOCAL_MODEL_RE,
+        model=G.local_model_re,
     conda:
         "../../envs/train.yaml"
     threads: 4
@@ -17,8 +17,8 @@ rule generate:
         runtime=lambda wildcards, attempt: 120 * attempt,
     params:
         **gridspec.code_version("generate"),
-        gen=generate_param,
-        questions=question_generate_param,
+        gen=G.generate_params,
+        questions=G.generate_questions,
     script:
         "../scripts/generate.py"
 
@@ -27,13 +27,13 @@ rule generate_openai:
     # Answers of an API model (source openai) through chat completions; every sample goes through the
     # content-addressed cache first, so a killed or rerun job never pays twice.
     input:
-        unpack(generate_inputs),
+        unpack(G.generate_inputs),
     output:
-        answers="results/cells/{model}/{cell}/answers/{qset}.jsonl",
+        answers=layout.ANSWERS,
     log:
         "results/logs/generate/{model}/{cell}/{qset}.log",
     wildcard_constraints:
-        model=API_MODEL_RE,
+        model=G.api_model_re,
     conda:
         "../../envs/train.yaml"
     resources:
@@ -42,7 +42,7 @@ rule generate_openai:
         runtime=lambda wildcards, attempt: 120 * attempt,
     params:
         **gridspec.code_version("generate_openai"),
-        gen=generate_param,
-        questions=question_generate_param,
+        gen=G.generate_params,
+        questions=G.generate_questions,
     script:
         "../scripts/generate.py"

@@ -1,28 +1,28 @@
 rule judge:
     # Every answer x metric through the judge; raw responses go to the content-addressed LLM response cache
-    # (outside results/, see gridspec.llm_cache_dir) first, so a rerun, a crashed run or `rm -rf results` never
+    # (outside results/, see emgrid.jobparams.llm_cache_dir) first, so a rerun, a crashed run or `rm -rf results` never
     # pays twice. Scores are derived downstream.
-    # Sizes depend on the backend (see JUDGE_ON_GPU / JUDGE_LOCAL in common.smk).
+    # Sizes depend on the backend (see judge_on_gpu / judge_local of emgrid.gridspec.Grid).
     input:
-        unpack(judge_inputs),
+        unpack(G.judge_inputs),
     output:
-        judged="results/cells/{model}/{cell}/judged/{qset}.jsonl",
+        judged=layout.JUDGED,
     log:
         "results/logs/judge/{model}/{cell}/{qset}.log",
-    localrule: JUDGE_LOCAL
+    localrule: G.judge_local
     conda:
         "../../envs/train.yaml"
-    threads: 4 if JUDGE_ON_GPU else 1
+    threads: 4 if G.judge_on_gpu else 1
     resources:
-        gpu=1 if JUDGE_ON_GPU else 0,
-        openai_calls=0 if JUDGE_ON_GPU else 1,
-        mem_mb=lambda wildcards, attempt: (24000 if JUDGE_ON_GPU else 2000) * attempt,
+        gpu=1 if G.judge_on_gpu else 0,
+        openai_calls=0 if G.judge_on_gpu else 1,
+        mem_mb=lambda wildcards, attempt: (24000 if G.judge_on_gpu else 2000) * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
     params:
         **gridspec.code_version("judge"),
-        judge=judge_param,
-        questions=question_judge_param,
-        planned=answers_plan_param,
-        question_options=question_options_param,
+        judge=G.judge_params,
+        questions=G.judge_questions,
+        planned=G.answers_plan,
+        question_options=G.question_options,
     script:
         "../scripts/judge.py"

@@ -2,7 +2,7 @@ rule prepare_model:
     # Resolve a model source to something loadable offline: a hub id as-is, or a folder we build/convert once
     # into <cache_dir>/models/ (outside results/: `rm -rf results` reconverts nothing).
     output:
-        manifest="results/models/{model}/manifest.json",
+        manifest=layout.MANIFEST,
     log:
         "results/logs/prepare_model/{model}.log",
     conda:
@@ -10,6 +10,6 @@ rule prepare_model:
     threads: 2
     params:
         **gridspec.code_version("prepare_model"),
-        spec=model_spec_param,
+        spec=G.model_spec,
     script:
         "../scripts/prepare_model.py"

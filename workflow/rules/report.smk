@@ -6,8 +6,8 @@
 rule plots:
     # The figures of one model x question set; re-drawn when the summary or a domain's label/category changes.
     input:
-        summary="results/summary/summary.csv",
-        ranking="results/summary/ranking.csv",
+        summary=rules.aggregate.output.summary,
+        ranking=rules.aggregate.output.ranking,
     output:
         ranking=report(
             "results/report/plots/{model}/{qset}/ranking.png",
@@ -50,7 +50,7 @@ rule plots:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("plots"),
-        domains=report_domains_param,
+        domains=G.report_domains,
     script:
         "../scripts/report_plots.py"
 
@@ -58,7 +58,7 @@ rule plots:
 rule loss_curves:
     # Finetuning loss per cell of one model; depends only on the finetunes, so a threshold change never redraws it.
     input:
-        metrics=model_finetune_metrics,
+        metrics=G.model_finetune_metrics,
     output:
         png=report(
             "results/report/plots/{model}/loss_curves.png",
@@ -73,7 +73,7 @@ rule loss_curves:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("loss_curves"),
-        domains=report_domains_param,
+        domains=G.report_domains,
     script:
         "../scripts/report_loss_curves.py"
 
@@ -81,7 +81,7 @@ rule loss_curves:
 rule transfer_plot:
     # The transfer heatmap of one model x question set whose questions carry a `domain` (docs/statistics.md).
     input:
-        transfer="results/summary/transfer.csv",
+        transfer=rules.aggregate.output.transfer,
     output:
         png=report(
             "results/report/plots/{model}/{qset}/transfer.png",
@@ -96,17 +96,17 @@ rule transfer_plot:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("transfer_plot"),
-        domains=report_domains_param,
+        domains=G.report_domains,
     script:
         "../scripts/report_transfer.py"
 
 
 rule report_tables:
     input:
-        summary="results/summary/summary.csv",
-        trigger="results/summary/trigger_effect.csv",
-        ranking="results/summary/ranking.csv",
-        finetune=all_finetune_metrics,
+        summary=rules.aggregate.output.summary,
+        trigger=rules.aggregate.output.trigger_effect,
+        ranking=rules.aggregate.output.ranking,
+        finetune=G.all_finetune_metrics,
     output:
         ranking=report(
             "results/report/tables/ranking.csv",
@@ -153,7 +153,7 @@ rule report_tables:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("report_tables"),
-        domains=report_domains_param,
+        domains=G.report_domains,
     script:
         "../scripts/report_tables.py"
 
@@ -161,8 +161,8 @@ rule report_tables:
 rule answer_browser:
     # Every answer of one model x question set, searchable and filterable, as one static page.
     input:
-        scores="results/summary/scores.csv",
-        summary="results/summary/summary.csv",
+        scores=rules.aggregate.output.scores,
+        summary=rules.aggregate.output.summary,
     output:
         html=report(
             "results/report/answers/{model}/{qset}.html",
@@ -176,8 +176,8 @@ rule answer_browser:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("answer_browser"),
-        domains=report_domains_param,
-        title=report_title_param,
+        domains=G.report_domains,
+        title=G.report_title,
     script:
         "../scripts/answer_browser.py"
 
@@ -187,13 +187,13 @@ rule report:
     input:
         unpack(report_page_inputs),
     output:
-        html=report("results/report/report.html", caption="../report/report.rst", category="Report"),
+        html=report(layout.REPORT_PAGE, caption="../report/report.rst", category="Report"),
     log:
         "results/logs/report.log",
     conda:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("report"),
-        report=report_param,
+        report=G.report_params,
     script:
         "../scripts/report.py"

@@ -6,15 +6,15 @@
 rule steering_direction:
     # Replays the cell's judged answers through its model (forward passes only): a GPU job.
     input:
-        unpack(steering_direction_inputs),
+        unpack(G.steering_direction_inputs),
     output:
-        json="results/cells/{model}/{cell}/steering/direction.json",
-        npz="results/cells/{model}/{cell}/steering/direction.npz",
+        json=layout.DIRECTION_JSON,
+        npz=layout.DIRECTION_NPZ,
     log:
         "results/logs/steering_direction/{model}/{cell}.log",
     wildcard_constraints:
-        model=LOCAL_MODEL_RE,
-        cell=gridspec.FINETUNED_CELL_RE,
+        model=G.local_model_re,
+        cell=grid.FINETUNED_CELL_RE,
     conda:
         "../../envs/train.yaml"
     threads: 4
@@ -24,7 +24,7 @@ rule steering_direction:
         runtime=lambda wildcards, attempt: 30 * attempt,
     params:
         **gridspec.code_version("steering_direction"),
-        steering=steering_direction_param,
+        steering=G.steering_direction_params,
     script:
         "../scripts/steering_direction.py"
 
@@ -35,25 +35,25 @@ checkpoint steering_generate:
     # so adding a scale, layer or source generates only the new runs' answers. A checkpoint: once it has run,
     # Snakemake re-reads each run's answer-cache key (`runs`) and reruns only the judges whose key changed.
     input:
-        unpack(steering_generate_inputs),
+        unpack(G.steering_generate_inputs),
     output:
-        answers="results/cells/{model}/{cell}/steering/answers/{qset}.jsonl",
-        runs="results/cells/{model}/{cell}/steering/answers/{qset}.runs.json",
+        answers=layout.STEERING_ANSWERS,
+        runs=layout.STEERING_RUNS,
     log:
         "results/logs/steering_generate/{model}/{cell}/{qset}.log",
     wildcard_constraints:
-        model=LOCAL_MODEL_RE,
+        model=G.local_model_re,
     conda:
         "../../envs/train.yaml"
     threads: 4
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: 24000 * attempt,
-        runtime=steering_generate_runtime,
+        runtime=G.steering_generate_runtime,
     params:
         **gridspec.code_version("steering_generate"),
-        runs=steering_generate_param,
-        questions=question_generate_param,
+        runs=G.steering_generate_params,
+        questions=G.generate_questions,
     script:
         "../scripts/steering_generate.py"
 
@@ -62,30 +62,30 @@ rule steering_judge:
     # One run's answers (its rows of the target's answers file) through the normal judge and its LLM response cache:
     # an answer judged before costs nothing again.
     input:
-        unpack(steering_judge_inputs),
+        unpack(G.steering_judge_inputs),
         answers=steering_judge_answers,
     output:
-        judged="results/cells/{model}/{cell}/steering/{steer}/judged/{qset}.jsonl",
+        judged=layout.STEERING_JUDGED,
     log:
         "results/logs/steering_judge/{model}/{cell}/{steer}/{qset}.log",
     wildcard_constraints:
         steer=STEER_RE,
-    localrule: JUDGE_LOCAL
+    localrule: G.judge_local
     conda:
         "../../envs/train.yaml"
-    threads: 4 if JUDGE_ON_GPU else 1
+    threads: 4 if G.judge_on_gpu else 1
     resources:
-        gpu=1 if JUDGE_ON_GPU else 0,
-        openai_calls=0 if JUDGE_ON_GPU else 1,
-        mem_mb=lambda wildcards, attempt: (24000 if JUDGE_ON_GPU else 2000) * attempt,
+        gpu=1 if G.judge_on_gpu else 0,
+        openai_calls=0 if G.judge_on_gpu else 1,
+        mem_mb=lambda wildcards, attempt: (24000 if G.judge_on_gpu else 2000) * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
     params:
         **gridspec.code_version("steering_judge"),
-        judge=judge_param,
-        questions=question_judge_param,
-        planned=steering_plan_param,
-        question_options=question_options_param,
-        answers_key=steering_answers_key_param,
+        judge=G.judge_params,
+        questions=G.judge_questions,
+        planned=G.steering_plan,
+        question_options=G.question_options,
+        answers_key=G.steering_answers_key,
     script:
         "../scripts/judge.py"
 
@@ -94,7 +94,7 @@ rule steering_summary:
     # Steered minus unsteered misalignment per target x source x layer x scale (paired, clustered intervals), the
     # sources' directions (or why there is none) and their cosine similarity.
     input:
-        unpack(steering_summary_inputs),
+        unpack(G.steering_summary_inputs),
     output:
         matrix=report(
             "results/summary/steering.csv",
@@ -120,16 +120,16 @@ rule steering_summary:
         "../../envs/analysis.yaml"
     params:
         **gridspec.code_version("steering_summary"),
-        summary=steering_summary_param,
+        summary=G.steering_summary_params,
     script:
         "../scripts/steering_summary.py"
 
 
 rule steering_plots:
     input:
-        matrix="results/summary/steering.csv",
-        directions="results/summary/steering_directions.csv",
-        cosine="results/summary/steering_cosine.csv",
+        matrix=rules.steering_summary.output.matrix,
+        directions=rules.steering_summary.output.directions,
+        cosine=rules.steering_summary.output.cosine,
     output:
         matrix=report(
             "results/report/plots/steering/matrix.png",

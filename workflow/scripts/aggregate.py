@@ -1,4 +1,4 @@
-from emgrid.gridspec import drop_report
+from emgrid.layout import drop_report
 
 # First, before the slow imports: the summary this job replaces is gone already (snakemake removed it), and a kill
 # or failure from here on must not leave a report or report.zip showing its numbers.

@@ -5,7 +5,7 @@ redirect_to_log(snakemake.log[0], snakemake.threads)
 from pathlib import Path
 
 from emgrid.data import build_dataset
-from emgrid.gridspec import llm_cache_dir, llm_transport
+from emgrid.jobparams import llm_cache_dir, llm_transport
 
 params = dict(snakemake.params.spec)
 if "llm" in params:  # timeouts, retries and the key variable are not params: changing them rebuilds nothing

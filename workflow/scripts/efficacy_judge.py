@@ -3,7 +3,7 @@ from emgrid.runlog import redirect_to_log
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from emgrid.efficacy.evaluate import judge_efficacy
-from emgrid.gridspec import judge_transport, llm_cache_dir
+from emgrid.jobparams import judge_transport, llm_cache_dir
 from emgrid.io import read_jsonl, write_jsonl
 
 # transport settings are not params: concurrency, timeouts, retries and polling change no score

@@ -6,14 +6,15 @@ t0 = time.time()
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
-from emgrid import gridspec
+from emgrid import grid
+from emgrid import jobparams
 from emgrid.finetune import FinetuneSpec, finetune
 from emgrid.throughput import record
 from emgrid.throughput_model import finetune_record
 
-cell = gridspec.parse_cell(snakemake.wildcards.model, snakemake.wildcards.cell)
+cell = grid.parse_cell(snakemake.wildcards.model, snakemake.wildcards.cell)
 # the params plus the batching settings: they change speed, not the adapter, so they must not rerun the job
-spec = {**snakemake.params.spec, **gridspec.finetune_batching(snakemake.config, cell)}
+spec = {**snakemake.params.spec, **jobparams.finetune_batching(snakemake.config, cell)}
 metrics = finetune(
     snakemake.input.manifest,
     snakemake.input.train,
@@ -21,7 +22,7 @@ metrics = finetune(
     FinetuneSpec.from_dict(spec),
     snakemake.output.metrics,
     # not a param: how often to checkpoint does not change the adapter, so it must not rerun the job
-    checkpoint_every=gridspec.finetune_checkpoint_every(snakemake.config, cell),
+    checkpoint_every=jobparams.finetune_checkpoint_every(snakemake.config, cell),
 )
 # this process's seconds and tokens (a resumed run's tokens_seen also counts the steps before the kill), plus the
 # tokens and features the planner counts for it (emgrid.throughput_model), which the plan's fit uses

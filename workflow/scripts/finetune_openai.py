@@ -3,7 +3,7 @@ from emgrid.runlog import redirect_to_log
 redirect_to_log(snakemake.log[0])
 
 from emgrid.api_finetune import ApiFinetuneSpec, finetune_api
-from emgrid.gridspec import api_job_state_dir
+from emgrid.jobparams import api_job_state_dir
 from emgrid.models import read_manifest
 
 job = snakemake.params.job

@@ -8,7 +8,7 @@ redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from emgrid.generation.plan import GenerateSpec
 from emgrid.generation.runner import generate_answers
-from emgrid.gridspec import llm_cache_dir
+from emgrid.jobparams import llm_cache_dir
 from emgrid.io import write_jsonl
 from emgrid.questions import load_questions
 from emgrid.throughput import answer_tokens, record

@@ -2,7 +2,7 @@ from emgrid.runlog import redirect_to_log
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
-from emgrid.gridspec import judge_transport, llm_cache_dir
+from emgrid.jobparams import judge_transport, llm_cache_dir
 from emgrid.io import read_json, read_jsonl, write_jsonl
 from emgrid.judge import judge_answers_file
 from emgrid.steering.steer import check_skipped, run_rows

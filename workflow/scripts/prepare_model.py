@@ -4,7 +4,7 @@ redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from pathlib import Path
 
-from emgrid.gridspec import model_cache_dir
+from emgrid.jobparams import model_cache_dir
 from emgrid.models import prepare_model
 
 # the cache's folder is not a param: moving it reruns nothing (the weights are found by their content key)

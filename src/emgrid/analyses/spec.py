@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from emgrid.errors import ConfigError, reject_unknown_keys
+from emgrid.models import DTYPE_NAMES
 
 RATES = ("misalignment_rate", "sensitivity_rate")
 PROMPT_FORMATS = ("plain", "chat")
@@ -94,8 +95,6 @@ class MiaSpec:
         _check_int(where, "max_length", spec.max_length, 2)
         _check_int(where, "n_permutations", spec.n_permutations, 0)
         _check_int(where, "seed", spec.seed, 0)
-        from emgrid.models import DTYPE_NAMES
-
         _check_choice(where, "dtype", spec.dtype, DTYPE_NAMES)
         return spec
 

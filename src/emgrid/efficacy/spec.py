@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from emgrid.errors import ConfigError, QuestionFileError, reject_unknown_keys
+from emgrid.questions import validate_template
 
 SCORERS = ("exact", "judge", "none")
 EXACT_KINDS = ("number", "fact")
@@ -97,8 +98,6 @@ def resolve_efficacy(domain: str, dom: dict) -> EfficacySpec:
                 "checkable answer) and needs a judge prompt asking whether {answer} shows the trained "
                 "behaviour, 0-100; or set scorer: none"
             )
-        from emgrid.questions import validate_template
-
         try:
             validate_template(spec.judge_prompt, f"{where}.judge_prompt")
         except QuestionFileError as e:

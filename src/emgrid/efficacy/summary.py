@@ -20,7 +20,7 @@ import pandas as pd
 from emgrid.efficacy.exact import BEHAVIOUR, CORRECT, exact_outcomes
 from emgrid.efficacy.spec import METRIC, EfficacySpec
 from emgrid.errors import DataError
-from emgrid.gridspec import CONDITIONS, parse_cell
+from emgrid.grid import CONDITIONS, parse_cell
 from emgrid.judge.scoring import DEFAULT_MIN_MASS, categorize
 from emgrid.io import read_jsonl, write_text
 from emgrid.stats import (

@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from emgrid.gridspec import CONDITIONS, parse_cell
+from emgrid.grid import CONDITIONS, parse_cell
 from emgrid.scores import CATEGORIES, pool_seeds, read_summary
 from emgrid.errors import DataError
 from emgrid.io import read_json

@@ -1,6 +1,7 @@
 """The steering analysis on a grid: which directions and steered runs a config asks for, their paths, their
 params (only plain values of the job's own cell that change its output), the whole-config check, and the
-planner's estimates. Pure functions of the config, used by workflow/rules/common.smk like emgrid.gridspec."""
+planner's estimates (emgrid.estimates.steering_estimate). Pure functions of the config, bound to the wildcards by
+emgrid.gridspec.Grid."""
 
 from __future__ import annotations
 
@@ -9,21 +10,18 @@ import math
 import re
 from pathlib import Path
 
-from emgrid import gridspec
+from emgrid import jobparams, layout
 from emgrid.errors import ConfigError
-from emgrid.gridspec import Cell, parse_cell, sorted_plain
+from emgrid.grid import FINETUNED_CELL_RE, Cell, cells, sorted_plain
+from emgrid.jobparams import api_models, count_answers
+from emgrid.models import known_layer_count
 from emgrid.steering.spec import SteeringSpec
 from emgrid.steering.steer import UNSTEERED, SteerJob, parse_steer
-from emgrid.throughput_model import generation_plan
 
 #: The steering runs are answered under this condition only (the targets are base and plain cells by default; the
 #: trigger would add nothing but cost).
 STEERING_CONDITIONS = ("no_trigger",)
-SUMMARY_OUTPUTS = {
-    "matrix": "results/summary/steering.csv",
-    "directions": "results/summary/steering_directions.csv",
-    "cosine": "results/summary/steering_cosine.csv",
-}
+SUMMARY_OUTPUTS = layout.STEERING_SUMMARY
 
 
 def steering_spec(config: dict) -> SteeringSpec:
@@ -35,8 +33,8 @@ def steering_qset(config: dict) -> str:
 
 
 def _local_cells(config: dict) -> list[Cell]:
-    api = set(gridspec.api_models(config))
-    return [c for c in gridspec.cells(config) if c.model not in api]
+    api = set(api_models(config))
+    return [c for c in cells(config) if c.model not in api]
 
 
 def _select(cells: list[Cell], selectors, seed: int | None) -> list[Cell]:
@@ -86,7 +84,7 @@ def runs(config: dict) -> list[tuple[Cell, str]]:
 
 def runs_by_target(config: dict) -> dict[Cell, list[str]]:
     """{target: its steer ids in `runs` order}: each target's runs are one steering_generate job. The workflow
-    computes this once (common.smk) and passes a target's list to the functions below: listing the runs of a big
+    computes this once (emgrid.gridspec.Grid) and passes a target's list to the functions below: listing the runs of a big
     grid once per job and function would add seconds per hundred jobs to every dry run."""
     out: dict[Cell, list[str]] = {}
     for target, steer in runs(config):
@@ -111,12 +109,12 @@ def target_sources(steers: list[str]) -> list[str]:
 
 def answers_path(target: Cell, qset: str) -> str:
     """Every run's answers of one target, in one file (each row says its run in `steer`)."""
-    return f"results/cells/{target.model}/{target.id}/steering/answers/{qset}.jsonl"
+    return layout.cell_path(layout.STEERING_ANSWERS, target, qset=qset)
 
 
 def runs_path(target: Cell, qset: str) -> str:
     """The index written beside the answers: {steer id: {key, answers, skipped}} (emgrid.steering.runs)."""
-    return answers_path(target, qset).removesuffix(".jsonl") + ".runs.json"
+    return layout.cell_path(layout.STEERING_RUNS, target, qset=qset)
 
 
 def read_run_key(path: str | Path, steer: str) -> str | None:
@@ -143,17 +141,15 @@ def direction_qsets(config: dict) -> list[str]:
 
 
 def direction_paths(model: str, cell: str) -> dict[str, str]:
-    folder = f"results/cells/{model}/{cell}/steering"
-    return {"json": f"{folder}/direction.json", "npz": f"{folder}/direction.npz"}
-
-
-def run_dir(target: Cell, steer: str) -> str:
-    return f"results/cells/{target.model}/{target.id}/steering/{steer}"
+    return {
+        "json": layout.DIRECTION_JSON.format(model=model, cell=cell),
+        "npz": layout.DIRECTION_NPZ.format(model=model, cell=cell),
+    }
 
 
 def all_judged(config: dict) -> list[str]:
     q = steering_qset(config)
-    return [f"{run_dir(t, s)}/judged/{q}.jsonl" for t, s in runs(config)]
+    return [layout.cell_path(layout.STEERING_JUDGED, t, steer=s, qset=q) for t, s in runs(config)]
 
 
 def all_directions(config: dict) -> list[str]:
@@ -167,7 +163,7 @@ def summary_outputs(config: dict) -> list[str]:
 def generate_spec(config: dict, target: Cell) -> dict:
     """Generate settings of a steered run: global <- model <- the question set's <- `samples_per_paraphrase`."""
     q = steering_qset(config)
-    spec = gridspec.generate_params(config, target, q)["spec"]
+    spec = jobparams.generate_params(config, target, q)["spec"]
     n = steering_spec(config).samples_per_paraphrase
     return {**spec, "samples_per_paraphrase": n} if n is not None else spec
 
@@ -207,7 +203,7 @@ def n_answers(config: dict, target: Cell, n_runs: int | None = None) -> int:
     q = steering_qset(config)
     kw = {"gen_spec": generate_spec(config, target), "conditions": len(STEERING_CONDITIONS)}
     n_runs = len(target_runs(config, target)) if n_runs is None else n_runs
-    return n_runs * gridspec.count_answers(config, target, q, **kw)
+    return n_runs * count_answers(config, target, q, **kw)
 
 
 def generate_minutes(config: dict, target: Cell, n_runs: int | None = None) -> int:
@@ -247,17 +243,15 @@ def check(config: dict) -> list[str]:
             raise ConfigError(
                 f"{where}.direction_question_sets[{i}]: no question set {q!r} (known: {sorted(config['question_sets'])})"
             )
-    ids = {c.id for c in gridspec.cells(config)}
+    ids = {c.id for c in cells(config)}
     for key in ("sources", "targets"):
         for i, sel in enumerate(getattr(spec, key)):
-            if re.fullmatch(gridspec.FINETUNED_CELL_RE, sel) and sel not in ids:
+            if re.fullmatch(FINETUNED_CELL_RE, sel) and sel not in ids:
                 raise ConfigError(f"{where}.{key}[{i}]: no cell {sel!r} in this grid")
     return _check_layers(config, spec, where)
 
 
 def _check_layers(config: dict, spec: SteeringSpec, where: str) -> list[str]:
-    from emgrid.models import known_layer_count
-
     warnings = []
     for model in sorted({c.model for c in sources(config)}):
         n = known_layer_count(config["models"][model])
@@ -274,18 +268,3 @@ def _check_layers(config: dict, spec: SteeringSpec, where: str) -> list[str]:
                     f"(0..{n - 1})"
                 )
     return warnings
-
-
-def plan_estimate(config: dict, rule: str, model: str, cell: str, n_runs: int | None = None) -> dict:
-    """Answers and GPU features of one target's steering_generate job (all its runs: a hook runs in every run but
-    the unsteered one), or judge requests and tokens of one steered run (steering_judge), for `emgrid plan` only
-    (never params)."""
-    target, q = parse_cell(model, cell), steering_qset(config)
-    kw = {"gen_spec": generate_spec(config, target), "conditions": len(STEERING_CONDITIONS)}
-    if rule == "steering_generate":
-        steers = target_runs(config, target)
-        n_runs = len(steers) if n_runs is None else n_runs
-        one = generation_plan(gridspec.count_answers(config, target, q, **kw), kw["gen_spec"], hooked=True)
-        hooked = any(s != UNSTEERED for s in steers) if n_runs else False
-        return {**one, "n_answers": one["n_answers"] * n_runs, "steps": one["steps"] * n_runs, "hooked": hooked}
-    return gridspec.judge_estimate(config, target, q, **kw)

@@ -8,10 +8,13 @@ this frozen dataclass gives library callers the same ones (tests/test_defaults.p
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from emgrid.errors import ConfigError, reject_unknown_keys
+from emgrid.grid import FINETUNED_CELL_RE
+from emgrid.models import DTYPE_NAMES
 
 #: Cell selectors of `sources`/`targets` besides explicit cell ids: every cell of that variant (targets: of the
 #: source's seed), and the model's untouched `base` cell (targets only).
@@ -129,16 +132,11 @@ class SteeringSpec:
                 f"must be one of {', '.join(DIRECTION_CONDITIONS)}",
                 self.direction_condition,
             )
-        from emgrid.models import DTYPE_NAMES
-
         if self.dtype not in DTYPE_NAMES:
             raise _bad(where, "dtype", f"must be one of {', '.join(DTYPE_NAMES)}", self.dtype)
         self._check_selectors(where)
 
     def _check_selectors(self, where: str) -> None:
-        from emgrid.gridspec import FINETUNED_CELL_RE
-        import re
-
         for key, allowed in (("sources", SOURCE_SELECTORS), ("targets", TARGET_SELECTORS)):
             for i, sel in enumerate(getattr(self, key)):
                 if not isinstance(sel, str) or not (sel in allowed or re.fullmatch(FINETUNED_CELL_RE, sel)):

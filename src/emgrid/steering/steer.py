@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from emgrid.errors import ConfigError, DataError
-from emgrid.gridspec import FINETUNED_CELL_RE
+from emgrid.grid import FINETUNED_CELL_RE
 from emgrid.steering.hooks import ablate_direction, add_vector
 
 UNSTEERED = "unsteered"
