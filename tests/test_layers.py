@@ -22,8 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("llm", "prices", "questions", "config"),
     # 2: the stages' engines and their throughput records
     ("data", "models", "generation", "judge", "finetune", "api_finetune", "integrity", "throughput", "throughput_model",
-     "generate", "vllm_generate", "api_generate",  # these three: old homes of generation/ (issue 20)
-     "jobparams"),  # the stages' job params from the config (emgrid.gridspec.Grid hands them to the rules)
+     "jobparams"),  # jobparams: the stages' job params from the config (emgrid.gridspec.Grid hands them to the rules)
     # 3: answers to numbers
     ("scores", "stats"),
     # 4: what the numbers say
@@ -31,8 +30,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # 5: the report
     ("report",),
     # 6: the grid's params and estimates, the planner, checks and the command line
-    ("gridspec", "estimates", "plan", "plan_format", "preflight", "config_checks", "missing_results", "cli",
-     "workflow_files"),
+    ("gridspec", "estimates", "plan", "plan_format", "preflight", "config_checks", "missing_results", "power_plan",
+     "cli", "workflow_files"),
 )
 MAX_DEFERRED = 20
 MAX_MODULE_LINES = 450

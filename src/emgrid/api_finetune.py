@@ -333,7 +333,7 @@ def finetune_api(
     `out_json`: `{"backend": "openai", "fine_tuned_model", "job_id", "trained_tokens", "cost_usd", "events_path", ...}`.
 
     `training_price`: USD per 1M trained tokens (None: cost unknown). `state_dir`: where job states are kept (the
-    cache, `emgrid.gridspec.api_job_state_dir`). Raises `DataError` (file:line) for a row the API
+    cache, `emgrid.jobparams.api_job_state_dir`). Raises `DataError` (file:line) for a row the API
     would reject, before any upload, and `ApiFinetuneError` with the API's message when the job fails.
     """
     quiet_http_logs()

@@ -76,7 +76,7 @@ def efficacy_answers(
 ) -> list[dict]:
     """Answer rows (the EM answer format, qset `efficacy`) plus `domain` and, for exact scoring, `reference`.
 
-    `params` = gridspec.efficacy_generate_params: {spec (generate settings), triggers, backdoor, efficacy}.
+    `params` = Grid.efficacy_generate_params: {spec (generate settings), triggers, backdoor, efficacy}.
     """
     spec = EfficacySpec(**{"exact": None, "judge_prompt": None, **params["efficacy"]})
     questions, refs = heldout_questions(heldout_path, params["backdoor"], spec)

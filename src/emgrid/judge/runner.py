@@ -144,7 +144,7 @@ def judge_answers_file(
     select: Callable[[dict], bool] | None = None,
 ) -> list[dict]:
     """A judge job: check that the answers file holds exactly the answers generate planned
-    (`emgrid.integrity.check_answers`, `plan` = gridspec.answers_plan), then judge every answer. `select` keeps the
+    (`emgrid.integrity.check_answers`, `plan` = jobparams.answers_plan), then judge every answer. `select` keeps the
     file's rows of this job only (a steered run's rows of its target's answers file, which holds every run)."""
     questions = load_questions(questions_path, **question_options)
     answers = [r for r in read_jsonl(answers_path) if select is None or select(r)]
