@@ -15,7 +15,8 @@ from emgrid.grid import Cell
 
 RESULTS = "results"
 MANIFEST = "results/models/{model}/manifest.json"
-DATASET_DIR = "results/datasets/{domain}/{variant}-s{seed}"
+DATASETS = "results/datasets"
+DATASET_DIR = f"{DATASETS}/{{domain}}/{{variant}}-s{{seed}}"
 TRAIN = f"{DATASET_DIR}/train.jsonl"
 HELDOUT = f"{DATASET_DIR}/heldout.jsonl"
 CARD = f"{DATASET_DIR}/card.json"
@@ -57,6 +58,7 @@ DIVERSITY_OUTPUTS = (
 
 #: What shows the summary's numbers as a finished result: the report page (the rest of results/report/ are declared
 #: outputs of rules downstream of the summary) and the archive `snakemake --report results/report.zip` packs.
+LOGS = "results/logs"
 REPORT_PAGE = "results/report/report.html"
 REPORT_ZIP = "results/report.zip"
 

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from emgrid import layout
 from emgrid.models import device_name, load_tokenizer
 from emgrid.throughput_model import FEATURE_KEYS, TermModel, fit_terms
 
 MARK = "emgrid-throughput "
-LOG_DIR = Path("results/logs")
+LOG_DIR = Path(layout.LOGS)
 DEFAULT_CALIBRATION = Path(__file__).parent / "gpu_calibration.json"
 # The rules that record their throughput (their logs are results/logs/<rule>/...).
 RECORDED_RULES = (

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from emgrid import layout
 from emgrid.report.page import PageInputs, write_page
 
 __all__ = ["write_report_page"]
@@ -18,7 +19,7 @@ def write_report_page(
     html: str | Path,
     inputs: Mapping[str, str | Path | Sequence[str | Path]],
     settings: Mapping[str, Any],
-    datasets_root: str | Path = "results/datasets",
+    datasets_root: str | Path = layout.DATASETS,
 ) -> Path:
     """Write the page to `html` from `inputs` (the page rule's named inputs: one path or a list of paths each; the
     names emgrid.report.page's sections read) and `settings` (the `report` params: `title`, `notes`, and the rest
