@@ -16,6 +16,7 @@ import pytest
 
 from emgrid import cli
 from emgrid.errors import ConfigError
+from emgrid.stats.power import DEFAULT_COMPONENTS, mde
 from emgrid.plan import DagDump, JobRecord, PlanError, plan, read_dag, summarize
 from emgrid.plan_format import format_table, plan_to_json
 
@@ -310,6 +311,12 @@ def test_real_workflow_tiny_grid(tmp_path):
     assert p.total.cost_usd == pytest.approx((p.total.prompt_tokens * 0.15 + 124 * 0.60) / 1e6)
     assert p.total.batch_cost_usd == pytest.approx(p.total.cost_usd / 2)
     assert p.warnings == []
+    # power: 1 seed x 5 questions x 1 answer per pair and condition, no judged results yet -> the stated defaults
+    assert [(r["qset"], r["seeds"], r["questions"], r["answers"], r["metric"], r["source"]) for r in p.power] == [
+        ("demo", 1, 5, 1, "misaligned", "defaults"),
+        ("demo", 1, 5, 1, "aligned", "defaults"),
+    ]
+    assert p.power[1]["mde"] == pytest.approx(mde(DEFAULT_COMPONENTS["aligned"], 5, 1))
 
 
 def _rec(rule, needrun=True, **kw) -> JobRecord:

@@ -4,11 +4,15 @@ sign-flip test in 75-85 % of simulated runs (power 0.8), across small and large 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
+from emgrid.config import validate_config
+from emgrid.power_plan import designs, format_power, power_rows
 from emgrid.stats import sign_flip_pvalue
 from emgrid.stats.power import (
     DEFAULT_COMPONENTS,
@@ -19,6 +23,7 @@ from emgrid.stats.power import (
     questions_for,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 RUNS = 800  # Monte Carlo standard error of a power near 0.8: 1.4 points
 
 
@@ -122,3 +127,23 @@ def test_no_components_from_answers_without_both_conditions():
         }
     )
     assert components_from_scores(df, "aligned", "aligned") is None
+
+
+def test_the_plan_names_the_design_that_reaches_a_target_and_says_where_its_variances_come_from():
+    measured = {("m", "q", "aligned"): VarianceComponents("aligned", 15.0**2, 3.0**2, "judged results (40 pairs)")}
+    design = {"model": "m", "qset": "q", "seeds": 1, "questions": 8, "answers": 5}
+    rows = power_rows([design], measured, target=10.0, target_metric="aligned")
+    mis, ali = rows
+    assert (mis["source"], ali["source"]) == ("defaults", "judged results (40 pairs)")
+    assert mis["mde"] == pytest.approx(100 * mde(DEFAULT_COMPONENTS["misaligned"], 8, 5)) and "target" not in mis
+    assert ali["answers_needed"] == answers_for(measured[("m", "q", "aligned")], 10.0, 8)
+    text = "\n".join(format_power(rows))
+    assert "m / q (1 seed(s) x 8 questions x 5 answers): misalignment" in text
+    assert f"target 10 points: {ali['answers_needed']} answers per question and condition" in text
+
+
+def test_paper_exact_states_its_question_counts_before_the_files_exist():
+    """The study's question files are not shipped: `planned_questions` lets the plan state the MDE anyway."""
+    config = validate_config(yaml.safe_load((REPO / "config/paper-exact.yaml").read_text()))
+    found = {(d["qset"], d["questions"], d["answers"]) for d in designs(config)}
+    assert found == {("first_plot", 44, 5), ("all_domains", 220, 5)}

@@ -45,6 +45,16 @@ def _plan_arguments(p: argparse.ArgumentParser) -> None:
         "the GPU type with the most recorded runs (runs on the CPU never estimate GPU jobs)",
     )
     p.add_argument(
+        "--target-mde",
+        type=float,
+        default=None,
+        metavar="X",
+        help="name the answers per question (or, where no number of answers suffices, the questions) whose minimum "
+        "detectable trigger effect is X: misalignment percentage points (or alignment points with --target-metric "
+        "aligned), alpha 0.05, power 0.8",
+    )
+    p.add_argument("--target-metric", choices=("misaligned", "aligned"), default="misaligned")
+    p.add_argument(
         "--configfile",
         action="extend",
         nargs="+",
@@ -78,7 +88,7 @@ def _plan_run(args: argparse.Namespace, extra: list[str]) -> int:
         if not Path(f).is_file():
             raise ConfigError(f"--configfile {f}: no such file")
     sm_args = plan_snakemake_args(args.configfile, extra)
-    result = planmod.plan(sm_args, device=args.gpu_type)
+    result = planmod.plan(sm_args, device=args.gpu_type, target_mde=args.target_mde, target_metric=args.target_metric)
     if args.json:
         print(json.dumps({"snakemake_args": sm_args, **plan_to_json(result)}, indent=2))
     else:

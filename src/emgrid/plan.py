@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from emgrid.errors import EmgridError
+from emgrid.power_plan import power_for_plan
 from emgrid.prices import price_row
 from emgrid.throughput import Calibration, choose_calibration, estimate_seconds
 from emgrid.throughput_model import FEATURE_KEYS
@@ -102,6 +103,7 @@ class DagDump:
     localrules: tuple[str, ...]
     seconds: float  # wall time of the child (snakemake start-up + DAG)
     before_you_run: tuple[str, ...] = ()  # the config check's warnings (emgrid.preflight)
+    power: dict = field(default_factory=dict)  # {designs, analysis}: emgrid.power_plan
 
 
 @dataclass
@@ -173,6 +175,7 @@ class Plan:
     before_you_run: tuple[str, ...] = ()
     calibration: Calibration | None = None  # what est_gpu_hours were computed from
     device: str | None = None  # the device type estimated for
+    power: list[dict] = field(default_factory=list)  # minimum detectable effects (emgrid.power_plan.power_rows)
 
 
 # ----------------------------------------------------------------------------------------------- pure summary
@@ -413,6 +416,7 @@ def read_dag(snakemake_args: Sequence[str] = (), cwd: str | Path | None = None, 
         localrules=tuple(raw["localrules"]),
         seconds=seconds,
         before_you_run=tuple(raw.get("before_you_run", ())),
+        power=raw.get("power") or {},
     )
 
 
@@ -421,8 +425,14 @@ def plan(
     cwd: str | Path | None = None,
     prices: dict | None = None,
     device: str | None = None,
+    target_mde: float | None = None,
+    target_metric: str = "misaligned",
 ) -> Plan:
     """`read_dag` + `summarize`: the whole dry-run plan of a snakemake invocation, GPU-hours estimated from the runs
-    recorded in the job logs under `cwd`'s results/logs, else the shipped calibration (emgrid.throughput)."""
+    recorded in the job logs under `cwd`'s results/logs, else the shipped calibration (emgrid.throughput); plus the
+    minimum detectable trigger effect per model x question set (and the design reaching `target_mde`)."""
     cal = choose_calibration(cwd or ".")
-    return summarize(read_dag(snakemake_args, cwd=cwd), prices=prices, calibration=cal, device=device)
+    dump = read_dag(snakemake_args, cwd=cwd)
+    result = summarize(dump, prices=prices, calibration=cal, device=device)
+    result.power = power_for_plan(dump.power, cwd or ".", target_mde, target_metric)
+    return result

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import asdict
 
 from emgrid.plan import Plan, Totals
+from emgrid.power_plan import format_power
 from emgrid.preflight import format_warnings
 
 
@@ -63,6 +64,7 @@ def format_table(plan: Plan) -> str:
             f"API generation (estimate): {t.gen_prompt_tokens:,} prompt + {t.gen_completion_tokens:,} "
             f"completion tokens, ${t.gen_cost_usd:,.2f}"
         )
+    lines += format_power(plan.power)
     lines.append(f"(DAG read in {plan.dag_seconds:.1f}s)")
     lines += [f"warning: {w}" for w in plan.warnings]
     if plan.before_you_run:
@@ -129,4 +131,5 @@ def plan_to_json(plan: Plan) -> dict:
         "before_you_run": list(plan.before_you_run),
         "calibration": plan.calibration.source if plan.calibration else None,
         "device": plan.device,
+        "power": plan.power,
     }
