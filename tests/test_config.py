@@ -334,3 +334,26 @@ def test_tags_parsing_switches_join_the_aggregate_params_only_when_changed():
     )
     config["analysis"]["score_tag"] = "first"
     assert jobparams.analysis_params(config)["score_tag"] == "first"
+
+
+def test_planned_questions_is_for_the_plan_only_and_in_no_param():
+    """`question_sets.<q>.planned_questions` states a missing file's size to `emgrid plan`: no job's params see it."""
+    config = validate_config(tiny_config())
+
+    def params(cfg):
+        return [
+            (
+                jobparams.generate_params(cfg, cell, q),
+                jobparams.question_content(cfg, q, "generate"),
+                jobparams.question_content(cfg, q, "judge"),
+                jobparams.question_options(cfg, q),
+                jobparams.answers_plan(cfg, cell, q),
+            )
+            for cell in cell_grid.cells(cfg)
+            for q in cfg["question_sets"]
+        ]
+
+    before = params(config)
+    for qs in config["question_sets"].values():
+        qs["planned_questions"] = 44
+    assert params(config) == before

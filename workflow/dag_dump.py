@@ -12,7 +12,10 @@ import os
 import sys
 from typing import Any
 
+from emgrid.gridspec import Grid
+from emgrid.jobparams import analysis_params
 from emgrid.plan import PLAN_ESTIMATE_KEYS, PLAN_HOOK, PLAN_RESOURCES, REASON_LABELS
+from emgrid.power_plan import designs
 
 
 def _estimate(workflow, job) -> dict:
@@ -25,6 +28,15 @@ def _estimate(workflow, job) -> dict:
         return {}
     found = hook(job.rule.name, job.wildcards) or {}
     return {k: found[k] for k in PLAN_ESTIMATE_KEYS if k in found}
+
+
+def _power(workflow) -> dict:
+    """The designs and analysis settings `emgrid plan`'s minimum-detectable-effect table needs (emgrid.power_plan),
+    from the emgrid workflow's validated config (its Grid object, `G` in common.smk); {} for another Snakefile."""
+    grid = workflow.globals.get("G")
+    if not isinstance(grid, Grid):
+        return {}
+    return {"designs": designs(grid.config), "analysis": analysis_params(grid.config)}
 
 
 def _plain(v: Any) -> Any:
@@ -81,6 +93,7 @@ def _write_dag(workflow, out_path: str) -> None:
         "localrules": sorted(local),
         "judge": {k: judge[k] for k in ("prices", "model", "backend") if k in judge},
         "before_you_run": list(findings.warnings) if findings is not None else [],
+        "power": _power(workflow),
     }
     tmp = out_path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
