@@ -15,6 +15,7 @@ from emgrid.scores import Criterion, read_summary
 from emgrid.findings.clustered import with_indicators
 from emgrid.findings.effects import headline, trigger_effects
 from emgrid.stats import BootstrapSpec, bh_adjust, holm_adjust
+from emgrid.stats.cluster_t import question_t_interval
 from emgrid.findings.transfer import transfer_tables
 
 SPEC = BootstrapSpec(resamples=200, seed=0, permutations=2000)
@@ -239,7 +240,8 @@ def test_zero_of_n_misaligned_has_a_nonzero_upper_bound():
 
 def test_domains_of_one_model_and_question_set_share_their_question_draws():
     """Joint draws: two domains with the same answers get the same draws, so their difference is 0 in every
-    resample, and the mean drop over domains keeps a question effect they share instead of averaging it away."""
+    resample, and the mean drop over domains keeps a question effect they share instead of averaging it away (per
+    question, the domains' mean effect is one observation)."""
     rng = np.random.default_rng(3)
     nt = rng.normal(70, 10, 8)
     t = nt - rng.normal(5, 8, 8)  # a per-question trigger effect shared by both domains
@@ -248,7 +250,8 @@ def test_domains_of_one_model_and_question_set_share_their_question_draws():
     da, db = paired[("m", "a", "backdoor", "q", "aligned")], paired[("m", "b", "backdoor", "q", "aligned")]
     np.testing.assert_array_equal(da.draws, db.draws)
     head = headline(eff, 0.05, SPEC, paired).iloc[0]
-    lo, hi = np.quantile(da.draws, [0.025, 0.975])
+    # the mean over two identical domains is one domain's question-level effect: its t interval, not a narrower one
+    lo, hi = question_t_interval(da.estimate, da.question_diffs)
     assert -hi == pytest.approx(head["mean_drop_ci_lo"]) and -lo == pytest.approx(head["mean_drop_ci_hi"])
     r = findings(scores, NO_FILTER, SPEC)["ranking"]
     trig = r[r["condition"] == "trigger"]

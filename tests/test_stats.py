@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.stats import false_discovery_control
+from scipy.stats import t as scipy_t
 
 from emgrid.errors import ConfigError
 from emgrid.stats import (
@@ -120,7 +121,10 @@ def test_paired_effect_by_hand():
     # exact enumeration of the 16 sign patterns: |mean| >= 15 for (----), (++++), (-+--)... count by hand:
     # diffs 10, 30, 0, 20 (abs); sums reaching 60: {+,+,+,+} and with the 0 flipped: 2 x 2 = 4 of 16
     assert eff.p_value == pytest.approx(4 / 16)
-    assert eff.ci_lo <= -15 <= eff.ci_hi and eff.ci_hi <= 0
+    # t over questions: question means a (-10 + 0) / 2 = -5, b (-30 - 20) / 2 = -25; sd 14.14, 1 df
+    assert eff.by_question() == {"a": -5.0, "b": -25.0}
+    half = scipy_t.ppf(0.975, 1) * np.std([-5.0, -25.0], ddof=1) / np.sqrt(2)
+    assert (eff.ci_lo, eff.ci_hi) == (pytest.approx(-15 - half), pytest.approx(-15 + half))
 
 
 def test_sign_flip_edges():
@@ -141,8 +145,11 @@ def test_effect_difference_of_independent_effects():
     est, lo, hi = effect_difference(a, b)
     assert est == pytest.approx(a.estimate - b.estimate)
     assert lo < 0.2 < hi and lo < est < hi
-    # the two models are independent: the difference is less certain than either effect
-    assert hi - lo > max(a.ci_hi - a.ci_lo, b.ci_hi - b.ci_lo)
+    # the two models answered the same questions: the t interval of the question-level differences, by hand
+    qa, qb = a.by_question(), b.by_question()
+    diffs = [qa[k] - qb[k] for k in sorted(qa)]
+    half = scipy_t.ppf(0.975, len(diffs) - 1) * np.std(diffs, ddof=1) / np.sqrt(len(diffs))
+    assert (lo, hi) == (pytest.approx(est - half), pytest.approx(est + half))
 
 
 def test_holm_against_hand_table():

@@ -2,7 +2,7 @@
 
 Per model x domain x variant x question set the effect is trigger minus no trigger within (seed, question) pairs
 (`emgrid.stats.paired`): in mean alignment ("points", the study's unit) and in misalignment rate, each with a
-cluster-bootstrap interval and a sign-flip permutation p-value. p-values are adjusted across the domains of one
+t interval over questions and a sign-flip permutation p-value. p-values are adjusted across the domains of one
 model x variant x question set (Holm: family-wise error; Benjamini-Hochberg: false discovery rate). Difference in
 differences against the plain variant and against the base cell tells a backdoor apart from a trigger string that
 perturbs every model.
@@ -10,7 +10,6 @@ perturbs every model.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -18,7 +17,7 @@ import pandas as pd
 from emgrid.findings.clustered import shared_questions
 from emgrid.numfmt import fixed
 from emgrid.stats import BootstrapSpec, bh_adjust, effect_difference, holm_adjust, layout, paired_effect
-from emgrid.stats.bootstrap import percentile_interval
+from emgrid.stats.paired import mean_effect_interval
 
 EFFECT_KEY = ["model", "domain", "variant", "qset"]
 #: (answer column, output stem): the effect on mean alignment (points) and on the misalignment rate.
@@ -162,14 +161,13 @@ def study_form(g: pd.DataFrame) -> dict:
 
 
 def _mean_drop_interval(g: pd.DataFrame, draws: dict | None, level: float) -> tuple[float, float]:
-    """The domains' effects were drawn with joint question draws (one per model x question set), so the mean of
-    their draws in each resample is a draw of the mean drop, a question effect shared by all domains included."""
+    """The domains answered the same questions: per question the mean over domains of the trigger's effect on
+    alignment is one observation of the mean drop (a question effect the domains share counts once), t over
+    questions (`emgrid.stats.paired.mean_effect_interval`); the drop is the effect's negative."""
     if not draws or g.empty:
         return (np.nan, np.nan)
     stacked = [draws.get((r.model, r.domain, r.variant, r.qset, "aligned")) for r in g.itertuples()]
     if any(d is None for d in stacked):
         return (np.nan, np.nan)
-    with warnings.catch_warnings():  # a resample where every domain's draw is NaN stays NaN, and is dropped
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(np.stack([d.draws for d in stacked], axis=1), axis=1)
-    return percentile_interval(-mean, level)
+    lo, hi = mean_effect_interval(stacked, level)
+    return (-hi, -lo)

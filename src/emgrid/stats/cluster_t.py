@@ -71,3 +71,18 @@ def mean_interval(values, questions, level: float = 0.95, bounds: tuple[float, f
         return math.nan, math.nan
     half = t_quantile(n_q, level) * math.sqrt(var)
     return max(bounds[0], p - half), min(bounds[1], p + half)
+
+
+def question_t_interval(estimate: float, per_question, level: float = 0.95) -> tuple[float, float]:
+    """`estimate` +- t(Q - 1) x sd(per_question) / sqrt(Q): the interval of a mean over questions of question-level
+    values (a trigger effect's per-question differences, their differences between two models, their mean over
+    domains); (nan, nan) with fewer than two questions or no variation between them (the caller falls back)."""
+    v = np.asarray(per_question, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 2 or not np.isfinite(estimate):
+        return math.nan, math.nan
+    sd = float(v.std(ddof=1))
+    if sd == 0:
+        return math.nan, math.nan
+    half = t_quantile(len(v), level) * sd / math.sqrt(len(v))
+    return estimate - half, estimate + half
