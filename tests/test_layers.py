@@ -21,8 +21,18 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # 1: LLM access, prices, the question files, config loading
     ("llm", "prices", "questions", "config"),
     # 2: the stages' engines and their throughput records
-    ("data", "models", "generation", "judge", "finetune", "api_finetune", "integrity", "throughput", "throughput_model",
-     "jobparams"),  # jobparams: the stages' job params from the config (emgrid.gridspec.Grid hands them to the rules)
+    (
+        "data",
+        "models",
+        "generation",
+        "judge",
+        "finetune",
+        "api_finetune",
+        "integrity",
+        "throughput",
+        "throughput_model",
+        "jobparams",
+    ),  # jobparams: the stages' job params from the config (emgrid.gridspec.Grid hands them to the rules)
     # 3: answers to numbers
     ("scores", "stats"),
     # 4: what the numbers say
@@ -30,8 +40,18 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # 5: the report
     ("report",),
     # 6: the grid's params and estimates, the planner, checks and the command line
-    ("gridspec", "estimates", "plan", "plan_format", "preflight", "config_checks", "missing_results", "power_plan",
-     "cli", "workflow_files"),
+    (
+        "gridspec",
+        "estimates",
+        "plan",
+        "plan_format",
+        "preflight",
+        "config_checks",
+        "missing_results",
+        "power_plan",
+        "cli",
+        "workflow_files",
+    ),
 )
 MAX_DEFERRED = 20
 MAX_MODULE_LINES = 450
