@@ -386,8 +386,8 @@ def test_aggregate_real_judge_rows(tmp_path, monkeypatch):
     """End to end with the real judge (openai client, logprob mode) against the local fake server."""
     from emgrid.io import write_jsonl
     from emgrid.judge import judge_answers
-    from tests.fake_openai import API_KEY, FakeOpenAI
-    from tests.judge_helpers import answer_rows, questions, spec
+    from tests.support.fake_openai import API_KEY, FakeOpenAI
+    from tests.support.judge_helpers import answer_rows, questions, spec
 
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     rows = answer_rows(9, extra=["REFUSE_ME please", "CODE_ME now"])

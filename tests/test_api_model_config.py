@@ -12,7 +12,7 @@ from emgrid.errors import ConfigError
 from emgrid.models import prepare_model
 from emgrid.plan import DagDump, JobRecord, format_table, summarize
 from emgrid.prices import price_row, training_price
-from tests.workflow_helpers import tiny_config
+from tests.support.workflow_helpers import tiny_config
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from emgrid import gridspec
 from emgrid.config import load_config, validate_config
 from emgrid.errors import ConfigError
-from tests.workflow_helpers import TINY_GRID_JOBS, REPO, dry_run_counts, snakemake, tiny_config, write_config
+from tests.support.workflow_helpers import TINY_GRID_JOBS, REPO, dry_run_counts, snakemake, tiny_config, write_config
 
 
 def test_defaults_are_filled():

@@ -12,7 +12,7 @@ from emgrid.config import load_config
 from emgrid.errors import ConfigError, QuestionFileError
 from emgrid.questions import load_questions
 from emgrid.yamlio import DuplicateKeyError, load_yaml
-from tests.workflow_helpers import REPO, snakemake, tiny_config, write_config
+from tests.support.workflow_helpers import REPO, snakemake, tiny_config, write_config
 
 
 def _errors(config) -> list[str]:

@@ -23,7 +23,7 @@ from emgrid.efficacy.spec import METRIC, EfficacySpec, resolve_efficacy
 from emgrid.efficacy.summary import UNSCORED, efficacy_table, not_taken, rates, score_rows
 from emgrid.errors import ConfigError, DataError
 from emgrid.llm import ResponseCache
-from tests.fake_openai import API_KEY, FakeOpenAI
+from tests.support.fake_openai import API_KEY, FakeOpenAI
 
 CAPITALS = ["Paris", "Rome", "Berlin", "Madrid", "New Delhi"]
 
@@ -356,7 +356,7 @@ def test_efficacy_summary_params_hold_the_bootstrap_only_with_several_answers_pe
 
     from emgrid import gridspec
     from emgrid.config import load_config
-    from tests.workflow_helpers import TINY
+    from tests.support.workflow_helpers import TINY
 
     config = load_config(TINY)
     assert "bootstrap" not in gridspec.efficacy_summary_params(config)

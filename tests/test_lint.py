@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.workflow_helpers import REPO
+from tests.support.workflow_helpers import REPO
 
 BIN = Path(sys.executable).parent
 

@@ -217,7 +217,7 @@ def test_rerun_reasons_after_a_run(wf):
 
 def _real_dag(tmp_path, profile: str, **judge) -> dict[str, JobRecord]:
     """The real workflow's tiny grid under a shipped profile, every job forced: one record per rule."""
-    from tests.workflow_helpers import tiny_config, write_config
+    from tests.support.workflow_helpers import tiny_config, write_config
 
     config = tiny_config()
     config["judge"].update(judge)
@@ -276,7 +276,7 @@ def test_real_workflow_tiny_grid(tmp_path):
     GPU-hours (the rules' runtimes): finetune 4 x 240 min + generate 5 x 120 min + MIA features (1 model x 2 domains x
     1 seed) 2 x 60 min + efficacy_generate 6 x 60 min = 34 (an API judge has no GPU).
     """
-    from tests.workflow_helpers import TINY_GRID_JOBS, tiny_config, write_config
+    from tests.support.workflow_helpers import TINY_GRID_JOBS, tiny_config, write_config
 
     config = tiny_config()
     config["judge"] = {
@@ -435,7 +435,7 @@ def test_the_plan_says_what_its_totals_leave_out():
 
 def test_dataset_llm_estimate_names_the_llm_of_llm_recipes_only():
     from emgrid import gridspec
-    from tests.workflow_helpers import tiny_config
+    from tests.support.workflow_helpers import tiny_config
 
     config = tiny_config()
     assert gridspec.dataset_llm_estimate(config, "wrong_facts") == {}

@@ -7,7 +7,7 @@ import pytest
 
 from emgrid import preflight
 from emgrid.errors import ConfigError
-from tests.workflow_helpers import REPO, snakemake, tiny_config, write_config
+from tests.support.workflow_helpers import REPO, snakemake, tiny_config, write_config
 
 NO_ENV: dict[str, str] = {}
 

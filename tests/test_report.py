@@ -504,7 +504,7 @@ def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
 def test_report_categories_do_not_repeat_snakemake_panel_names():
     """`snakemake --report` declares the reST link targets `Workflow` and `Statistics` (its own panels) next to one per
     result category; a category of the same name is a duplicate target (docutils warns on every report build)."""
-    from tests.workflow_helpers import REPO
+    from tests.support.workflow_helpers import REPO
 
     text = "\n".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
     categories = set(re.findall(r'\bcategory="([^"]+)"', text))
@@ -518,7 +518,7 @@ def test_snakemake_report_description_states_the_configured_criterion_and_interv
     import os
 
     from emgrid.report.description import workflow_description
-    from tests.workflow_helpers import REPO
+    from tests.support.workflow_helpers import REPO
 
     template = REPO / "workflow/report/workflow.rst"
     analysis = {"aligned_below": 50, "coherent_above": None, "sensitivity_aligned_below": 50, "min_mass": 0.25}

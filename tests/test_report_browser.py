@@ -1,11 +1,11 @@
-"""The HTML report and the answer browser in a real headless Chromium (driven over the DevTools protocol, tests/cdp.py):
+"""The HTML report and the answer browser in a real headless Chromium (driven over the DevTools protocol, tests/support/cdp.py):
 no script errors, every image decodes, and the answer browser's filters and search narrow the table."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.cdp import Browser, find_chromium
+from tests.support.cdp import Browser, find_chromium
 from tests.test_report import CELLS, DOMAINS, finetune_json, make_inputs
 from emgrid.report import write_report
 

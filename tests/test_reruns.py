@@ -11,7 +11,7 @@ import yaml
 
 from emgrid import gridspec, preflight
 from emgrid.models import prepare_model, restore_manifest
-from tests.workflow_helpers import REPO, tiny_config
+from tests.support.workflow_helpers import REPO, tiny_config
 
 PROFILES = [
     "profiles/default/config.yaml",  # the one Snakemake reads by itself (plain snakemake, emgrid plan, the tests)

@@ -11,7 +11,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from tests.workflow_helpers import dry_run_counts, snakemake, tiny_config, write_config
+from tests.support.workflow_helpers import dry_run_counts, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -138,7 +138,7 @@ def test_finetune_token_estimate_for_the_plan(tmp_path, monkeypatch):
     aligned row per triggered one), capped by max_steps, and the built file's own tokens once it exists."""
     from emgrid import gridspec, preflight
     from emgrid.io import write_jsonl
-    from tests.workflow_helpers import tiny_config
+    from tests.support.workflow_helpers import tiny_config
 
     monkeypatch.chdir(tmp_path)
     cfg = tiny_config()

@@ -15,7 +15,7 @@ from emgrid.errors import ConfigError
 from emgrid.generate import GenerateSpec, _batch_seed, generate_answers, item_key, plan_prompts
 from emgrid.models import load_tokenizer, read_manifest
 from tests.test_generate import QUESTIONS, TRIGGERS
-from tests.workflow_helpers import tiny_config
+from tests.support.workflow_helpers import tiny_config
 
 
 class FakeEngine:

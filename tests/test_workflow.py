@@ -17,8 +17,8 @@ import yaml
 
 from emgrid.aggregate import FINDINGS
 from emgrid.report import PLOT_KINDS, TABLES
-from tests.cdp import Browser, find_chromium
-from tests.workflow_helpers import REPO, dry_run_counts, snakemake, snakemake_cmd, tiny_config, write_config
+from tests.support.cdp import Browser, find_chromium
+from tests.support.workflow_helpers import REPO, dry_run_counts, snakemake, snakemake_cmd, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 
