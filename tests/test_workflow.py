@@ -18,7 +18,8 @@ import yaml
 from emgrid.aggregate import FINDINGS
 from emgrid.report import PLOT_KINDS, TABLES
 from tests.support.cdp import Browser, find_chromium
-from tests.support.workflow_helpers import REPO, dry_run_counts, snakemake, snakemake_cmd, tiny_config, write_config
+from tests.support.shared_runs import copy_run
+from tests.support.workflow_helpers import REPO, dry_run_counts, snakemake, snakemake_cmd, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -30,17 +31,11 @@ ANALYSES = {"mia_analysis": 1, "diversity_analysis": 1, **ANALYSIS_PLOTS}
 
 
 @pytest.fixture(scope="module")
-def completed_run(tmp_path_factory):
-    """One complete run of the tiny grid (the end-to-end test); later tests only dry-run against it."""
-    workdir = tmp_path_factory.mktemp("grid")
-    config = tiny_config()
-    # a private copy of the question file, so tests can edit it
-    questions = workdir / "questions.yaml"
-    shutil.copyfile(config["question_sets"]["demo"]["path"], questions)
-    config["question_sets"]["demo"]["path"] = str(questions)
-    configfile = write_config(workdir, config)
-    snakemake(workdir, configfile)
-    return workdir, config
+def completed_run(tiny_grid_run, tmp_path_factory):
+    """A copy of the session's complete run of the tiny grid (the end-to-end test), with its private question file
+    that tests edit; later tests only dry-run against it, or copy it again to damage it."""
+    workdir, config = tiny_grid_run
+    return copy_run(workdir, tmp_path_factory.mktemp("grid") / "run"), config
 
 
 def test_end_to_end_outputs(completed_run):
