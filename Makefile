@@ -60,11 +60,18 @@ demo: install
 	$(SMK) --configfile config/demo.yaml --report results/report.zip
 	@echo "report: results/report/report.html (Snakemake's: results/report.zip)"
 
+# Two pytest-xdist workers: the suite's time is mostly one-threaded (imports, Snakemake start-up, small tensors), so
+# on 2 cores two workers finish it in about half the time. loadgroup keeps the tests of an `xdist_group` (one expensive
+# module fixture, or SLURM jobs that must not overlap) on one worker; the tiny model, the trained adapter and the
+# tiny-grid run are built once for both (tests/support/shared_runs.py). TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
+
 test: install
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 test-fast: install
-	$(BIN)/pytest -q -m "not slow and not slurm"
+	$(PYTEST) -m "not slow and not slurm"
 
 # What the paper grid (or CONFIG=...) would run and cost on the cluster (PROFILE=...), before anything runs.
 # Works offline. GPU-hours: an estimate from measured tokens/s (job logs in results/logs, else the shipped calibration;

@@ -10,11 +10,15 @@ from tests.test_report import CELLS, DOMAINS, finetune_json, make_inputs
 from emgrid.report import write_report
 
 CHROMIUM = find_chromium()
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no Chromium installed (Debian: apt-get install chromium; "
-    "or set EMGRID_CHROMIUM to a Chromium/Chrome binary)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no Chromium installed (Debian: apt-get install chromium; "
+        "or set EMGRID_CHROMIUM to a Chromium/Chrome binary)",
+    ),
+    pytest.mark.slow,  # a browser started, a report with its figures built
+    pytest.mark.xdist_group("report_browser"),  # one worker: one browser and one report for both tests
+]
 
 EVIL = '</script><script>window.PWNED = 1</script><img src=x onerror="window.PWNED = 2">'
 

@@ -45,7 +45,8 @@ def _cluster() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.slurm
+# one worker: the tests' jobs must not overlap on the one-node test cluster
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 
 @pytest.fixture(scope="module", autouse=True)
