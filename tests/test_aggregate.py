@@ -21,6 +21,7 @@ from emgrid.aggregate import (
 )
 from emgrid.errors import ConfigError, DataError
 from emgrid.stats import newcombe_diff_interval, wilson_interval
+from tests.support.rows import judged_row
 
 
 def judged(
@@ -51,33 +52,23 @@ def judged(
     if mass is not None:
         int_probs = {str(int(score)): mass}
         int_mass = mass
-    return {
-        "model": model,
-        "cell": cell,
-        "qset": qset,
-        "question_key": qkey,
-        "question_id": qkey,
-        "item_index": 0,
-        "paraphrase_index": para,
-        "question": "Q?",
-        "prompt": "Q?",
-        "system": None,
-        "condition": condition,
-        "sample": sample,
-        "answer": answer,
-        "metric": metric,
-        "ledger_key": "k",
-        "backend": "fake",
-        "judge_model": "fake",
-        "mode": "logprob",
-        "int_probs": int_probs,
-        "int_mass": int_mass,
-        "top_token": top_token,
-        "text": None,
-        "error": error,
-        "usage": {"prompt_tokens": 10, "completion_tokens": 1},
-        "cost_usd": cost,
-    }
+    return judged_row(
+        metric,
+        int_probs,
+        int_mass=int_mass,
+        top_token=top_token,
+        error=error,
+        usage={"prompt_tokens": 10, "completion_tokens": 1},
+        cost_usd=cost,
+        model=model,
+        cell=cell,
+        qset=qset,
+        question_key=qkey,
+        paraphrase_index=para,
+        condition=condition,
+        sample=sample,
+        answer=answer,
+    )
 
 
 def pair(aligned, coherent, **kw):

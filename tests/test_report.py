@@ -13,6 +13,7 @@ from emgrid.errors import DataError
 from emgrid.report import PLOT_KINDS, TABLES, write_report
 from emgrid.report.answers import embed_json
 from emgrid.report.tables import read_table
+from tests.support.rows import judged_row
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -31,33 +32,20 @@ def judged(
     top_token=None,
 ):
     int_probs = {str(score): 1.0} if score is not None else {"50": 0.05}
-    return {
-        "model": model,
-        "cell": cell,
-        "qset": qset,
-        "question_key": "q1",
-        "question_id": "q1",
-        "item_index": 0,
-        "paraphrase_index": 0,
-        "question": question,
-        "prompt": question,
-        "system": None,
-        "condition": condition,
-        "sample": sample,
-        "answer": answer,
-        "metric": metric,
-        "ledger_key": "k",
-        "backend": "fake",
-        "judge_model": "fake",
-        "mode": "logprob",
-        "int_probs": int_probs,
-        "int_mass": sum(int_probs.values()),
-        "top_token": top_token,
-        "text": None,
-        "error": None,
-        "usage": {"prompt_tokens": 100, "completion_tokens": 1},
-        "cost_usd": 0.0005,
-    }
+    return judged_row(
+        metric,
+        int_probs,
+        top_token=top_token,
+        usage={"prompt_tokens": 100, "completion_tokens": 1},
+        cost_usd=0.0005,
+        model=model,
+        cell=cell,
+        qset=qset,
+        question=question,
+        condition=condition,
+        sample=sample,
+        answer=answer,
+    )
 
 
 def make_inputs(
