@@ -147,6 +147,7 @@ def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
     assert load_yaml(path)["other"] == {"lr": 3, "epochs": 2}
 
 
+@pytest.mark.slow  # a Snakemake dry run
 def test_a_repeated_key_and_a_fraction_threshold_fail_the_dry_run_naming_them(tmp_path):
     """`snakemake -n` fails before any job, naming the file and line of the repeated key and the threshold's key."""
     config = tiny_config()

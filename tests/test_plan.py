@@ -161,6 +161,7 @@ def _run_workflow(wf: Path) -> None:
     subprocess.run([SNAKEMAKE, "--profile", "prof", "-q", "all"], cwd=wf, check=True, capture_output=True)
 
 
+@pytest.mark.slow  # Snakemake reads the DAG
 def test_fresh_grid_matches_hand_computed_figures(wf):
     p = plan(["--profile", "prof"], cwd=wf)
     t = p.total
@@ -186,6 +187,7 @@ def test_fresh_grid_matches_hand_computed_figures(wf):
     assert js["total"]["to_run"] == 32 and js["rules"]["judge"]["judge_requests"] == 640
 
 
+@pytest.mark.slow  # runs the toy workflow
 def test_rerun_reasons_after_a_run(wf):
     _run_workflow(wf)
     done = plan(["--profile", "prof"], cwd=wf)
@@ -239,6 +241,7 @@ def _real_dag(tmp_path, profile: str, **judge) -> dict[str, JobRecord]:
     return {j.rule: j for j in dump.jobs}
 
 
+@pytest.mark.slow  # Snakemake reads the DAG
 def test_repository_profiles_parse_and_rules_carry_the_sizes(tmp_path):
     """The shipped profiles load in snakemake 9; the sizes come from the rules (attempt-dependent ones evaluate);
     only the test cluster's profile shrinks them, for its one small node."""
@@ -254,6 +257,7 @@ def test_repository_profiles_parse_and_rules_carry_the_sizes(tmp_path):
     assert recs["default"]["generate"].resources["runtime"] == 120
 
 
+@pytest.mark.slow  # Snakemake reads the DAG
 def test_judge_resources_follow_the_backend(tmp_path):
     """An hf judge job once got no GPU; an openai-batch judge job held a cluster allocation while it polled a 24 h
     window. Now: hf -> a GPU job; openai -> one core, one openai_calls slot; openai-batch -> a local rule."""
@@ -265,6 +269,7 @@ def test_judge_resources_follow_the_backend(tmp_path):
     assert batch.local and batch.resources["gpu"] == 0
 
 
+@pytest.mark.slow  # Snakemake reads the DAG
 def test_real_workflow_tiny_grid(tmp_path):
     """The real Snakefile on the tiny test grid, judged through the API (so it has a price), default profile.
 
@@ -389,6 +394,7 @@ def test_list_price_when_the_config_has_none():
     assert p.unpriced_models == [] and p.warnings == []
 
 
+@pytest.mark.slow  # runs the toy workflow
 def test_cli_json_and_errors(wf, monkeypatch, capsys):
     monkeypatch.chdir(wf)
     assert cli.main(["plan", "--json", "--profile", "prof", "--config", "recipe=r9"]) == 0

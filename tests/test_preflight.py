@@ -140,6 +140,7 @@ def test_a_bad_checkpoint_frequency_in_a_model_override_is_found():
     )
 
 
+@pytest.mark.slow  # a Snakemake dry run
 def test_cluster_doc_config_override_works(tmp_path):
     """docs/cluster.md's `--config` example must be one snakemake accepts (it merges nested mappings)."""
     import shlex
@@ -154,6 +155,7 @@ def test_cluster_doc_config_override_works(tmp_path):
     assert "judge.model" not in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # a Snakemake dry run
 def test_snakemake_dry_run_prints_five_mistakes_and_starts_nothing(tmp_path):
     config = tiny_config()
     config["finetune"]["lr"] = "fast"
@@ -170,6 +172,7 @@ def test_snakemake_dry_run_prints_five_mistakes_and_starts_nothing(tmp_path):
     assert not (tmp_path / "results").exists() and not (tmp_path / ".snakemake" / "log").exists()
 
 
+@pytest.mark.slow  # Snakemake reads the DAG
 def test_plan_lists_before_you_run(tmp_path):
     from emgrid.plan import format_table, plan
 

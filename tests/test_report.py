@@ -108,6 +108,7 @@ def finetune_json(tmp_path, cell, steps=5):
     return ft
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_report_has_every_row_and_plots(tmp_path):
     scores, summary = make_inputs(tmp_path, CELLS, qsets=("first_plot", "all_domains"))
     card = tmp_path / "datasets" / "evil_math" / "backdoor-s0" / "card.json"
@@ -163,6 +164,7 @@ def test_report_has_every_row_and_plots(tmp_path):
     assert 'href="answers/tiny/first_plot.html"' in text
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_tables_carry_labels_categories_and_the_grouping(tmp_path):
     scores, summary = make_inputs(tmp_path, CELLS)
     write_report(summary, scores, tmp_path / "r", domains=DOMAINS)
@@ -185,6 +187,7 @@ def test_tables_carry_labels_categories_and_the_grouping(tmp_path):
     assert tables["finetune"].empty  # no finetune metrics given
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_answer_browser_embeds_every_answer_safely(tmp_path):
     evil = "x</script><script>alert(1)</script>&amp;"
     scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"], answer=evil)
@@ -201,6 +204,7 @@ def test_answer_browser_embeds_every_answer_safely(tmp_path):
     assert json.loads(embed_json(["\u2028</script>"])) == ["\u2028</script>"]
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_loss_curves_need_a_loss_history(tmp_path):
     scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"])
     ft = finetune_json(tmp_path, "evil_math-backdoor-s0")
@@ -209,6 +213,7 @@ def test_loss_curves_need_a_loss_history(tmp_path):
         write_report(summary, scores, tmp_path / "r", finetune_metrics={"tiny/evil_math-backdoor-s0": ft})
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_report_escapes_model_output(tmp_path):
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"], answer=evil, question=f"Q {evil}")
@@ -218,6 +223,7 @@ def test_report_escapes_model_output(tmp_path):
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text  # the answer is still shown, as text
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_report_handles_plain_only_grid_and_unscored_cell(tmp_path):
     # no base, no backdoor variant, and one cell whose aligned answers are all refusals (rates undefined)
     scores, summary = make_inputs(
@@ -239,6 +245,7 @@ def test_report_rejects_empty_summary(tmp_path):
         write_report(summary, scores, tmp_path / "r")
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_report_with_one_condition_only(tmp_path):
     scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"])
     text = summary.read_text().splitlines()
@@ -264,6 +271,7 @@ def test_every_template_ships_as_package_data():
     assert templates and templates <= shipped, sorted(str(p.relative_to(root)) for p in templates - shipped)
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_analysis_sections_show_tables_figures_and_the_few_domains_note(tmp_path):
     """The MIA and diversity sections: every feature's numbers, the scatter and box plot embedded, and the note
     that 3 domains show the plumbing only."""
@@ -360,6 +368,7 @@ def test_analysis_sections_show_tables_figures_and_the_few_domains_note(tmp_path
         assert p.read_bytes().startswith(PNG_MAGIC)
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_report_shows_the_transfer_matrix(tmp_path):
     rows = []
     for cell in ("base", "math-plain-s0", "facts-plain-s0"):
@@ -383,6 +392,7 @@ def test_report_shows_the_transfer_matrix(tmp_path):
     assert "<td>math</td><td>100.0%</td><td>0.0%</td><td>+100.0 pp" in section
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_efficacy_section_comes_before_the_em_results_and_flags_cells_that_did_not_take(tmp_path):
     from emgrid.efficacy.summary import efficacy_table, rates
     from tests.test_efficacy import _scores
@@ -426,6 +436,7 @@ def test_efficacy_section_comes_before_the_em_results_and_flags_cells_that_did_n
     assert 'id="efficacy"' not in write_report(summary, scores, tmp_path / "none").read_text()
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
     import numpy as np
     import pandas as pd

@@ -58,6 +58,7 @@ def fake_vllm(monkeypatch):
     return mods
 
 
+@pytest.mark.slow  # the trained adapter (tiny_adapter trains it)
 def test_rows_sampling_seeds_and_lora_request_match_the_hf_path(fake_vllm, tiny_model, tiny_adapter, monkeypatch):
     spec = GenerateSpec(max_new_tokens=8, batch_size=4, seed=1, samples_per_paraphrase=None, temperature=None)
     args = (QUESTIONS, spec, TRIGGERS, "tiny", "demo-backdoor-s0", "core")
