@@ -60,8 +60,8 @@ demo: install
 	$(SMK) --configfile config/demo.yaml --report results/report.zip
 	@echo "report: results/report/report.html (Snakemake's: results/report.zip)"
 
-# Two pytest-xdist workers: the suite's time is mostly one-threaded (imports, Snakemake start-up, small tensors), so
-# on 2 cores two workers finish it in about half the time. loadgroup keeps the tests of an `xdist_group` (one expensive
+# Two pytest-xdist workers: the suite's time is mostly one-threaded (imports, Snakemake start-up, small tensors), which
+# leaves the second core idle in one process. loadgroup keeps the tests of an `xdist_group` (one expensive
 # module fixture, or SLURM jobs that must not overlap) on one worker; the tiny model, the trained adapter and the
 # tiny-grid run are built once for both (tests/support/shared_runs.py). TEST_WORKERS=0 runs them in one process.
 TEST_WORKERS ?= 2
