@@ -55,9 +55,11 @@ def _with_other(config, workdir):
     return config
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def steered_run(tiny_grid_run, tmp_path_factory):
-    """A copy of the session's tiny-grid run with steering on: only the steering jobs (and the other set's judge) run."""
+    """A copy of the session's tiny-grid run with steering on: only the steering jobs (and the other set's judge) run.
+    Session-scoped, not module-scoped: under xdist another module's tests can run between this module's on the same
+    worker, and a module fixture would be torn down and the steered run repeated."""
     workdir = copy_run(tiny_grid_run[0], tmp_path_factory.mktemp("steer") / "run")
     shutil.copyfile(tiny_config()["question_sets"]["demo"]["path"], workdir / "other.yaml")
     configfile = write_config(workdir, _with_other(_config(), workdir))

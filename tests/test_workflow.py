@@ -384,8 +384,8 @@ def test_a_comment_or_touch_of_the_question_file_reruns_nothing(completed_run):
 
 
 def _copy_of_run(completed_run, tmp_path):
-    """A copy of the completed run (outputs and .snakemake metadata) that a test may damage. It reads the same
-    question file (same path: another path would be a changed input set)."""
+    """A copy of the completed run (outputs and .snakemake metadata) that a test may damage. It reads its copy of the
+    question file under the same relative path (another path would be a changed input set)."""
     workdir, config = completed_run
     copy_dir = tmp_path / "run"
     shutil.copytree(workdir, copy_dir, symlinks=True)
