@@ -93,7 +93,6 @@ def _finish(started, name: str) -> tuple[str, Path]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("bench_smoke")  # one worker: `started` starts every selected bench at once
 @pytest.mark.parametrize("bench", sorted(BENCHES))
 def test_bench_smoke_runs_and_prints_its_ratio(started, bench):
     out, tmp = _finish(started, bench)

@@ -17,7 +17,6 @@ pytestmark = [
         "or set EMGRID_CHROMIUM to a Chromium/Chrome binary)",
     ),
     pytest.mark.slow,  # a browser started, a report with its figures built
-    pytest.mark.xdist_group("report_browser"),  # one worker: one browser and one report for both tests
 ]
 
 EVIL = '</script><script>window.PWNED = 1</script><img src=x onerror="window.PWNED = 2">'

@@ -45,8 +45,7 @@ def _cluster() -> str | None:
     return None
 
 
-# one worker: the tests' jobs must not overlap on the one-node test cluster
-pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -14,8 +14,7 @@ import pytest
 from tests.support.shared_runs import copy_run, tiny_grid_config
 from tests.support.workflow_helpers import dry_run_counts, snakemake, tiny_config, write_config
 
-# one worker: the tests share the module's steered run and the last two change it
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("steering_workflow")]
+pytestmark = pytest.mark.slow
 
 SOURCE = "wrong_facts-backdoor-s0"
 TARGETS = (
@@ -55,11 +54,9 @@ def _with_other(config, workdir):
     return config
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def steered_run(tiny_grid_run, tmp_path_factory):
-    """A copy of the session's tiny-grid run with steering on: only the steering jobs (and the other set's judge) run.
-    Session-scoped, not module-scoped: under xdist another module's tests can run between this module's on the same
-    worker, and a module fixture would be torn down and the steered run repeated."""
+    """A copy of the session's tiny-grid run with steering on: only the steering jobs (and the other set's judge) run."""
     workdir = copy_run(tiny_grid_run[0], tmp_path_factory.mktemp("steer") / "run")
     shutil.copyfile(tiny_config()["question_sets"]["demo"]["path"], workdir / "other.yaml")
     configfile = write_config(workdir, _with_other(_config(), workdir))
