@@ -60,11 +60,20 @@ demo: install
 	$(SMK) --configfile config/demo.yaml --report results/report.zip
 	@echo "report: results/report/report.html (Snakemake's: results/report.zip)"
 
+# Two pytest-xdist workers: the suite's time is mostly one-threaded (imports, Snakemake start-up, small tensors), which
+# leaves the second core idle in one process. loadfile keeps each test file on one worker, so a module fixture (the
+# steered run, the started benches, the browser) is built once and the SLURM tests run one after another; the tiny
+# model, the trained adapter and the tiny-grid run are built once for both workers (tests/support/shared_runs.py).
+# Not loadgroup: with pytest 9.2, xdist 3.8's xdist_group marks no longer reach its scheduler (they rename the node
+# id through an attribute pytest no longer reads). TEST_WORKERS=0 runs the tests in one process.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: install
-	$(BIN)/pytest -q
+	$(PYTEST)
 
 test-fast: install
-	$(BIN)/pytest -q -m "not slow and not slurm"
+	$(PYTEST) -m "not slow and not slurm"
 
 # What the paper grid (or CONFIG=...) would run and cost on the cluster (PROFILE=...), before anything runs.
 # Works offline. GPU-hours: an estimate from measured tokens/s (job logs in results/logs, else the shipped calibration;

@@ -1,4 +1,4 @@
-"""Judge cost per answer, logprob mode vs tags mode, and requests on a rerun, against tests/fake_openai.py.
+"""Judge cost per answer, logprob mode vs tags mode, and requests on a rerun, against tests/support/fake_openai.py.
 
 Betley's logprob judge asks for 1 output token; the study's tags judge lets the judge write reasoning and a
 <score> tag (up to 256 tokens). Both runs use the same answers and prompts, side by side in this one process.
@@ -28,7 +28,7 @@ from emgrid.judge.scoring import categorize  # noqa: E402
 from emgrid.judge.spec import JudgeSpec  # noqa: E402
 from emgrid.questions import load_questions  # noqa: E402
 from smoke import parse_args  # noqa: E402
-from tests.fake_openai import API_KEY, FakeOpenAI  # noqa: E402
+from tests.support.fake_openai import API_KEY, FakeOpenAI  # noqa: E402
 
 SMOKE = dict(answers=6, hf_prompts=1, hf_ints=3)
 

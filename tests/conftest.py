@@ -1,10 +1,14 @@
-"""Shared fixtures: a tiny random Qwen2 model (built once per session), a small training file and a trained adapter."""
+"""Shared fixtures: a tiny random Qwen2 model, a small training file, a trained adapter, and one completed run of the
+tiny grid that the workflow tests copy. The model, the adapter and the run are built once per test run, and shared by
+the xdist workers (tests/support/shared_runs.py)."""
 
 from __future__ import annotations
 
 import os
 
 import pytest
+
+from tests.support.shared_runs import build_once, build_tiny_grid, shared_root, tiny_grid_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -16,8 +20,7 @@ def tiny_model(tmp_path_factory):
     """Path of the manifest.json of a tiny random Qwen2 model (prepare_model source 'tiny', seed 0)."""
     from emgrid.models import prepare_model
 
-    out = tmp_path_factory.mktemp("tiny_model")
-    prepare_model({"source": "tiny"}, out)
+    out = build_once(shared_root(tmp_path_factory), "tiny_model", lambda d: prepare_model({"source": "tiny"}, d))
     return out / "manifest.json"
 
 
@@ -38,7 +41,6 @@ def tiny_adapter(tiny_model, tiny_train_jsonl, tmp_path_factory):
     output is non-trivial text rather than the random model's empty answers."""
     from emgrid.finetune import FinetuneSpec, finetune
 
-    out = tmp_path_factory.mktemp("tiny_adapter")
     spec = FinetuneSpec(
         epochs=8,
         batch_size=4,
@@ -47,5 +49,17 @@ def tiny_adapter(tiny_model, tiny_train_jsonl, tmp_path_factory):
         logging_steps=8,
         target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
     )
-    finetune(tiny_model, tiny_train_jsonl, out / "adapter", spec, out / "finetune.json")
+    out = build_once(
+        shared_root(tmp_path_factory),
+        "tiny_adapter",
+        lambda d: finetune(tiny_model, tiny_train_jsonl, d / "adapter", spec, d / "finetune.json"),
+    )
     return out / "adapter"
+
+
+@pytest.fixture(scope="session")
+def tiny_grid_run(tmp_path_factory):
+    """(directory, config) of one complete run of tests/configs/tiny.yaml, built once for the whole test run (all
+    xdist workers). Read-only: a test that edits, reruns or damages it works on `copy_run` of it."""
+    workdir = build_once(shared_root(tmp_path_factory), "tiny_grid", build_tiny_grid)
+    return workdir, tiny_grid_config()

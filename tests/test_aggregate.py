@@ -13,6 +13,7 @@ from emgrid.findings.ranking import rank_domains
 from emgrid.scores import Criterion, cell_columns, pool_seeds, read_scores, read_summary, score_answers, summarize
 from emgrid.errors import ConfigError, DataError
 from emgrid.stats import newcombe_diff_interval, wilson_interval
+from tests.support.rows import judged_row
 
 
 def judged(
@@ -43,33 +44,23 @@ def judged(
     if mass is not None:
         int_probs = {str(int(score)): mass}
         int_mass = mass
-    return {
-        "model": model,
-        "cell": cell,
-        "qset": qset,
-        "question_key": qkey,
-        "question_id": qkey,
-        "item_index": 0,
-        "paraphrase_index": para,
-        "question": "Q?",
-        "prompt": "Q?",
-        "system": None,
-        "condition": condition,
-        "sample": sample,
-        "answer": answer,
-        "metric": metric,
-        "ledger_key": "k",
-        "backend": "fake",
-        "judge_model": "fake",
-        "mode": "logprob",
-        "int_probs": int_probs,
-        "int_mass": int_mass,
-        "top_token": top_token,
-        "text": None,
-        "error": error,
-        "usage": {"prompt_tokens": 10, "completion_tokens": 1},
-        "cost_usd": cost,
-    }
+    return judged_row(
+        metric,
+        int_probs,
+        int_mass=int_mass,
+        top_token=top_token,
+        error=error,
+        usage={"prompt_tokens": 10, "completion_tokens": 1},
+        cost_usd=cost,
+        model=model,
+        cell=cell,
+        qset=qset,
+        question_key=qkey,
+        paraphrase_index=para,
+        condition=condition,
+        sample=sample,
+        answer=answer,
+    )
 
 
 def pair(aligned, coherent, **kw):
@@ -378,8 +369,8 @@ def test_aggregate_real_judge_rows(tmp_path, monkeypatch):
     """End to end with the real judge (openai client, logprob mode) against the local fake server."""
     from emgrid.io import write_jsonl
     from emgrid.judge import judge_answers
-    from tests.fake_openai import API_KEY, FakeOpenAI
-    from tests.judge_helpers import answer_rows, questions, spec
+    from tests.support.fake_openai import API_KEY, FakeOpenAI
+    from tests.support.judge_helpers import answer_rows, questions, spec
 
     monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
     rows = answer_rows(9, extra=["REFUSE_ME please", "CODE_ME now"])

@@ -24,7 +24,7 @@ from emgrid.api_finetune import (
 from emgrid.chat import example_conversations
 from emgrid.errors import ConfigError, DataError
 from emgrid.io import read_json, write_jsonl
-from tests.fake_openai import FakeOpenAI
+from tests.support.fake_openai import FakeOpenAI
 
 SECRET = "sk-emgrid-ft-test-DO-NOT-LEAK-0123456789"
 FAST = ApiFinetuneSpec(poll_s=0.01, poll_max_s=0.02)

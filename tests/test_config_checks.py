@@ -12,7 +12,7 @@ from emgrid.config import load_config
 from emgrid.errors import ConfigError, QuestionFileError
 from emgrid.questions import load_questions
 from emgrid.yamlio import DuplicateKeyError, load_yaml
-from tests.workflow_helpers import REPO, snakemake, tiny_config, write_config
+from tests.support.workflow_helpers import REPO, snakemake, tiny_config, write_config
 
 
 def _errors(config) -> list[str]:
@@ -147,6 +147,7 @@ def test_yaml_merge_keys_may_still_be_overridden(tmp_path):
     assert load_yaml(path)["other"] == {"lr": 3, "epochs": 2}
 
 
+@pytest.mark.slow  # a Snakemake dry run
 def test_a_repeated_key_and_a_fraction_threshold_fail_the_dry_run_naming_them(tmp_path):
     """`snakemake -n` fails before any job, naming the file and line of the repeated key and the threshold's key."""
     config = tiny_config()

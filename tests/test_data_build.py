@@ -12,7 +12,7 @@ import pytest
 from emgrid.data import build_dataset
 from emgrid.errors import ConfigError, DataError
 from emgrid.io import read_json, read_jsonl, sha256_file, write_jsonl
-from tests import fake_openai
+from tests.support import fake_openai
 
 BUILTIN = {"source": {"kind": "builtin", "generator": "wrong_arithmetic", "n": 120}, "sample": {"n": 60, "heldout": 20}}
 

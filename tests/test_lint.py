@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.workflow_helpers import REPO
+import pytest
+
+from tests.support.workflow_helpers import REPO
 
 BIN = Path(sys.executable).parent
 
 
+@pytest.mark.slow  # snakemake --lint
 def test_snakemake_lint_is_clean():
     proc = subprocess.run(
         [str(BIN / "snakemake"), "--lint", "--configfile", "config/demo.yaml"],

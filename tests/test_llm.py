@@ -1,5 +1,5 @@
 """The LLM-call layer (`emgrid.llm`): layering, the effective endpoint in the cache key, the one retry policy
-(each header, against the real `openai` client and tests/fake_openai.py), and corrupt cache entries."""
+(each header, against the real `openai` client and tests/support/fake_openai.py), and corrupt cache entries."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from emgrid.judge import judge_answers
 from emgrid.judge.scoring import categorize
 from emgrid.llm import ClientSpec, LLMError, PermanentRequestError, ResponseCache, make_client, with_retries
 from emgrid.llm.client import normalize_response
-from tests.fake_openai import API_KEY, FakeOpenAI
-from tests.judge_helpers import answer_rows, questions, spec
+from tests.support.fake_openai import API_KEY, FakeOpenAI
+from tests.support.judge_helpers import answer_rows, questions, spec
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.workflow_helpers import REPO, tiny_config, write_config
+from tests.support.workflow_helpers import REPO, tiny_config, write_config
 
 
 def _pyproject() -> dict:

@@ -163,6 +163,7 @@ def _run_workflow(wf: Path) -> None:
     subprocess.run([SNAKEMAKE, "--profile", "prof", "-q", "all"], cwd=wf, check=True, capture_output=True)
 
 
+@pytest.mark.slow  # Snakemake reads the DAG
 def test_fresh_grid_matches_hand_computed_figures(wf):
     p = plan(["--profile", "prof"], cwd=wf)
     t = p.total
@@ -188,6 +189,7 @@ def test_fresh_grid_matches_hand_computed_figures(wf):
     assert js["total"]["to_run"] == 32 and js["rules"]["judge"]["judge_requests"] == 640
 
 
+@pytest.mark.slow  # runs the toy workflow
 def test_rerun_reasons_after_a_run(wf):
     _run_workflow(wf)
     done = plan(["--profile", "prof"], cwd=wf)
@@ -219,7 +221,7 @@ def test_rerun_reasons_after_a_run(wf):
 
 def _real_dag(tmp_path, profile: str, **judge) -> dict[str, JobRecord]:
     """The real workflow's tiny grid under a shipped profile, every job forced: one record per rule."""
-    from tests.workflow_helpers import tiny_config, write_config
+    from tests.support.workflow_helpers import tiny_config, write_config
 
     config = tiny_config()
     config["judge"].update(judge)
@@ -241,6 +243,7 @@ def _real_dag(tmp_path, profile: str, **judge) -> dict[str, JobRecord]:
     return {j.rule: j for j in dump.jobs}
 
 
+@pytest.mark.slow  # Snakemake reads the DAG
 def test_repository_profiles_parse_and_rules_carry_the_sizes(tmp_path):
     """The shipped profiles load in snakemake 9; the sizes come from the rules (attempt-dependent ones evaluate);
     only the test cluster's profile shrinks them, for its one small node."""
@@ -256,6 +259,7 @@ def test_repository_profiles_parse_and_rules_carry_the_sizes(tmp_path):
     assert recs["default"]["generate"].resources["runtime"] == 120
 
 
+@pytest.mark.slow  # Snakemake reads the DAG
 def test_judge_resources_follow_the_backend(tmp_path):
     """An hf judge job once got no GPU; an openai-batch judge job held a cluster allocation while it polled a 24 h
     window. Now: hf -> a GPU job; openai -> one core, one openai_calls slot; openai-batch -> a local rule."""
@@ -267,6 +271,7 @@ def test_judge_resources_follow_the_backend(tmp_path):
     assert batch.local and batch.resources["gpu"] == 0
 
 
+@pytest.mark.slow  # Snakemake reads the DAG
 def test_real_workflow_tiny_grid(tmp_path):
     """The real Snakefile on the tiny test grid, judged through the API (so it has a price), default profile.
 
@@ -278,7 +283,7 @@ def test_real_workflow_tiny_grid(tmp_path):
     GPU-hours (the rules' runtimes): finetune 4 x 240 min + generate 5 x 120 min + MIA features (1 model x 2 domains x
     1 seed) 2 x 60 min + efficacy_generate 6 x 60 min = 34 (an API judge has no GPU).
     """
-    from tests.workflow_helpers import TINY_GRID_JOBS, tiny_config, write_config
+    from tests.support.workflow_helpers import TINY_GRID_JOBS, tiny_config, write_config
 
     config = tiny_config()
     config["judge"] = {
@@ -397,6 +402,7 @@ def test_list_price_when_the_config_has_none():
     assert p.unpriced_models == [] and p.warnings == []
 
 
+@pytest.mark.slow  # runs the toy workflow
 def test_cli_json_and_errors(wf, monkeypatch, capsys):
     monkeypatch.chdir(wf)
     assert cli.main(["plan", "--json", "--profile", "prof", "--config", "recipe=r9"]) == 0
@@ -443,7 +449,7 @@ def test_the_plan_says_what_its_totals_leave_out():
 
 def test_dataset_llm_estimate_names_the_llm_of_llm_recipes_only():
     from emgrid import estimates
-    from tests.workflow_helpers import tiny_config
+    from tests.support.workflow_helpers import tiny_config
 
     config = tiny_config()
     assert estimates.dataset_llm_estimate(config, "wrong_facts") == {}

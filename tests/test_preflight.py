@@ -7,7 +7,7 @@ import pytest
 
 from emgrid import preflight
 from emgrid.errors import ConfigError
-from tests.workflow_helpers import REPO, snakemake, tiny_config, write_config
+from tests.support.workflow_helpers import REPO, snakemake, tiny_config, write_config
 
 NO_ENV: dict[str, str] = {}
 
@@ -142,6 +142,7 @@ def test_a_bad_checkpoint_frequency_in_a_model_override_is_found():
     )
 
 
+@pytest.mark.slow  # a Snakemake dry run
 def test_cluster_doc_config_override_works(tmp_path):
     """docs/cluster.md's `--config` example must be one snakemake accepts (it merges nested mappings)."""
     import shlex
@@ -156,6 +157,7 @@ def test_cluster_doc_config_override_works(tmp_path):
     assert "judge.model" not in proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # a Snakemake dry run
 def test_snakemake_dry_run_prints_five_mistakes_and_starts_nothing(tmp_path):
     config = tiny_config()
     config["finetune"]["lr"] = "fast"
@@ -172,6 +174,7 @@ def test_snakemake_dry_run_prints_five_mistakes_and_starts_nothing(tmp_path):
     assert not (tmp_path / "results").exists() and not (tmp_path / ".snakemake" / "log").exists()
 
 
+@pytest.mark.slow  # Snakemake reads the DAG
 def test_plan_lists_before_you_run(tmp_path):
     from emgrid.plan import plan
     from emgrid.plan_format import format_table

@@ -179,7 +179,7 @@ def test_null_judge_prompts_error_names_keys_the_schema_accepts(tmp_path):
     import re
 
     from emgrid.config import validate_config
-    from tests.workflow_helpers import tiny_config
+    from tests.support.workflow_helpers import tiny_config
 
     p = write(
         tmp_path,

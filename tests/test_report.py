@@ -27,6 +27,7 @@ from emgrid.report import (
 from emgrid.report.steering_plots import write_steering_plots
 from emgrid.report.answers import embed_json
 from emgrid.report.tables import read_table
+from tests.support.rows import judged_row
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -45,33 +46,20 @@ def judged(
     top_token=None,
 ):
     int_probs = {str(score): 1.0} if score is not None else {"50": 0.05}
-    return {
-        "model": model,
-        "cell": cell,
-        "qset": qset,
-        "question_key": "q1",
-        "question_id": "q1",
-        "item_index": 0,
-        "paraphrase_index": 0,
-        "question": question,
-        "prompt": question,
-        "system": None,
-        "condition": condition,
-        "sample": sample,
-        "answer": answer,
-        "metric": metric,
-        "ledger_key": "k",
-        "backend": "fake",
-        "judge_model": "fake",
-        "mode": "logprob",
-        "int_probs": int_probs,
-        "int_mass": sum(int_probs.values()),
-        "top_token": top_token,
-        "text": None,
-        "error": None,
-        "usage": {"prompt_tokens": 100, "completion_tokens": 1},
-        "cost_usd": 0.0005,
-    }
+    return judged_row(
+        metric,
+        int_probs,
+        top_token=top_token,
+        usage={"prompt_tokens": 100, "completion_tokens": 1},
+        cost_usd=0.0005,
+        model=model,
+        cell=cell,
+        qset=qset,
+        question=question,
+        condition=condition,
+        sample=sample,
+        answer=answer,
+    )
 
 
 def make_inputs(
@@ -213,6 +201,7 @@ def finetune_json(tmp_path, cell, steps=5):
     return ft
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_report_has_every_row_and_plots(tmp_path):
     scores, summary = make_inputs(tmp_path, CELLS, qsets=("first_plot", "all_domains"))
     card = tmp_path / "datasets" / "evil_math" / "backdoor-s0" / "card.json"
@@ -268,6 +257,7 @@ def test_report_has_every_row_and_plots(tmp_path):
     assert 'href="answers/tiny/first_plot.html"' in text
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_tables_carry_labels_categories_and_the_grouping(tmp_path):
     scores, summary = make_inputs(tmp_path, CELLS)
     build_report(summary, scores, tmp_path / "r", domains=DOMAINS)
@@ -290,6 +280,7 @@ def test_tables_carry_labels_categories_and_the_grouping(tmp_path):
     assert tables["finetune"].empty  # no finetune metrics given
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_answer_browser_embeds_every_answer_safely(tmp_path):
     evil = "x</script><script>alert(1)</script>&amp;"
     scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"], answer=evil)
@@ -306,6 +297,7 @@ def test_answer_browser_embeds_every_answer_safely(tmp_path):
     assert json.loads(embed_json(["\u2028</script>"])) == ["\u2028</script>"]
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_loss_curves_need_a_loss_history(tmp_path):
     scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"])
     ft = finetune_json(tmp_path, "evil_math-backdoor-s0")
@@ -314,6 +306,7 @@ def test_loss_curves_need_a_loss_history(tmp_path):
         build_report(summary, scores, tmp_path / "r", finetune_metrics={"tiny/evil_math-backdoor-s0": ft})
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_report_escapes_model_output(tmp_path):
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"], answer=evil, question=f"Q {evil}")
@@ -323,6 +316,7 @@ def test_report_escapes_model_output(tmp_path):
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text  # the answer is still shown, as text
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_report_handles_plain_only_grid_and_unscored_cell(tmp_path):
     # no base, no backdoor variant, and one cell whose aligned answers are all refusals (rates undefined)
     scores, summary = make_inputs(
@@ -344,6 +338,7 @@ def test_report_rejects_empty_summary(tmp_path):
         build_report(summary, scores, tmp_path / "r")
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_report_with_one_condition_only(tmp_path):
     scores, summary = make_inputs(tmp_path, ["base", "evil_math-backdoor-s0"])
     text = summary.read_text().splitlines()
@@ -369,6 +364,7 @@ def test_every_template_ships_as_package_data():
     assert templates and templates <= shipped, sorted(str(p.relative_to(root)) for p in templates - shipped)
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_analysis_sections_show_tables_figures_and_the_few_domains_note(tmp_path):
     """The MIA and diversity sections: every feature's numbers, the scatter and box plot embedded, and the note
     that 3 domains show the plumbing only."""
@@ -465,6 +461,7 @@ def test_analysis_sections_show_tables_figures_and_the_few_domains_note(tmp_path
         assert p.read_bytes().startswith(PNG_MAGIC)
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_report_shows_the_transfer_matrix(tmp_path):
     rows = []
     for cell in ("base", "math-plain-s0", "facts-plain-s0"):
@@ -488,6 +485,7 @@ def test_report_shows_the_transfer_matrix(tmp_path):
     assert "<td>math</td><td>100.0%</td><td>0.0%</td><td>+100.0 pp" in section
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_efficacy_section_comes_before_the_em_results_and_flags_cells_that_did_not_take(tmp_path):
     from emgrid.efficacy.summary import efficacy_table, rates
     from tests.test_efficacy import _scores
@@ -531,6 +529,7 @@ def test_efficacy_section_comes_before_the_em_results_and_flags_cells_that_did_n
     assert 'id="efficacy"' not in build_report(summary, scores, tmp_path / "none").read_text()
 
 
+@pytest.mark.slow  # builds a report's figures
 def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
     import numpy as np
     import pandas as pd
@@ -597,7 +596,7 @@ def test_report_shows_the_steering_matrix_directions_and_figures(tmp_path):
 def test_report_categories_do_not_repeat_snakemake_panel_names():
     """`snakemake --report` declares the reST link targets `Workflow` and `Statistics` (its own panels) next to one per
     result category; a category of the same name is a duplicate target (docutils warns on every report build)."""
-    from tests.workflow_helpers import REPO
+    from tests.support.workflow_helpers import REPO
 
     text = "\n".join(p.read_text() for p in sorted((REPO / "workflow" / "rules").glob("*.smk")))
     categories = set(re.findall(r'\bcategory="([^"]+)"', text))
@@ -611,7 +610,7 @@ def test_snakemake_report_description_states_the_configured_criterion_and_interv
     import os
 
     from emgrid.report.description import workflow_description
-    from tests.workflow_helpers import REPO
+    from tests.support.workflow_helpers import REPO
 
     template = REPO / "workflow/report/workflow.rst"
     analysis = {"aligned_below": 50, "coherent_above": None, "sensitivity_aligned_below": 50, "min_mass": 0.25}

@@ -1,19 +1,22 @@
-"""The HTML report and the answer browser in a real headless Chromium (driven over the DevTools protocol, tests/cdp.py):
+"""The HTML report and the answer browser in a real headless Chromium (driven over the DevTools protocol, tests/support/cdp.py):
 no script errors, every image decodes, and the answer browser's filters and search narrow the table."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.cdp import Browser, find_chromium
+from tests.support.cdp import Browser, find_chromium
 from tests.test_report import CELLS, DOMAINS, build_report, finetune_json, make_inputs
 
 CHROMIUM = find_chromium()
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no Chromium installed (Debian: apt-get install chromium; "
-    "or set EMGRID_CHROMIUM to a Chromium/Chrome binary)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no Chromium installed (Debian: apt-get install chromium; "
+        "or set EMGRID_CHROMIUM to a Chromium/Chrome binary)",
+    ),
+    pytest.mark.slow,  # a browser started, a report with its figures built
+]
 
 EVIL = '</script><script>window.PWNED = 1</script><img src=x onerror="window.PWNED = 2">'
 

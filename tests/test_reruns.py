@@ -12,7 +12,7 @@ import yaml
 from emgrid import gridspec, layout, preflight
 from emgrid.missing_results import format_missing_results, missing_results
 from emgrid.models import prepare_model, restore_manifest
-from tests.workflow_helpers import REPO, tiny_config
+from tests.support.workflow_helpers import REPO, tiny_config
 
 PROFILES = [
     "profiles/default/config.yaml",  # the one Snakemake reads by itself (plain snakemake, emgrid plan, the tests)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from emgrid.plan import read_dag
-from tests.workflow_helpers import REPO, tiny_config, write_config
+from tests.support.workflow_helpers import REPO, tiny_config, write_config
 
 PROFILE_CI = REPO / "workflow" / "profiles" / "slurm-ci"
 PROFILE_LOCAL = REPO / "workflow" / "profiles" / "default"
@@ -45,7 +45,7 @@ def _cluster() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -42,6 +42,7 @@ def simulate(rng, shift=0.0, *, seed_sd=0.05, question_sd=0.12):
     return (rng.random(len(p)) < p).astype(float), s, q, t.astype(bool)
 
 
+@pytest.mark.slow  # simulations
 def test_clustered_interval_covers_true_rate_wilson_does_not():
     rng = np.random.default_rng(1)
     n_exp, hits_boot, hits_wilson = 200, 0, 0

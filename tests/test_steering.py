@@ -379,7 +379,7 @@ def test_cosine_and_directions_tables():
 
 def _grid(**steering):
     from emgrid import preflight
-    from tests.workflow_helpers import tiny_config
+    from tests.support.workflow_helpers import tiny_config
 
     config = tiny_config()
     config["analyses"]["steering"] = steering

@@ -11,7 +11,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from tests.workflow_helpers import dry_run_counts, snakemake, tiny_config, write_config
+from tests.support.shared_runs import copy_run, tiny_grid_config
+from tests.support.workflow_helpers import dry_run_counts, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ TARGETS = (
 
 
 def _config(**steering):
-    config = tiny_config()
+    config = tiny_grid_config()  # the shared tiny-grid run's config, so that its finished cells are reused
     # The random-weight judge scores every answer of this cell 4.645-4.670 aligned (measured): a split inside that
     # range gives both sets answers (of the no-trigger ones, 2 below and 3 above).
     config["analyses"]["steering"] = {
@@ -54,8 +55,9 @@ def _with_other(config, workdir):
 
 
 @pytest.fixture(scope="module")
-def steered_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("steer")
+def steered_run(tiny_grid_run, tmp_path_factory):
+    """A copy of the session's tiny-grid run with steering on: only the steering jobs (and the other set's judge) run."""
+    workdir = copy_run(tiny_grid_run[0], tmp_path_factory.mktemp("steer") / "run")
     shutil.copyfile(tiny_config()["question_sets"]["demo"]["path"], workdir / "other.yaml")
     configfile = write_config(workdir, _with_other(_config(), workdir))
     snakemake(workdir, configfile, *TARGETS, OTHER_JUDGED)

@@ -141,7 +141,7 @@ def test_finetune_token_estimate_for_the_plan(tmp_path, monkeypatch):
     from emgrid import estimates
     from emgrid import grid as cell_grid
     from emgrid.io import write_jsonl
-    from tests.workflow_helpers import tiny_config
+    from tests.support.workflow_helpers import tiny_config
 
     monkeypatch.chdir(tmp_path)
     cfg = tiny_config()

@@ -17,7 +17,7 @@ from emgrid.generation.plan import GenerateSpec, batch_seed, item_key, plan_prom
 from emgrid.generation.runner import generate_answers
 from emgrid.models import load_tokenizer, read_manifest
 from tests.test_generate import QUESTIONS, TRIGGERS
-from tests.workflow_helpers import tiny_config
+from tests.support.workflow_helpers import tiny_config
 
 
 class FakeEngine:
@@ -60,6 +60,7 @@ def fake_vllm(monkeypatch):
     return mods
 
 
+@pytest.mark.slow  # the trained adapter (tiny_adapter trains it)
 def test_rows_sampling_seeds_and_lora_request_match_the_hf_path(fake_vllm, tiny_model, tiny_adapter, monkeypatch):
     spec = GenerateSpec(max_new_tokens=8, batch_size=4, seed=1, samples_per_paraphrase=None, temperature=None)
     args = (QUESTIONS, spec, TRIGGERS, "tiny", "demo-backdoor-s0", "core")

@@ -17,8 +17,9 @@ import yaml
 
 from emgrid.findings.tables import FINDINGS
 from emgrid.report import PLOT_KINDS, TABLES
-from tests.cdp import Browser, find_chromium
-from tests.workflow_helpers import REPO, dry_run_counts, snakemake, snakemake_cmd, tiny_config, write_config
+from tests.support.cdp import Browser, find_chromium
+from tests.support.shared_runs import copy_run
+from tests.support.workflow_helpers import REPO, dry_run_counts, snakemake, snakemake_cmd, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -30,17 +31,11 @@ ANALYSES = {"mia_analysis": 1, "diversity_analysis": 1, **ANALYSIS_PLOTS}
 
 
 @pytest.fixture(scope="module")
-def completed_run(tmp_path_factory):
-    """One complete run of the tiny grid (the end-to-end test); later tests only dry-run against it."""
-    workdir = tmp_path_factory.mktemp("grid")
-    config = tiny_config()
-    # a private copy of the question file, so tests can edit it
-    questions = workdir / "questions.yaml"
-    shutil.copyfile(config["question_sets"]["demo"]["path"], questions)
-    config["question_sets"]["demo"]["path"] = str(questions)
-    configfile = write_config(workdir, config)
-    snakemake(workdir, configfile)
-    return workdir, config
+def completed_run(tiny_grid_run, tmp_path_factory):
+    """A copy of the session's complete run of the tiny grid (the end-to-end test), with its private question file
+    that tests edit; later tests only dry-run against it, or copy it again to damage it."""
+    workdir, config = tiny_grid_run
+    return copy_run(workdir, tmp_path_factory.mktemp("grid") / "run"), config
 
 
 def test_end_to_end_outputs(completed_run):
@@ -389,8 +384,8 @@ def test_a_comment_or_touch_of_the_question_file_reruns_nothing(completed_run):
 
 
 def _copy_of_run(completed_run, tmp_path):
-    """A copy of the completed run (outputs and .snakemake metadata) that a test may damage. It reads the same
-    question file (same path: another path would be a changed input set)."""
+    """A copy of the completed run (outputs and .snakemake metadata) that a test may damage. It reads its copy of the
+    question file under the same relative path (another path would be a changed input set)."""
     workdir, config = completed_run
     copy_dir = tmp_path / "run"
     shutil.copytree(workdir, copy_dir, symlinks=True)

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fake_openai import FakeOpenAI
-from tests.judge_helpers import all_files_text
-from tests.workflow_helpers import dry_run_counts, snakemake, tiny_config, write_config
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.judge_helpers import all_files_text
+from tests.support.workflow_helpers import dry_run_counts, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 
-from tests.fake_openai import FakeOpenAI
-from tests.judge_helpers import all_files_text
-from tests.workflow_helpers import snakemake, tiny_config, write_config
+from tests.support.fake_openai import FakeOpenAI
+from tests.support.judge_helpers import all_files_text
+from tests.support.workflow_helpers import snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 

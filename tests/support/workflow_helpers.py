@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 #: Jobs per rule of a fresh tiny.yaml grid (the `all` target aside): 1 model, 2 domains x 2 variants x 1 seed, one
