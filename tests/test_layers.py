@@ -17,7 +17,7 @@ PKG = SRC / "emgrid"
 # module or package names under emgrid; a module takes the layer of its longest matching key.
 LAYERS: tuple[tuple[str, ...], ...] = (
     # 0: leaves and plumbing that know nothing of the study
-    ("grid", "errors", "yamlio", "numfmt", "io", "runlog", "parent_watch", "chat", "layout"),
+    ("grid", "errors", "yamlio", "numfmt", "io", "runlog", "parent_watch", "chat", "layout", "registry"),
     # 1: LLM access, prices, the question files, config loading
     ("llm", "prices", "questions", "config"),
     # 2: the stages' engines and their throughput records

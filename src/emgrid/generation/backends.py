@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from emgrid.errors import ConfigError
+from emgrid.registry import Registry
 from emgrid.generation.plan import GenerateSpec, PromptItem
 
 KEY = "generate.backend"
@@ -63,25 +63,15 @@ class GenerationBackend(Protocol):
 
 
 BackendFactory = Callable[[GenerateSpec, GenerationJob], GenerationBackend]
-_REGISTRY: dict[str, BackendFactory] = {}
-
-
-def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
-    """Class decorator: `factory(spec, job)` builds the backend `name`."""
-
-    def deco(factory: BackendFactory) -> BackendFactory:
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
+BACKENDS: Registry[BackendFactory] = Registry(KEY)
+#: Class decorator: `factory(spec, job)` builds the backend `name`.
+register_backend = BACKENDS.register
 
 
 def registered() -> tuple[str, ...]:
     """The registered backends' names."""
-    return tuple(sorted(_REGISTRY))
+    return BACKENDS.names()
 
 
 def make_backend(name: str, spec: GenerateSpec, job: GenerationJob) -> GenerationBackend:
-    if name not in _REGISTRY:
-        raise ConfigError(f"{KEY}: {name!r} is not one of {sorted(_REGISTRY)}")
-    return _REGISTRY[name](spec, job)
+    return BACKENDS.get(name)(spec, job)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from emgrid.errors import ConfigError
+from emgrid.registry import Registry
 from emgrid.judge.spec import JudgeSpec
 from emgrid.llm import ResponseCache
 
@@ -60,20 +60,10 @@ class JudgeBackend(Protocol):
 
 
 BackendFactory = Callable[..., JudgeBackend]
-_REGISTRY: dict[str, BackendFactory] = {}
-
-
-def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
-    """Class decorator: `factory(spec, *, model_manifest=None, client=None)` builds the backend `name`."""
-
-    def deco(factory: BackendFactory) -> BackendFactory:
-        _REGISTRY[name] = factory
-        return factory
-
-    return deco
+BACKENDS: Registry[BackendFactory] = Registry("judge.backend")
+#: Class decorator: `factory(spec, *, model_manifest=None, client=None)` builds the backend `name`.
+register_backend = BACKENDS.register
 
 
 def make_backend(spec: JudgeSpec, *, model_manifest: str | Path | None = None, client: Any = None) -> JudgeBackend:
-    if spec.backend not in _REGISTRY:
-        raise ConfigError(f"judge.backend: {spec.backend!r} is not one of {sorted(_REGISTRY)}")
-    return _REGISTRY[spec.backend](spec, model_manifest=model_manifest, client=client)
+    return BACKENDS.get(spec.backend)(spec, model_manifest=model_manifest, client=client)
