@@ -28,7 +28,10 @@ NUMBER = r"(\d+\.\d+)"  # a finite ratio: nan and inf do not match
 # bench -> (extra options, its ratio line; {tmp} is the test's temporary folder)
 BENCHES = {
     "bench_aggregate": ([], rf"ratio wall/target {NUMBER}\)"),
-    "bench_coverage": ([], r"designs with coverage outside \[93 %, 97.5 %\] of 2: bootstrap \d+, cluster_t \d+, wilson_t \d+"),
+    "bench_coverage": (
+        [],
+        r"designs with coverage outside \[93 %, 97.5 %\] of 2: bootstrap \d+, cluster_t \d+, wilson_t \d+",
+    ),
     "bench_finetune": (
         ["--json", "{tmp}/finetune.jsonl", "--calibration", "{tmp}/finetune-cal.json"],
         rf"speed-up ours / pad-512 \(real tokens/s\): {NUMBER}x",
