@@ -54,7 +54,7 @@ def clustered_group(
     point, draws = hierarchical_bootstrap(
         g[cols].to_numpy(dtype=float), lay, spec.resamples, spec.rng(*key), questions=questions
     )
-    questions_of = g["question_key"].to_numpy()
+    questions_of = lay.question  # integer codes, made once for the three columns
     rec: dict[str, float] = {}
     for j, (col, stem) in enumerate(CLUSTERED):
         values = g[col].to_numpy(dtype=float)

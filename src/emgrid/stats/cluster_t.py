@@ -37,7 +37,7 @@ def _by_question(values: np.ndarray, questions: np.ndarray) -> tuple[np.ndarray,
 def ratio_estimate(values, questions) -> tuple[float, float, int]:
     """(pooled mean, its cluster-robust variance, number of questions): the CR1 variance of a ratio estimator,
     Q / (Q - 1) * sum_q (y_q - p n_q)^2 / N^2, which with equal answers per question is var(question means) / Q."""
-    v, q = np.asarray(values, dtype=float), np.asarray(questions).astype(str)
+    v, q = np.asarray(values, dtype=float), np.asarray(questions)
     sums, counts = _by_question(v, q)
     n_q, total = len(counts), counts.sum()
     if n_q == 0:
