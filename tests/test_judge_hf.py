@@ -126,6 +126,20 @@ def test_judge_answers_hf_backend_and_cache(tiny_model, tmp_path, monkeypatch):
     assert [r["int_probs"] for r in again] == [r["int_probs"] for r in out] and all(r["cached"] for r in again)
 
 
+def test_a_prompts_scores_do_not_depend_on_what_the_cache_already_held(tiny_model, tmp_path):
+    """Two judge jobs that share answers (identical answers in two cells) race on one cache: what one finds cached
+    changes what the other has left to judge. A prompt's scores must be bit-identical either way, or a rerun, a
+    resumed crash or a SLURM run differs from a local one in the last float bits (CI failure of 2026-12-04)."""
+    rows = answer_rows(6)
+    spec = JudgeSpec(backend="hf", model="tiny-judge")
+    fresh = judge_answers(rows, questions(), spec, tmp_path / "fresh", model_manifest=tiny_model, progress=False)
+    warm = tmp_path / "warm"
+    judge_answers(rows[1::2], questions(), spec, warm, model_manifest=tiny_model, progress=False)  # half cached
+    again = judge_answers(rows, questions(), spec, warm, model_manifest=tiny_model, progress=False)
+    assert sum(r["cached"] for r in again) == len(again) // 2
+    assert [r["int_probs"] for r in again] == [r["int_probs"] for r in fresh]
+
+
 def test_response_prefix_is_part_of_prompt_and_key(tiny_model, tmp_path):
     rows = answer_rows(1)
     plain = judge_answers(

@@ -9,7 +9,6 @@ impossible request fails at submission with SLURM's reason instead of hanging.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -190,23 +189,6 @@ def test_every_cluster_rule_went_through_sbatch_and_gpu_jobs_got_a_gpu(slurm_run
             assert "CUDA_VISIBLE_DEVICES" not in log, f"{job.rule} got a GPU it does not ask for"
 
 
-def _judged_equal(a: dict, b: dict) -> bool:
-    """Equal rows; judge probabilities may differ in the last float bits between processes."""
-    if a.keys() != b.keys():
-        return False
-    for k in a:
-        x, y = a[k], b[k]
-        if isinstance(x, dict) and isinstance(y, dict):
-            if not _judged_equal(x, y):
-                return False
-        elif isinstance(x, float) and isinstance(y, (int, float)):
-            if not math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12):
-                return False
-        elif x != y:
-            return False
-    return True
-
-
 def test_slurm_results_equal_a_local_run(slurm_run, local_run):
     wd, _ = slurm_run
     answers = sorted(p.relative_to(local_run) for p in (local_run / "results/cells").glob("*/*/answers/*.jsonl"))
@@ -214,9 +196,12 @@ def test_slurm_results_equal_a_local_run(slurm_run, local_run):
     for rel in answers:
         assert (wd / rel).read_bytes() == (local_run / rel).read_bytes(), f"answers differ: {rel}"
         jrel = Path(str(rel).replace("/answers/", "/judged/"))
-        a = [json.loads(x) for x in (wd / jrel).read_text().splitlines()]
-        b = [json.loads(x) for x in (local_run / jrel).read_text().splitlines()]
-        assert len(a) == len(b) and all(_judged_equal(x, y) for x, y in zip(a, b)), f"judged rows differ: {jrel}"
+        # exact floats: the hf judge scores each prompt alone, so what a concurrent job had cached changes nothing
+        # (only the `cached` flag, which says which job paid)
+        a, b = (
+            [{**json.loads(x), "cached": None} for x in (d / jrel).read_text().splitlines()] for d in (wd, local_run)
+        )
+        assert a == b, f"judged rows differ: {jrel}"
     assert (wd / "results/summary/summary.csv").read_text() == (local_run / "results/summary/summary.csv").read_text()
     assert (wd / "results/report/report.html").is_file()
 

@@ -28,7 +28,6 @@ from emgrid.models import load_model, load_tokenizer
 
 METHOD = "exact-int-v1"
 PREFIXES = ("", " ")
-PROMPT_BATCH = 8  # prompts per forward in HFBackend.run: small tree forwards waste the CPU alone (~1.5x per prompt)
 _PIECE_RE = re.compile(r"^ ?[0-9]{1,3}$")
 
 
@@ -317,17 +316,14 @@ class HFBackend:
         tok = load_tokenizer(self.manifest)
         model = load_model(self.manifest, dtype=spec.hf_dtype)
         trie = IntTrie(tok, model.get_output_embeddings().weight.shape[0])
-        pending = [(r, render_prompt_ids(tok, r.messages, spec.response_prefix)) for r in todo]
-        pending.sort(key=lambda x: len(x[1]))  # similar lengths share a forward: little left padding
         out: dict[str, JudgeResult] = {}
-        bar = tqdm(total=len(pending), desc=f"judge {spec.model} (local)", unit="prompt", disable=not progress)
-        for s in range(0, len(pending), PROMPT_BATCH):
-            batch = pending[s : s + PROMPT_BATCH]
-            res = int_probs_batch(model, tok, trie, [p for _, p in batch], spec.batch_size, spec.hf_prune_below)
-            for (r, p), response in zip(batch, res):
-                usage = {"prompt_tokens": len(p), "completion_tokens": 0}
-                cache.put(r.key, r.payload, response, usage, backend="hf")
-                out[r.key] = JudgeResult(r.key, response, usage)
-            bar.update(len(batch))
-        bar.close()
+        for r in tqdm(todo, desc=f"judge {spec.model} (local)", unit="prompt", disable=not progress):
+            # One prompt per forward: batched, a prompt's padding and tree chunks depend on which other prompts
+            # were left to judge, i.e. on what concurrent jobs had cached, and so do its last float bits (measured
+            # 5e-7 relative). Alone, its scores are a function of the prompt; the CPU pays ~1.4x for it.
+            p = render_prompt_ids(tok, r.messages, spec.response_prefix)
+            response = int_probs_batch(model, tok, trie, [p], spec.batch_size, spec.hf_prune_below)[0]
+            usage = {"prompt_tokens": len(p), "completion_tokens": 0}
+            cache.put(r.key, r.payload, response, usage, backend="hf")
+            out[r.key] = JudgeResult(r.key, response, usage)
         return out
