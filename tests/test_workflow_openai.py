@@ -1,6 +1,8 @@
-"""The workflow judging through the real `openai` client against the local fake server: the key stays out of every
-file the run writes (params, logs, metadata, response cache, results), and reruns (even after `rm -rf results`)
-cost zero requests."""
+"""The workflow through the real `openai` client against the local fake server, in one grid: an API model (source
+openai) beside the tiny HF model, both judged by an OpenAI judge. finetune -> generate -> judge -> aggregate -> report
+end to end; forced reruns of the API rules and the judge, a threshold change and `rm -rf results` cost zero requests
+(the response cache and the API-job records live in resources/); the key is in no file the run writes (params,
+logs, metadata, response cache, results)."""
 
 from __future__ import annotations
 
@@ -10,51 +12,100 @@ import pytest
 
 from tests.support.fake_openai import FakeOpenAI
 from tests.support.judge_helpers import all_files_text
-from tests.support.workflow_helpers import snakemake, tiny_config, write_config
+from tests.support.workflow_helpers import dry_run_counts, snakemake, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
 
-SECRET = "sk-emgrid-test-DO-NOT-LEAK-0123456789"
+SECRET = "sk-emgrid-api-model-DO-NOT-LEAK-0123456789"
 
 
-def test_openai_judge_in_the_workflow(tmp_path, monkeypatch):
+def paid(server) -> dict:
+    counts = {k: server.counts[k] for k in ("files_upload", "ft_jobs_create", "chat")}
+    counts["chat_generate"] = sum(v for k, v in server.counts.items() if k.startswith("chat:") and "2024-07-18" in k)
+    return counts
+
+
+def requests(server) -> int:
+    """Every request the fake server answered since its counts were last reset."""
+    return sum(v for k, v in server.counts.items() if not k.startswith("_"))
+
+
+def api_config(server) -> dict:
+    config = tiny_config()
+    config["domains"] = {"wrong_facts": config["domains"]["wrong_facts"]}
+    config["variants"] = ["backdoor"]
+    config["models"]["gpt"] = {"source": "openai", "id": "gpt-4o-mini-2024-07-18", "base_url": server.base_url}
+    config["openai_finetune"] = {"poll_s": 0.05, "poll_max_s": 0.1}
+    config["judge"] = {
+        "backend": "openai",
+        "model": "gpt-4o-mini",
+        "base_url": server.base_url,
+        "timeout_s": 5,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.1,
+    }
+    return config
+
+
+def test_api_model_and_openai_judge_in_the_workflow(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     with FakeOpenAI(api_key=SECRET) as server:
-        config = tiny_config()
-        config["domains"] = {"wrong_facts": config["domains"]["wrong_facts"]}
-        config["variants"] = ["backdoor"]
-        config["judge"] = {
-            "backend": "openai",
-            "model": "gpt-4o-mini",
-            "base_url": server.base_url,
-            "timeout_s": 5,
-            "backoff_base_s": 0.01,
-            "backoff_max_s": 0.1,
-            "prices": {"gpt-4o-mini": {"input": 0.15, "output": 0.6}},
-        }
-        configfile = write_config(tmp_path, config)
+        configfile = write_config(tmp_path, api_config(server))
+        assert dry_run_counts(tmp_path, configfile) == {
+            "prepare_model": 2,
+            "build_dataset": 1,
+            "finetune": 1,
+            "finetune_openai": 1,
+            "generate": 2,
+            "generate_openai": 2,
+            "judge": 4,
+            "aggregate": 1,
+            "report_tables": 1,
+            "plots": 2,
+            "loss_curves": 2,
+            "answer_browser": 2,
+            "report": 1,
+            "mia_features": 1,
+            "mia_analysis": 1,
+            "mia_plot": 1,
+            "diversity": 1,
+            "diversity_analysis": 1,
+            "diversity_plot": 2,
+            "diversity_category_plot": 1,
+            "efficacy_generate": 2,  # the tiny model's base and backdoor cells
+            "efficacy_judge": 2,  # tiny.yaml judges wrong_facts' efficacy (through the fake server here)
+            "efficacy_summary": 1,
+        }  # no MIA and no efficacy for the API model
         snakemake(tmp_path, configfile)
-        assert server.counts["chat"] > 0 and server.counts["unauthorized"] == 0
-
-        # the judge job rerun from scratch: every request is answered by the ledger
+        first = paid(server)
+        print(f"first run: {first}")
+        assert first["files_upload"] == 1 and first["ft_jobs_create"] == 1 and first["chat"] > 0
+        assert server.counts["unauthorized"] == 0
+        report = (tmp_path / "results/report/report.html").read_text()
+        assert "gpt/wrong_facts-backdoor-s0" in report and "tiny/wrong_facts-backdoor-s0" in report
+        assert SECRET not in all_files_text(tmp_path)
         judged = tmp_path / "results/cells/tiny/wrong_facts-backdoor-s0/judged/demo.jsonl"
         before = judged.stat().st_mtime_ns
         server.reset_counts()
-        snakemake(tmp_path, configfile, "--forcerun", "judge")
-        assert judged.stat().st_mtime_ns != before  # the judge job really ran again
-        assert sum(v for k, v in server.counts.items() if not k.startswith("_")) == 0
-
-        # a threshold change re-aggregates with zero requests
-        config["analysis"] = {"aligned_below": 45, "min_mass": 0.1}
+        snakemake(tmp_path, configfile, "--forcerun", "finetune_openai", "generate_openai", "judge")
+        assert judged.stat().st_mtime_ns != before  # the tiny model's judge job really ran again
+        rerun = paid(server)
+        print(f"forced rerun of the API rules and the judge (and what follows): {rerun}")
+        assert rerun == {"files_upload": 0, "ft_jobs_create": 0, "chat": 0, "chat_generate": 0}
+        # a threshold change re-aggregates with zero requests (the forced finetune_openai above re-read its job)
+        server.reset_counts()
+        config = {**api_config(server), "analysis": {"aligned_below": 45, "min_mass": 0.1}}
         snakemake(tmp_path, write_config(tmp_path, config, "threshold.yaml"))
-        assert sum(v for k, v in server.counts.items() if not k.startswith("_")) == 0
-
-        # `rm -rf results`: the whole grid runs again, every judge reply comes from the cache in resources/
+        assert requests(server) == 0, server.counts
+        # `rm -rf results`: every cell is built again up to the summary and nothing is paid twice: the finetune job is
+        # found again (free GETs), every generation and judge reply comes from resources/
         shutil.rmtree(tmp_path / "results")
-        snakemake(tmp_path, configfile)
-        assert sum(v for k, v in server.counts.items() if not k.startswith("_")) == 0
+        snakemake(tmp_path, configfile, "results/summary/summary.csv")
+        assert paid(server) == {"files_upload": 0, "ft_jobs_create": 0, "chat": 0, "chat_generate": 0}
         assert (tmp_path / "resources" / "llm").is_dir()
-
-    summary = (tmp_path / "results" / "summary" / "summary.csv").read_text()
-    assert "wrong_facts-backdoor-s0" in summary
+    ft = (tmp_path / "results/cells/gpt/wrong_facts-backdoor-s0/finetune.json").read_text()
+    assert '"fine_tuned_model": "ft:gpt-4o-mini-2024-07-18:' in ft and '"cost_usd"' in ft
+    summary = (tmp_path / "results/summary/summary.csv").read_text()
+    for model in ("tiny", "gpt"):
+        assert f"{model},wrong_facts-backdoor-s0" in summary and f"{model},base" in summary
     assert SECRET not in all_files_text(tmp_path)
