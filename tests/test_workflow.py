@@ -510,21 +510,24 @@ def test_moving_the_cache_reruns_nothing(completed_run):
 
 def test_rm_results_rebuilds_no_model_and_judges_from_the_cache(completed_run, tmp_path):
     """`rm -rf results` then a rerun: every model comes from <cache_dir>/models and every judge reply from the
-    response cache in <cache_dir>/llm, so the (hf) judge runs no forward and no model is built or converted."""
+    response cache in <cache_dir>/llm, so the (hf) judge runs no forward and no model is built or converted. Rebuilt
+    up to the judged answers of the base cell and one finetuned cell (one finetune, not the grid's four: the rest of
+    the grid goes the same way)."""
     workdir, config = completed_run
     copy_dir = tmp_path / "grid"
     shutil.copytree(workdir, copy_dir, symlinks=True)
     weights = sorted((copy_dir / "resources" / "models").rglob("model.safetensors"))
     assert len(weights) == 1 and not list((copy_dir / "results" / "models").rglob("*.safetensors"))
     mtimes = [p.stat().st_mtime_ns for p in weights]
-    judged = sorted((copy_dir / "results" / "cells").rglob("judged/*.jsonl"))
+    judged = sorted((copy_dir / "results" / "cells").rglob("judged/*.jsonl"))[:2]
+    assert [p.parent.parent.name for p in judged] == ["base", "wrong_arithmetic-backdoor-s0"]
     before = {p.relative_to(copy_dir): [json.loads(line) for line in p.open()] for p in judged}
     shutil.rmtree(copy_dir / "results")
-    snakemake(copy_dir, write_config(copy_dir, config, "again.yaml"))
+    snakemake(copy_dir, write_config(copy_dir, config, "again.yaml"), *map(str, before))
     assert [p.stat().st_mtime_ns for p in weights] == mtimes
     assert "reused" in (copy_dir / "results" / "logs" / "prepare_model" / "tiny.log").read_text()
     judge_logs = sorted((copy_dir / "results" / "logs" / "judge").rglob("*.log"))
-    assert len(judge_logs) == 5
+    assert len(judge_logs) == 2
     for log in judge_logs:
         assert " 0 sent" in log.read_text(), log.read_text()[-2000:]
     strip = lambda rows: [{k: v for k, v in r.items() if k != "cached"} for r in rows]  # noqa: E731
