@@ -67,7 +67,7 @@ demo: install
 # Not loadgroup: with pytest 9.2, xdist 3.8's xdist_group marks no longer reach its scheduler (they rename the node
 # id through an attribute pytest no longer reads). TEST_WORKERS=0 runs the tests in one process.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: install
 	$(PYTEST)
