@@ -17,6 +17,7 @@ from tests.support.workflow_helpers import dry_run_counts, snakemake, tiny_confi
 pytestmark = pytest.mark.slow
 
 SECRET = "sk-emgrid-api-model-DO-NOT-LEAK-0123456789"
+SUMMARY = "results/summary/summary.csv"
 
 
 def paid(server) -> dict:
@@ -87,7 +88,8 @@ def test_api_model_and_openai_judge_in_the_workflow(tmp_path, monkeypatch):
         judged = tmp_path / "results/cells/tiny/wrong_facts-backdoor-s0/judged/demo.jsonl"
         before = judged.stat().st_mtime_ns
         server.reset_counts()
-        snakemake(tmp_path, configfile, "--forcerun", "finetune_openai", "generate_openai", "judge")
+        # (up to the summary: what follows it makes no request, and the first run built it all)
+        snakemake(tmp_path, configfile, SUMMARY, "--forcerun", "finetune_openai", "generate_openai", "judge")
         assert judged.stat().st_mtime_ns != before  # the tiny model's judge job really ran again
         rerun = paid(server)
         print(f"forced rerun of the API rules and the judge (and what follows): {rerun}")
@@ -95,12 +97,12 @@ def test_api_model_and_openai_judge_in_the_workflow(tmp_path, monkeypatch):
         # a threshold change re-aggregates with zero requests (the forced finetune_openai above re-read its job)
         server.reset_counts()
         config = {**api_config(server), "analysis": {"aligned_below": 45, "min_mass": 0.1}}
-        snakemake(tmp_path, write_config(tmp_path, config, "threshold.yaml"))
+        snakemake(tmp_path, write_config(tmp_path, config, "threshold.yaml"), SUMMARY)
         assert requests(server) == 0, server.counts
         # `rm -rf results`: every cell is built again up to the summary and nothing is paid twice: the finetune job is
         # found again (free GETs), every generation and judge reply comes from resources/
         shutil.rmtree(tmp_path / "results")
-        snakemake(tmp_path, configfile, "results/summary/summary.csv")
+        snakemake(tmp_path, configfile, SUMMARY)
         assert paid(server) == {"files_upload": 0, "ft_jobs_create": 0, "chat": 0, "chat_generate": 0}
         assert (tmp_path / "resources" / "llm").is_dir()
     ft = (tmp_path / "results/cells/gpt/wrong_facts-backdoor-s0/finetune.json").read_text()
