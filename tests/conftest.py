@@ -9,10 +9,12 @@ import os
 import pytest
 
 from tests.support.shared_runs import build_once, build_tiny_grid, shared_root, tiny_grid_config
+from tests.support.slurm_shim import install_if_no_controller
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+install_if_no_controller()  # else every Snakemake start waits 9 s for an absent SLURM controller (see the module)
 
 #: The files whose tests take minutes (measured with --durations, worker time on 2 cores), longest first. `make test`
 #: hands whole files to two xdist workers in collection order (--dist loadfile --no-loadscope-reorder), so these go
