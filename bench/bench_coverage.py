@@ -1,7 +1,8 @@
-"""Coverage of a cell's misalignment-rate interval across the designs users run, by simulation, methods side by side.
+"""Coverage of a cell's primary intervals across the designs users run, by simulation, methods side by side.
 
-    .venv/bin/python bench/bench_coverage.py                      # the whole design grid, 1,000 experiments each
+    .venv/bin/python bench/bench_coverage.py                      # rates: the whole design grid, 1,000 experiments
     .venv/bin/python bench/bench_coverage.py --experiments 300 --methods bootstrap wilson_t
+    .venv/bin/python bench/bench_coverage.py --statistic mean     # mean alignment on the same grid
     .venv/bin/python bench/bench_coverage.py --smoke              # two designs, 20 experiments: the code path
 
 Estimand: the cell's rate on the population of evaluation questions for the model(s) trained (seeds as trained:
@@ -12,14 +13,21 @@ Design grid (issue 21): seeds {1, 3} x questions {8, 20, 44} x answers per quest
 {0.3, 1.0} x rate {2 %, 10 %, 50 %}. Target: every design's coverage of the 95 % interval in [93 %, 97.5 %] (with
 1,000 experiments the Monte Carlo standard error is 0.7 points).
 
-Methods:
+Methods (rates):
 - bootstrap: emgrid's clustered interval before issue 21 (hierarchical percentile bootstrap over seeds, questions,
   answers; Wilson on the clusters at 0 or 1), 400 resamples here.
-- cluster_t: emgrid's primary interval now (`emgrid.stats.cluster_t.rate_interval`: logit scale, cluster-robust
-  variance over questions, t with Q - 1 df; `emgrid.findings.clustered.boundary_rate_interval` where it is not
-  defined), called on each simulated cell exactly as the aggregate calls it.
+- logit_t: emgrid's primary interval on 2026-12-04 (symmetric on the logit scale, cluster-robust variance over
+  questions, t with Q - 1 df), re-implemented here for the comparison.
+- quasi_score: emgrid's primary interval now (`emgrid.stats.cluster_t.rate_interval`: the quasi-score interval whose
+  variance has a within-question binomial part and a between-question part, t with Q - 1 df;
+  `emgrid.findings.clustered.boundary_rate_interval` where it is not defined), called on each simulated cell exactly
+  as the aggregate calls it.
 - wilson_t: Wilson's interval on the design-effect-adjusted n (p(1-p) / cluster-robust variance of the question means)
-  with the t quantile of Q - 1 degrees of freedom.
+  with the t quantile of Q - 1 degrees of freedom (the quasi-score interval with all of the variance taken as within).
+
+Mean alignment (`--statistic mean`): on the same grid each answer is misaligned as above and scores
+N(15, 10) if misaligned, else N(88, 8), clipped to 0-100; the estimand is the mean score over the question population
+(the model(s) as trained). Method: `emgrid.stats.cluster_t.mean_interval` (cluster-robust t over questions).
 """
 
 from __future__ import annotations
@@ -30,11 +38,12 @@ import time
 
 import numpy as np
 from scipy.special import expit
-from scipy.stats import t as tdist
+from scipy.special import logit
+from scipy.stats import norm, t as tdist
 
 from emgrid.findings.clustered import boundary_rate_interval
 from emgrid.stats import hierarchical_bootstrap, layout, percentile_interval, wilson_interval
-from emgrid.stats.cluster_t import rate_interval
+from emgrid.stats.cluster_t import mean_interval, rate_interval
 
 GH_X, GH_W = np.polynomial.hermite_e.hermegauss(60)
 GH_W = GH_W / GH_W.sum()
@@ -70,13 +79,47 @@ def wilson_t(y: np.ndarray) -> tuple[float, float]:
     return wilson_interval(p * _n_eff(p, var, n), _n_eff(p, var, n), z=float(tdist.ppf(0.975, q - 1)))
 
 
-def cluster_t(y: np.ndarray) -> tuple[float, float]:
-    """emgrid's primary interval, as `emgrid.findings.clustered.clustered_group` computes it."""
+def _questions(y: np.ndarray) -> np.ndarray:
     s, q, a = y.shape
-    lo, hi = rate_interval(y.ravel(), np.tile(np.repeat(np.arange(q), a), s))
+    return np.tile(np.repeat(np.arange(q), a), s)
+
+
+def quasi_score(y: np.ndarray) -> tuple[float, float]:
+    """emgrid's primary interval, as `emgrid.findings.clustered.clustered_group` computes it."""
+    lo, hi = rate_interval(y.ravel(), _questions(y))
     if not np.isfinite(lo):
-        return boundary_rate_interval(float(y.mean()), s * q, 0.95)
+        return boundary_rate_interval(float(y.mean()), y.shape[0] * y.shape[1], 0.95)
     return lo, hi
+
+
+def logit_t(y: np.ndarray) -> tuple[float, float]:
+    """The primary interval of 2026-12-04: symmetric on the logit scale, t with Q - 1 df (same boundary rule)."""
+    p, var, q, _ = _question_stats(y)
+    if not (0 < p < 1 and var > 0):
+        return boundary_rate_interval(p, y.shape[0] * q, 0.95)
+    half = float(tdist.ppf(0.975, q - 1)) * np.sqrt(var) / (p * (1 - p))
+    return float(expit(logit(p) - half)), float(expit(logit(p) + half))
+
+
+ALIGNED, MISALIGNED = (88.0, 8.0), (15.0, 10.0)  # score distributions (mean, sd) before clipping to 0-100
+
+
+def clipped_mean(mean: float, sd: float) -> float:
+    """E[clip(X, 0, 100)], X ~ N(mean, sd^2)."""
+    a, b = (0 - mean) / sd, (100 - mean) / sd
+    inside = mean * (norm.cdf(b) - norm.cdf(a)) + sd * (norm.pdf(a) - norm.pdf(b))
+    return float(inside + 100 * norm.sf(b))
+
+
+def scores(misaligned: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    (m0, s0), (m1, s1) = ALIGNED, MISALIGNED
+    z = rng.standard_normal(misaligned.shape)
+    return np.clip(np.where(misaligned == 1, m1 + s1 * z, m0 + s0 * z), 0, 100)
+
+
+def mean_t(y: np.ndarray) -> tuple[float, float]:
+    """emgrid's mean-alignment interval (`emgrid.stats.cluster_t.mean_interval`)."""
+    return mean_interval(y.ravel(), _questions(y))
 
 
 def bootstrap(y: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
@@ -90,13 +133,16 @@ def bootstrap(y: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
     return lo, hi
 
 
-METHODS = {"bootstrap": None, "cluster_t": cluster_t, "wilson_t": wilson_t}
+METHODS = {"bootstrap": None, "logit_t": logit_t, "quasi_score": quasi_score, "wilson_t": wilson_t}
+MEAN_METHODS = {"mean_t": mean_t}
 
 
-def simulate(design: tuple, experiments: int, methods: list[str], rng: np.random.Generator) -> dict:
-    """Coverage and mean width of each method's 95 % interval over `experiments` simulated cells of one design."""
+def simulate(design: tuple, experiments: int, methods: list[str], rng: np.random.Generator, mean: bool = False):
+    """Coverage and mean width of each method's 95 % interval over `experiments` simulated cells of one design
+    (`mean`: the cell's mean alignment instead of its misalignment rate)."""
     seeds, questions, answers, sd, rate = design
     mu = mu_for(rate, sd)
+    m0, m1 = clipped_mean(*ALIGNED), clipped_mean(*MISALIGNED)
     hits = {m: 0 for m in methods}
     width = {m: 0.0 for m in methods}
     for _ in range(experiments):
@@ -105,8 +151,10 @@ def simulate(design: tuple, experiments: int, methods: list[str], rng: np.random
         theta = np.mean([population_rate(mu + vs, sd) for vs in v])
         p = expit(mu + v[:, None] + u[None, :])[:, :, None]
         y = (rng.random((seeds, questions, answers)) < p).astype(float)
+        if mean:
+            y, theta = scores(y, rng), theta * m1 + (1 - theta) * m0
         for m in methods:
-            lo, hi = bootstrap(y, rng) if m == "bootstrap" else METHODS[m](y)
+            lo, hi = bootstrap(y, rng) if m == "bootstrap" else {**METHODS, **MEAN_METHODS}[m](y)
             hits[m] += lo <= theta <= hi
             width[m] += hi - lo
     return {m: (hits[m] / experiments, width[m] / experiments) for m in methods}
@@ -115,10 +163,14 @@ def simulate(design: tuple, experiments: int, methods: list[str], rng: np.random
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--experiments", type=int, default=1000)
-    ap.add_argument("--methods", nargs="+", choices=sorted(METHODS), default=list(METHODS))
+    ap.add_argument("--statistic", choices=("rate", "mean"), default="rate", help="misalignment rate or mean alignment")
+    ap.add_argument(
+        "--methods", nargs="+", choices=sorted({**METHODS, **MEAN_METHODS}), help="default: all of the statistic's"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--smoke", action="store_true", help="two designs, 20 experiments: checks the code path")
     a = ap.parse_args(argv)
+    a.methods = a.methods or list(MEAN_METHODS if a.statistic == "mean" else METHODS)
     designs = list(itertools.product(*GRID.values()))
     if a.smoke:
         designs, a.experiments = [designs[0], designs[-1]], 20
@@ -127,8 +179,8 @@ def main(argv=None) -> int:
     print(f"{'seeds':>5}{'Q':>4}{'A':>4}{'sd':>5}{'rate':>6}" + "".join(f"{m:>22}" for m in a.methods))
     outside = {m: 0 for m in a.methods}
     for d in designs:
-        res = simulate(d, a.experiments, a.methods, rng)
-        cells = "".join(f"{res[m][0]:>12.1%} w {res[m][1]:>6.3f}" for m in a.methods)
+        res = simulate(d, a.experiments, a.methods, rng, mean=a.statistic == "mean")
+        cells = "".join(f"{res[m][0]:>12.1%} w {res[m][1]:>7.3f}" for m in a.methods)
         print(f"{d[0]:>5}{d[1]:>4}{d[2]:>4}{d[3]:>5.1f}{d[4]:>6.0%}{cells}")
         for m in a.methods:
             outside[m] += not 0.93 <= res[m][0] <= 0.975

@@ -10,7 +10,8 @@ import pytest
 from scipy.special import expit
 
 from emgrid.findings.clustered import boundary_rate_interval
-from emgrid.stats.cluster_t import mean_interval, rate_interval, ratio_estimate
+from emgrid.stats import wilson_interval
+from emgrid.stats.cluster_t import mean_interval, rate_interval, ratio_estimate, t_quantile, within_variance
 
 GH_X, GH_W = np.polynomial.hermite_e.hermegauss(60)
 GH_W = GH_W / GH_W.sum()
@@ -33,6 +34,33 @@ def test_unequal_answers_per_question_use_the_ratio_variance_by_hand():
     assert (n_q, p) == (3, pytest.approx(4 / 9))
     resid = np.array([1 - 3 * 4 / 9, 2 - 2 * 4 / 9, 1 - 4 * 4 / 9])
     assert var == pytest.approx(3 / 2 * (resid**2).sum() / 81)
+
+
+def test_the_within_part_is_each_questions_unbiased_binomial_variance():
+    values = np.array([1, 0, 0, 1, 1, np.nan, 0, 0, 0, 1, 1], dtype=float)
+    q = np.array(["a", "a", "a", "b", "b", "b", "c", "c", "c", "c", "d"])
+    # a: 1 of 3, b: 2 of 2, c: 1 of 4, d: one answer (left to the between part); N = 10
+    by_hand = (9 * (1 / 3) * (2 / 3) / 2 + 0 + 16 * (1 / 4) * (3 / 4) / 3) / 100
+    assert within_variance(values, q) == pytest.approx(by_hand)
+
+
+def test_with_no_between_question_spread_the_interval_is_wilsons_on_the_design_effect_adjusted_n():
+    """When the cluster-robust variance is all within-question noise, the quasi-score interval is Wilson's score
+    interval with n = p(1 - p) / variance and the t quantile; a between-question spread lengthens the upper side."""
+    q = np.repeat(np.arange(8), 10)
+    y = np.zeros((8, 10))
+    y[np.arange(8), 0] = 1  # one of 10 on every question: no between spread ...
+    y[0, 1] = 1  # ... but for this one (so the variance is not 0)
+    values = y.ravel()
+    p, var, n_q = ratio_estimate(values, q)
+    lo, hi = rate_interval(values, q)
+    assert within_variance(values, q) >= var  # all of it within: B = 0
+    n_eff = p * (1 - p) / var
+    assert (lo, hi) == pytest.approx(wilson_interval(p * n_eff, n_eff, z=t_quantile(8, 0.95)), rel=1e-9)
+    spread = np.zeros((8, 10))
+    spread[:2, :4] = 1  # the same 8-9 misaligned answers on two questions: a between-question spread
+    lo2, hi2 = rate_interval(spread.ravel(), q)
+    assert lo2 < spread.mean() < hi2 and hi2 - spread.mean() > spread.mean() - lo2  # longer upward
 
 
 def test_boundaries_leave_the_interval_to_the_callers_rule():
@@ -78,10 +106,19 @@ def _rate_coverage(seeds, questions, answers, sd, rate, experiments, rng) -> flo
 
 @pytest.mark.parametrize(
     "design",
-    [(1, 8, 5, 0.3, 0.02), (1, 20, 50, 1.0, 0.5), (3, 44, 10, 0.3, 0.1), (3, 8, 50, 0.3, 0.5), (1, 44, 5, 1.0, 0.02)],
+    [
+        (1, 8, 5, 0.3, 0.02),
+        (1, 20, 50, 1.0, 0.5),
+        (3, 44, 10, 0.3, 0.1),
+        (3, 8, 50, 0.3, 0.5),
+        (1, 44, 5, 1.0, 0.02),
+        (1, 8, 10, 0.3, 0.1),
+        (1, 8, 50, 1.0, 0.02),
+    ],
 )
 def test_rate_interval_covers_the_question_population_rate(design):
-    """Seeds x questions x answers x question sd (logit) x rate; 1,000 experiments: Monte Carlo error 0.7 points."""
+    """Seeds x questions x answers x question sd (logit) x rate; 1,000 experiments: Monte Carlo error 0.7 points.
+    The last two over-covered in the bench with the symmetric logit-scale t interval (98.6 %, 98.4 %)."""
     coverage = _rate_coverage(*design, 1000, np.random.default_rng(sum(design[:3])))
     print(f"\n{design}: coverage {coverage:.1%}")
     assert 0.93 <= coverage <= 0.975

@@ -1,8 +1,8 @@
 """Clustered intervals for summary rows, and the domain ranking with rank intervals.
 
 Wilson intervals (in summary.csv) treat every answer as independent; answers cluster within questions and within
-trained models (seeds). The primary interval of a rate or mean is the cluster-robust t interval over questions of
-`emgrid.stats.cluster_t` (its estimand is stated there and in `describe_interval`); the hierarchical bootstrap of
+trained models (seeds). The primary interval of a rate or mean is the cluster-robust interval over questions with a
+t quantile of `emgrid.stats.cluster_t` (its estimand is stated there and in `describe_interval`); the hierarchical bootstrap of
 `emgrid.stats.bootstrap` supplies the joint draws behind rank intervals and contrasts between domains.
 """
 
@@ -71,7 +71,7 @@ def clustered_group(
 
 
 def boundary_rate_interval(rate: float, n_clusters: int, level: float) -> tuple[float, float]:
-    """Where the logit-scale interval is not defined — a rate of exactly 0 or 1, one question, or no variation
+    """Where the quasi-score interval is not defined — a rate of exactly 0 or 1, one question, or no variation
     between questions — the interval is Wilson's on the number of (seed, question) clusters, the effective sample
     size when answers within a cluster are fully correlated (the design effect is not estimable without any
     variation): 0 of 8 questions x 50 answers reads [0, 32.4 %], never [0, 0]."""
@@ -84,7 +84,8 @@ def describe_interval(level: float = 0.95) -> str:
     """The primary interval in words, for the reports (one definition, beside the code that computes it)."""
     return (
         f"a {level:.0%} cluster-robust t interval over questions (answers to one question pooled over seeds; Q - 1 "
-        "degrees of freedom; rates on the logit scale), for the cell's rate on the population of evaluation "
+        "degrees of freedom; for rates the quasi-score form, whose variance has a within-question binomial part and a "
+        "between-question part that is constant on the logit scale), for the cell's rate on the population of evaluation "
         "questions for the model(s) trained: seed-to-seed variation is not in it, and with one seed it cannot be "
         "measured; at a rate of exactly 0 or 1, Wilson's interval on the number of (seed, question) clusters"
     )

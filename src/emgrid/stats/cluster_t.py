@@ -1,4 +1,4 @@
-"""Cluster-robust t intervals over questions: the primary interval of a cell's rates and mean scores.
+"""Cluster-robust intervals over questions with t quantiles: the primary interval of a cell's rates and mean scores.
 
 Estimand: the cell's rate (or mean score) over the population of evaluation questions, for the trained model(s) at
 hand — the question set is a sample from the questions one could ask, the seeds are the models that were trained.
@@ -7,13 +7,17 @@ new finetunes of a domain needs several seeds and a between-seed analysis.
 
 Every seed answers the same questions, so the question is the sampling unit: the pooled estimate (all scored
 answers of the cell) gets the cluster-robust variance of a ratio estimator with questions as clusters (answers to
-one question pooled over seeds), and the interval uses the t quantile with Q - 1 degrees of freedom. Rates are
-handled on the logit scale (a symmetric interval there keeps the bounds inside [0, 1] and follows the skew of a
-rare outcome); at a rate of exactly 0 or 1 the caller's boundary rule applies (`findings.clustered`).
+one question pooled over seeds), and the interval uses the t quantile with Q - 1 degrees of freedom.
 
-Why not the hierarchical percentile bootstrap that came before: for this estimand it covered 99.5 % (median over
-108 simulated designs) at a nominal 95 %, too wide by about a third, and percentile intervals under-cover with few
-clusters. `bench/bench_coverage.py` measures both, design by design (docs/statistics.md).
+Rates get a quasi-score interval (`rate_interval`): the set of rates theta with (p - theta)^2 <= t^2 V(theta), where
+the variance is split in its two sources and each is carried to theta the way it scales — the answers' binomial
+noise within a question like theta(1 - theta) (Wilson's score interval) and the spread of the questions' own rates
+like [theta(1 - theta)]^2 (a constant spread on the logit scale). Both parts are measured at p: the within part from
+each question's binomial variance, the between part as what the cluster-robust variance leaves. Why: a symmetric
+logit-scale t interval (emgrid's primary interval on 2026-12-04) was too long upward where answers' own noise
+dominates (a rare behaviour with few answers per question: up to 98.6 % coverage) and a raw-scale one too short
+upward where a few questions carry the behaviour; the score form follows each source's skew. `bench/bench_coverage.py`
+measures them side by side, design by design (docs/statistics.md).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import expit, logit
+from scipy.optimize import brentq
 from scipy.stats import t as tdist
 
 
@@ -53,19 +57,53 @@ def t_quantile(n_questions: int, level: float) -> float:
     return float(tdist.ppf((1 + level) / 2, n_questions - 1))
 
 
+def within_variance(values, questions) -> float:
+    """The part of the pooled mean's variance that is the answers' own noise within their question: sum over
+    questions of n_q s_q^2, over N^2, with s_q^2 the question's sample variance (for 0/1 values
+    n_q p_q (1 - p_q) / (n_q - 1): the unbiased binomial variance). A question with one scored answer adds nothing here;
+    its variation is left to the between-question part."""
+    v, q = np.asarray(values, dtype=float), np.asarray(questions)
+    ok = ~np.isnan(v)
+    v, q = v[ok], q[ok]
+    if len(v) == 0:
+        return math.nan
+    codes, inverse = np.unique(q, return_inverse=True)
+    counts = np.bincount(inverse).astype(float)
+    means = np.bincount(inverse, weights=v) / counts
+    squares = np.bincount(inverse, weights=(v - means[inverse]) ** 2)  # (n_q - 1) s_q^2
+    many = counts > 1
+    return float((counts[many] * squares[many] / (counts[many] - 1)).sum() / len(v) ** 2)
+
+
+def quasi_score_interval(p: float, var: float, within: float, n_q: int, level: float) -> tuple[float, float]:
+    """{theta in [0, 1] : (p - theta)^2 <= t^2 (W r + B r^2)}, r = theta(1 - theta) / (p(1 - p)): the within part W
+    of the variance at p scales like a binomial variance, the between part B = var - W like a constant spread on the
+    logit scale; t with Q - 1 degrees of freedom. Needs 0 < p < 1 and var > 0."""
+    within = min(within, var)
+    between = var - within
+    t2 = t_quantile(n_q, level) ** 2
+
+    def outside(theta: float) -> float:  # > 0 outside the interval, < 0 inside (at theta = p: -t^2 var)
+        r = theta * (1 - theta) / (p * (1 - p))
+        return (p - theta) ** 2 - t2 * (within * r + between * r * r)
+
+    return float(brentq(outside, 0.0, p, xtol=1e-12)), float(brentq(outside, p, 1.0, xtol=1e-12))
+
+
 def rate_interval(values, questions, level: float = 0.95) -> tuple[float, float]:
-    """The logit-scale cluster-robust t interval of a rate (values 0/1, NaN = not scored); (nan, nan) when it is not
-    defined (fewer than two questions, a rate of 0 or 1, or no variation between questions): the caller decides."""
+    """The quasi-score interval of a rate (values 0/1, NaN = not scored), from the cluster-robust variance at p and its
+    within-question (binomial) part; (nan, nan) where it is not defined (fewer than two questions, a rate of 0 or 1,
+    or no variation between questions): the caller decides."""
     p, var, n_q = ratio_estimate(values, questions)
     if not (n_q >= 2 and 0 < p < 1 and var > 0):
         return math.nan, math.nan
-    half = t_quantile(n_q, level) * math.sqrt(var) / (p * (1 - p))
-    return float(expit(logit(p) - half)), float(expit(logit(p) + half))
+    return quasi_score_interval(p, var, within_variance(values, questions), n_q, level)
 
 
 def mean_interval(values, questions, level: float = 0.95, bounds: tuple[float, float] = (0.0, 100.0)):
     """The cluster-robust t interval of a mean score, clipped to the score's range; (nan, nan) with fewer than two
-    questions."""
+    questions. Symmetric: where a rare misaligned answer skews the mean (few questions, a strongly skewed question
+    distribution) it covers less than its level (docs/statistics.md gives the designs)."""
     p, var, n_q = ratio_estimate(values, questions)
     if not (n_q >= 2 and np.isfinite(var)):
         return math.nan, math.nan
