@@ -41,7 +41,7 @@ from scipy.special import expit
 from scipy.special import logit
 from scipy.stats import norm, t as tdist
 
-from emgrid.findings.clustered import boundary_rate_interval
+from emgrid.stats.cluster_t import boundary_rate_interval
 from emgrid.stats import hierarchical_bootstrap, layout, percentile_interval, wilson_interval
 from emgrid.stats.cluster_t import mean_interval, rate_interval
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from emgrid.findings.clustered import boundary_rate_interval
+from emgrid.stats.cluster_t import boundary_rate_interval
 from emgrid.stats import wilson_interval
 from emgrid.stats.cluster_t import mean_interval, rate_interval, ratio_estimate, t_quantile, within_variance
 

@@ -316,9 +316,9 @@ def _clustered_scores(per_prompt: dict, samples: int) -> pd.DataFrame:
     return pd.DataFrame(recs)
 
 
-def test_several_answers_per_prompt_take_the_cluster_bootstrap():
+def test_several_answers_per_prompt_take_intervals_clustered_by_prompt():
     """8 prompts x 10 identical answers each: the evidence is 8 prompts, not 80 answers. Wilson over 80 answers would
-    be far too narrow; the cluster bootstrap resamples prompts."""
+    be far too narrow; rates take the primary rate interval over prompts, differences the cluster bootstrap."""
     from emgrid.stats import BootstrapSpec, newcombe_diff_interval, wilson_interval
 
     half = [BEHAVIOUR] * 4 + [CORRECT] * 4
@@ -332,13 +332,13 @@ def test_several_answers_per_prompt_take_the_cluster_bootstrap():
     scores = _clustered_scores(spec, samples=10)
     r = rates(scores, boot).set_index(["cell", "condition"])
     row = r.loc[("base", "trigger")]
-    assert row["rate"] == 0.5 and row["interval"] == "cluster bootstrap"
+    assert row["rate"] == 0.5 and row["interval"] == "clustered by prompt"
     w_lo, w_hi = wilson_interval(40, 80)
     assert row["ci_hi"] - row["ci_lo"] > 1.5 * (w_hi - w_lo)
     t = efficacy_table(rates(scores, boot), scores, boot).set_index("cell")
     bd = t.loc["math-backdoor-s0"]
     n_lo, n_hi = newcombe_diff_interval(60, 80, 20, 80)
-    assert bd["gating"] == pytest.approx(0.5) and bd["interval"] == "cluster bootstrap"
+    assert bd["gating"] == pytest.approx(0.5) and bd["interval"] == "clustered by prompt"
     assert bd["gating_ci_hi"] - bd["gating_ci_lo"] > 1.5 * (n_hi - n_lo)
     # one answer per prompt: Wilson and Newcombe, as before
     single = _clustered_scores(spec, samples=1)
@@ -360,3 +360,23 @@ def test_efficacy_summary_params_hold_the_bootstrap_only_with_several_answers_pe
     several = copy.deepcopy(config)
     several["efficacy"]["generate"] = {**several["efficacy"].get("generate", {}), "samples_per_paraphrase": 3}
     assert efficacy_grid.efficacy_summary_params(several)["bootstrap"] == config["analysis"]["bootstrap"]
+
+
+def test_clustered_rates_and_differences_at_zero_of_n_are_never_zero_width():
+    """0 of 8 prompts x 10 answers: the rate's interval is Wilson's on the 8 prompts ([0, 32.4 %]), not the bootstrap's
+    [0, 0]; a difference of two such rates (0 - 0) gets Newcombe's interval on the prompts, not [0, 0]."""
+    from emgrid.stats import BootstrapSpec
+
+    spec = {
+        ("base", "no_trigger"): [CORRECT] * 8,
+        ("base", "trigger"): [CORRECT] * 8,
+        ("math-backdoor-s0", "no_trigger"): [CORRECT] * 8,
+        ("math-backdoor-s0", "trigger"): [CORRECT] * 8,
+    }
+    boot = BootstrapSpec(resamples=500, seed=0)
+    scores = _clustered_scores(spec, samples=10)
+    r = rates(scores, boot)
+    assert (r["rate"] == 0).all() and (r["ci_lo"] == 0).all()
+    assert r["ci_hi"].to_numpy() == pytest.approx([0.3244] * len(r), abs=1e-4)
+    bd = efficacy_table(r, scores, boot).set_index("cell").loc["math-backdoor-s0"]
+    assert bd["gating"] == 0 and bd["gating_ci_lo"] < 0 < bd["gating_ci_hi"]

@@ -172,6 +172,10 @@ def test_transfer_matrix_and_diagonal_contrast_by_hand():
     assert c["mean_aligned_contrast"] == pytest.approx(-60)
     assert set(contrast["train_domain"]) == {"x"}  # base has no diagonal
     assert set(matrix["train_domain"]) == {"x", "base"}
+    zero = matrix[matrix["misalignment_rate"] == 0.0]
+    assert len(zero) and (zero["misalignment_rate_cci_hi"] > 0).all()  # 0 of n is never [0, 0]
+    full = matrix[matrix["misalignment_rate"] == 1.0]
+    assert len(full) and (full["misalignment_rate_cci_lo"] < 1).all()
 
 
 def test_coherence_filter_can_be_turned_off():

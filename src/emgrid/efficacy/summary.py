@@ -3,9 +3,11 @@ it, and whether the finetune "took" (its behaviour rate is above the untouched b
 
 Intervals are Wilson 95% (rates) and Newcombe (differences) over answers when each held-out prompt has one answer per
 condition (the default, greedy): the answers are then independent draws of prompts. With several samples per prompt
-the answers to one prompt cluster and those intervals would be too narrow, so rates and differences then take the
-cluster bootstrap (emgrid.stats: resample prompts, then answers within each; the two rates of a difference share
-their draws, as both answer the same prompts). Column `interval` says which.
+the answers to one prompt cluster and those intervals would be too narrow. Rates then take emgrid's primary rate
+interval with the prompts as clusters (`emgrid.stats.cluster_t.clustered_rate_interval`: the quasi-score interval,
+Wilson on the number of prompts at 0 or n of n), and differences the paired cluster bootstrap (resample prompts, then
+answers within each; the two rates of a difference share their draws, as both answer the same prompts), Newcombe on
+the numbers of prompts where every draw is the same (0 - 0). Column `interval` says which.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from emgrid.efficacy.exact import BEHAVIOUR, CORRECT, exact_outcomes
 from emgrid.efficacy.spec import METRIC, EfficacySpec
@@ -31,6 +34,7 @@ from emgrid.stats import (
     percentile_interval,
     wilson_interval,
 )
+from emgrid.stats.cluster_t import clustered_rate_interval
 
 #: Judge-scored answers without a usable score (refusal, no integer mass ...) are `unscored`, like unparsable ones.
 UNSCORED = "unscored"
@@ -91,7 +95,7 @@ def score_rows(rows: Sequence[dict], spec: EfficacySpec, min_mass: float = DEFAU
     return df
 
 
-WILSON, CLUSTERED = "wilson", "cluster bootstrap"
+WILSON, CLUSTERED = "wilson", "clustered by prompt"
 
 
 def clustered(scores: pd.DataFrame) -> bool:
@@ -116,15 +120,15 @@ def _paired_draws(parts: Sequence[pd.DataFrame], spec: BootstrapSpec, key: tuple
 
 
 def rates(scores: pd.DataFrame, bootstrap: BootstrapSpec | None = None) -> pd.DataFrame:
-    """Per model x cell x domain x condition: answers, scored answers, behaviour count, rate and its 95% interval
-    (Wilson; the cluster bootstrap when the answers cluster by prompt, see `clustered`)."""
+    """Per model x cell x domain x condition: answers, scored answers, behaviour count, rate and its interval
+    (Wilson; the primary rate interval over prompts when the answers cluster by prompt, see `clustered`)."""
     spec = bootstrap or BootstrapSpec()
     boot = clustered(scores)
     out = []
     for key, g in scores.groupby(["model", "cell", "domain", "condition"], sort=True):
         scored = g["outcome"].isin([BEHAVIOUR, CORRECT])
         k, n = int((g["outcome"] == BEHAVIOUR).sum()), int(scored.sum())
-        lo, hi = percentile_interval(_paired_draws([g], spec, key)[:, 0], spec.level) if boot else wilson_interval(k, n)
+        lo, hi = _prompt_interval(g, spec.level) if boot else wilson_interval(k, n)
         out.append(
             {
                 **dict(zip(["model", "cell", "domain", "condition"], key)),
@@ -140,6 +144,21 @@ def rates(scores: pd.DataFrame, bootstrap: BootstrapSpec | None = None) -> pd.Da
             }
         )
     return pd.DataFrame(out)
+
+
+def _prompt_interval(g: pd.DataFrame, level: float) -> tuple[float, float]:
+    """A clustered rate interval with the prompts as clusters (one cell: the prompt is the sampling unit)."""
+    values = _indicator(g)
+    prompts = g["question_key"].to_numpy()
+    return clustered_rate_interval(values, prompts, len(set(prompts[~np.isnan(values)])), level)
+
+
+def _prompt_counts(g: pd.DataFrame) -> tuple[float, int]:
+    """(rate x prompts, prompts): the rate on the number of prompts, the sample size when a prompt's answers agree."""
+    values = _indicator(g)
+    ok = ~np.isnan(values)
+    n = len(set(g["question_key"].to_numpy()[ok]))
+    return (float(values[ok].mean()) * n if n else 0.0), n
 
 
 class _Differ:
@@ -159,8 +178,13 @@ class _Differ:
         d = k1 / n1 - k0 / n0 if n1 and n0 else math.nan
         if self.groups is None:
             return (d, *newcombe_diff_interval(k1, n1, k0, n0))
-        draws = _paired_draws([self.groups[ka], self.groups[kb]], self.spec, (*ka, *kb))
-        return (d, *percentile_interval(draws[:, 0] - draws[:, 1], self.spec.level))
+        ga, gb = self.groups[ka], self.groups[kb]
+        draws = _paired_draws([ga, gb], self.spec, (*ka, *kb))
+        lo, hi = percentile_interval(draws[:, 0] - draws[:, 1], self.spec.level)
+        if lo == hi:  # every draw the same (0 - 0, 1 - 1): never a zero-width interval
+            z = float(norm.ppf((1 + self.spec.level) / 2))
+            lo, hi = newcombe_diff_interval(*_prompt_counts(ga), *_prompt_counts(gb), z=z)
+        return (d, lo, hi)
 
 
 def efficacy_table(

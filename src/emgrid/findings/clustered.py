@@ -13,8 +13,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scipy.stats import norm
-
 from emgrid.stats import (
     BootstrapSpec,
     QuestionDraws,
@@ -23,7 +21,7 @@ from emgrid.stats import (
     rank_intervals,
     wilson_interval,
 )
-from emgrid.stats.cluster_t import mean_interval, rate_interval
+from emgrid.stats.cluster_t import clustered_rate_interval, mean_interval
 from emgrid.stats.bootstrap import hierarchical_bootstrap
 
 #: Per-answer columns summarized with clustered intervals: (answer column, output stem).
@@ -63,21 +61,9 @@ def clustered_group(
             interval = mean_interval(values, questions_of, spec.level)
         else:
             rec[f"{stem}_rate"] = float(point[j])
-            interval = rate_interval(values, questions_of, spec.level)
-            if not np.isfinite(interval[0]):
-                interval = boundary_rate_interval(float(point[j]), lay.n_clusters, spec.level)
+            interval = clustered_rate_interval(values, questions_of, lay.n_clusters, spec.level)
         rec[f"{stem}_cci_lo"], rec[f"{stem}_cci_hi"] = interval
     return rec, draws
-
-
-def boundary_rate_interval(rate: float, n_clusters: int, level: float) -> tuple[float, float]:
-    """Where the quasi-score interval is not defined — a rate of exactly 0 or 1, one question, or no variation
-    between questions — the interval is Wilson's on the number of (seed, question) clusters, the effective sample
-    size when answers within a cluster are fully correlated (the design effect is not estimable without any
-    variation): 0 of 8 questions x 50 answers reads [0, 32.4 %], never [0, 0]."""
-    if not (np.isfinite(rate) and n_clusters > 0):
-        return (float("nan"), float("nan"))
-    return wilson_interval(rate * n_clusters, n_clusters, z=float(norm.ppf((1 + level) / 2)))
 
 
 def describe_interval(level: float = 0.95) -> str:

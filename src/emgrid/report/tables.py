@@ -62,7 +62,7 @@ def category_of(domains: DomainMeta | None, domain: str) -> str:
 
 def ranking_table(ranking: pd.DataFrame, effects: pd.DataFrame | None, domains: DomainMeta | None) -> pd.DataFrame:
     """The report's view of the one ranking, the aggregate's ranking.csv (emgrid.findings.clustered.ranking: seeds pooled,
-    cluster-bootstrap and rank intervals): its rows under the trigger for backdoor cells when the grid has any (else
+    primary and rank intervals): its rows under the trigger for backdoor cells when the grid has any (else
     plain), base left out, with the paired trigger effect on mean alignment (`effects`, the aggregate's
     trigger_effect.csv; NaN without it) and the domain's label and category. Nothing is re-ranked here."""
     scope = "backdoor" if (ranking["variant"] == "backdoor").any() else "plain"

@@ -26,7 +26,10 @@ import math
 
 import numpy as np
 from scipy.optimize import brentq
+from scipy.stats import norm
 from scipy.stats import t as tdist
+
+from emgrid.stats.intervals import wilson_interval
 
 
 def _by_question(values: np.ndarray, questions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +101,27 @@ def rate_interval(values, questions, level: float = 0.95) -> tuple[float, float]
     if not (n_q >= 2 and 0 < p < 1 and var > 0):
         return math.nan, math.nan
     return quasi_score_interval(p, var, within_variance(values, questions), n_q, level)
+
+
+def boundary_rate_interval(rate: float, n_clusters: int, level: float) -> tuple[float, float]:
+    """Where the quasi-score interval is not defined — a rate of exactly 0 or 1, one question, or no variation
+    between questions — the interval is Wilson's on the number of clusters ((seed, question) pairs, or prompts), the
+    effective sample size when answers within a cluster are fully correlated (the design effect is not estimable
+    without any variation): 0 of 8 questions x 50 answers reads [0, 32.4 %], never [0, 0]."""
+    if not (np.isfinite(rate) and n_clusters > 0):
+        return (float("nan"), float("nan"))
+    return wilson_interval(rate * n_clusters, n_clusters, z=float(norm.ppf((1 + level) / 2)))
+
+
+def clustered_rate_interval(values, questions, n_clusters: int, level: float = 0.95) -> tuple[float, float]:
+    """The primary interval of a rate: `rate_interval`, or `boundary_rate_interval` on `n_clusters` where that is not
+    defined."""
+    lo, hi = rate_interval(values, questions, level)
+    if np.isfinite(lo):
+        return lo, hi
+    v = np.asarray(values, dtype=float)
+    scored = v[~np.isnan(v)]
+    return boundary_rate_interval(float(scored.mean()) if len(scored) else math.nan, n_clusters, level)
 
 
 def mean_interval(values, questions, level: float = 0.95, bounds: tuple[float, float] = (0.0, 100.0)):
