@@ -14,6 +14,9 @@ from emgrid.stats.paired import mean_effect_interval
 GH_X, GH_W = np.polynomial.hermite_e.hermegauss(40)
 GH_W = GH_W / GH_W.sum()
 EXPERIMENTS = 1000  # Monte Carlo standard error 0.7 points
+#: The paired effect: standard error 0.35 points (at 1,000 experiments two designs whose coverage is 94.4 % read 92.2 and
+#: 92.7 % with this file's seeds: chance, not the method).
+EFFECT_EXPERIMENTS = 4000
 
 
 def _design(seeds: int, questions: int, answers: int):
@@ -30,28 +33,17 @@ def _rate_effect_coverage(seeds, questions, answers, rng, mu=-2.2, sd=1.0, gamma
     u2, g2 = np.meshgrid(sd * GH_X, gamma + effect_sd * GH_X, indexing="ij")
     w2 = np.outer(GH_W, GH_W)
     hits = 0
-    for _ in range(EXPERIMENTS):
+    for _ in range(EFFECT_EXPERIMENTS):
         v = rng.normal(0, 0.3, seeds) if seeds > 1 else np.zeros(1)
         theta = np.mean([((expit(mu + vs + u2 + g2) - expit(mu + vs + u2)) * w2).sum() for vs in v])
         u, g = rng.normal(0, sd, questions), rng.normal(gamma, effect_sd, questions)
         y = (rng.random(len(s)) < expit(mu + v[s] + u[q] + g[q] * t)).astype(float)
         eff = paired_effect(y, t.astype(bool), lay, rng, resamples=20, permutations=1)
         hits += eff.ci_lo <= theta <= eff.ci_hi
-    return hits / EXPERIMENTS
+    return hits / EFFECT_EXPERIMENTS
 
 
-SKEWED = "measured 92.7 % (1 x 8 x 50) and 92.2 % (3 x 20 x 10): a skewed effect on the rate scale (issue 21 open)"
-
-
-@pytest.mark.parametrize(
-    "seeds,questions,answers",
-    [
-        pytest.param(1, 8, 50, marks=pytest.mark.xfail(strict=True, reason=SKEWED)),
-        (1, 44, 5),
-        (3, 8, 10),
-        pytest.param(3, 20, 10, marks=pytest.mark.xfail(strict=True, reason=SKEWED)),
-    ],
-)
+@pytest.mark.parametrize("seeds,questions,answers", [(1, 8, 50), (1, 44, 5), (3, 8, 10), (3, 20, 10)])
 @pytest.mark.slow
 def test_the_paired_effect_interval_covers_the_question_population_effect(seeds, questions, answers):
     coverage = _rate_effect_coverage(seeds, questions, answers, np.random.default_rng(seeds * 1000 + questions))
