@@ -15,9 +15,10 @@ noise within a question like theta(1 - theta) (Wilson's score interval) and the 
 like [theta(1 - theta)]^2 (a constant spread on the logit scale). Both parts are measured at p: the within part from
 each question's binomial variance, the between part as what the cluster-robust variance leaves. Why: a symmetric
 logit-scale t interval (emgrid's primary interval on 2026-12-04) was too long upward where answers' own noise
-dominates (a rare behaviour with few answers per question: up to 98.6 % coverage) and a raw-scale one too short
-upward where a few questions carry the behaviour; the score form follows each source's skew. `bench/bench_coverage.py`
-measures them side by side, design by design (docs/statistics.md).
+dominates (a rare behaviour with few answers per question: up to 98.6 % coverage), and raw-scale ones are too short
+upward where a few questions carry the behaviour; the score form follows each source's skew. What it does not fix: a
+strongly skewed question distribution with many answers per question (92.4-93 % at a nominal 95 %).
+`bench/bench_coverage.py` measures the methods side by side, design by design (docs/statistics.md).
 """
 
 from __future__ import annotations
