@@ -146,19 +146,18 @@ def rates(scores: pd.DataFrame, bootstrap: BootstrapSpec | None = None) -> pd.Da
     return pd.DataFrame(out)
 
 
-def _prompt_interval(g: pd.DataFrame, level: float) -> tuple[float, float]:
-    """A clustered rate interval with the prompts as clusters (one cell: the prompt is the sampling unit)."""
-    values = _indicator(g)
-    prompts = g["question_key"].to_numpy()
-    return clustered_rate_interval(values, prompts, len(set(prompts[~np.isnan(values)])), level)
-
-
 def _prompt_counts(g: pd.DataFrame) -> tuple[float, int]:
-    """(rate x prompts, prompts): the rate on the number of prompts, the sample size when a prompt's answers agree."""
+    """(rate x prompts, prompts): the rate on the number of prompts with a scored answer, the sample size when the
+    answers to one prompt agree."""
     values = _indicator(g)
     ok = ~np.isnan(values)
     n = len(set(g["question_key"].to_numpy()[ok]))
     return (float(values[ok].mean()) * n if n else 0.0), n
+
+
+def _prompt_interval(g: pd.DataFrame, level: float) -> tuple[float, float]:
+    """A clustered rate interval with the prompts as clusters (one cell: the prompt is the sampling unit)."""
+    return clustered_rate_interval(_indicator(g), g["question_key"].to_numpy(), _prompt_counts(g)[1], level)
 
 
 class _Differ:

@@ -2,8 +2,8 @@
 
 Wilson intervals (in summary.csv) treat every answer as independent; answers cluster within questions and within
 trained models (seeds). The primary interval of a rate or mean is the cluster-robust interval over questions with a
-t quantile of `emgrid.stats.cluster_t` (its estimand is stated there and in `describe_interval`); the hierarchical bootstrap of
-`emgrid.stats.bootstrap` supplies the joint draws behind rank intervals and contrasts between domains.
+t quantile of `emgrid.stats.cluster_t` (its estimand is stated there and in `describe_interval`); the hierarchical
+bootstrap of `emgrid.stats.bootstrap` supplies the joint draws behind rank intervals and contrasts between domains.
 """
 
 from __future__ import annotations
@@ -70,10 +70,10 @@ def describe_interval(level: float = 0.95) -> str:
     """The primary interval in words, for the reports (one definition, beside the code that computes it)."""
     return (
         f"a {level:.0%} cluster-robust t interval over questions (answers to one question pooled over seeds; Q - 1 "
-        "degrees of freedom; for rates the quasi-score form, whose variance has a within-question binomial part and a "
-        "between-question part that is constant on the logit scale), for the cell's rate on the population of evaluation "
-        "questions for the model(s) trained: seed-to-seed variation is not in it, and with one seed it cannot be "
-        "measured; at a rate of exactly 0 or 1, Wilson's interval on the number of (seed, question) clusters"
+        "degrees of freedom; for rates the quasi-score form, whose variance has a within-question binomial part and "
+        "a between-question part that is constant on the logit scale), for the cell's rate on the population of "
+        "evaluation questions for the model(s) trained: seed-to-seed variation is not in it, and with one seed it "
+        "cannot be measured; at a rate of exactly 0 or 1, Wilson's interval on the number of (seed, question) clusters"
     )
 
 

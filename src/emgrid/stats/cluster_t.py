@@ -62,21 +62,15 @@ def t_quantile(n_questions: int, level: float) -> float:
 
 
 def within_variance(values, questions) -> float:
-    """The part of the pooled mean's variance that is the answers' own noise within their question: sum over
-    questions of n_q s_q^2, over N^2, with s_q^2 the question's sample variance (for 0/1 values
-    n_q p_q (1 - p_q) / (n_q - 1): the unbiased binomial variance). A question with one scored answer adds nothing here;
-    its variation is left to the between-question part."""
-    v, q = np.asarray(values, dtype=float), np.asarray(questions)
-    ok = ~np.isnan(v)
-    v, q = v[ok], q[ok]
-    if len(v) == 0:
-        return math.nan
-    codes, inverse = np.unique(q, return_inverse=True)
-    counts = np.bincount(inverse).astype(float)
-    means = np.bincount(inverse, weights=v) / counts
-    squares = np.bincount(inverse, weights=(v - means[inverse]) ** 2)  # (n_q - 1) s_q^2
+    """The part of the pooled rate's variance that is the answers' binomial noise within their question (values 0/1,
+    NaN = not scored): sum over questions of n_q^2 p_q (1 - p_q) / (n_q - 1), over N^2 (unbiased per question). A
+    question with one scored answer adds nothing here; its variation is left to the between-question part."""
+    sums, counts = _by_question(np.asarray(values, dtype=float), np.asarray(questions))
     many = counts > 1
-    return float((counts[many] * squares[many] / (counts[many] - 1)).sum() / len(v) ** 2)
+    if counts.sum() == 0:
+        return math.nan
+    p_q = sums[many] / counts[many]
+    return float((counts[many] ** 2 * p_q * (1 - p_q) / (counts[many] - 1)).sum() / counts.sum() ** 2)
 
 
 def quasi_score_interval(p: float, var: float, within: float, n_q: int, level: float) -> tuple[float, float]:
