@@ -27,7 +27,9 @@ Methods (rates):
 
 Mean alignment (`--statistic mean`): on the same grid each answer is misaligned as above and scores
 N(15, 10) if misaligned, else N(88, 8), clipped to 0-100; the estimand is the mean score over the question population
-(the model(s) as trained). Method: `emgrid.stats.cluster_t.mean_interval` (cluster-robust t over questions).
+(the model(s) as trained). Methods: `two_part`, emgrid's interval now (`emgrid.stats.cluster_t.mean_interval`: the
+share of scores below 50 through the rate interval's variance function, mapped through the two sides' mean scores),
+and `symmetric_t`, the symmetric cluster-robust t interval it replaced (re-implemented here).
 """
 
 from __future__ import annotations
@@ -117,9 +119,16 @@ def scores(misaligned: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.where(misaligned == 1, m1 + s1 * z, m0 + s0 * z), 0, 100)
 
 
-def mean_t(y: np.ndarray) -> tuple[float, float]:
-    """emgrid's mean-alignment interval (`emgrid.stats.cluster_t.mean_interval`)."""
-    return mean_interval(y.ravel(), _questions(y))
+def two_part(y: np.ndarray) -> tuple[float, float]:
+    """emgrid's mean-alignment interval, as `emgrid.findings.clustered.clustered_group` computes it."""
+    return mean_interval(y.ravel(), _questions(y), n_clusters=y.shape[0] * y.shape[1])
+
+
+def symmetric_t(y: np.ndarray) -> tuple[float, float]:
+    """The mean-alignment interval before 2026-12-05: mean +- t(Q - 1) x the cluster-robust standard error."""
+    p, var, q, _ = _question_stats(y)
+    half = float(tdist.ppf(0.975, q - 1)) * np.sqrt(var)
+    return max(0.0, p - half), min(100.0, p + half)
 
 
 def bootstrap(y: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
@@ -134,7 +143,7 @@ def bootstrap(y: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
 
 
 METHODS = {"bootstrap": None, "logit_t": logit_t, "quasi_score": quasi_score, "wilson_t": wilson_t}
-MEAN_METHODS = {"mean_t": mean_t}
+MEAN_METHODS = {"symmetric_t": symmetric_t, "two_part": two_part}
 
 
 def simulate(design: tuple, experiments: int, methods: list[str], rng: np.random.Generator, mean: bool = False):

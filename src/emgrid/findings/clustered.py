@@ -58,7 +58,7 @@ def clustered_group(
         values = g[col].to_numpy(dtype=float)
         if stem.startswith("mean_"):
             rec[stem] = float(point[j])
-            interval = mean_interval(values, questions_of, spec.level)
+            interval = mean_interval(values, questions_of, spec.level, n_clusters=lay.n_clusters)
         else:
             rec[f"{stem}_rate"] = float(point[j])
             interval = clustered_rate_interval(values, questions_of, lay.n_clusters, spec.level)
@@ -71,7 +71,8 @@ def describe_interval(level: float = 0.95) -> str:
     return (
         f"a {level:.0%} cluster-robust t interval over questions (answers to one question pooled over seeds; Q - 1 "
         "degrees of freedom; for rates the quasi-score form, whose variance has a within-question binomial part and "
-        "a between-question part that is constant on the logit scale), for the cell's rate on the population of "
+        "a between-question part that is constant on the logit scale; for mean scores the two-part form, the share of "
+        "scores below the midpoint through that variance function), for the cell's rate or mean on the population of "
         "evaluation questions for the model(s) trained: seed-to-seed variation is not in it, and with one seed it "
         "cannot be measured; at a rate of exactly 0 or 1, Wilson's interval on the number of (seed, question) clusters"
     )

@@ -66,7 +66,7 @@ def _entry(sub: pd.DataFrame, level: float) -> dict:
         if col == "misaligned":
             interval = clustered_rate_interval(values, lay.question, lay.n_clusters, level)
         else:
-            interval = mean_interval(values, lay.question, level)
+            interval = mean_interval(values, lay.question, level, n_clusters=lay.n_clusters)
         rec[f"{name}_cci_lo"], rec[f"{name}_cci_hi"] = interval
     return rec
 

@@ -18,6 +18,10 @@ logit-scale t interval (emgrid's primary interval on 2026-12-04) was too long up
 dominates (a rare behaviour with few answers per question: up to 98.6 % coverage), and raw-scale ones are too short
 upward where a few questions carry the behaviour; the score form follows each source's skew. What it does not fix: a
 strongly skewed question distribution with many answers per question (92.4-93 % at a nominal 95 %).
+
+Mean scores get a two-part interval (`mean_interval`): a mean alignment's skew is the skew of its share of low
+answers, so that share goes through the rate interval's variance function and is mapped to the mean through the
+two sides' mean scores (the symmetric t interval before it covered 88-93 % in 27 of the 108 designs).
 `bench/bench_coverage.py` measures the methods side by side, design by design (docs/statistics.md).
 """
 
@@ -119,15 +123,58 @@ def clustered_rate_interval(values, questions, n_clusters: int, level: float = 0
     return boundary_rate_interval(float(scored.mean()) if len(scored) else math.nan, n_clusters, level)
 
 
-def mean_interval(values, questions, level: float = 0.95, bounds: tuple[float, float] = (0.0, 100.0)):
-    """The cluster-robust t interval of a mean score, clipped to the score's range; (nan, nan) with fewer than two
-    questions. Symmetric: where a rare misaligned answer skews the mean (few questions, a strongly skewed question
-    distribution) it covers less than its level (docs/statistics.md gives the designs)."""
-    p, var, n_q = ratio_estimate(values, questions)
+def _share_variance(low: np.ndarray, questions, n_clusters: int):
+    """The variance function of a share (the rate interval's: within part x r + between part x r^2, both measured at
+    the observed share), as a function of the share; Wilson's on `n_clusters` where the observed share is 0 or 1 or
+    equal on every question (the rate interval's boundary rule)."""
+    share, var, _ = ratio_estimate(low, questions)
+    if 0 < share < 1 and var > 0:
+        within = min(within_variance(low, questions), var)
+        scale = share * (1 - share)
+        return share, lambda x: within * x * (1 - x) / scale + (var - within) * (x * (1 - x) / scale) ** 2
+    return share, lambda x: x * (1 - x) / max(n_clusters, 1)
+
+
+def mean_interval(
+    values, questions, level: float = 0.95, bounds: tuple[float, float] = (0.0, 100.0), n_clusters: int | None = None
+) -> tuple[float, float]:
+    """The two-part interval of a mean score bounded by `bounds`; (nan, nan) with fewer than two questions.
+
+    A mean alignment is mostly the aligned answers' level minus the share of low answers times the gap to the low
+    answers' level, so its skew is that share's skew (and a small sample often holds no low answer at all). The mean
+    is written m = U - (U - L) pi: pi the share of scores below the range's midpoint, U and L the mean score above and
+    below it (the bounds where a side is empty). The interval is every theta with (m - theta)^2 <= t^2 ((U - L)^2
+    v(pi(theta)) + R): v the share's variance function of the rate interval (its within and between parts at pi,
+    Wilson's on `n_clusters`, default the questions, where pi is 0 or 1), pi(theta) = (U - theta) / (U - L) clipped to
+    [0, 1], and R what the cluster-robust variance of m leaves beyond the share's part (the levels' own noise)."""
+    v, q = np.asarray(values, dtype=float), np.asarray(questions)
+    m, var, n_q = ratio_estimate(v, q)
     if not (n_q >= 2 and np.isfinite(var)):
         return math.nan, math.nan
-    half = t_quantile(n_q, level) * math.sqrt(var)
-    return max(bounds[0], p - half), min(bounds[1], p + half)
+    mid = (bounds[0] + bounds[1]) / 2
+    scored = v[~np.isnan(v)]
+    high, low_vals = scored[scored >= mid], scored[scored < mid]
+    top = float(high.mean()) if len(high) else bounds[1]
+    gap = top - (float(low_vals.mean()) if len(low_vals) else bounds[0])
+    low = np.where(np.isnan(v), np.nan, (v < mid).astype(float))
+    share, share_var = _share_variance(low, q, n_q if n_clusters is None else n_clusters)
+    rest = max(var - gap**2 * share_var(share), 0.0)
+    t2 = t_quantile(n_q, level) ** 2
+
+    def outside(theta: float) -> float:  # > 0 outside the interval
+        x = min(max((top - theta) / gap, 0.0), 1.0)
+        return (m - theta) ** 2 - t2 * (gap**2 * share_var(x) + rest)
+
+    return _edge(outside, m, bounds[0]), _edge(outside, m, bounds[1])
+
+
+def _edge(outside, centre: float, end: float) -> float:
+    """Where `outside` turns positive going from `centre` toward `end` (`end` if it never does): the root next to the
+    centre, found from a point just off it (at the centre itself `outside` may be exactly 0)."""
+    if centre == end or outside(end) <= 0:
+        return float(end)
+    near = centre + 1e-9 * (end - centre)
+    return float(brentq(outside, near, end, xtol=1e-10)) if outside(near) < 0 else float(centre)
 
 
 def question_t_interval(estimate: float, per_question, level: float = 0.95) -> tuple[float, float]:
