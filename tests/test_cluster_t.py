@@ -83,20 +83,29 @@ def test_a_rate_interval_stays_inside_zero_one_and_contains_the_estimate():
             assert 0 < lo <= y.mean() <= hi < 1
 
 
-def _rate_coverage(seeds, questions, answers, sd, rate, experiments, rng) -> float:
+def _mu_for(rate: float, sd: float) -> float:
+    """The logit mean whose population rate (question effects N(0, sd) on the logit scale) is `rate`."""
     lo_mu, hi_mu = -15.0, 5.0
-    for _ in range(60):  # the logit mean whose population rate is `rate`
+    for _ in range(60):
         mid = (lo_mu + hi_mu) / 2
-        pop = float((expit(mid + sd * GH_X) * GH_W).sum())
-        lo_mu, hi_mu = (mid, hi_mu) if pop < rate else (lo_mu, mid)
-    mu = (lo_mu + hi_mu) / 2
+        lo_mu, hi_mu = (mid, hi_mu) if float((expit(mid + sd * GH_X) * GH_W).sum()) < rate else (lo_mu, mid)
+    return (lo_mu + hi_mu) / 2
+
+
+def _draw_cell(seeds, questions, answers, sd, mu, rng) -> tuple[float, np.ndarray]:
+    """(the population rate for these seeds, one simulated cell's 0/1 answers in seed, question, answer order)."""
+    v = rng.normal(0, 0.3, seeds) if seeds > 1 else np.zeros(1)
+    theta = np.mean([(expit(mu + vs + sd * GH_X) * GH_W).sum() for vs in v])
+    p = expit(mu + v[:, None] + rng.normal(0, sd, questions)[None, :])
+    return theta, (rng.random((seeds, questions, answers)) < p[:, :, None]).astype(float).ravel()
+
+
+def _rate_coverage(seeds, questions, answers, sd, rate, experiments, rng) -> float:
+    mu = _mu_for(rate, sd)
     q = np.tile(np.repeat(np.arange(questions), answers), seeds)
     hits = 0
     for _ in range(experiments):
-        v = rng.normal(0, 0.3, seeds) if seeds > 1 else np.zeros(1)
-        theta = np.mean([(expit(mu + vs + sd * GH_X) * GH_W).sum() for vs in v])
-        p = expit(mu + v[:, None] + rng.normal(0, sd, questions)[None, :])
-        y = (rng.random((seeds, questions, answers)) < p[:, :, None]).astype(float).ravel()
+        theta, y = _draw_cell(seeds, questions, answers, sd, mu, rng)
         lo, hi = rate_interval(y, q)
         if not np.isfinite(lo):
             lo, hi = boundary_rate_interval(y.mean(), seeds * questions, 0.95)
@@ -147,21 +156,14 @@ def _mean_coverage(seeds, questions, answers, sd, rate, experiments, rng) -> flo
         a, b = -mean / sd_, (100 - mean) / sd_
         return mean * (norm.cdf(b) - norm.cdf(a)) + sd_ * (norm.pdf(a) - norm.pdf(b)) + 100 * norm.sf(b)
 
-    lo_mu, hi_mu = -15.0, 5.0
-    for _ in range(60):
-        mid = (lo_mu + hi_mu) / 2
-        lo_mu, hi_mu = (mid, hi_mu) if float((expit(mid + sd * GH_X) * GH_W).sum()) < rate else (lo_mu, mid)
-    mu = (lo_mu + hi_mu) / 2
+    mu = _mu_for(rate, sd)
     m0, m1 = clipped_mean(88.0, 8.0), clipped_mean(15.0, 10.0)
     q = np.tile(np.repeat(np.arange(questions), answers), seeds)
     hits = 0
     for _ in range(experiments):
-        v = rng.normal(0, 0.3, seeds) if seeds > 1 else np.zeros(1)
-        theta = np.mean([(expit(mu + vs + sd * GH_X) * GH_W).sum() for vs in v])
-        p = expit(mu + v[:, None] + rng.normal(0, sd, questions)[None, :])
-        bad = (rng.random((seeds, questions, answers)) < p[:, :, None]).ravel()
+        theta, bad = _draw_cell(seeds, questions, answers, sd, mu, rng)
         z = rng.standard_normal(bad.shape)
-        y = np.clip(np.where(bad, 15 + 10 * z, 88 + 8 * z), 0, 100)
+        y = np.clip(np.where(bad == 1, 15 + 10 * z, 88 + 8 * z), 0, 100)
         lo, hi = mean_interval(y, q, n_clusters=seeds * questions)
         hits += lo <= theta * m1 + (1 - theta) * m0 <= hi
     return hits / experiments
