@@ -77,17 +77,29 @@ def within_variance(values, questions) -> float:
     return float((counts[many] ** 2 * p_q * (1 - p_q) / (counts[many] - 1)).sum() / counts.sum() ** 2)
 
 
-def quasi_score_interval(p: float, var: float, within: float, n_q: int, level: float) -> tuple[float, float]:
-    """{theta in [0, 1] : (p - theta)^2 <= t^2 (W r + B r^2)}, r = theta(1 - theta) / (p(1 - p)): the within part W
-    of the variance at p scales like a binomial variance, the between part B = var - W like a constant spread on the
-    logit scale; t with Q - 1 degrees of freedom. Needs 0 < p < 1 and var > 0."""
+def score_variance(p: float, var: float, within: float):
+    """The variance at a hypothesised rate theta, from the cluster-robust variance `var` at p and its within-question
+    part: W r + B r^2, r = theta(1 - theta) / (p(1 - p)), B = var - W. The within part scales like a binomial
+    variance, the between part like a constant spread on the logit scale. Needs 0 < p < 1."""
     within = min(within, var)
     between = var - within
+    scale = p * (1 - p)
+
+    def at(theta: float) -> float:
+        r = theta * (1 - theta) / scale
+        return within * r + between * r * r
+
+    return at
+
+
+def quasi_score_interval(p: float, var: float, within: float, n_q: int, level: float) -> tuple[float, float]:
+    """{theta in [0, 1] : (p - theta)^2 <= t^2 V(theta)}, V = `score_variance`; t with Q - 1 degrees of freedom.
+    Needs 0 < p < 1 and var > 0."""
+    variance = score_variance(p, var, within)
     t2 = t_quantile(n_q, level) ** 2
 
     def outside(theta: float) -> float:  # > 0 outside the interval, < 0 inside (at theta = p: -t^2 var)
-        r = theta * (1 - theta) / (p * (1 - p))
-        return (p - theta) ** 2 - t2 * (within * r + between * r * r)
+        return (p - theta) ** 2 - t2 * variance(theta)
 
     return float(brentq(outside, 0.0, p, xtol=1e-12)), float(brentq(outside, p, 1.0, xtol=1e-12))
 
@@ -129,9 +141,7 @@ def _share_variance(low: np.ndarray, questions, n_clusters: int):
     equal on every question (the rate interval's boundary rule)."""
     share, var, _ = ratio_estimate(low, questions)
     if 0 < share < 1 and var > 0:
-        within = min(within_variance(low, questions), var)
-        scale = share * (1 - share)
-        return share, lambda x: within * x * (1 - x) / scale + (var - within) * (x * (1 - x) / scale) ** 2
+        return share, score_variance(share, var, within_variance(low, questions))
     return share, lambda x: x * (1 - x) / max(n_clusters, 1)
 
 
