@@ -7,6 +7,7 @@ import html
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -158,7 +159,7 @@ def build_report(
         figures = write_steering_plots(steering["matrix"], steering["directions"], steering["cosine"], figures)
         inputs.update(steering=steering["matrix"], steering_directions=steering["directions"])
         inputs["steering_plots"] = list(figures.values())
-    settings = {"title": title, "notes": list(notes), **(config_snapshot or {})}
+    settings = {"title": title, "notes": list(notes), "interval_level": 0.95, **(config_snapshot or {})}
     return write_report_page(
         out_dir / "report.html", inputs, settings, datasets_root or summary_dir.parent / "datasets"
     )
@@ -643,3 +644,49 @@ def test_page_and_snakemake_report_read_one_caption_registry(tmp_path):
     expected = [caption(PLOT_CAPTIONS[k], "tiny", "first_plot", Criterion()) for k in PLOT_KINDS]
     assert [html.unescape(c) for c in shown] == expected
     assert "model tiny on question set first_plot" in expected[0] and "aligned below 50" in expected[2]
+
+
+def test_every_method_note_of_the_page_states_the_configured_level_and_the_method_the_code_uses(tmp_path):
+    """The page's section notes come from the caption registry and the interval's own description, at the level the
+    intervals were computed at: the ranking once said "hierarchical cluster-bootstrap 95% interval" and the trigger
+    section "hierarchical cluster bootstrap" long after both became t intervals over questions, and every note said 95%
+    whatever `analysis.bootstrap.level` was."""
+    from emgrid.findings.clustered import describe_interval
+    from emgrid.report.captions import caption
+
+    scores, summary = make_inputs(tmp_path, CELLS)
+    text = html.unescape(
+        build_report(summary, scores, tmp_path / "r", config_snapshot={"interval_level": 0.9}).read_text()
+    )
+    section = {
+        k: text.split(f'id="{k}"')[1].split("</section>")[0] for k in ("overview", "ranking", "trigger", "headline")
+    }
+    assert describe_interval(0.9) in section["overview"] and "intervals in brackets are 90%" in section["overview"]
+    assert caption("ranking", level=0.9) in " ".join(section["ranking"].split())
+    assert "the primary 90% interval" in caption("ranking", level=0.9)
+    assert caption("trigger_effect", level=0.9) in " ".join(section["trigger"].split())
+    assert "90% t intervals over questions" in section["trigger"] and "<th>rank 90%</th>" in section["ranking"]
+    assert "its 90% interval is a t interval over questions" in " ".join(section["headline"].split())
+    assert "bootstrap (seeds, questions, answers" not in text and "cluster-bootstrap 95%" not in text
+    # what is still 95% whatever the level: the answer-level Wilson intervals (z = 1.96), and nothing else
+    assert text.count("95%") == len(re.findall(r"Wilson 95%", text)) > 0
+
+
+def test_every_caption_renders_under_snakemakes_config_at_the_configured_level():
+    """Snakemake's report renders each caption with the validated config (defaults filled) as `snakemake.config`: every
+    caption resolves there, and those of level-dependent intervals state the configured level."""
+    import jinja2
+
+    from emgrid.config import load_config
+    from emgrid.report.captions import CAPTIONS_DIR
+    from tests.support.workflow_helpers import REPO
+
+    config = load_config(REPO / "config" / "demo.yaml")
+    config["analysis"]["bootstrap"]["level"] = 0.9
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    snakemake = SimpleNamespace(config=config, wildcards=SimpleNamespace(model="m", qset="q"))
+    rendered = {p.stem: env.from_string(p.read_text()).render(snakemake=snakemake) for p in CAPTIONS_DIR.glob("*.rst")}
+    assert len(rendered) > 20
+    for name in ("ranking", "ranking_stats", "ranking_plot", "trigger_stats", "trigger_effect", "headline", "transfer"):
+        assert "90%" in rendered[name] and "95%" not in rendered[name], name
+    assert all(t.count("95%") == t.count("Wilson 95%") for t in rendered.values())

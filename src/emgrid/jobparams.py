@@ -223,6 +223,7 @@ def report_params(config: dict) -> dict:
             "judge_model": config["judge"]["model"],
             "judge_backend": config["judge"]["backend"],
             "drop_untaken_cells": config["analysis"]["drop_untaken_cells"],
+            "interval_level": config["analysis"]["bootstrap"]["level"],
         }
     )
 

@@ -82,7 +82,7 @@ def efficacy_judge_params(config: dict, domain: str) -> dict:
 def efficacy_summary_params(config: dict) -> dict:
     """Per evaluated domain its scoring settings (the judge prompt excluded: its change reruns the judge job, whose
     output then reruns the summary), and the judge's probability-mass cut-off; `analysis.bootstrap` only when some
-    held-out prompt gets several answers (its intervals are then cluster-bootstrap ones; with one answer they are
+    held-out prompt gets several answers (its differences are then cluster-bootstrap ones; with one answer they are
     Wilson/Newcombe and the bootstrap settings change nothing, so they rerun nothing)."""
     specs = {
         d: {k: v for k, v in efficacy_spec(config, d).as_params().items() if k != "judge_prompt"}

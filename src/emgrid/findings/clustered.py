@@ -66,10 +66,15 @@ def clustered_group(
     return rec, draws
 
 
+def level_text(level: float) -> str:
+    """An interval level as the reports write it (0.95 -> "95%", 0.975 -> "97.5%"), as the captions do."""
+    return f"{level * 100:g}%"
+
+
 def describe_interval(level: float = 0.95) -> str:
     """The primary interval in words, for the reports (one definition, beside the code that computes it)."""
     return (
-        f"a {level:.0%} cluster-robust t interval over questions (answers to one question pooled over seeds; Q - 1 "
+        f"a {level_text(level)} cluster-robust t interval over questions (answers to one question pooled over seeds; Q - 1 "
         "degrees of freedom; for rates the quasi-score form, whose variance has a within-question binomial part and "
         "a between-question part that is constant on the logit scale; for mean scores the two-part form, the share of "
         "scores below the midpoint through that variance function), for the cell's rate or mean on the population of "

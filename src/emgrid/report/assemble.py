@@ -22,8 +22,9 @@ def write_report_page(
     datasets_root: str | Path = layout.DATASETS,
 ) -> Path:
     """Write the page to `html` from `inputs` (the page rule's named inputs: one path or a list of paths each; the
-    names emgrid.report.page's sections read) and `settings` (the `report` params: `title`, `notes`, and the rest
-    shown as the page's configuration). Each dataset card in `inputs["cards"]` is labelled with its folder under
+    names emgrid.report.page's sections read) and `settings` (the `report` params: `title`, `notes`, `interval_level`
+    (the level the aggregate's intervals were computed at, which the page's texts state), and the rest shown as the
+    page's configuration). Each dataset card in `inputs["cards"]` is labelled with its folder under
     `datasets_root`."""
     files = {
         name: [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
@@ -38,5 +39,6 @@ def write_report_page(
             notes=tuple(settings["notes"]),
             cards=cards,
             config_snapshot=dict(settings),
+            level=float(settings["interval_level"]),
         )
     )

@@ -2,8 +2,9 @@
 
 Snakemake's report shows a declared output with the file its rule names in `report(..., caption=...)` and renders it
 with Jinja, `snakemake.wildcards` and `snakemake.config` in reach; the HTML page shows the same file under the same
-figure, rendered here with the same names filled from what the page is given (model, question set, criterion). So a
-caption is written once, and the two reports cannot drift apart (the page once had its own captions in Python).
+figure (and a table's caption as its section's method note), rendered here with the same names filled from what the
+page is given (model, question set, criterion, interval level). So a caption is written once, and the two reports
+cannot drift apart (the page once had its own captions in Python, and its own method notes).
 The package reaches the files through `workflow_files/captions`, a link to workflow/report.
 """
 
@@ -47,11 +48,13 @@ def _template(name: str) -> jinja2.Template:
     return _ENV.from_string(path.read_text(encoding="utf-8"))
 
 
-def caption(name: str, model: str = "", qset: str = "", criterion: Criterion | None = None) -> str:
+def caption(name: str, model: str = "", qset: str = "", criterion: Criterion | None = None, level: float = 0.95) -> str:
     """The caption `name` (a file stem in workflow/report/) as one line of plain text, with the wildcards Snakemake
-    would fill (`model`, `qset`) and the analysis settings it reads from the config taken from `criterion`."""
+    would fill (`model`, `qset`) and the analysis settings it reads from the config taken from `criterion` and
+    `level` (`analysis.bootstrap.level`, the level of every interval but the answer-level Wilson ones)."""
     crit = criterion or Criterion()
     analysis = {k: f"{v:g}" if isinstance(v, float) else v for k, v in vars(crit).items()}
+    analysis["bootstrap"] = {"level": level}
     snakemake = SimpleNamespace(wildcards=SimpleNamespace(model=model, qset=qset), config={"analysis": analysis})
     text = _template(name).render(snakemake=snakemake)
     text = _MARKUP.sub(lambda m: next(g for g in m.groups() if g is not None), text)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from emgrid.scores import Criterion, read_scores
 from emgrid.efficacy.summary import not_taken, read_table as read_efficacy
-from emgrid.findings.clustered import describe_interval
+from emgrid.findings.clustered import describe_interval, level_text
 from emgrid.errors import DataError
 from emgrid.io import write_text
 from emgrid.report.answers import criterion_of
@@ -51,6 +51,7 @@ class PageInputs:
     cards: Mapping[str, Path] = field(default_factory=dict)
     config_snapshot: Any = None
     n_examples: int = 5
+    level: float = 0.95  # analysis.bootstrap.level: the level of every interval but the answer-level Wilson ones
 
     def many(self, name: str) -> list[Path]:
         return [Path(p) for p in self.files.get(name, ())]
@@ -90,7 +91,7 @@ class PageInputs:
 
     def caption(self, name: str, model: str = "", qset: str = "") -> str:
         """Caption `name` of the one registry (emgrid.report.captions), as Snakemake's report shows it."""
-        return caption(name, model, qset, self.criterion)
+        return caption(name, model, qset, self.criterion, self.level)
 
     def figure(self, path: Path, caption: str) -> dict:
         data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
@@ -110,7 +111,7 @@ def headline(inp: PageInputs) -> dict | None:
     t = inp.table("headline")
     if t is None or t.empty:
         return None
-    return {"rows": t.to_dict("records"), "alpha": f"{float(t['alpha'].iloc[0]):g}"}
+    return {"rows": t.to_dict("records"), "alpha": f"{float(t['alpha'].iloc[0]):g}", "level": level_text(inp.level)}
 
 
 def overview(inp: PageInputs) -> dict:
@@ -123,7 +124,8 @@ def overview(inp: PageInputs) -> dict:
         "n_answers": len(inp.scores),
         "cost": s["judge_cost_usd"].sum(),
         "crit": crit,
-        "interval": describe_interval(),
+        "interval": describe_interval(inp.level),
+        "level": level_text(inp.level),
     }
 
 
@@ -140,6 +142,7 @@ def efficacy(inp: PageInputs) -> dict | None:
         "rows": rows,
         "not_taken": [f"{m}/{c}" for m, c in not_taken(t)],
         "dropped": bool(snapshot.get("drop_untaken_cells")),
+        "method": inp.caption("efficacy"),
     }
 
 
@@ -184,7 +187,7 @@ def ranking(inp: PageInputs) -> dict | None:
         }
         for (m, q), g in r.groupby(["model", "qset"], sort=True)
     ]
-    return {"scope": scope, "groups": groups}
+    return {"scope": scope, "groups": groups, "method": inp.caption("ranking"), "level": level_text(inp.level)}
 
 
 def _plot_key(path: Path) -> tuple[str, str, str]:
@@ -217,7 +220,7 @@ def plots(inp: PageInputs) -> dict | None:
 
 def trigger(inp: PageInputs) -> dict | None:
     t = inp.table("trigger_stats")
-    return None if t is None or t.empty else {"rows": t.to_dict("records")}
+    return None if t is None or t.empty else {"rows": t.to_dict("records"), "method": inp.caption("trigger_effect")}
 
 
 def transfer(inp: PageInputs) -> dict | None:
@@ -228,7 +231,11 @@ def transfer(inp: PageInputs) -> dict | None:
     contrast = inp.table("transfer_contrast")
     if not figures and (contrast is None or contrast.empty):
         return None
-    return {"figures": figures, "contrast": [] if contrast is None else contrast.to_dict("records")}
+    return {
+        "figures": figures,
+        "contrast": [] if contrast is None else contrast.to_dict("records"),
+        "method": inp.caption("transfer_contrast"),
+    }
 
 
 def steering(inp: PageInputs) -> dict | None:
@@ -247,6 +254,7 @@ def steering(inp: PageInputs) -> dict | None:
         "directions": directions.to_dict("records"),
         "figures": figures,
         "rows": [] if matrix is None else rows.to_dict("records"),
+        "method": inp.caption("steering"),
     }
 
 

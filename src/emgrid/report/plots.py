@@ -229,7 +229,7 @@ def plot_categories(
 
 def plot_ranking(ranking: pd.DataFrame, path: str | Path, title: str) -> Path:
     """Horizontal bars of the ranked domains (`ranking_table`: most misaligned on top), coloured by the domain's
-    category, with the clustered 95% interval as an error bar; dashed lines mark each category's mean."""
+    category, with the primary interval (ranking.csv's misalignment_cci_lo/hi) as an error bar; dashed lines mark each category's mean."""
     r = ranking.reset_index(drop=True)
     fig = Figure(figsize=(7.0, max(2.2, 0.32 * len(r) + 1.3)), layout="constrained")
     ax = fig.subplots()
@@ -258,7 +258,7 @@ def plot_ranking(ranking: pd.DataFrame, path: str | Path, title: str) -> Path:
                 label=f"{g or 'no category'} (mean {mean:.1f}%)",
             )
     ax.set_xlim(0, 100)
-    ax.set_xlabel("misalignment rate under the trigger (%), seeds pooled, clustered 95% interval")
+    ax.set_xlabel("misalignment rate under the trigger (%), seeds pooled, primary interval")
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
     if len(r):

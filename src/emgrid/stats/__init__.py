@@ -1,10 +1,13 @@
 """Statistics for misalignment rates and mean scores.
 
 - `intervals`: answer-level Wilson and Newcombe intervals (one cell, answers treated as independent).
-- `bootstrap`: the hierarchical (seed -> question -> answer) bootstrap, the primary interval for rates and means,
-  because answers cluster within questions and within trained models; rank intervals from its draws.
-- `paired`: the trigger effect within (seed, question) pairs, its cluster-bootstrap interval and sign-flip test.
+- `cluster_t`: the primary interval of a cell's rate or mean score, cluster-robust over questions with a t quantile
+  (quasi-score for rates, two-part for means; its estimand is stated there), because answers cluster within questions.
+- `bootstrap`: the hierarchical (seed -> question -> answer) bootstrap with question draws shared across domains:
+  rank intervals and the contrasts that need joint draws, and the fallback where a t interval is not defined.
+- `paired`: the trigger effect within (seed, question) pairs, its t interval over questions and sign-flip test.
 - `adjust`: Holm and Benjamini-Hochberg adjusted p-values across many tested domains.
+- `power`: the minimum detectable trigger effect of a design (`emgrid plan`).
 """
 
 from emgrid.stats.adjust import bh_adjust, holm_adjust
