@@ -37,7 +37,16 @@ MAX_CHECKSUM_FILE_SIZE = 1_000_000_000
 #: release whose emgrid code (library or script) writes different results for the same config, and that rule's
 #: jobs, and everything downstream of them, rerun on the next run. Nothing else about code reruns a job (see
 #: RERUN_TRIGGERS); a refactor, a faster path with the same results or a new log line needs no bump.
-CODE_VERSIONS: dict[str, int] = {}
+CODE_VERSIONS: dict[str, int] = {
+    # Issue 21: the primary intervals (cluster-robust t over questions: quasi-score rates, two-part means), t intervals
+    # of the trigger effect, its difference in differences and mean drop, tied ranks, joint question draws.
+    "aggregate": 1,
+    "steering_summary": 1,  # the steering delta's interval: the paired effect's t interval over questions
+    "efficacy_summary": 1,  # several answers per prompt: the primary rate interval with prompts as clusters
+    "mia_analysis": 1,  # the domain-level AUC by leave-pair-out cross-validation, its permutation p-value too
+    "diversity_analysis": 1,  # the same AUC estimator
+    "plots": 1,  # the ranking figure's axis names the primary interval, not a fixed 95 %
+}
 
 
 def code_version(rule: str) -> dict[str, int]:
