@@ -229,7 +229,8 @@ def plot_categories(
 
 def plot_ranking(ranking: pd.DataFrame, path: str | Path, title: str) -> Path:
     """Horizontal bars of the ranked domains (`ranking_table`: most misaligned on top), coloured by the domain's
-    category, with the primary interval (ranking.csv's misalignment_cci_lo/hi) as an error bar; dashed lines mark each category's mean."""
+    category, with the primary interval (ranking.csv's misalignment_cci_lo/hi; its level is in the caption) as an
+    error bar; dashed lines mark each category's mean."""
     r = ranking.reset_index(drop=True)
     fig = Figure(figsize=(7.0, max(2.2, 0.32 * len(r) + 1.3)), layout="constrained")
     ax = fig.subplots()
