@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from emgrid.stats import layout, paired_effect
+from emgrid.stats import layout
+from emgrid.stats.paired import paired_effect
 from emgrid.stats.paired import mean_effect_interval
 
 GH_X, GH_W = np.polynomial.hermite_e.hermegauss(40)

@@ -5,10 +5,14 @@ emgrid imports hide inside functions, and no module or function outgrows its siz
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+
+from tests.support.workflow_helpers import snakemake_cmd, tiny_config, write_config
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PKG = SRC / "emgrid"
@@ -31,6 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "integrity",
         "throughput",
         "throughput_model",
+        "throughput_fit",
         "jobparams",
     ),  # jobparams: the stages' job params from the config (emgrid.gridspec.Grid hands them to the rules)
     # 3: answers to numbers
@@ -237,3 +242,26 @@ def test_no_function_over_its_line_limit():
 def test_common_smk_is_thin():
     common = SRC.parent / "workflow" / "rules" / "common.smk"
     assert len(common.read_text().splitlines()) <= 200
+
+
+#: Libraries a parse of the workflow must not load. Snakemake parses the Snakefile on every `snakemake` command and
+#: twice more inside every cluster job (the job step, then the job itself), so each of these costs its import time
+#: (scipy ~0.6 s, matplotlib ~0.3 s, torch ~1.4 s) that many times over; the jobs import what they use. (pandas and
+#: jinja2 are Snakemake's own imports.)
+HEAVY_AT_PARSE = ("scipy", "matplotlib", "torch", "transformers", "peft", "sklearn", "sentence_transformers")
+
+
+def test_parsing_the_workflow_loads_no_heavy_library(tmp_path):
+    cfg = write_config(tmp_path, tiny_config())
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1"}
+    proc = subprocess.run(
+        snakemake_cmd(tmp_path, cfg, "-n", "--quiet"), capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = {
+        line.rsplit("|", 1)[1].strip().split(".")[0]
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
+    assert "emgrid" in imported and "snakemake" in imported  # the check reads what the parse imported
+    assert not imported & set(HEAVY_AT_PARSE), sorted(imported & set(HEAVY_AT_PARSE))

@@ -13,7 +13,7 @@ import yaml
 
 from emgrid.config import validate_config
 from emgrid.power_plan import designs, format_power, power_rows
-from emgrid.stats import sign_flip_pvalue
+from emgrid.stats.paired import sign_flip_pvalue
 from emgrid.stats.power import (
     DEFAULT_COMPONENTS,
     VarianceComponents,

@@ -15,16 +15,10 @@ from emgrid.aggregate import aggregate_files
 from emgrid.findings.tables import FINDINGS
 from emgrid.scores import Criterion, read_summary
 from emgrid.errors import DataError
-from emgrid.report import (
-    PLOT_KINDS,
-    TABLES,
-    write_answer_browser,
-    write_loss_curves,
-    write_plots,
-    write_report_page,
-    write_tables,
-    write_transfer_plot,
-)
+from emgrid.report.answers import write_answer_browser
+from emgrid.report.assemble import write_report_page
+from emgrid.report.plots import PLOT_KINDS, write_loss_curves, write_plots, write_transfer_plot
+from emgrid.report.tables import TABLES, write_tables
 from emgrid.report.steering_plots import write_steering_plots
 from emgrid.report.answers import embed_json
 from emgrid.report.tables import read_table
@@ -109,7 +103,7 @@ def build_report(
 ):
     """The workflow's report pipeline, step by step as its rules run it (workflow/rules/report.smk): the tables,
     each model x question set's figures and answer browser, the transfer heatmaps, the loss curves, the steering
-    figures, then the page from their paths (emgrid.report.write_report_page, the report rule's one call). The
+    figures, then the page from their paths (emgrid.report.assemble.write_report_page, the report rule's one call). The
     findings tables are the aggregate's, beside `summary` (see `aggregate`)."""
     out_dir, summary_dir = Path(out_dir), Path(summary).parent
     stats = {name: summary_dir / f"{name}.csv" for name in FINDINGS}
@@ -651,7 +645,7 @@ def test_every_method_note_of_the_page_states_the_configured_level_and_the_metho
     intervals were computed at: the ranking once said "hierarchical cluster-bootstrap 95% interval" and the trigger
     section "hierarchical cluster bootstrap" long after both became t intervals over questions, and every note said 95%
     whatever `analysis.bootstrap.level` was."""
-    from emgrid.findings.clustered import describe_interval
+    from emgrid.stats.describe import describe_interval
     from emgrid.report.captions import caption
 
     scores, summary = make_inputs(tmp_path, CELLS)

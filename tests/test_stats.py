@@ -11,16 +11,14 @@ from emgrid.errors import ConfigError
 from emgrid.stats import (
     BootstrapSpec,
     bh_adjust,
-    effect_difference,
     hierarchical_bootstrap,
     holm_adjust,
     layout,
-    paired_effect,
     percentile_interval,
     rank_intervals,
-    sign_flip_pvalue,
     wilson_interval,
 )
+from emgrid.stats.paired import effect_difference, paired_effect, sign_flip_pvalue
 from emgrid.stats.bootstrap import cluster_sums, cluster_weights
 
 N_SEEDS, N_QUESTIONS, N_ANSWERS = 3, 20, 5

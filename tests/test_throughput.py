@@ -198,7 +198,7 @@ def test_estimate_above_its_upper_bound_is_flagged(recorded):
 def test_fit_terms_recovers_a_known_cost_and_leaves_out_what_never_varied():
     """Seconds made by a known rule (2 s per job + 1 ms per token + 0.1 s per step) are fitted back; LoRA units the
     runs never vary get no term (their effect is unknown, taken as zero), and a term's coefficient is never negative."""
-    from emgrid.throughput_model import fit_terms
+    from emgrid.throughput_fit import fit_terms
 
     jobs = [(1000, 10), (5000, 20), (3000, 60), (8000, 40)]
     samples = [(2 + t / 1000 + 0.1 * s, t, {"steps": s, "lora_units": 1.0}) for t, s in jobs]

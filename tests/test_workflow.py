@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from emgrid.findings.tables import FINDINGS
-from emgrid.report import PLOT_KINDS, TABLES
+from emgrid.report.plots import PLOT_KINDS
+from emgrid.report.tables import TABLES
 from tests.support.cdp import Browser, find_chromium
 from tests.support.shared_runs import copy_run
 from tests.support.workflow_helpers import REPO, dry_run_counts, snakemake, snakemake_cmd, write_config

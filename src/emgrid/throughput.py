@@ -27,7 +27,8 @@ from typing import Sequence
 
 from emgrid import layout
 from emgrid.models import device_name, load_tokenizer
-from emgrid.throughput_model import FEATURE_KEYS, TermModel, fit_terms
+from emgrid.throughput_fit import fit_terms
+from emgrid.throughput_model import FEATURE_KEYS, TermModel
 
 MARK = "emgrid-throughput "
 LOG_DIR = Path(layout.LOGS)
@@ -165,7 +166,7 @@ def collect_runs(workdir: str | Path = ".") -> list[Run]:
 def fit(runs: list[Run], source: str) -> Calibration:
     """Per (rule, device, dtype): tokens/s = total tokens over total seconds (a job-weighted mean would let short
     jobs, mostly model loading, dominate), tokens per answer likewise, and the seconds model of the runs that recorded
-    their features (throughput_model.fit_terms). Runs without features (old lines) make a rate without dtype."""
+    their features (throughput_fit.fit_terms). Runs without features (old lines) make a rate without dtype."""
     groups: dict[tuple[str, str, str | None], list[Run]] = {}
     for r in runs:
         dtype = str(r.features.get("dtype")) if r.features.get("dtype") else None

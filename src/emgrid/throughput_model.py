@@ -1,4 +1,4 @@
-"""What a GPU job's wall time depends on, and a fit of it from recorded runs (emgrid.throughput reads the runs).
+"""What a GPU job's wall time depends on: the terms of its seconds, each a feature the planner knows.
 
 Why not one tokens/s per rule: a rule's jobs differ in what makes a token cost more. On the demo grid the domain with
 its own finetune override trains LoRA on all seven projections, and one finetune rate fitted on the demo's own logs
@@ -17,10 +17,7 @@ rank / 16 (the study's q/v at r 8 = 1; `all-linear` counts the seven projections
 (finetune) or an answer's (generation) mean length, for attention's cost per token growing with it. The dtype changes every coefficient, so runs are fitted
 per (rule, device, dtype).
 
-A term is fitted only when the recorded runs vary it independently of the terms before it (`_independent`):
-otherwise its effect cannot be told apart (e.g. every run used q/v, so the cost of all-linear is unknown) and it is
-left out, i.e. taken as zero. The coefficients are non-negative least squares on relative errors, so short jobs
-count as much as long ones.
+The coefficients are fitted from recorded runs by `emgrid.throughput_fit`.
 """
 
 from __future__ import annotations
@@ -28,9 +25,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Mapping
-
-import numpy as np
-from scipy.optimize import nnls
 
 from emgrid.api_finetune import estimate_tokens
 from emgrid.generation.plan import GenerateSpec
@@ -42,9 +36,6 @@ FEATURE_KEYS = ("dtype", "steps", "lora_units", "seq_len", "hooked")
 TERMS = ("tokens", "job", "steps", "lora_steps", "lora_tokens", "attn_tokens", "hook_steps")
 # Module names `all-linear` stands for in the decoder layers emgrid trains (Qwen2/Llama: 4 attention + 3 MLP).
 ALL_LINEAR_MODULES = 7
-# A term enters the fit only when at least this share of its (relative) variation is not explained by the terms
-# already in: below it, its coefficient would be noise.
-MIN_INDEPENDENT = 0.05
 
 
 @dataclass(frozen=True)
@@ -115,38 +106,6 @@ def term_values(tokens: float, features: Mapping) -> dict[str, float]:
         "attn_tokens": tokens * float(f.get("seq_len") or 0) / 1000,
         "hook_steps": float(f.get("steps") or 0) * float(bool(f.get("hooked"))),
     }
-
-
-def _independent(columns: list[np.ndarray], candidate: np.ndarray) -> bool:
-    """Whether `candidate` varies beyond what `columns` explain (by MIN_INDEPENDENT of its norm)."""
-    if not candidate.any():
-        return False
-    if not columns:
-        return True
-    a = np.stack(columns, axis=1)
-    resid = candidate - a @ np.linalg.lstsq(a, candidate, rcond=None)[0]
-    return float(np.linalg.norm(resid)) > MIN_INDEPENDENT * float(np.linalg.norm(candidate))
-
-
-def fit_terms(samples: list[tuple[float, float, Mapping]]) -> TermModel:
-    """Non-negative least squares of seconds on the terms the samples (seconds, tokens, features) vary
-    independently, at most one term per sample; errors relative to each sample's seconds."""
-    secs = np.array([s for s, _, _ in samples], dtype=float)
-    rows = [term_values(t, f) for _, t, f in samples]
-    weight = 1.0 / np.maximum(secs, 1e-9)
-    chosen: list[str] = []
-    cols: list[np.ndarray] = []
-    for term in TERMS:
-        col = np.array([r[term] for r in rows]) * weight
-        if len(chosen) < len(samples) and _independent(cols, col):
-            chosen.append(term)
-            cols.append(col)
-    if not chosen:
-        return TermModel({})
-    a = np.stack(cols, axis=1)
-    scale = np.linalg.norm(a, axis=0)  # columns of very different magnitude: solve on unit columns
-    coef, _ = nnls(a / scale, secs * weight)
-    return TermModel({t: float(c / s) for t, c, s in zip(chosen, coef, scale) if c > 0})
 
 
 def finetune_record(spec: Mapping, train_jsonl, metrics: Mapping) -> tuple[int, dict]:

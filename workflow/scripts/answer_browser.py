@@ -2,7 +2,7 @@ from emgrid.runlog import redirect_to_log
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
-from emgrid.report import write_answer_browser
+from emgrid.report.answers import write_answer_browser
 
 write_answer_browser(
     snakemake.input.scores,

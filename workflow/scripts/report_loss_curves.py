@@ -4,7 +4,7 @@ redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from pathlib import Path
 
-from emgrid.report import write_loss_curves
+from emgrid.report.plots import write_loss_curves
 
 write_loss_curves(
     {Path(f).parent.name: f for f in snakemake.input.metrics},

@@ -2,7 +2,7 @@ from emgrid.runlog import redirect_to_log
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
-from emgrid.report import write_plots
+from emgrid.report.plots import write_plots
 
 write_plots(
     snakemake.input.summary,

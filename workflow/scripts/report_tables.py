@@ -4,7 +4,7 @@ redirect_to_log(snakemake.log[0], snakemake.threads)
 
 from pathlib import Path
 
-from emgrid.report import write_tables
+from emgrid.report.tables import write_tables
 
 write_tables(
     snakemake.input.summary,

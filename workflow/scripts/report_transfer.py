@@ -2,7 +2,7 @@ from emgrid.runlog import redirect_to_log
 
 redirect_to_log(snakemake.log[0], snakemake.threads)
 
-from emgrid.report import write_transfer_plot
+from emgrid.report.plots import write_transfer_plot
 
 write_transfer_plot(
     snakemake.input.transfer,

@@ -2,7 +2,7 @@
 
 Wilson intervals (in summary.csv) treat every answer as independent; answers cluster within questions and within
 trained models (seeds). The primary interval of a rate or mean is the cluster-robust interval over questions with a
-t quantile of `emgrid.stats.cluster_t` (its estimand is stated there and in `describe_interval`); the hierarchical
+t quantile of `emgrid.stats.cluster_t` (its estimand is stated there and in `emgrid.stats.describe`); the hierarchical
 bootstrap of `emgrid.stats.bootstrap` supplies the joint draws behind rank intervals and contrasts between domains.
 """
 
@@ -64,23 +64,6 @@ def clustered_group(
             interval = clustered_rate_interval(values, questions_of, lay.n_clusters, spec.level)
         rec[f"{stem}_cci_lo"], rec[f"{stem}_cci_hi"] = interval
     return rec, draws
-
-
-def level_text(level: float) -> str:
-    """An interval level as the reports write it (0.95 -> "95%", 0.975 -> "97.5%"), as the captions do."""
-    return f"{level * 100:g}%"
-
-
-def describe_interval(level: float = 0.95) -> str:
-    """The primary interval in words, for the reports (one definition, beside the code that computes it)."""
-    return (
-        f"a {level_text(level)} cluster-robust t interval over questions (answers to one question pooled over seeds; "
-        "Q - 1 degrees of freedom; for rates the quasi-score form, whose variance has a within-question binomial part and "
-        "a between-question part that is constant on the logit scale; for mean scores the two-part form, the share of "
-        "scores below the midpoint through that variance function), for the cell's rate or mean on the population of "
-        "evaluation questions for the model(s) trained: seed-to-seed variation is not in it, and with one seed it "
-        "cannot be measured; at a rate of exactly 0 or 1, Wilson's interval on the number of (seed, question) clusters"
-    )
 
 
 def with_indicators(scores: pd.DataFrame, criterion) -> pd.DataFrame:

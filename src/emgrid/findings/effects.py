@@ -16,7 +16,8 @@ import pandas as pd
 
 from emgrid.findings.clustered import shared_questions
 from emgrid.numfmt import fixed
-from emgrid.stats import BootstrapSpec, bh_adjust, effect_difference, holm_adjust, layout, paired_effect
+from emgrid.stats import BootstrapSpec, bh_adjust, holm_adjust, layout
+from emgrid.stats.paired import effect_difference, paired_effect
 from emgrid.stats.paired import mean_effect_interval
 
 EFFECT_KEY = ["model", "domain", "variant", "qset"]

@@ -3,7 +3,7 @@
 Snakemake renders `report:` with only the config in reach, so a template could restate the criterion but not derive
 it: workflow.rst once read "coherent > None" under paper-exact and "Rates carry Wilson 95% intervals" while the
 primary interval is the clustered one. The Snakefile hands Snakemake a copy of the template whose placeholders
-`@CRITERION@` and `@INTERVAL@` are filled by `Criterion.describe()` and `clustered.describe_interval()`.
+`@CRITERION@` and `@INTERVAL@` are filled by `Criterion.describe()` and `emgrid.stats.describe.describe_interval()`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emgrid.scores import analysis_specs
-from emgrid.findings.clustered import describe_interval
+from emgrid.stats.describe import describe_interval
 
 #: Where the filled copy goes (Snakemake's own folder in the working directory: nothing of results/).
 OUT = Path(".snakemake") / "emgrid" / "workflow.rst"

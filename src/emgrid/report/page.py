@@ -21,7 +21,7 @@ import pandas as pd
 
 from emgrid.scores import Criterion, read_scores
 from emgrid.efficacy.summary import not_taken, read_table as read_efficacy
-from emgrid.findings.clustered import describe_interval, level_text
+from emgrid.stats.describe import describe_interval, level_text
 from emgrid.errors import DataError
 from emgrid.io import write_text
 from emgrid.report.answers import criterion_of

@@ -18,7 +18,8 @@ import pandas as pd
 from emgrid.scores import analysis_specs, score_answers
 from emgrid.findings.clustered import with_indicators
 from emgrid.io import read_jsonl, write_text
-from emgrid.stats import layout, paired_effect
+from emgrid.stats import layout
+from emgrid.stats.paired import paired_effect
 from emgrid.steering.directions import read_direction
 from emgrid.steering.steer import UNSTEERED
 
