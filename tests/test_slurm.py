@@ -95,10 +95,14 @@ def _squeue(jobid: int) -> tuple[str, str, str]:
 
 def _grid() -> dict:
     """The tiny test grid cut to one domain, backdoor variant only: the base cell and one finetuned cell, enough
-    for every rule to run (a SLURM job costs seconds of start-up and polling, so fewer cells keep CI fast)."""
+    for every stage to run (a SLURM job costs seconds of start-up and polling, so fewer cells keep CI fast). MIA and
+    diversity are left out: their jobs ask SLURM for nothing that finetune, generate, judge and efficacy_generate do
+    not (a GPU, a core, memory), and on the test node's one GPU every GPU job waits for the last (the tiny grid runs
+    them locally, tests/test_workflow.py)."""
     config = tiny_config()
     first = next(iter(config["domains"]))
     config["domains"] = {first: {**config["domains"][first], "variants": ["backdoor"]}}
+    config["analyses"] = {**config["analyses"], "mia": {"enabled": False}, "diversity": {"enabled": False}}
     return config
 
 
