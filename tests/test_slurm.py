@@ -177,26 +177,6 @@ def test_every_cluster_rule_went_through_sbatch_and_gpu_jobs_got_a_gpu(slurm_run
             assert "CUDA_VISIBLE_DEVICES" not in log, f"{job.rule} got a GPU it does not ask for"
 
 
-def test_slurm_results_equal_a_local_run(slurm_run, local_run):
-    wd, _ = slurm_run
-    answers = sorted(p.relative_to(wd) for p in (wd / "results/cells").glob("*/*/answers/*.jsonl"))
-    assert len(answers) == 2 * len(_grid()["question_sets"])
-    for rel in answers:
-        assert (wd / rel).read_bytes() == (local_run / rel).read_bytes(), f"answers differ: {rel}"
-        jrel = Path(str(rel).replace("/answers/", "/judged/"))
-        # exact floats: the hf judge scores each prompt alone, so what a concurrent job had cached changes nothing
-        # (only the `cached` flag, which says which job paid)
-        a, b = (
-            [{**json.loads(x), "cached": None} for x in (d / jrel).read_text().splitlines()] for d in (wd, local_run)
-        )
-        assert a == b, f"judged rows differ: {jrel}"
-    slurm_rows = (wd / "results/summary/summary.csv").read_text().splitlines()
-    cells = {tuple(r.split(",")[:2]) for r in slurm_rows[1:]}
-    local_rows = (local_run / "results/summary/summary.csv").read_text().splitlines()
-    assert slurm_rows == local_rows[:1] + [r for r in local_rows[1:] if tuple(r.split(",")[:2]) in cells]
-    assert (wd / "results/report/report.html").is_file()
-
-
 # ------------------------------------------------------------------------- failures, with a stand-in workflow
 
 # Rule names match the profile's set-resources, so the profile's own values (and growth with attempt) apply.
@@ -258,3 +238,25 @@ def test_impossible_request_fails_fast_with_slurms_reason(tmp_path):
     assert proc.returncode != 0
     assert "More processors requested than permitted" in text, text[-3000:]
     assert secs < 90, f"took {secs:.0f}s to fail"
+
+
+# Last in the file: the shared local run of the tiny grid is built by the other xdist worker while this one runs the
+# SLURM grid and the failure tests (asked for first, this test waited for it idle).
+def test_slurm_results_equal_a_local_run(slurm_run, local_run):
+    wd, _ = slurm_run
+    answers = sorted(p.relative_to(wd) for p in (wd / "results/cells").glob("*/*/answers/*.jsonl"))
+    assert len(answers) == 2 * len(_grid()["question_sets"])
+    for rel in answers:
+        assert (wd / rel).read_bytes() == (local_run / rel).read_bytes(), f"answers differ: {rel}"
+        jrel = Path(str(rel).replace("/answers/", "/judged/"))
+        # exact floats: the hf judge scores each prompt alone, so what a concurrent job had cached changes nothing
+        # (only the `cached` flag, which says which job paid)
+        a, b = (
+            [{**json.loads(x), "cached": None} for x in (d / jrel).read_text().splitlines()] for d in (wd, local_run)
+        )
+        assert a == b, f"judged rows differ: {jrel}"
+    slurm_rows = (wd / "results/summary/summary.csv").read_text().splitlines()
+    cells = {tuple(r.split(",")[:2]) for r in slurm_rows[1:]}
+    local_rows = (local_run / "results/summary/summary.csv").read_text().splitlines()
+    assert slurm_rows == local_rows[:1] + [r for r in local_rows[1:] if tuple(r.split(",")[:2]) in cells]
+    assert (wd / "results/report/report.html").is_file()
