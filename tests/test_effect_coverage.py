@@ -9,8 +9,7 @@ import pytest
 from scipy.special import expit
 
 from emgrid.stats import layout
-from emgrid.stats.paired import paired_effect
-from emgrid.stats.paired import mean_effect_interval
+from emgrid.stats.paired import mean_effect_interval, paired_effect
 
 GH_X, GH_W = np.polynomial.hermite_e.hermegauss(40)
 GH_W = GH_W / GH_W.sum()

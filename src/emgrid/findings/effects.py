@@ -17,8 +17,7 @@ import pandas as pd
 from emgrid.findings.clustered import shared_questions
 from emgrid.numfmt import fixed
 from emgrid.stats import BootstrapSpec, bh_adjust, holm_adjust, layout
-from emgrid.stats.paired import effect_difference, paired_effect
-from emgrid.stats.paired import mean_effect_interval
+from emgrid.stats.paired import effect_difference, mean_effect_interval, paired_effect
 
 EFFECT_KEY = ["model", "domain", "variant", "qset"]
 #: (answer column, output stem): the effect on mean alignment (points) and on the misalignment rate.
