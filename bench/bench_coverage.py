@@ -18,8 +18,11 @@ Methods (rates):
   answers; Wilson on the clusters at 0 or 1), 400 resamples here.
 - logit_t: emgrid's primary interval on 2026-12-04 (symmetric on the logit scale, cluster-robust variance over
   questions, t with Q - 1 df), re-implemented here for the comparison.
+- quasi_score_logit: emgrid's primary interval on 2026-12-05/06 (the quasi-score interval below with the between part
+  carried as a constant logit spread alone), re-implemented here.
 - quasi_score: emgrid's primary interval now (`emgrid.stats.cluster_t.rate_interval`: the quasi-score interval whose
-  variance has a within-question binomial part and a between-question part, t with Q - 1 df;
+  variance has a within-question binomial part and a between-question part (the larger of an overdispersed-binomial
+  and a constant-logit-spread scaling), t with Q - 1 df;
   `emgrid.findings.clustered.boundary_rate_interval` where it is not defined), called on each simulated cell exactly
   as the aggregate calls it.
 - wilson_t: Wilson's interval on the design-effect-adjusted n (p(1-p) / cluster-robust variance of the question means)
@@ -40,12 +43,13 @@ import time
 
 import numpy as np
 from scipy.special import expit
+from scipy.optimize import brentq
 from scipy.special import logit
 from scipy.stats import norm, t as tdist
 
 from emgrid.stats.cluster_t import boundary_rate_interval
 from emgrid.stats import hierarchical_bootstrap, layout, percentile_interval, wilson_interval
-from emgrid.stats.cluster_t import mean_interval, rate_interval
+from emgrid.stats.cluster_t import mean_interval, rate_interval, within_variance
 
 GH_X, GH_W = np.polynomial.hermite_e.hermegauss(60)
 GH_W = GH_W / GH_W.sum()
@@ -92,6 +96,22 @@ def quasi_score(y: np.ndarray) -> tuple[float, float]:
     if not np.isfinite(lo):
         return boundary_rate_interval(float(y.mean()), y.shape[0] * y.shape[1], 0.95)
     return lo, hi
+
+
+def quasi_score_logit(y: np.ndarray) -> tuple[float, float]:
+    """The primary interval of 2026-12-05/06: the quasi-score interval with the between part carried to theta as a
+    constant logit spread alone (W r + B r^2), re-implemented here (same boundary rule)."""
+    p, var, q, _ = _question_stats(y)
+    if not (0 < p < 1 and var > 0):
+        return boundary_rate_interval(p, y.shape[0] * q, 0.95)
+    within = min(within_variance(y.ravel(), _questions(y)), var)
+    t2, scale = float(tdist.ppf(0.975, q - 1)) ** 2, p * (1 - p)
+
+    def outside(theta: float) -> float:
+        r = theta * (1 - theta) / scale
+        return (p - theta) ** 2 - t2 * (within * r + (var - within) * r * r)
+
+    return float(brentq(outside, 0.0, p, xtol=1e-12)), float(brentq(outside, p, 1.0, xtol=1e-12))
 
 
 def logit_t(y: np.ndarray) -> tuple[float, float]:
@@ -142,7 +162,13 @@ def bootstrap(y: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
     return lo, hi
 
 
-METHODS = {"bootstrap": None, "logit_t": logit_t, "quasi_score": quasi_score, "wilson_t": wilson_t}
+METHODS = {
+    "bootstrap": None,
+    "logit_t": logit_t,
+    "quasi_score_logit": quasi_score_logit,
+    "quasi_score": quasi_score,
+    "wilson_t": wilson_t,
+}
 MEAN_METHODS = {"symmetric_t": symmetric_t, "two_part": two_part}
 
 

@@ -30,7 +30,8 @@ BENCHES = {
     "bench_aggregate": ([], rf"ratio wall/target {NUMBER}\)"),
     "bench_coverage": (
         [],
-        r"designs with coverage outside \[93 %, 97.5 %\] of 2: bootstrap \d+, logit_t \d+, quasi_score \d+, wilson_t \d+",
+        r"designs with coverage outside \[93 %, 97.5 %\] of 2: bootstrap \d+, logit_t \d+, "
+        r"quasi_score_logit \d+, quasi_score \d+, wilson_t \d+",
     ),
     "bench_finetune": (
         ["--json", "{tmp}/finetune.jsonl", "--calibration", "{tmp}/finetune-cal.json"],

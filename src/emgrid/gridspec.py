@@ -39,10 +39,11 @@ MAX_CHECKSUM_FILE_SIZE = 1_000_000_000
 #: RERUN_TRIGGERS); a refactor, a faster path with the same results or a new log line needs no bump.
 CODE_VERSIONS: dict[str, int] = {
     # Issue 21: the primary intervals (cluster-robust t over questions: quasi-score rates, two-part means), t intervals
-    # of the trigger effect, its difference in differences and mean drop, tied ranks, joint question draws.
-    "aggregate": 1,
+    # of the trigger effect, its difference in differences and mean drop, tied ranks, joint question draws. 2: the
+    # between-question part of the rate interval's variance takes the larger of its two models (2026-12-06).
+    "aggregate": 2,
     "steering_summary": 1,  # the steering delta's interval: the paired effect's t interval over questions
-    "efficacy_summary": 1,  # several answers per prompt: the primary rate interval with prompts as clusters
+    "efficacy_summary": 2,  # several answers per prompt: the primary rate interval with prompts as clusters
     "mia_analysis": 1,  # the domain-level AUC by leave-pair-out cross-validation, its permutation p-value too
     "diversity_analysis": 1,  # the same AUC estimator
     "plots": 1,  # the ranking figure's axis names the primary interval, not a fixed 95 %

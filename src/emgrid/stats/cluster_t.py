@@ -12,12 +12,14 @@ one question pooled over seeds), and the interval uses the t quantile with Q - 1
 Rates get a quasi-score interval (`rate_interval`): the set of rates theta with (p - theta)^2 <= t^2 V(theta), where
 the variance is split in its two sources and each is carried to theta the way it scales — the answers' binomial
 noise within a question like theta(1 - theta) (Wilson's score interval) and the spread of the questions' own rates
-like [theta(1 - theta)]^2 (a constant spread on the logit scale). Both parts are measured at p: the within part from
-each question's binomial variance, the between part as what the cluster-robust variance leaves. Why: a symmetric
-logit-scale t interval (emgrid's primary interval on 2026-12-04) was too long upward where answers' own noise
-dominates (a rare behaviour with few answers per question: up to 98.6 % coverage), and raw-scale ones are too short
-upward where a few questions carry the behaviour; the score form follows each source's skew. What it does not fix: a
-strongly skewed question distribution with many answers per question (92.4-93 % at a nominal 95 %).
+by the larger of theta(1 - theta) (an overdispersed binomial) and [theta(1 - theta)]^2 (a constant spread on the
+logit scale). Both parts are measured at p: the within part from each question's binomial variance, the between part
+as what the cluster-robust variance leaves. Why: a symmetric logit-scale t interval (emgrid's primary interval on
+2026-12-04) was too long upward where answers' own noise dominates (a rare behaviour with few answers per question:
+up to 98.6 % coverage), and raw-scale ones are too short upward where a few questions carry the behaviour; the score
+form follows each source's skew. The between part by the logit model alone (primary 2026-12-05/06) covered 91.8-93 %
+with a strongly skewed question distribution and many answers per question; the larger of the two models covers 94.1 %
+or more in every design of the bench, 97.8 % at most where counts are coarse (4,000 experiments, docs/statistics.md).
 
 Mean scores get a two-part interval (`mean_interval`): a mean alignment's skew is the skew of its share of low
 answers, so that share goes through the rate interval's variance function and is mapped to the mean through the
@@ -79,15 +81,18 @@ def within_variance(values, questions) -> float:
 
 def score_variance(p: float, var: float, within: float):
     """The variance at a hypothesised rate theta, from the cluster-robust variance `var` at p and its within-question
-    part: W r + B r^2, r = theta(1 - theta) / (p(1 - p)), B = var - W. The within part scales like a binomial
-    variance, the between part like a constant spread on the logit scale. Needs 0 < p < 1."""
+    part: W r + B max(r, r^2), r = theta(1 - theta) / (p(1 - p)), B = var - W. The within part scales like a binomial
+    variance; the between part by the larger of the two usual models of how questions' rates spread around a mean
+    rate, an overdispersed binomial (r) and a constant spread on the logit scale (r^2): one sample of questions cannot
+    tell them apart, and each alone under-covers somewhere (r^2 alone where a heavy question inflates p: its lower
+    side shrank with r^2). Below p that is r, above p r^2. Needs 0 < p < 1."""
     within = min(within, var)
     between = var - within
     scale = p * (1 - p)
 
     def at(theta: float) -> float:
         r = theta * (1 - theta) / scale
-        return within * r + between * r * r
+        return within * r + between * max(r, r * r)
 
     return at
 
