@@ -150,8 +150,8 @@ def test_rate_interval_covers_a_skewed_question_distribution_with_many_answers(d
 
 
 def test_the_between_part_takes_the_larger_of_the_two_variance_models():
-    """Below p the between-question part scales like an overdispersed binomial variance (r), above p like a constant
-    spread on the logit scale (r^2): at each hypothesised rate, the larger of the two."""
+    """At each hypothesised rate the between-question part takes the larger of an overdispersed binomial variance (r)
+    and a constant spread on the logit scale (r^2): r below p (a rate under 1/2), r^2 above it, both equal at p."""
     p, var, within = 0.1, 0.002, 0.0005
     at = score_variance(p, var, within)
     for theta in (0.03, 0.05, 0.2, 0.5):

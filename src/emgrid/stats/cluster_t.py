@@ -85,7 +85,8 @@ def score_variance(p: float, var: float, within: float):
     variance; the between part by the larger of the two usual models of how questions' rates spread around a mean
     rate, an overdispersed binomial (r) and a constant spread on the logit scale (r^2): one sample of questions cannot
     tell them apart, and each alone under-covers somewhere (r^2 alone where a heavy question inflates p: its lower
-    side shrank with r^2). Below p that is r, above p r^2. Needs 0 < p < 1."""
+    side shrank with r^2). r is the larger where theta is farther from 1/2 than p (below p, for a rate under 1/2), r^2
+    where it is nearer. Needs 0 < p < 1."""
     within = min(within, var)
     between = var - within
     scale = p * (1 - p)

@@ -19,8 +19,8 @@ def describe_interval(level: float = 0.95) -> str:
         f"a {level_text(level)} cluster-robust t interval over questions (answers to one question pooled over seeds; "
         "Q - 1 degrees of freedom; for rates the quasi-score form, whose variance has a within-question binomial part "
         "and a between-question part, the larger of an overdispersed-binomial and a constant logit-scale spread; for "
-        "mean scores the two-part form, the share "
-        "of scores below the midpoint through that variance function), for the cell's rate or mean on the population "
-        "of evaluation questions for the model(s) trained: seed-to-seed variation is not in it, and with one seed it "
-        "cannot be measured; at a rate of exactly 0 or 1, Wilson's interval on the number of (seed, question) clusters"
+        "mean scores the two-part form, the share of scores below the midpoint through that variance function), for "
+        "the cell's rate or mean on the population of evaluation questions for the model(s) trained: seed-to-seed "
+        "variation is not in it, and with one seed it cannot be measured; at a rate of exactly 0 or 1, Wilson's "
+        "interval on the number of (seed, question) clusters"
     )

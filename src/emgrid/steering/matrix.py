@@ -2,9 +2,9 @@
 directions of different cells are.
 
 Each steered run is compared with the unsteered run of the same target on the same questions: the effect is the
-paired difference of misalignment rates within questions (`emgrid.stats.paired_effect`: t interval over questions of
-the question-level differences, sign-flip p-value), the same statistics as the trigger effect. Misalignment is the
-aggregate's criterion (`analysis`), so steered and ordinary answers are counted alike.
+paired difference of misalignment rates within questions (`emgrid.stats.paired.paired_effect`: t interval over
+questions of the question-level differences, sign-flip p-value), the same statistics as the trigger effect.
+Misalignment is the aggregate's criterion (`analysis`), so steered and ordinary answers are counted alike.
 """
 
 from __future__ import annotations
