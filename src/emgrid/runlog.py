@@ -15,6 +15,9 @@ log = logging.getLogger("emgrid")
 # What a log must show to prove where a job ran (SLURM tests read these lines).
 _ENV_KEYS = ("SLURM_JOB_ID", "SLURM_JOB_PARTITION", "SLURM_CPUS_PER_TASK", "CUDA_VISIBLE_DEVICES")
 
+#: What torch reads for its intra-op thread count (OpenMP) and MKL for its own, when each first starts.
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
 
 def redirect_to_log(path: str | Path, threads: int | None = None) -> logging.Logger:
     """Send stdout, stderr and the `emgrid` logger to `path` (line-buffered), record the job's environment, and
@@ -41,11 +44,20 @@ def redirect_to_log(path: str | Path, threads: int | None = None) -> logging.Log
     if parent is not None:
         log.info("this job stops when snakemake (pid %s) is killed", parent)
     if threads:
-        try:
-            import torch
-
-            torch.set_num_threads(int(threads))
-        except ImportError:
-            pass
+        use_threads(int(threads))
         log.info("threads=%s", threads)
     return log
+
+
+def use_threads(threads: int) -> None:
+    """Hold torch to the job's `threads`, without importing it: most jobs (datasets, aggregation, plots, the report)
+    never use torch, and importing it only to set a thread count cost each of them 1.5-2.5 s. Before torch is
+    imported, the variables that torch (and the MKL under it) read when they start carry the count; once it is
+    imported, torch is told directly. (From the environment torch takes at most the cores it sees, where
+    `set_num_threads` would oversubscribe them: the same count wherever a job's threads fit its cores.)"""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+        return
+    for var in _THREAD_VARS:
+        os.environ[var] = str(threads)
