@@ -1,6 +1,6 @@
 """The workflow on a real SLURM cluster (the single-node one scripts/slurm/start-slurm.sh starts; `.ci/run` does).
 
-Runs through `--profile workflow/profiles/slurm-ci`: partition `debug`, one (fake) GPU, no slurmdbd. Checks that
+Runs through `--profile workflow/profiles/slurm-ci`: partition `debug`, two (fake) GPUs, no slurmdbd. Checks that
 every non-local rule went through sbatch and every GPU job got a GPU from SLURM, that results equal a local run's,
 that a failing job is retried per the profile (with more memory) and reported with its log paths, and that an
 impossible request fails at submission with SLURM's reason instead of hanging.
@@ -97,7 +97,7 @@ def _grid() -> dict:
     """The tiny test grid cut to one domain, backdoor variant only: the base cell and one finetuned cell, enough
     for every stage to run (a SLURM job costs seconds of start-up and polling, so fewer cells keep CI fast). MIA and
     diversity are left out: their jobs ask SLURM for nothing that finetune, generate, judge and efficacy_generate do
-    not (a GPU, a core, memory), and on the test node's one GPU every GPU job waits for the last (the tiny grid runs
+    not (a GPU, a core, memory), and on the test node's two GPUs every GPU job waits for a free one (the tiny grid runs
     them locally, tests/test_workflow.py)."""
     config = tiny_config()
     first = next(iter(config["domains"]))
@@ -171,7 +171,7 @@ def test_every_cluster_rule_went_through_sbatch_and_gpu_jobs_got_a_gpu(slurm_run
         assert state == "COMPLETED", (job.rule, m[1], state)
         if job.resources.get("gpu", 0):  # what the rule asks for (finetune, generate, MIA, hf judge, ...)
             # SLURM itself allocated the GPU GRES and exported the device to the job
-            assert "CUDA_VISIBLE_DEVICES=0" in log, f"{job.log[0]}: CUDA_VISIBLE_DEVICES not set by SLURM"
+            assert re.search(r"CUDA_VISIBLE_DEVICES=\d", log), f"{job.log[0]}: CUDA_VISIBLE_DEVICES not set by SLURM"
             assert "gpu" in tres, f"job {m[1]} ({job.rule}) has no GPU allocation: {tres}"
         else:
             assert "CUDA_VISIBLE_DEVICES" not in log, f"{job.rule} got a GPU it does not ask for"
