@@ -4,6 +4,8 @@
     .venv/bin/python bench/bench_coverage.py --experiments 300 --methods bootstrap wilson_t
     .venv/bin/python bench/bench_coverage.py --statistic mean     # mean alignment on the same grid
     .venv/bin/python bench/bench_coverage.py --smoke              # two designs, 20 experiments: the code path
+    .venv/bin/python bench/bench_coverage.py --design 1x8x5x0.3x0.10 --experiments 40000 --methods quasi_score
+                                                                  # one design (yours, or one near a bound) pinned down
 
 Estimand: the cell's rate on the population of evaluation questions for the model(s) trained (seeds as trained:
 seed-to-seed variation is not in it), i.e. the mean over questions of each question's misalignment probability.
@@ -204,24 +206,60 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--smoke", action="store_true", help="two designs, 20 experiments: checks the code path")
+    ap.add_argument(
+        "--design",
+        action="append",
+        type=parse_design,
+        metavar="SxQxAxSDxRATE",
+        help="only this design instead of the grid, e.g. 3x20x10x0.5x0.05 (seeds, questions, answers per question, "
+        "question sd on the logit scale, rate); repeatable",
+    )
     a = ap.parse_args(argv)
     a.methods = a.methods or list(MEAN_METHODS if a.statistic == "mean" else METHODS)
-    designs = list(itertools.product(*GRID.values()))
+    designs = a.design or list(itertools.product(*GRID.values()))
     if a.smoke:
         designs, a.experiments = [designs[0], designs[-1]], 20
     rng = np.random.default_rng(a.seed)
     t0 = time.time()
     print(f"{'seeds':>5}{'Q':>4}{'A':>4}{'sd':>5}{'rate':>6}" + "".join(f"{m:>22}" for m in a.methods))
     outside = {m: 0 for m in a.methods}
+    beyond = {m: 0 for m in a.methods}
     for d in designs:
         res = simulate(d, a.experiments, a.methods, rng, mean=a.statistic == "mean")
         cells = "".join(f"{res[m][0]:>12.1%} w {res[m][1]:>7.3f}" for m in a.methods)
-        print(f"{d[0]:>5}{d[1]:>4}{d[2]:>4}{d[3]:>5.1f}{d[4]:>6.0%}{cells}")
+        print(f"{d[0]:>5}{d[1]:>4}{d[2]:>4}{d[3]:>5.1f}{d[4]:>6.1%}{cells}")
         for m in a.methods:
             outside[m] += not 0.93 <= res[m][0] <= 0.975
+            beyond[m] += (
+                not 0.93 - 2 * mc_se(0.93, a.experiments) <= res[m][0] <= 0.975 + 2 * mc_se(0.975, a.experiments)
+            )
     summary = ", ".join(f"{m} {outside[m]}" for m in a.methods)
     print(f"designs with coverage outside [93 %, 97.5 %] of {len(designs)}: {summary} ({time.time() - t0:.0f} s)")
+    print(
+        f"of them, beyond the band by more than 2 Monte Carlo standard errors (at {a.experiments:,} experiments: "
+        f"{mc_se(0.975, a.experiments):.2%} at 97.5 %, {mc_se(0.93, a.experiments):.2%} at 93 %): "
+        + ", ".join(f"{m} {beyond[m]}" for m in a.methods)
+    )
     return 0
+
+
+def mc_se(coverage: float, experiments: int) -> float:
+    """The Monte Carlo standard error of a coverage estimated from `experiments` simulated cells: a design whose
+    estimate is outside the band by less than about two of these may be inside it."""
+    return float(np.sqrt(coverage * (1 - coverage) / experiments))
+
+
+def parse_design(text: str) -> tuple:
+    """`SxQxAxSDxRATE` (e.g. `1x8x5x0.3x0.10`) as the grid's design tuple."""
+    parts = text.lower().split("x")
+    try:
+        seeds, questions, answers, sd, rate = parts
+        design = (int(seeds), int(questions), int(answers), float(sd), float(rate))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected SxQxAxSDxRATE, e.g. 1x8x5x0.3x0.10") from None
+    if min(design[:3]) < 1 or design[1] < 2 or design[3] < 0 or not 0 < design[4] < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds, answers >= 1, questions >= 2, sd >= 0, 0 < rate < 1")
+    return design
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ the GPU check writes are checked too.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -122,7 +123,6 @@ def test_every_bench_has_a_smoke_test():
 def test_smoke_defaults_yield_to_options_given():
     """--smoke replaces a bench's defaults only: an option on the command line keeps its value (the test above
     relies on it to add --json and --calibration)."""
-    import argparse
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_smoke_args", REPO / "bench" / "smoke.py")
@@ -138,3 +138,44 @@ def test_smoke_defaults_yield_to_options_given():
     assert vars(parse([])) == {"steps": 4, "model": "smollm2", "smoke": False}
     assert vars(parse(["--smoke"])) == {"steps": 2, "model": "tiny", "smoke": True}
     assert vars(parse(["--smoke", "--steps", "7"])) == {"steps": 7, "model": "tiny", "smoke": True}
+
+
+def _bench_coverage():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_coverage_module", REPO / "bench" / "bench_coverage.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_coverage_simulates_the_designs_asked_for_and_says_which_misses_are_beyond_noise(capsys):
+    """--design replaces the grid (a user's own design, or one near a bound run with more experiments); the summary
+    counts the designs outside the band, and those outside it by more than two Monte Carlo standard errors."""
+    bench = _bench_coverage()
+    assert bench.parse_design("3x20x10x0.5x0.05") == (3, 20, 10, 0.5, 0.05)
+    for bad in ("3x20x10x0.5", "3x20x10x0.5x5", "0x8x5x0.3x0.1", "1x1x5x0.3x0.1", "axbxcxdxe"):
+        with pytest.raises(argparse.ArgumentTypeError, match="SxQxAxSDxRATE|questions >= 2"):
+            bench.parse_design(bad)
+    assert (
+        bench.main(
+            [
+                "--design",
+                "1x8x5x0.3x0.10",
+                "--design",
+                "1x20x5x0.3x0.02",
+                "--experiments",
+                "40",
+                "--methods",
+                "wilson_t",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    rows = [line.split() for line in out.splitlines() if line.startswith("    1")]
+    assert [row[:5] for row in rows] == [["1", "8", "5", "0.3", "10.0%"], ["1", "20", "5", "0.3", "2.0%"]]
+    assert "of 2: wilson_t" in out
+    # 40 experiments: 2 Monte Carlo standard errors at 97.5 % are 4.9 points
+    assert re.search(r"more than 2 Monte Carlo standard errors \(at 40 experiments: 2\.47% at 97\.5 %", out)
+    assert bench.mc_se(0.975, 4000) == pytest.approx(0.00247, abs=1e-5)
