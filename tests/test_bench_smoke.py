@@ -12,6 +12,7 @@ the GPU check writes are checked too.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -115,6 +116,14 @@ def test_bench_smoke_runs_and_prints_its_ratio(started, bench):
         assert load_calibration_file(tmp / "generate-cal.json").rate("steering_generate", "cpu") is not None
 
 
+def _bench_module(name: str):
+    """bench/<name>.py imported as a module (bench/ is a folder of scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}_under_test", REPO / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_every_bench_has_a_smoke_test():
     """A new bench/bench_*.py joins the smoke tests (else it can rot unseen)."""
     assert {p.stem for p in (REPO / "bench").glob("bench_*.py")} == set(BENCHES)
@@ -123,11 +132,7 @@ def test_every_bench_has_a_smoke_test():
 def test_smoke_defaults_yield_to_options_given():
     """--smoke replaces a bench's defaults only: an option on the command line keeps its value (the test above
     relies on it to add --json and --calibration)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_smoke_args", REPO / "bench" / "smoke.py")
-    smoke = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(smoke)
+    smoke = _bench_module("smoke")
 
     def parse(argv):
         ap = argparse.ArgumentParser()
@@ -140,19 +145,10 @@ def test_smoke_defaults_yield_to_options_given():
     assert vars(parse(["--smoke", "--steps", "7"])) == {"steps": 7, "model": "tiny", "smoke": True}
 
 
-def _bench_coverage():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_coverage_module", REPO / "bench" / "bench_coverage.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_bench_coverage_simulates_the_designs_asked_for_and_says_which_misses_are_beyond_noise(capsys):
     """--design replaces the grid (a user's own design, or one near a bound run with more experiments); the summary
     counts the designs outside the band, and those outside it by more than two Monte Carlo standard errors."""
-    bench = _bench_coverage()
+    bench = _bench_module("bench_coverage")
     assert bench.parse_design("3x20x10x0.5x0.05") == (3, 20, 10, 0.5, 0.05)
     for bad in ("3x20x10x0.5", "3x20x10x0.5x5", "0x8x5x0.3x0.1", "1x1x5x0.3x0.1", "axbxcxdxe"):
         with pytest.raises(argparse.ArgumentTypeError, match="SxQxAxSDxRATE|questions >= 2"):
