@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from emgrid.throughput import load_calibration_file
@@ -33,7 +34,7 @@ BENCHES = {
     "bench_coverage": (
         [],
         r"designs with coverage outside \[93 %, 97.5 %\] of 2: bootstrap \d+, logit_t \d+, "
-        r"quasi_score_logit \d+, quasi_score \d+, wilson_t \d+",
+        r"quasi_score_logit \d+, quasi_score \d+, wilson_t \d+, answers_at_zero \d+, within_z \d+",
     ),
     "bench_finetune": (
         ["--json", "{tmp}/finetune.jsonl", "--calibration", "{tmp}/finetune-cal.json"],
@@ -175,3 +176,39 @@ def test_bench_coverage_simulates_the_designs_asked_for_and_says_which_misses_ar
     # 40 experiments: 2 Monte Carlo standard errors at 97.5 % are 4.9 points
     assert re.search(r"more than 2 Monte Carlo standard errors \(at 40 experiments: 2\.47% at 97\.5 %", out)
     assert bench.mc_se(0.975, 4000) == pytest.approx(0.00247, abs=1e-5)
+
+
+def test_bench_coverage_alternatives_differ_from_the_primary_interval_only_where_they_say():
+    """The two narrowings measured against the primary interval's coarse-count over-coverage (docs/statistics.md):
+    `answers_at_zero` changes only the boundary rule (0 of 40 answers: Wilson's on 40 answers, 8.8 %, in place of
+    Wilson's on 8 questions, 32.4 %); `within_z` only the quantile of the within-question part (equal where the
+    answers vary only between questions, strictly inside where they vary within)."""
+    bench = _bench_module("bench_coverage")
+    zero = np.zeros((1, 8, 5))
+    assert bench.quasi_score(zero)[1] == pytest.approx(0.3244, abs=1e-4)
+    assert bench.answers_at_zero(zero)[1] == pytest.approx(0.0876, abs=1e-4)
+    assert bench.within_z(zero) == bench.quasi_score(zero)
+    mixed = np.zeros((1, 8, 5))
+    mixed[0, :3, :2] = 1  # 2 of 5 answers on three questions: variation within questions
+    assert bench.answers_at_zero(mixed) == bench.quasi_score(mixed)
+    (lo_z, hi_z), (lo, hi) = bench.within_z(mixed), bench.quasi_score(mixed)
+    assert lo < lo_z and hi_z < hi
+    between = np.zeros((1, 8, 5))
+    between[0, :2] = 1  # two questions all misaligned, six none: no variation within any question
+    assert bench.within_z(between) == pytest.approx(bench.quasi_score(between), abs=1e-12)
+
+
+def test_bench_coverage_two_point_family_concentrates_the_behaviour_and_shows_what_the_boundary_rule_buys(capsys):
+    """--family two_point: each question carries the behaviour or (almost) not; the estimand is the population's
+    rate. Under it, Wilson's on every answer at 0 of n (`answers_at_zero`) misses every sample of 8 questions that
+    holds no carrier (one in ten), where the primary interval's rule on the clusters covers it."""
+    bench = _bench_module("bench_coverage")
+    rng = np.random.default_rng(3)
+    design = (1, 8, 5, 1.0, 0.10)
+    cells = [bench.draw(design, bench.mu_for(0.10, 1.0), rng, "two_point") for _ in range(2000)]
+    theta = cells[0][1]
+    assert theta == pytest.approx(0.25 * 0.4 + 0.75 * 0.002)
+    assert np.mean([y.mean() for y, _ in cells]) == pytest.approx(theta, abs=0.005)
+    assert 0.06 < np.mean([y.sum() == 0 for y, _ in cells]) < 0.16  # 0.75^8 = 10 % hold no carrier (and no answer)
+    res = bench.simulate(design, 300, ["quasi_score", "answers_at_zero"], np.random.default_rng(0), family="two_point")
+    assert res["quasi_score"][0] - res["answers_at_zero"][0] > 0.05
