@@ -57,7 +57,7 @@ from scipy.stats import norm, t as tdist
 
 from emgrid.stats.cluster_t import boundary_rate_interval
 from emgrid.stats import hierarchical_bootstrap, layout, percentile_interval, wilson_interval
-from emgrid.stats.cluster_t import mean_interval, rate_interval, within_variance
+from emgrid.stats.cluster_t import mean_interval, quasi_score_interval, rate_interval, t_quantile, within_variance
 
 GH_X, GH_W = np.polynomial.hermite_e.hermegauss(60)
 GH_W = GH_W / GH_W.sum()
@@ -115,18 +115,14 @@ def answers_at_zero(y: np.ndarray) -> tuple[float, float]:
 
 def within_z(y: np.ndarray) -> tuple[float, float]:
     """The primary interval with the normal quantile on its within-question (binomial) part and t(Q - 1) on the
-    between part only: (p - theta)^2 <= z^2 W r + t^2 B max(r, r^2) (same boundary rule)."""
+    between part only: (p - theta)^2 <= z^2 W r + t^2 B max(r, r^2) (same boundary rule). Computed as the primary
+    interval with W scaled by (z / t)^2, so that its t^2 becomes z^2 on that part."""
     p, var, q, _ = _question_stats(y)
     if not (0 < p < 1 and var > 0):
         return boundary_rate_interval(p, y.shape[0] * q, 0.95)
     within = min(within_variance(y.ravel(), _questions(y)), var)
-    z2, t2, scale = float(norm.ppf(0.975)) ** 2, float(tdist.ppf(0.975, q - 1)) ** 2, p * (1 - p)
-
-    def outside(theta: float) -> float:
-        r = theta * (1 - theta) / scale
-        return (p - theta) ** 2 - z2 * within * r - t2 * (var - within) * max(r, r * r)
-
-    return float(brentq(outside, 0.0, p, xtol=1e-12)), float(brentq(outside, p, 1.0, xtol=1e-12))
+    scaled = within * (float(norm.ppf(0.975)) / t_quantile(q, 0.95)) ** 2
+    return quasi_score_interval(p, var - within + scaled, scaled, q, 0.95)
 
 
 def quasi_score_logit(y: np.ndarray) -> tuple[float, float]:

@@ -198,7 +198,7 @@ def test_bench_coverage_alternatives_differ_from_the_primary_interval_only_where
     assert bench.within_z(between) == pytest.approx(bench.quasi_score(between), abs=1e-12)
 
 
-def test_bench_coverage_two_point_family_concentrates_the_behaviour_and_shows_what_the_boundary_rule_buys(capsys):
+def test_bench_coverage_two_point_family_concentrates_the_behaviour_and_shows_what_the_boundary_rule_buys():
     """--family two_point: each question carries the behaviour or (almost) not; the estimand is the population's
     rate. Under it, Wilson's on every answer at 0 of n (`answers_at_zero`) misses every sample of 8 questions that
     holds no carrier (one in ten), where the primary interval's rule on the clusters covers it."""
