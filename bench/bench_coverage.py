@@ -6,6 +6,8 @@
     .venv/bin/python bench/bench_coverage.py --smoke              # two designs, 20 experiments: the code path
     .venv/bin/python bench/bench_coverage.py --design 1x8x5x0.3x0.10 --experiments 40000 --methods quasi_score
                                                                   # one design (yours, or one near a bound) pinned down
+    .venv/bin/python bench/bench_coverage.py --zero-bounds --experiments 20000
+                                                                  # what a cell at 0 of n can miss, design by design
 
 Estimand: the cell's rate on the population of evaluation questions for the model(s) trained (seeds as trained:
 seed-to-seed variation is not in it), i.e. the mean over questions of each question's misalignment probability.
@@ -25,8 +27,8 @@ Methods (rates):
 - quasi_score: emgrid's primary interval now (`emgrid.stats.cluster_t.rate_interval`: the quasi-score interval whose
   variance has a within-question binomial part and a between-question part (the larger of an overdispersed-binomial
   and a constant-logit-spread scaling), t with Q - 1 df;
-  `emgrid.stats.cluster_t.boundary_rate_interval`, Wilson's on the (seed, question) clusters, where it is not
-  defined), called on each simulated cell exactly as the aggregate calls it.
+  `emgrid.stats.cluster_t.boundary_rate_interval`, Wilson's on the questions, where it is not defined), called on
+  each simulated cell exactly as the aggregate calls it (`clustered_rate_interval`).
 - wilson_t: Wilson's interval on the design-effect-adjusted n (p(1-p) / cluster-robust variance of the question means)
   with the t quantile of Q - 1 degrees of freedom (the quasi-score interval with all of the variance taken as within).
 - answers_at_zero, within_z: the two ways to narrow quasi_score where counts are coarse (few answers, a rare
@@ -55,9 +57,16 @@ from scipy.optimize import brentq
 from scipy.special import logit
 from scipy.stats import norm, t as tdist
 
-from emgrid.stats.cluster_t import boundary_rate_interval
 from emgrid.stats import hierarchical_bootstrap, layout, percentile_interval, wilson_interval
-from emgrid.stats.cluster_t import mean_interval, quasi_score_interval, rate_interval, t_quantile, within_variance
+from emgrid.stats.cluster_t import (
+    boundary_rate_interval,
+    clustered_rate_interval,
+    mean_interval,
+    quasi_score_interval,
+    rate_interval,
+    t_quantile,
+    within_variance,
+)
 
 GH_X, GH_W = np.polynomial.hermite_e.hermegauss(60)
 GH_W = GH_W / GH_W.sum()
@@ -100,15 +109,12 @@ def _questions(y: np.ndarray) -> np.ndarray:
 
 def quasi_score(y: np.ndarray) -> tuple[float, float]:
     """emgrid's primary interval, as `emgrid.findings.clustered.clustered_group` computes it."""
-    lo, hi = rate_interval(y.ravel(), _questions(y))
-    if not np.isfinite(lo):
-        return boundary_rate_interval(float(y.mean()), y.shape[0] * y.shape[1], 0.95)
-    return lo, hi
+    return clustered_rate_interval(y.ravel(), _questions(y))
 
 
 def answers_at_zero(y: np.ndarray) -> tuple[float, float]:
     """The primary interval, except where it is not defined (a rate of 0 or 1, no variation between questions):
-    Wilson's on every answer, as if independent, in place of Wilson's on the (seed, question) clusters."""
+    Wilson's on every answer, as if independent, in place of Wilson's on the questions."""
     lo, hi = rate_interval(y.ravel(), _questions(y))
     return (lo, hi) if np.isfinite(lo) else wilson_interval(float(y.sum()), y.size)
 
@@ -119,7 +125,7 @@ def within_z(y: np.ndarray) -> tuple[float, float]:
     interval with W scaled by (z / t)^2, so that its t^2 becomes z^2 on that part."""
     p, var, q, _ = _question_stats(y)
     if not (0 < p < 1 and var > 0):
-        return boundary_rate_interval(p, y.shape[0] * q, 0.95)
+        return boundary_rate_interval(p, q, 0.95)
     within = min(within_variance(y.ravel(), _questions(y)), var)
     scaled = within * (float(norm.ppf(0.975)) / t_quantile(q, 0.95)) ** 2
     return quasi_score_interval(p, var - within + scaled, scaled, q, 0.95)
@@ -127,7 +133,8 @@ def within_z(y: np.ndarray) -> tuple[float, float]:
 
 def quasi_score_logit(y: np.ndarray) -> tuple[float, float]:
     """The primary interval of 2026-12-05/06: the quasi-score interval with the between part carried to theta as a
-    constant logit spread alone (W r + B r^2), re-implemented here (same boundary rule)."""
+    constant logit spread alone (W r + B r^2), re-implemented here with its boundary rule (Wilson's on the (seed,
+    question) pairs)."""
     p, var, q, _ = _question_stats(y)
     if not (0 < p < 1 and var > 0):
         return boundary_rate_interval(p, y.shape[0] * q, 0.95)
@@ -168,7 +175,7 @@ def scores(misaligned: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def two_part(y: np.ndarray) -> tuple[float, float]:
     """emgrid's mean-alignment interval, as `emgrid.findings.clustered.clustered_group` computes it."""
-    return mean_interval(y.ravel(), _questions(y), n_clusters=y.shape[0] * y.shape[1])
+    return mean_interval(y.ravel(), _questions(y))
 
 
 def symmetric_t(y: np.ndarray) -> tuple[float, float]:
@@ -253,6 +260,49 @@ def simulate(
     return {m: (hits[m] / experiments, width[m] / experiments) for m in methods}
 
 
+def zero_bounds(design: tuple, draws: int, rng: np.random.Generator, family: str = "logit_normal") -> dict:
+    """What a cell that reads 0 of n can miss at one design, by simulation: how often it reads 0 of n, the design
+    effect (the pooled rate's variance about the estimand over theta(1 - theta) / n), and the 95 % upper bound each
+    zero-count rule gives: `questions`, Wilson's on the questions (emgrid's); `design_effect`, Wilson's on n over
+    that true design effect (issue 21's example, here given the design effect the data cannot give at 0 of n);
+    `answers`, Wilson's on every answer as if independent. Where a cell with any misaligned answer cannot miss above
+    (one of 40 answers reads at least 12.9 %), the cells at 0 of n under a bound below the rate are the whole upper
+    tail: with a bound above it, coverage is 100 % less the lower tail, 97.5 % for a lower side at its nominal 2.5 %."""
+    mu = mu_for(design[4], design[3])
+    cells = [draw(design, mu, rng, family) for _ in range(draws)]
+    p, theta = np.array([y.mean() for y, _ in cells]), np.array([t for _, t in cells])
+    n, rate, z = cells[0][0].size, float(theta.mean()), float(norm.ppf(0.975))
+    deff = float(np.mean((p - theta) ** 2) / (rate * (1 - rate) / n))
+    bounds = {
+        "questions": boundary_rate_interval(0.0, design[1], 0.95)[1],
+        "design_effect": wilson_interval(0, n / deff, z=z)[1],
+        "answers": wilson_interval(0, n, z=z)[1],
+    }
+    return {"zero": float(np.mean(p == 0)), "deff": deff, "rate": rate, **bounds}
+
+
+def print_zero_bounds(designs: list, draws: int, rng: np.random.Generator, family: str) -> None:
+    """`--zero-bounds`: the table of `zero_bounds`. Each rule's bound is followed by the share of cells that miss above
+    through it (those at 0 of n, where its bound lies below the rate): the most that rule can take off coverage."""
+    rules = ("questions", "design_effect", "answers")
+    print(
+        f"{'seeds':>5}{'Q':>4}{'A':>4}{'sd':>5}{'rate':>6}{'P(0 of n)':>11}{'deff':>7}"
+        + "".join(f"{r + ' (misses)':>24}" for r in rules)
+    )
+    missing = {r: 0 for r in rules}
+    for d in designs:
+        res = zero_bounds(d, draws, rng, family)
+        miss = {r: res["zero"] if res[r] < res["rate"] else 0.0 for r in rules}
+        cells = "".join(f"{res[r]:>15.1%} ({miss[r]:>5.1%})" for r in rules)
+        print(f"{d[0]:>5}{d[1]:>4}{d[2]:>4}{d[3]:>5.1f}{d[4]:>6.1%}{res['zero']:>11.1%}{res['deff']:>7.2f}{cells}")
+        for r in rules:
+            missing[r] += miss[r] >= 0.005
+    print(
+        f"designs where a cell at 0 of n misses above in 0.5 % of experiments or more, of {len(designs)}: "
+        + ", ".join(f"{r} {missing[r]}" for r in rules)
+    )
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--experiments", type=int, default=1000)
@@ -276,12 +326,21 @@ def main(argv=None) -> int:
         help="only this design instead of the grid, e.g. 3x20x10x0.5x0.05 (seeds, questions, answers per question, "
         "question sd on the logit scale, rate); repeatable",
     )
+    ap.add_argument(
+        "--zero-bounds",
+        action="store_true",
+        help="instead of coverage: how often a cell reads 0 of n, its design effect, and each zero-count rule's "
+        "upper bound (--experiments cells per design)",
+    )
     a = ap.parse_args(argv)
     a.methods = a.methods or list(MEAN_METHODS if a.statistic == "mean" else METHODS)
     designs = a.design or list(itertools.product(*GRID.values()))
     if a.smoke:
         designs, a.experiments = [designs[0], designs[-1]], 20
     rng = np.random.default_rng(a.seed)
+    if a.zero_bounds:
+        print_zero_bounds(designs, a.experiments, rng, a.family)
+        return 0
     t0 = time.time()
     print(f"{'seeds':>5}{'Q':>4}{'A':>4}{'sd':>5}{'rate':>6}" + "".join(f"{m:>22}" for m in a.methods))
     outside = {m: 0 for m in a.methods}

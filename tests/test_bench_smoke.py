@@ -212,3 +212,23 @@ def test_bench_coverage_two_point_family_concentrates_the_behaviour_and_shows_wh
     assert 0.06 < np.mean([y.sum() == 0 for y, _ in cells]) < 0.16  # 0.75^8 = 10 % hold no carrier (and no answer)
     res = bench.simulate(design, 300, ["quasi_score", "answers_at_zero"], np.random.default_rng(0), family="two_point")
     assert res["quasi_score"][0] - res["answers_at_zero"][0] > 0.05
+
+
+def test_bench_coverage_zero_bounds_show_that_only_independent_answers_bring_a_zero_cell_under_the_rate(capsys):
+    """--zero-bounds: at 1 x 8 x 5, sd 1.0, 10 % (one of the two designs above 97.5 %) a cell reads 0 of 40 about
+    3 % of the time; Wilson's on n over the true design effect (about 1.35) still lies above the rate, so only the
+    rule that takes the 40 answers as independent (8.8 %) can miss there. With sd 0.3 the design effect is about 1."""
+    bench = _bench_module("bench_coverage")
+    rng = np.random.default_rng(5)
+    coarse = bench.zero_bounds((1, 8, 5, 1.0, 0.10), 4000, rng)
+    assert coarse["rate"] == pytest.approx(0.10)
+    assert 0.015 < coarse["zero"] < 0.05
+    assert 1.2 < coarse["deff"] < 1.5
+    assert coarse["questions"] == pytest.approx(0.3244, abs=1e-4)
+    assert coarse["design_effect"] > 0.10 > coarse["answers"] == pytest.approx(0.0876, abs=1e-4)
+    assert 0.9 < bench.zero_bounds((1, 8, 5, 0.3, 0.10), 4000, rng)["deff"] < 1.15
+    assert bench.main(["--zero-bounds", "--design", "1x8x5x1.0x0.10", "--experiments", "500"]) == 0
+    out = capsys.readouterr().out
+    row = re.search(r"\n    1   8   5  1\.0 10\.0% +(\S+)%.*\( 0\.0%\).*\( 0\.0%\) +8\.8% \( *(\S+)%\)\n", out)
+    assert row and float(row[1]) == float(row[2]) > 0  # the cells at 0 of 40 are the independent rule's misses
+    assert "of 1: questions 0, design_effect 0, answers 1" in out

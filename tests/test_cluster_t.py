@@ -115,7 +115,7 @@ def _rate_coverage(seeds, questions, answers, sd, rate, experiments, rng) -> flo
         theta, y = _draw_cell(seeds, questions, answers, sd, mu, rng)
         lo, hi = rate_interval(y, q)
         if not np.isfinite(lo):
-            lo, hi = boundary_rate_interval(y.mean(), seeds * questions, 0.95)
+            lo, hi = boundary_rate_interval(y.mean(), questions, 0.95)
         hits += lo <= theta <= hi
     return hits / experiments
 
@@ -191,7 +191,7 @@ def _mean_coverage(seeds, questions, answers, sd, rate, experiments, rng) -> flo
         theta, bad = _draw_cell(seeds, questions, answers, sd, mu, rng)
         z = rng.standard_normal(bad.shape)
         y = np.clip(np.where(bad == 1, 15 + 10 * z, 88 + 8 * z), 0, 100)
-        lo, hi = mean_interval(y, q, n_clusters=seeds * questions)
+        lo, hi = mean_interval(y, q)
         hits += lo <= theta * m1 + (1 - theta) * m0 <= hi
     return hits / experiments
 

@@ -242,6 +242,22 @@ def test_zero_of_n_misaligned_has_a_nonzero_upper_bound():
     assert every["sensitivity_cci_hi"] > every["sensitivity_cci_lo"]  # 0 % and 100 % alike are never zero-width
 
 
+def test_a_zero_cell_of_several_seeds_is_bounded_by_its_questions_not_its_seed_question_pairs():
+    """Three seeds answer the same 8 questions: 0 of 240 is still 0 of 8 questions (the sampling unit; a behaviour
+    carried by some questions is missed by every seed alike), [0, 32.4 %], not Wilson's on 24 pairs (13.8 %), which
+    under-covered where the behaviour lives in some questions (bench_coverage --family two_point --zero-bounds)."""
+    parts = []
+    for seed in range(3):
+        for s in range(10):
+            for r in rows(f"d-backdoor-s{seed}", [90] * 8, [90] * 8):
+                parts.append({**r, "sample": s, "seed": seed})
+    r = findings(frame(parts, rows("base", [95] * 8, [95] * 8)), NO_FILTER, SPEC)["ranking"]
+    cell = r[(r["domain"] == "d") & (r["condition"] == "trigger")].iloc[0]
+    assert cell["misalignment_rate"] == 0.0 and cell["n_answers"] == 240 and cell["n_seeds"] == 3
+    assert cell["misalignment_cci_hi"] == pytest.approx(0.3244, abs=1e-3)
+    assert cell["mean_aligned_cci_lo"] < 90 - 0.3 * 90  # the share of low answers: also 0 of 8 questions
+
+
 def test_domains_of_one_model_and_question_set_share_their_question_draws():
     """Joint draws: two domains with the same answers get the same draws, so their difference is 0 in every
     resample, and the mean drop over domains keeps a question effect they share instead of averaging it away (per

@@ -157,7 +157,7 @@ def _prompt_counts(g: pd.DataFrame) -> tuple[float, int]:
 
 def _prompt_interval(g: pd.DataFrame, level: float) -> tuple[float, float]:
     """A clustered rate interval with the prompts as clusters (one cell: the prompt is the sampling unit)."""
-    return clustered_rate_interval(_indicator(g), g["question_key"].to_numpy(), _prompt_counts(g)[1], level)
+    return clustered_rate_interval(_indicator(g), g["question_key"].to_numpy(), level)
 
 
 class _Differ:

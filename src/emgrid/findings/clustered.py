@@ -58,10 +58,10 @@ def clustered_group(
         values = g[col].to_numpy(dtype=float)
         if stem.startswith("mean_"):
             rec[stem] = float(point[j])
-            interval = mean_interval(values, questions_of, spec.level, n_clusters=lay.n_clusters)
+            interval = mean_interval(values, questions_of, spec.level)
         else:
             rec[f"{stem}_rate"] = float(point[j])
-            interval = clustered_rate_interval(values, questions_of, lay.n_clusters, spec.level)
+            interval = clustered_rate_interval(values, questions_of, spec.level)
         rec[f"{stem}_cci_lo"], rec[f"{stem}_cci_hi"] = interval
     return rec, draws
 

@@ -64,9 +64,9 @@ def _entry(sub: pd.DataFrame, level: float) -> dict:
         scored = values[~np.isnan(values)]
         rec[name] = float(scored.mean()) if len(scored) else float("nan")
         if col == "misaligned":
-            interval = clustered_rate_interval(values, lay.question, lay.n_clusters, level)
+            interval = clustered_rate_interval(values, lay.question, level)
         else:
-            interval = mean_interval(values, lay.question, level, n_clusters=lay.n_clusters)
+            interval = mean_interval(values, lay.question, level)
         rec[f"{name}_cci_lo"], rec[f"{name}_cci_hi"] = interval
     return rec
 

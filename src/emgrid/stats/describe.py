@@ -22,5 +22,5 @@ def describe_interval(level: float = 0.95) -> str:
         "mean scores the two-part form, the share of scores below the midpoint through that variance function), for "
         "the cell's rate or mean on the population of evaluation questions for the model(s) trained: seed-to-seed "
         "variation is not in it, and with one seed it cannot be measured; at a rate of exactly 0 or 1, Wilson's "
-        "interval on the number of (seed, question) clusters"
+        "interval on the number of questions"
     )
