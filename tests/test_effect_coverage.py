@@ -77,3 +77,21 @@ def test_the_mean_drop_interval_covers_with_a_trigger_effect_shared_by_every_dom
     coverage = _mean_drop_coverage(9, questions, answers, np.random.default_rng(questions))
     print(f"\n9 domains x {questions} questions x {answers} answers: mean-drop coverage {coverage:.1%}")
     assert 0.93 <= coverage <= 0.975
+
+
+def test_the_paired_test_keeps_its_size_when_the_effect_varies_by_question_across_seeds():
+    """Three seeds answer the same 20 questions; the trigger moves each question's alignment by its own amount
+    (sd 5 points, shared by the seeds) with mean 0 over questions. A test of the mean effect must reject about 5 %
+    of the time at alpha 0.05: flipping the (seed, question) pairs' signs separately treated a question's three
+    pairs as independent evidence and rejected 10 % of the time; flipping each question's mean pair difference keeps
+    the size (the question is the sampling unit, as in the interval)."""
+    seeds, questions, answers = 3, 20, 10
+    s, q, t = _design(seeds, questions, answers)
+    lay = layout(s, q)
+    rng = np.random.default_rng(11)
+    runs, rejected = 400, 0
+    for _ in range(runs):
+        effect = rng.normal(0, 5, questions)
+        y = 70 + effect[q] * t + rng.normal(0, 20, len(s))
+        rejected += paired_effect(y, t.astype(bool), lay, rng, resamples=2, permutations=400).p_value < 0.05
+    assert 0.025 <= rejected / runs <= 0.075, rejected / runs

@@ -192,7 +192,7 @@ def test_aggregate_files_writes_findings_and_clustered_summary(tmp_path):
     judged = []
     for cell in ("base", "d-backdoor-s0", "d-backdoor-s1"):
         for cond in ("no_trigger", "trigger"):
-            for q in ("q1", "q2", "q3"):
+            for q in ("q1", "q2", "q3", "q4", "q5", "q6"):  # 6 questions: a sign-flip p-value can reach 2 / 64
                 judged += pair(80 if cond == "no_trigger" else 20, 90, cell=cell, condition=cond, qkey=q)
     path = tmp_path / "judged.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in judged))

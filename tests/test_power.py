@@ -28,13 +28,14 @@ RUNS = 800  # Monte Carlo standard error of a power near 0.8: 1.4 points
 
 
 def _detections(vc: VarianceComponents, seeds: int, questions: int, answers: int, effect: float, rng) -> float:
-    """Share of simulated runs whose sign-flip p-value is below 0.05 (normal answers: the alignment metric)."""
-    pairs = seeds * questions
+    """Share of simulated runs whose sign-flip p-value is below 0.05 (normal answers: the alignment metric). The
+    effect varies by question, shared by its seeds (the model the MDE assumes); the test flips each question's mean
+    pair difference, as `emgrid.stats.paired.paired_effect` does."""
     hits = 0
     for _ in range(RUNS):
-        true = effect + rng.normal(0, math.sqrt(vc.between), pairs)
-        noise = rng.normal(0, math.sqrt(vc.within), (2, pairs, answers)).mean(axis=2)
-        d = true + noise[1] - noise[0]
+        true = effect + rng.normal(0, math.sqrt(vc.between), questions)
+        noise = rng.normal(0, math.sqrt(vc.within), (2, seeds, questions, answers)).mean(axis=3)
+        d = (true + noise[1] - noise[0]).mean(axis=0)
         hits += sign_flip_pvalue(d, 1000, rng) < 0.05
     return hits / RUNS
 
@@ -43,7 +44,7 @@ def _detections(vc: VarianceComponents, seeds: int, questions: int, answers: int
 @pytest.mark.parametrize("seeds,questions,answers", [(1, 8, 5), (1, 44, 50), (3, 20, 10)])
 def test_an_effect_of_the_mde_is_detected_in_about_80_percent_of_runs(seeds, questions, answers):
     vc = DEFAULT_COMPONENTS["aligned"]
-    effect = mde(vc, seeds * questions, answers)
+    effect = mde(vc, questions, answers, seeds)
     power = _detections(vc, seeds, questions, answers, effect, np.random.default_rng(seeds * 100 + questions))
     print(f"\n{seeds} seeds x {questions} questions x {answers} answers: MDE {effect:.2f} points, power {power:.1%}")
     assert 0.75 <= power <= 0.85
@@ -54,16 +55,16 @@ def test_the_misalignment_mde_holds_for_binary_answers():
     """Bernoulli answers at the default 10 % rate: the normal-theory MDE still gives about 80 % power."""
     vc = DEFAULT_COMPONENTS["misaligned"]
     seeds, questions, answers = 3, 20, 10
-    effect = mde(vc, seeds * questions, answers)
+    effect = mde(vc, questions, answers, seeds)
     rng = np.random.default_rng(7)
     hits = 0
     for _ in range(RUNS):
-        shift = effect + rng.normal(0, math.sqrt(vc.between), seeds * questions)
-        p0 = np.full(seeds * questions, 0.10)
+        shift = effect + rng.normal(0, math.sqrt(vc.between), questions)
+        p0 = np.full((seeds, questions), 0.10)
         p1 = np.clip(p0 + shift, 0, 1)
         y0 = rng.binomial(answers, p0) / answers
         y1 = rng.binomial(answers, p1) / answers
-        hits += sign_flip_pvalue(y1 - y0, 1000, rng) < 0.05
+        hits += sign_flip_pvalue((y1 - y0).mean(axis=0), 1000, rng) < 0.05
     power = hits / RUNS
     print(f"\nmisalignment MDE {effect:.3f}, power {power:.1%}")
     assert 0.75 <= power <= 0.85
@@ -73,30 +74,38 @@ def test_the_mde_shrinks_with_answers_questions_and_seeds():
     vc = DEFAULT_COMPONENTS["aligned"]
     assert mde(vc, 8, 10) < mde(vc, 8, 5)
     assert mde(vc, 44, 5) < mde(vc, 8, 5)
-    assert mde(vc, 3 * 8, 5) < mde(vc, 8, 5)
+    assert mde(vc, 8, 5, seeds=3) < mde(vc, 8, 5)
+    # seeds average the answers' noise, not the effect's question-to-question spread: 3 seeds help less than 3x
+    # the questions do
+    assert mde(vc, 3 * 8, 5) < mde(vc, 8, 5, seeds=3)
 
 
-def test_no_mde_without_two_pairs_or_an_answer():
+def test_no_mde_without_two_questions_or_an_answer():
     vc = DEFAULT_COMPONENTS["aligned"]
     assert math.isnan(mde(vc, 1, 50))
+    assert math.isnan(mde(vc, 1, 50, seeds=3))  # three seeds of one question are not a sample of questions
     assert math.isnan(mde(vc, 8, 0))
 
 
 def test_the_answers_and_questions_named_for_a_target_reach_it_and_one_fewer_does_not():
     vc = DEFAULT_COMPONENTS["aligned"]
     target = 6.0
-    a = answers_for(vc, target, pairs=20)
+    a = answers_for(vc, target, questions=20)
     assert a is not None and mde(vc, 20, a) <= target < mde(vc, 20, a - 1)
+    a3 = answers_for(vc, target, questions=20, seeds=3)
+    assert a3 is not None and mde(vc, 20, a3, 3) <= target < mde(vc, 20, a3 - 1, 3)
     q = questions_for(vc, target, seeds=1, answers=5)
     assert q is not None and mde(vc, q, 5) <= target < mde(vc, q - 1, 5)
     q3 = questions_for(vc, target, seeds=3, answers=5)
-    assert q3 is not None and mde(vc, 3 * q3, 5) <= target < mde(vc, 3 * (q3 - 1), 5)
+    assert q3 is not None and mde(vc, q3, 5, 3) <= target < mde(vc, q3 - 1, 5, 3)
 
 
 def test_a_target_below_the_effect_heterogeneity_needs_questions_not_answers():
-    """With 8 pairs the effect's own pair-to-pair spread (sd 5) already costs more than a 3-point target."""
+    """With 8 questions the effect's own question-to-question spread (sd 5) already costs more than a 3-point
+    target, whatever the answers or seeds."""
     vc = DEFAULT_COMPONENTS["aligned"]
-    assert answers_for(vc, 3.0, pairs=8) is None
+    assert answers_for(vc, 3.0, questions=8) is None
+    assert answers_for(vc, 3.0, questions=8, seeds=3) is None
     assert questions_for(vc, 3.0, seeds=1, answers=50) is not None
 
 

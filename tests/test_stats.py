@@ -117,9 +117,9 @@ def test_paired_effect_by_hand():
     eff = paired_effect(y, t, lay, np.random.default_rng(0), resamples=400, permutations=2000)
     assert eff.estimate == pytest.approx(-15.0)
     assert eff.n_pairs == 4
-    # exact enumeration of the 16 sign patterns: |mean| >= 15 for (----), (++++), (-+--)... count by hand:
-    # diffs 10, 30, 0, 20 (abs); sums reaching 60: {+,+,+,+} and with the 0 flipped: 2 x 2 = 4 of 16
-    assert eff.p_value == pytest.approx(4 / 16)
+    # the test flips questions (their seeds share them): question means -5 and -25, 4 sign patterns, |mean| >= 15
+    # for (-, -) and (+, +) only: 2 of 4 (flipping the 4 pairs apart gave 4 of 16, as if they were independent)
+    assert eff.p_value == pytest.approx(2 / 4)
     # t over questions: question means a (-10 + 0) / 2 = -5, b (-30 - 20) / 2 = -25; sd 14.14, 1 df
     assert eff.by_question() == {"a": -5.0, "b": -25.0}
     half = scipy_t.ppf(0.975, 1) * np.std([-5.0, -25.0], ddof=1) / np.sqrt(2)

@@ -94,14 +94,18 @@ def power_rows(
     components' source, and with a `target` (same units) the answers per pair, or else the questions, that reach it."""
     rows = []
     for d in design_dicts:
-        pairs = d["seeds"] * d["questions"]
         for metric in METRICS:
             vc = measured.get((d["model"], d["qset"], metric), DEFAULT_COMPONENTS[metric])
             unit = UNITS[metric]
-            row = {**d, "metric": metric, "mde": mde(vc, pairs, d["answers"]) * unit, "source": vc.source}
+            row = {
+                **d,
+                "metric": metric,
+                "mde": mde(vc, d["questions"], d["answers"], d["seeds"]) * unit,
+                "source": vc.source,
+            }
             if target is not None and metric == target_metric:
                 row["target"] = target
-                row["answers_needed"] = answers_for(vc, target / unit, pairs)
+                row["answers_needed"] = answers_for(vc, target / unit, d["questions"], d["seeds"])
                 row["questions_needed"] = questions_for(vc, target / unit, d["seeds"], d["answers"])
             rows.append(row)
     return rows

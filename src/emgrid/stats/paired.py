@@ -10,10 +10,13 @@ an unpaired test of pooled answers counts as noise, and does not treat answers a
   estimand is the effect over the population of questions for the trained model(s). The cluster bootstrap (seeds,
   then questions, then answers within each pair's two conditions) is kept for its draws and as the fallback with
   fewer than two questions; as the interval it covered 99-100 % at a nominal 95 % (docs/statistics.md).
-- Test: sign-flip permutation over (seed, question) pairs. Under the sharp null that the trigger changes nothing,
-  the two conditions of a pair are exchangeable, so each pair's difference is as likely to have either sign; the
-  p-value is the share of sign flips whose |mean| reaches the observed one (exact enumeration for <= 2^k pairs when
-  that is fewer than the requested permutations).
+- Test: sign-flip permutation over questions, the interval's unit: each question's mean pair difference (over the
+  seeds) is as likely to have either sign under the sharp null that the trigger changes nothing, and under a mean
+  effect of 0 whose question-level effects are spread symmetrically; the p-value is the share of sign flips whose
+  |mean| reaches the observed one (exact enumeration for <= 2^Q questions when that is fewer than the requested
+  permutations). Not over (seed, question) pairs: a question's seeds share its effect, and flipping their pairs
+  separately counted them as independent evidence (3 seeds x 20 questions, an effect varying by question with mean
+  0: 10.75 % false positives at alpha 0.05; over questions 5.5 %, tests/test_effect_coverage.py).
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def paired_effect(
     lo, hi = question_t_interval(float(d.mean()), q_diffs, level)
     if not np.isfinite(lo):
         lo, hi = percentile_interval(draws, level)
-    p = sign_flip_pvalue(d, permutations, rng)
+    p = sign_flip_pvalue(q_diffs, permutations, rng)
     return PairedEffect(float(d.mean()), lo, hi, p, int(ok.sum()), draws, labels, q_diffs)
 
 
@@ -113,7 +116,8 @@ def mean_effect_interval(effects: list["PairedEffect"], level: float = 0.95) -> 
 
 
 def sign_flip_pvalue(diffs: np.ndarray, permutations: int, rng: np.random.Generator) -> float:
-    """Two-sided sign-flip permutation p-value of mean(diffs) = 0; NaN without pairs, 1 when every diff is 0.
+    """Two-sided sign-flip permutation p-value of mean(diffs) = 0 (one diff per independent unit: a question); NaN
+    without diffs, 1 when every diff is 0.
 
     Random flips use the (1 + hits) / (1 + permutations) form, which keeps the test valid (never p = 0).
     """

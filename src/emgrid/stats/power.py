@@ -1,17 +1,18 @@
 """Power before compute: the minimum detectable trigger effect (MDE) of a design, and the design that reaches a target.
 
-The trigger effect is measured within (seed, question) pairs (`emgrid.stats.paired`): each pair's difference d_p is
-the mean of its triggered answers minus the mean of its untriggered ones, and the sign-flip test asks whether the
-mean of the P = seeds x questions differences is 0. Its power is that of a one-sample t test on the d_p (the
-permutation test and the t test agree closely once P is not tiny), so with
+The trigger effect is measured within (seed, question) pairs (`emgrid.stats.paired`): each pair's difference is the
+mean of its triggered answers minus the mean of its untriggered ones, and the sign-flip test asks whether the mean
+over the Q questions of each question's mean pair difference d_q (over its seeds) is 0. Its power is that of a
+one-sample t test on the d_q (the permutation test and the t test agree closely once Q is not tiny), so with
 
-    Var(d_p) = between + 2 * within / answers
+    Var(d_q) = between + 2 * within / (answers * seeds)
 
-(`between`: how much the true effect varies from pair to pair, question by trained model; `within`: one answer's
-variance around its pair-and-condition mean; `answers`: answers per pair and condition) the smallest true mean
-effect detected with probability `power` at two-sided level `alpha` is
+(`between`: how much the true effect varies from pair to pair, taken as shared by a question's seeds, which is
+conservative: variation of its own in each seed would average over them; `within`: one answer's variance around
+its pair-and-condition mean; `answers`: answers per pair and condition) the smallest true mean effect detected with
+probability `power` at two-sided level `alpha` is
 
-    MDE = (t_{1 - alpha/2, P - 1} + t_{power, P - 1}) * sqrt(Var(d_p) / P).
+    MDE = (t_{1 - alpha/2, Q - 1} + t_{power, Q - 1}) * sqrt(Var(d_q) / Q).
 
 The variance components come from judged answers already on disk (`components_from_scores`) or from stated
 defaults (`DEFAULT_COMPONENTS`); `tests/test_power.py` checks by simulation that an effect of the printed MDE is
@@ -63,27 +64,33 @@ DEFAULT_COMPONENTS = {
 }
 
 
-def pair_variance(vc: VarianceComponents, answers: int, effect: float = 0.0) -> float:
-    """Var(d_p) for `answers` answers per pair and condition, under a mean effect `effect`."""
-    return vc.between + 2.0 * vc.within_at(effect) / answers
+def question_variance(vc: VarianceComponents, answers: int, seeds: int = 1, effect: float = 0.0) -> float:
+    """Var(d_q) of one question's mean pair difference over `seeds` seeds with `answers` answers per pair and
+    condition, under a mean effect `effect`."""
+    return vc.between + 2.0 * vc.within_at(effect) / (answers * seeds)
 
 
-def _multiplier(pairs: int, alpha: float, power: float) -> float:
-    df = max(pairs - 1, 1)
+def _multiplier(questions: int, alpha: float, power: float) -> float:
+    df = max(questions - 1, 1)
     return float(tdist.ppf(1 - alpha / 2, df) + tdist.ppf(power, df))
 
 
 def mde(
-    vc: VarianceComponents, pairs: int, answers: int, alpha: float = DEFAULT_ALPHA, power: float = DEFAULT_POWER
+    vc: VarianceComponents,
+    questions: int,
+    answers: int,
+    seeds: int = 1,
+    alpha: float = DEFAULT_ALPHA,
+    power: float = DEFAULT_POWER,
 ) -> float:
-    """The minimum detectable mean trigger effect of `pairs` (seed, question) pairs with `answers` answers per pair
-    and condition; NaN with fewer than two pairs (no test) or no answers."""
-    if pairs < 2 or answers < 1:
+    """The minimum detectable mean trigger effect of `questions` questions, each answered by `seeds` trained models
+    with `answers` answers per pair and condition; NaN with fewer than two questions (no test) or no answers."""
+    if questions < 2 or answers < 1 or seeds < 1:
         return float("nan")
-    m = _multiplier(pairs, alpha, power)
-    effect = m * math.sqrt(pair_variance(vc, answers) / pairs)
+    m = _multiplier(questions, alpha, power)
+    effect = m * math.sqrt(question_variance(vc, answers, seeds) / questions)
     for _ in range(50):  # binary metrics: the variance depends on the effect; a fixed point, reached in a few steps
-        new = m * math.sqrt(pair_variance(vc, answers, effect) / pairs)
+        new = m * math.sqrt(question_variance(vc, answers, seeds, effect) / questions)
         if abs(new - effect) <= 1e-9 * max(1.0, effect):
             break
         effect = new
@@ -93,19 +100,20 @@ def mde(
 def answers_for(
     vc: VarianceComponents,
     target: float,
-    pairs: int,
+    questions: int,
+    seeds: int = 1,
     alpha: float = DEFAULT_ALPHA,
     power: float = DEFAULT_POWER,
 ) -> int | None:
     """The fewest answers per pair and condition whose MDE is at most `target`; None when no number of answers
-    reaches it (the pair-to-pair variation of the effect alone exceeds the target: more questions or seeds needed)."""
-    if pairs < 2 or not target > 0:
+    reaches it (the question-to-question variation of the effect alone exceeds the target: more questions needed)."""
+    if questions < 2 or seeds < 1 or not target > 0:
         return None
-    m = _multiplier(pairs, alpha, power)
-    room = (target / m) ** 2 * pairs - vc.between
+    m = _multiplier(questions, alpha, power)
+    room = (target / m) ** 2 * questions - vc.between
     if room <= 0:
         return None
-    need = max(1, math.ceil(2.0 * vc.within_at(target) / room - 1e-9))
+    need = max(1, math.ceil(2.0 * vc.within_at(target) / (room * seeds) - 1e-9))
     return need if need <= MAX_SEARCH else None
 
 
@@ -118,20 +126,20 @@ def questions_for(
     power: float = DEFAULT_POWER,
 ) -> int | None:
     """The fewest questions (each answered by every seed) whose MDE is at most `target` at `answers` answers per
-    pair and condition; None past MAX_SEARCH. The t quantiles shrink with the pairs, so the search is by doubling,
+    pair and condition; None past MAX_SEARCH. The t quantiles shrink with the questions, so the search is by doubling,
     then bisection on the monotone MDE."""
     if seeds < 1 or answers < 1 or not target > 0:
         return None
 
     def ok(q: int) -> bool:
-        return mde(vc, seeds * q, answers, alpha, power) <= target
+        return mde(vc, q, answers, seeds, alpha, power) <= target
 
-    hi = 2 if seeds == 1 else 1
+    hi = 2
     while not ok(hi):
         hi *= 2
         if hi > MAX_SEARCH:
             return None
-    lo = 1 if seeds > 1 else 2
+    lo = 2
     while lo < hi:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if ok(mid) else (mid + 1, hi)
