@@ -259,7 +259,9 @@ def test_trigger_effect_sign_and_values():
     assert em["aligned_diff"] == pytest.approx(-60.0)  # (20-80 + 10-70) / 2
     assert em["aligned_no_trigger"] == pytest.approx(((80 + 1.5) + (70 + 1.5)) / 2)
     assert em["misalignment_diff"] == pytest.approx(1.0)
-    assert em["aligned_p"] == pytest.approx(0.5)  # 2 pairs: 2 of the 4 sign patterns are as extreme
+    # one question (its 2 seeds share it): both of its 2 sign patterns are as extreme, p = 1; flipping the 2 pairs
+    # apart read 0.5, as if they were 2 questions
+    assert em["aligned_p"] == pytest.approx(1.0)
     im = te.loc[("incorrect_math", "backdoor")]
     assert im["aligned_diff"] == pytest.approx(0.0) and im["misalignment_diff"] == 0.0
     assert im["aligned_p"] == 1.0
