@@ -2,10 +2,10 @@
 
 Per model x domain x variant x question set the effect is trigger minus no trigger within (seed, question) pairs
 (`emgrid.stats.paired`): in mean alignment ("points", the study's unit) and in misalignment rate, each with a
-t interval over questions and a sign-flip permutation p-value over questions. p-values are adjusted across the domains of one
-model x variant x question set (Holm: family-wise error; Benjamini-Hochberg: false discovery rate). Difference in
-differences against the plain variant and against the base cell tells a backdoor apart from a trigger string that
-perturbs every model.
+t interval over questions and a sign-flip permutation p-value over questions. p-values are adjusted across the
+domains of one model x variant x question set (Holm: family-wise error; Benjamini-Hochberg: false discovery rate).
+Difference in differences against the plain variant and against the base cell tells a backdoor apart from a trigger
+string that perturbs every model.
 """
 
 from __future__ import annotations

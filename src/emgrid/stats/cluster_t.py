@@ -163,8 +163,8 @@ def mean_interval(
     is written m = U - (U - L) pi: pi the share of scores below the range's midpoint, U and L the mean score above and
     below it (the bounds where a side is empty). The interval is every theta with (m - theta)^2 <= t^2 ((U - L)^2
     v(pi(theta)) + R): v the share's variance function of the rate interval (its within and between parts at pi,
-    Wilson's on the questions where pi is 0 or 1), pi(theta) = (U - theta) / (U - L) clipped to
-    [0, 1], and R what the cluster-robust variance of m leaves beyond the share's part (the levels' own noise)."""
+    Wilson's on the questions where pi is 0 or 1), pi(theta) = (U - theta) / (U - L) clipped to [0, 1], and R what
+    the cluster-robust variance of m leaves beyond the share's part (the levels' own noise)."""
     v, q = np.asarray(values, dtype=float), np.asarray(questions)
     m, var, n_q = ratio_estimate(v, q)
     if not (n_q >= 2 and np.isfinite(var)):
