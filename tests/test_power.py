@@ -10,16 +10,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy.stats import t as scipy_t
 
 from emgrid.config import validate_config
 from emgrid.power_plan import designs, format_power, power_rows
-from emgrid.stats.paired import sign_flip_pvalue
+from emgrid.stats.paired import sign_flip_floor, sign_flip_pvalue
 from emgrid.stats.power import (
     DEFAULT_COMPONENTS,
     VarianceComponents,
     answers_for,
     components_from_scores,
     mde,
+    question_variance,
     questions_for,
 )
 
@@ -156,3 +158,41 @@ def test_paper_exact_states_its_question_counts_before_the_files_exist():
     config = validate_config(yaml.safe_load((REPO / "config/paper-exact.yaml").read_text()))
     found = {(d["qset"], d["questions"], d["answers"]) for d in designs(config)}
     assert found == {("first_plot", 44, 5), ("all_domains", 220, 5)}
+
+
+def test_the_plan_says_when_a_question_set_is_too_small_for_any_holm_significant_drop():
+    """The trigger test flips questions, so Q questions cannot give a p-value below 2 / 2^Q: 0.0078 at 8, above
+    Holm's first threshold across 11 domains (0.05 / 11 = 0.0045). The plan says so before anything runs, and names
+    the questions that would do (9: 2 / 512 = 0.0039); a set of 44 questions gets no note."""
+    rng = np.random.default_rng(0)
+    assert sign_flip_pvalue(np.ones(8), 2000, rng) == sign_flip_floor(8, 2000) == 2 / 256
+    assert sign_flip_floor(11, 2000) == 1 / 2001  # 2^11 patterns > 2,000: random flips, floor 1 / (1 + flips)
+    small = {"model": "m", "qset": "q8", "seeds": 3, "questions": 8, "answers": 5, "domains": 11}
+    large = {**small, "qset": "q44", "questions": 44}
+    rows = power_rows([small, large], {}, alpha=0.05, permutations=2000)
+    notes = [line for line in format_power(rows) if line.startswith("  note:")]
+    assert notes == [
+        "  note: m / q8: 8 questions: the trigger test's smallest p-value is 0.0078, above Holm's first threshold "
+        "across 11 domain(s) (0.0045), so no domain's drop can be Holm-significant; 9 questions or more can be"
+    ]
+    tiny = power_rows([{**small, "questions": 4}], {}, alpha=0.05, permutations=2000)
+    assert "(nor significant at alpha 0.05)" in tiny[-1]["floor_note"]
+    few_flips = power_rows([large], {}, alpha=0.05, permutations=100)
+    assert few_flips[-1]["floor_note"].endswith("more sign flips (analysis.bootstrap.permutations) are needed")
+
+
+def test_a_misalignment_mde_is_never_zero_when_the_judged_answers_held_no_misaligned_one():
+    """Judged results with no misaligned answer measure a 0 % rate and no spread. The MDE is then the rate a design
+    could tell from 0 (the root of MDE = m sqrt(Var(MDE) / Q) above 0), not 0.0 points, as the demo's plan read."""
+    none = VarianceComponents("misaligned", within=0.0, between=0.0, source="judged", base_rate=0.0)
+    effect = mde(none, 5, 2)
+    m = 2.776 + 0.941  # t(0.975, 4) + t(0.8, 4)
+    assert effect == pytest.approx(m**2 / (5 * 2 + m**2), rel=1e-3)  # e = m sqrt(e (1 - e) / (A S Q))
+    assert 0 < effect < 1
+    assert mde(none, 44, 5) < effect
+    full = VarianceComponents("misaligned", within=0.0, between=0.0, source="judged", base_rate=1.0)
+    assert math.isnan(mde(full, 8, 5))  # nothing left to rise
+    vc = DEFAULT_COMPONENTS["misaligned"]  # a 10 % base rate: the root solves the same equation
+    e = mde(vc, 20, 10, 3)
+    m20 = scipy_t.ppf(0.975, 19) + scipy_t.ppf(0.8, 19)
+    assert e == pytest.approx(m20 * math.sqrt(question_variance(vc, 10, 3, e) / 20), rel=1e-9)

@@ -17,6 +17,9 @@ from emgrid.grid import Cell, domain_variants, question_set
 from emgrid.jobparams import count_answers, generate_params, present_questions
 from emgrid.layout import SCORES_CSV
 from emgrid.scores import analysis_specs, read_scores
+from emgrid.stats import BootstrapSpec
+from emgrid.stats.adjust import DEFAULT_ALPHA
+from emgrid.stats.paired import sign_flip_floor
 from emgrid.stats.power import (
     DEFAULT_COMPONENTS,
     MAX_SEARCH,
@@ -33,14 +36,16 @@ UNITS = {"misaligned": 100.0, "aligned": 1.0}
 
 @dataclass(frozen=True)
 class Design:
-    """One model x question set as configured: trained models (seeds) per domain, questions, and answers per
-    (seed, question) pair and condition (paraphrases x samples, averaged over questions)."""
+    """One model x question set as configured: trained models (seeds) per domain, questions, answers per
+    (seed, question) pair and condition (paraphrases x samples, averaged over questions), and the domains whose
+    trigger tests one correction spans."""
 
     model: str
     qset: str
     seeds: int
     questions: int
     answers: int
+    domains: int = 1
 
 
 def _first_cell(config: dict, model: str) -> Cell:
@@ -65,7 +70,8 @@ def designs(config: dict) -> list[dict]:
                 n_q = question_set(config, qset).get("planned_questions") or 0
                 per_q = generate_params(config, cell, qset)["spec"].get("samples_per_paraphrase") or 1
             if n_q:
-                out.append(asdict(Design(model, qset, len(config["seeds"]), n_q, max(1, round(per_q)))))
+                design = Design(model, qset, len(config["seeds"]), n_q, max(1, round(per_q)), len(config["domains"]))
+                out.append(asdict(design))
     return out
 
 
@@ -88,12 +94,19 @@ def measured_components(scores_csv: str | Path, analysis: dict) -> dict[tuple[st
 
 
 def power_rows(
-    design_dicts: list[dict], measured: dict, target: float | None = None, target_metric: str = "misaligned"
+    design_dicts: list[dict],
+    measured: dict,
+    target: float | None = None,
+    target_metric: str = "misaligned",
+    alpha: float = DEFAULT_ALPHA,
+    permutations: int = BootstrapSpec().permutations,
 ) -> list[dict]:
     """One row per design and metric: the MDE (in percentage points for misalignment, points for alignment), the
-    components' source, and with a `target` (same units) the answers per pair, or else the questions, that reach it."""
+    components' source, with a `target` (same units) the answers per pair, or else the questions, that reach it, and
+    the design's `floor_note` where its question count keeps every domain from Holm significance."""
     rows = []
     for d in design_dicts:
+        note = floor_note(d, alpha, permutations)
         for metric in METRICS:
             vc = measured.get((d["model"], d["qset"], metric), DEFAULT_COMPONENTS[metric])
             unit = UNITS[metric]
@@ -107,8 +120,28 @@ def power_rows(
                 row["target"] = target
                 row["answers_needed"] = answers_for(vc, target / unit, d["questions"], d["seeds"])
                 row["questions_needed"] = questions_for(vc, target / unit, d["seeds"], d["answers"])
-            rows.append(row)
+            rows.append({**row, "floor_note": note if metric == METRICS[-1] else None})
     return rows
+
+
+def floor_note(design: dict, alpha: float, permutations: int) -> str | None:
+    """Where the trigger test's smallest possible p-value (`sign_flip_floor`, Q questions) is above Holm's first
+    threshold across the design's domains, a sentence saying so and how many questions would do; else None. Such a
+    grid reports 0 significant drops whatever the models do, so the plan says it before anything runs."""
+    domains = max(int(design.get("domains", 1)), 1)
+    floor, first = sign_flip_floor(design["questions"], permutations), alpha / domains
+    if floor <= first:
+        return None
+    need = next((q for q in range(2, 64) if sign_flip_floor(q, permutations) <= first), None)
+    text = (
+        f"{design['questions']} questions: the trigger test's smallest p-value is {floor:.2g}, above Holm's first "
+        f"threshold across {domains} domain(s) ({first:.2g}), so no domain's drop can be Holm-significant"
+    )
+    if floor > alpha:
+        text += f" (nor significant at alpha {alpha:g})"
+    if need is None:
+        return text + "; more sign flips (analysis.bootstrap.permutations) are needed"
+    return text + f"; {need} questions or more can be"
 
 
 def power_for_plan(
@@ -118,8 +151,10 @@ def power_for_plan(
     measured on `workdir`'s results/summary/scores.csv when it exists."""
     if not power.get("designs"):
         return []
-    measured = measured_components(Path(workdir) / SCORES_CSV, power.get("analysis") or {})
-    return power_rows(power["designs"], measured, target, target_metric)
+    analysis = power.get("analysis") or {}
+    measured = measured_components(Path(workdir) / SCORES_CSV, analysis)
+    _, _, boot, alpha = analysis_specs(analysis)
+    return power_rows(power["designs"], measured, target, target_metric, alpha, boot.permutations)
 
 
 def _needed(row: dict) -> str:
@@ -150,4 +185,6 @@ def format_power(rows: list[dict]) -> list[str]:
             else f"alignment {r['mde']:.1f} points"
         )
         lines.append(f"  {r['model']} / {r['qset']} ({design}): {what} [variance: {r['source']}]{_needed(r)}")
+        if r.get("floor_note"):
+            lines.append(f"  note: {r['model']} / {r['qset']}: {r['floor_note']}")
     return lines

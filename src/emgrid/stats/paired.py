@@ -137,6 +137,15 @@ def sign_flip_pvalue(diffs: np.ndarray, permutations: int, rng: np.random.Genera
     return (1 + hits) / (1 + permutations)
 
 
+def sign_flip_floor(n: int, permutations: int) -> float:
+    """The smallest p-value `sign_flip_pvalue` can give for `n` diffs (questions): 2 / 2^n where it enumerates every
+    sign pattern (the observed one and its mirror reach it), 1 / (1 + permutations) where it draws them; NaN without
+    diffs. A p-value floor above a correction's threshold means no result can pass it, whatever the data."""
+    if n < 1:
+        return float("nan")
+    return 2.0 / 2**n if 2**n <= permutations else 1.0 / (1 + permutations)
+
+
 def effect_difference(a: PairedEffect, b: PairedEffect, level: float = 0.95) -> tuple[float, float, float]:
     """Difference in differences a - b of two effects measured on independent models that answered the same
     questions (e.g. backdoor vs plain, or backdoor vs base): the estimate and the t interval over questions of the

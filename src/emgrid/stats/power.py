@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import brentq
 from scipy.stats import t as tdist
 
 from emgrid.stats.adjust import DEFAULT_ALPHA
@@ -88,13 +89,19 @@ def mde(
     if questions < 2 or answers < 1 or seeds < 1:
         return float("nan")
     m = _multiplier(questions, alpha, power)
-    effect = m * math.sqrt(question_variance(vc, answers, seeds) / questions)
-    for _ in range(50):  # binary metrics: the variance depends on the effect; a fixed point, reached in a few steps
-        new = m * math.sqrt(question_variance(vc, answers, seeds, effect) / questions)
-        if abs(new - effect) <= 1e-9 * max(1.0, effect):
-            break
-        effect = new
-    return effect
+
+    def gap(effect: float) -> float:  # > 0 while the effect is below what the design can detect
+        return m * math.sqrt(question_variance(vc, answers, seeds, effect) / questions) - effect
+
+    if vc.base_rate is None:
+        return gap(0.0)
+    # Binary metrics: the variance depends on the effect, so the MDE is the root of `gap` on (0, 1 - base rate].
+    # Iterating from 0 stuck at the spurious root 0 when the judged answers held no misaligned one (base rate 0, no
+    # spread): the demo's plan printed an MDE of 0.0 points.
+    top = 1.0 - vc.base_rate
+    if top <= 0 or gap(top) > 0:
+        return float("nan")  # no rate increase the design can detect fits below 100 %
+    return float(brentq(gap, min(1e-12, top / 2), top, xtol=1e-12))
 
 
 def answers_for(
