@@ -129,7 +129,7 @@ def sign_flip_pvalue(diffs: np.ndarray, permutations: int, rng: np.random.Genera
     if observed == 0:
         return 1.0
     tol = 1e-12 * max(1.0, observed)
-    if 2**n <= permutations:
+    if _enumerates(n, permutations):
         signs = np.array(list(itertools.product((-1.0, 1.0), repeat=n)))
         return float(np.mean(np.abs(signs @ d) / n >= observed - tol))
     signs = rng.integers(0, 2, size=(permutations, n)) * 2.0 - 1.0
@@ -143,7 +143,13 @@ def sign_flip_floor(n: int, permutations: int) -> float:
     diffs. A p-value floor above a correction's threshold means no result can pass it, whatever the data."""
     if n < 1:
         return float("nan")
-    return 2.0 / 2**n if 2**n <= permutations else 1.0 / (1 + permutations)
+    return 2.0 / 2**n if _enumerates(n, permutations) else 1.0 / (1 + permutations)
+
+
+def _enumerates(n: int, permutations: int) -> bool:
+    """Whether the sign-flip test enumerates all 2^n sign patterns of n diffs (no more than the flips asked for)
+    instead of drawing `permutations` of them: the one rule behind its p-values and their floor."""
+    return 2**n <= permutations
 
 
 def effect_difference(a: PairedEffect, b: PairedEffect, level: float = 0.95) -> tuple[float, float, float]:
